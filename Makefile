@@ -1,0 +1,65 @@
+# KK99 Exchange — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+NATIVE_SOURCES := $(wildcard trading/native/*.c trading/native/*.h trading/native/build_ffi.py)
+
+.PHONY: help install assets run migrate seed test test-native test-python bench clean
+
+help:
+	@echo "make run    - set up everything and start the demo exchange on http://$(HOST):$(PORT)"
+	@echo "make test   - the whole suite (C + Python); PostgreSQL/Redis used when reachable"
+	@echo "make bench  - benchmarks; results written to docs/benchmarks.md"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+# Installing the project compiles the native order book (cffi_modules in setup.py).
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml setup.py $(NATIVE_SOURCES)
+	$(PIP) install --quiet -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed assets
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# Front-end packages come from npm; they are copied (not committed) into static/vendor.
+static/vendor/.copied: node_modules/.package-lock.json
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+	cp node_modules/htmx-ext-ws/dist/ws.min.js static/vendor/htmx-ext-ws.min.js
+	cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js static/vendor/lightweight-charts.js
+	@touch $@
+
+assets: static/vendor/.copied
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: seed
+	@$(PY) manage.py demo_banner
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+test-native:
+	$(MAKE) -C trading/native test
+
+test-python: install
+	@source deploy/scripts/test-env.sh && $(PY) -m pytest $(PYTEST_ARGS)
+
+test: install test-native test-python
+
+bench: install
+	$(PY) -m trading.native.bench --write docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor staticfiles build *.egg-info
+	$(MAKE) -C trading/native clean

@@ -1,0 +1,32 @@
+"""Shared fixtures and the service-bound markers.
+
+``@pytest.mark.postgres`` tests run only on PostgreSQL (``make test`` points DATABASE_URL at
+it when it answers) and are skipped — and reported as skipped — on SQLite.
+``@pytest.mark.redis`` likewise needs REDIS_URL."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    has_redis = bool(os.environ.get("REDIS_URL"))
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL not set or not reachable)")
+    skip_redis = pytest.mark.skip(reason="needs Redis (REDIS_URL not set or not reachable)")
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(skip_pg)
+        if "redis" in item.keywords and not has_redis:
+            item.add_marker(skip_redis)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Rate limits and throttles live in the cache: start every test with a clean one."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
