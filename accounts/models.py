@@ -55,3 +55,6 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+
+from accounts.audit import AuditLog  # noqa: E402,F401  (model lives in audit.py, registered here)

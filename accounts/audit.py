@@ -1,0 +1,87 @@
+"""The append-only audit log of security-relevant events.
+
+``audit_record`` is the one way to write it. Rows are never updated or deleted by the
+application (the model refuses), and the admin shows them read-only."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.http import HttpRequest
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", "Login"
+    LOGIN_FAILED = "login_failed", "Login failed"
+    LOGOUT = "logout", "Logout"
+    REGISTER = "register", "Registered"
+    EMAIL_VERIFIED = "email_verified", "Email verified"
+    PASSWORD_RESET = "password_reset", "Password reset"
+    PASSWORD_CHANGED = "password_changed", "Password changed"
+    TOTP_ENABLED = "totp_enabled", "2FA enabled"
+    TOTP_DISABLED = "totp_disabled", "2FA disabled"
+    RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
+    API_KEY_CREATED = "api_key_created", "API key created"
+    API_KEY_REVOKED = "api_key_revoked", "API key revoked"
+    KYC_SUBMITTED = "kyc_submitted", "KYC submitted"
+    KYC_APPROVED = "kyc_approved", "KYC approved"
+    KYC_REJECTED = "kyc_rejected", "KYC rejected"
+    BALANCE_ADJUSTED = "balance_adjusted", "Staff balance adjustment"
+    ACCOUNT_FROZEN = "account_frozen", "Account frozen"
+    ACCOUNT_UNFROZEN = "account_unfrozen", "Account unfrozen"
+    STAFF_ACCESS_DENIED = "staff_access_denied", "Staff access denied"
+
+
+class AuditLog(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=40, choices=AuditAction.choices, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_actions")
+    target_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
+    target = models.CharField(max_length=200, blank=True, help_text="What was acted on, e.g. 'api_key:12'.")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise RuntimeError("Audit log rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("Audit log rows are append-only.")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target}"
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_record(
+    *,
+    action: str,
+    actor=None,
+    target_user=None,
+    target: str = "",
+    request: HttpRequest | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Append one audit row. Call it inside the business action's transaction so the row
+    commits (or rolls back) with the change it describes. Never put secrets in ``details``."""
+    user_agent = request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else ""
+    return AuditLog.objects.create(
+        action=action,
+        actor=actor if getattr(actor, "pk", None) else None,
+        target_user=target_user,
+        target=target[:200],
+        ip=client_ip(request),
+        user_agent=user_agent,
+        details=details or {},
+    )
