@@ -46,8 +46,7 @@ seed: migrate
 	$(PY) manage.py seed_demo
 
 run: seed
-	@$(PY) manage.py demo_banner
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	PY=$(PY) HOST=$(HOST) PORT=$(PORT) deploy/scripts/run-demo.sh
 
 test-native:
 	$(MAKE) -C trading/native test

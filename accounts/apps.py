@@ -1,6 +1,31 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _roles_sync_after_migrate(sender, **kwargs):
+    """Re-sync the back-office roles once per ``migrate``, after the last app's
+    permissions were created (so wildcard grants pick up new permissions)."""
+    from django.apps import apps
+
+    with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
+    if with_models and sender is with_models[-1]:
+        from accounts.roles import roles_sync
+
+        roles_sync()
 
 
 class AccountsConfig(AppConfig):
+    """Wiring of the accounts app: system checks, the OpenAPI auth scheme, the staff-only
+    admin door and the role sync."""
+
     default_auto_field = "django.db.models.BigAutoField"
     name = "accounts"
+
+    def ready(self) -> None:
+        from django.contrib import admin
+
+        from accounts import checks, schema  # noqa: F401  (registration side effects)
+        from accounts.admin_site import install
+
+        install(admin.site)
+        post_migrate.connect(_roles_sync_after_migrate, dispatch_uid="accounts.roles_sync")

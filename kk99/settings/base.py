@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "trading",
     "marketdata",
     "risk",
+    "wallets.chains",
 ]
 
 MIDDLEWARE = [
@@ -90,7 +91,12 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                # WAL lets the engine process and the web server work side by side.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     }
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -271,4 +277,114 @@ KK99 = {
     # Fernet key (urlsafe base64, 32 bytes) for API-key secrets at rest. Derived from
     # SECRET_KEY when unset (development only; production requires it).
     "API_KEY_ENCRYPTION_KEY": env_str("KK99_API_KEY_ENCRYPTION_KEY"),
+    # --- Trading (trading/) ---------------------------------------------------------
+    # 30-day quote volume (summed over all markets, quote treated as USD-equivalent) → a
+    # multiplier on the market's maker/taker fee. The highest tier whose min_volume is
+    # reached applies. Decimals only.
+    "FEE_TIERS": [
+        {"min_volume": Decimal("0"), "maker_multiplier": Decimal("1"), "taker_multiplier": Decimal("1")},
+        {"min_volume": Decimal("1000000"), "maker_multiplier": Decimal("0.8"), "taker_multiplier": Decimal("0.9")},
+        {"min_volume": Decimal("10000000"), "maker_multiplier": Decimal("0.5"), "taker_multiplier": Decimal("0.75")},
+        {"min_volume": Decimal("100000000"), "maker_multiplier": Decimal("0"), "taker_multiplier": Decimal("0.5")},
+    ],
+    # How long the engine caches a user's fee tier (seconds); 0 = recompute every batch.
+    "FEE_TIER_CACHE_SECONDS": env_int("KK99_FEE_TIER_CACHE_SECONDS", 300),
+    # Engine: commands (new orders + cancel requests) taken per batch transaction.
+    "ENGINE_BATCH_SIZE": env_int("KK99_ENGINE_BATCH_SIZE", 500),
+    # Engine: longest idle wait before re-checking (PostgreSQL wakes earlier on NOTIFY).
+    "ENGINE_IDLE_WAIT_SECONDS": float(env_str("KK99_ENGINE_IDLE_WAIT_SECONDS", "1.0")),
+    # Engine on SQLite (no LISTEN/NOTIFY): polling interval.
+    "ENGINE_SQLITE_POLL_SECONDS": float(env_str("KK99_ENGINE_SQLITE_POLL_SECONDS", "0.05")),
+    # Engine standby: how often it tries to take a market's advisory lock.
+    "ENGINE_STANDBY_RETRY_SECONDS": float(env_str("KK99_ENGINE_STANDBY_RETRY_SECONDS", "0.5")),
+    # Depth levels per side kept in the published book snapshot / diffs.
+    "ENGINE_DEPTH_LEVELS": env_int("KK99_ENGINE_DEPTH_LEVELS", 100),
+    # Engine on PostgreSQL: idle_in_transaction_session_timeout of the engine's own sessions, so
+    # a stalled (deposed) owner cannot keep the EngineState row locked and block its standby.
+    "ENGINE_STALLED_TX_TIMEOUT_SECONDS": env_int("KK99_ENGINE_STALLED_TX_TIMEOUT_SECONDS", 5),
+    # order_cancel_replace / wait helpers: how long a service waits for the engine.
+    "ENGINE_WAIT_SECONDS": float(env_str("KK99_ENGINE_WAIT_SECONDS", "5.0")),
+}
+
+# --- Chains (wallets/chains): deposits, withdrawals, the KK99 token ------------------------
+KK99.update(
+    {
+        # Chains whose scanners and withdrawal tasks run. Codes: ETH, BTC, TRX, SOL.
+        "CHAINS_ENABLED": env_list("KK99_CHAINS_ENABLED", ["ETH", "BTC", "TRX", "SOL"]),
+        # Node endpoints. BTC is Bitcoin Core JSON-RPC (user:password in the URL).
+        "CHAIN_RPC_URLS": {
+            "ETH": env_str("KK99_ETH_RPC_URL", "http://127.0.0.1:8545"),
+            "BTC": env_str("KK99_BTC_RPC_URL", "http://kk99:kk99@127.0.0.1:18443"),
+            "TRX": env_str("KK99_TRON_API_URL", "http://127.0.0.1:8090"),
+            "SOL": env_str("KK99_SOLANA_RPC_URL", "http://127.0.0.1:8899"),
+        },
+        # When a block is final enough to credit: an int N = N confirmations (the block plus
+        # N-1 on top); "solidified" = TRON's solidified block; "finalized" = Solana's
+        # finalized commitment.
+        "CHAIN_CONFIRMATIONS": {
+            "ETH": env_int("KK99_ETH_CONFIRMATIONS", 12),
+            "BTC": env_int("KK99_BTC_CONFIRMATIONS", 6),
+            "TRX": "solidified",
+            "SOL": "finalized",
+        },
+        # Bitcoin-family network parameters (address prefixes); pick one by name.
+        "BTC_NETWORK": env_str("KK99_BTC_NETWORK", "regtest"),
+        "BTC_NETWORKS": {
+            "mainnet": {"p2pkh": 0x00, "p2sh": [0x05], "hrp": "bc", "wif": 0x80},
+            "testnet": {"p2pkh": 0x6F, "p2sh": [0xC4], "hrp": "tb", "wif": 0xEF},
+            "regtest": {"p2pkh": 0x6F, "p2sh": [0xC4], "hrp": "bcrt", "wif": 0xEF},
+            "litecoin": {"p2pkh": 0x30, "p2sh": [0x32, 0x05], "hrp": "ltc", "wif": 0xB0},
+            "litecoin-regtest": {"p2pkh": 0x6F, "p2sh": [0x3A, 0xC4], "hrp": "rltc", "wif": 0xEF},
+        },
+        # Blocks scanned per chain per task run, and the deepest reorg the scanner walks back.
+        "CHAIN_SCAN_MAX_BLOCKS": env_int("KK99_CHAIN_SCAN_MAX_BLOCKS", 200),
+        "CHAIN_MAX_REORG_DEPTH": env_int("KK99_CHAIN_MAX_REORG_DEPTH", 200),
+        # A new chain's scanner starts this many blocks below the head (0 = at the head).
+        "CHAIN_SCAN_START_BACK": env_int("KK99_CHAIN_SCAN_START_BACK", 0),
+        # Deposit fee, a fraction of the deposit, to the FEES account.
+        "DEPOSIT_FEE_RATE": Decimal(env_str("KK99_DEPOSIT_FEE_RATE", "0.005")),
+        # Withdrawals worth at least this much (USDT) need one staff approval; at least the
+        # second, two approvals by different staff members.
+        "WITHDRAWAL_APPROVAL_THRESHOLD_USDT": Decimal(env_str("KK99_WITHDRAWAL_APPROVAL_USDT", "1000")),
+        "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD_USDT": Decimal(env_str("KK99_WITHDRAWAL_DUAL_APPROVAL_USDT", "10000")),
+        # Reference prices used to value a withdrawal against the KYC daily limit and the
+        # approval thresholds (an operator setting until a price feed is wired in).
+        "REFERENCE_PRICES_USDT": {
+            "USDT": Decimal("1"),
+            "BTC": Decimal("60000"),
+            "ETH": Decimal("3000"),
+            "TRX": Decimal("0.1"),
+            "SOL": Decimal("150"),
+            "KK99": Decimal("1"),
+        },
+        # A signed-but-unconfirmed withdrawal is re-broadcast (the same bytes) after this long.
+        "WITHDRAWAL_REBROADCAST_SECONDS": env_int("KK99_WITHDRAWAL_REBROADCAST_SECONDS", 300),
+        # The exchange's own internal token (ledger only).
+        "TOKEN_SYMBOL": env_str("KK99_TOKEN_SYMBOL", "KK99"),
+        # Without a Vault URL, secrets come from CHAIN_SECRETS_FALLBACK (and, for ETH/TRX/BTC
+        # xpubs and hot keys, a published development mnemonic) with a loud warning. Set to
+        # false in production: then a missing Vault is an error.
+        "VAULT_ALLOW_LOCAL_FALLBACK": env_bool("KK99_VAULT_ALLOW_LOCAL_FALLBACK", True),
+        "CHAIN_SECRETS_FALLBACK": {},
+    }
+)
+
+# --- Vault (HashiCorp Vault / OpenBao, KV v2) ----------------------------------------------
+VAULT = {
+    "URL": env_str("VAULT_ADDR", ""),
+    "AUTH": env_str("VAULT_AUTH", "token"),  # "token" or "approle"
+    "TOKEN": env_str("VAULT_TOKEN", ""),
+    "ROLE_ID": env_str("VAULT_ROLE_ID", ""),
+    "SECRET_ID": env_str("VAULT_SECRET_ID", ""),
+    "MOUNT": env_str("VAULT_KV_MOUNT", "secret"),
+    "PREFIX": env_str("VAULT_PATH_PREFIX", "kk99"),
+    "TIMEOUT": env_int("VAULT_TIMEOUT", 5),
+}
+
+# --- Celery beat: chain scanners and withdrawal tracking ------------------------------------
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "chains-scan-deposits": {"task": "chains.deposits_scan_all", "schedule": float(env_int("KK99_CHAIN_SCAN_SECONDS", 15))},
+    "chains-process-withdrawals": {"task": "chains.withdrawals_process_all", "schedule": 30.0},
+    "chains-track-withdrawals": {"task": "chains.withdrawals_track_all", "schedule": 30.0},
 }

@@ -15,3 +15,4 @@ CELERY_TASK_ALWAYS_EAGER = True
 KK99 = {**KK99, "STAFF_EMAILS": ["staff@kk99.local", "compliance@kk99.local", "finance@kk99.local"]}
 # Throttling stays on (tests prove it); rates are high except where a test lowers them.
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "10000/min", "user": "10000/min"}}
+STATIC_ROOT = Path(tempfile.mkdtemp(prefix="kk99-static-"))

@@ -1,0 +1,133 @@
+"""Binance-compatible HMAC-SHA256 request signing.
+
+A signed request carries:
+
+* header ``X-MBX-APIKEY``: the public API key;
+* parameters ``timestamp`` (milliseconds since the epoch) and optionally ``recvWindow``
+  (milliseconds, default ``API_RECV_WINDOW_DEFAULT_MS``, at most ``API_RECV_WINDOW_MAX_MS``),
+  in the query string or the form-encoded body;
+* parameter ``signature``: hex HMAC-SHA256, keyed with the API secret, of the *raw* query
+  string with the ``signature`` parameter removed, immediately followed by the *raw* body.
+
+The request is accepted when ``timestamp < now + 1000`` and ``now - timestamp <= recvWindow``
+(Binance's rule). Signatures are compared with :func:`hmac.compare_digest`.
+
+:func:`verify_signed_request` is used by :class:`accounts.authentication.ApiKeyAuthentication`
+and by the Binance-compatible API, which maps the raised :class:`SignedRequestError` codes to
+Binance codes (see :mod:`accounts.errors`).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from urllib.parse import parse_qsl
+
+from django.http import HttpRequest
+from django.http.request import RawPostDataException
+
+from accounts import selectors, services
+from accounts.audit import client_ip
+from accounts.errors import (
+    ApiKeyIpNotAllowed,
+    BadSignature,
+    InvalidApiKey,
+    InvalidParameter,
+    InvalidRecvWindow,
+    MissingParameter,
+    TimestampOutsideRecvWindow,
+)
+from accounts.models import ApiKey, User
+from accounts.validators import ip_allowed
+from kk99.conf import kk99_setting
+
+API_KEY_HEADER = "HTTP_X_MBX_APIKEY"
+FUTURE_TOLERANCE_MS = 1000
+_FORM_TYPES = ("application/x-www-form-urlencoded", "")
+
+
+def sign(secret: str, payload: str | bytes) -> str:
+    """Hex HMAC-SHA256 of ``payload`` — what a client computes (used by tests and tools)."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    return hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+
+
+def _strip_signature(raw: str) -> tuple[str, str | None]:
+    """Remove every ``signature=`` pair from a raw ``a=1&b=2`` string, keeping the rest
+    byte-for-byte. Returns ``(rest, signature)``."""
+    kept, signature = [], None
+    for part in raw.split("&") if raw else []:
+        if part.split("=", 1)[0] == "signature":
+            signature = part.split("=", 1)[1] if "=" in part else ""
+        else:
+            kept.append(part)
+    return "&".join(kept), signature
+
+
+def _django_request(request) -> HttpRequest:
+    """The underlying Django request of a DRF ``Request`` (whose ``.body`` may be consumed)."""
+    return getattr(request, "_request", request)
+
+
+def verify_signed_request(request) -> tuple[User, ApiKey]:
+    """Authenticate a Binance-style signed request. Returns ``(user, api_key)`` or raises a
+    :class:`accounts.errors.SignedRequestError` subclass. Records the key's last use."""
+    django_request = _django_request(request)
+    meta = django_request.META
+    key = meta.get(API_KEY_HEADER, "").strip()
+    if not key or len(key) > 64:
+        raise InvalidApiKey("API-key format invalid.")
+    api_key = selectors.api_key_get_active(key=key)
+    if api_key is None or not api_key.user.is_active:
+        raise InvalidApiKey("Invalid API key, or the key has been revoked.")
+    if not ip_allowed(client_ip(django_request), api_key.ip_allowlist):
+        raise ApiKeyIpNotAllowed()
+
+    raw_query = meta.get("QUERY_STRING", "")
+    content_type = (meta.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+    try:
+        raw_body = django_request.body or b""
+    except RawPostDataException as exc:  # the body was already streamed (multipart)
+        raise InvalidParameter("Signed requests must be form-encoded or JSON, not multipart.") from exc
+    query_rest, query_signature = _strip_signature(raw_query)
+    body_signature = None
+    if raw_body and content_type in _FORM_TYPES:
+        try:
+            body_text = raw_body.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise InvalidParameter("The body must be ASCII form-encoded.") from exc
+        body_rest, body_signature = _strip_signature(body_text)
+        payload = (query_rest + body_rest).encode()
+        params = dict(parse_qsl(query_rest, keep_blank_values=True)) | dict(parse_qsl(body_rest, keep_blank_values=True))
+    else:
+        payload = query_rest.encode() + raw_body
+        params = dict(parse_qsl(query_rest, keep_blank_values=True))
+    signature = query_signature if query_signature is not None else body_signature
+
+    if "timestamp" not in params:
+        raise MissingParameter("Mandatory parameter 'timestamp' was not sent.", parameter="timestamp")
+    if not signature:
+        raise MissingParameter("Mandatory parameter 'signature' was not sent.", parameter="signature")
+    try:
+        timestamp = int(params["timestamp"])
+    except ValueError as exc:
+        raise InvalidParameter("Parameter 'timestamp' must be an integer (milliseconds).", parameter="timestamp") from exc
+    max_window = int(kk99_setting("API_RECV_WINDOW_MAX_MS"))
+    recv_window = params.get("recvWindow", str(kk99_setting("API_RECV_WINDOW_DEFAULT_MS")))
+    try:
+        recv_window_ms = int(recv_window)
+    except ValueError as exc:
+        raise InvalidRecvWindow(parameter="recvWindow", max_ms=max_window) from exc
+    if not 0 < recv_window_ms <= max_window:
+        raise InvalidRecvWindow(f"recvWindow must be between 1 and {max_window}.", parameter="recvWindow", max_ms=max_window)
+
+    now_ms = int(time.time() * 1000)
+    if not (timestamp < now_ms + FUTURE_TOLERANCE_MS and now_ms - timestamp <= recv_window_ms):
+        raise TimestampOutsideRecvWindow(server_time=now_ms, recv_window=recv_window_ms)
+
+    expected = sign(services.api_key_secret(api_key=api_key), payload)
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise BadSignature()
+
+    services.api_key_touch(api_key=api_key)
+    return api_key.user, api_key

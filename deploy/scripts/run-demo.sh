@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The demo exchange in one terminal: matching engine, background jobs, market-making bot and
+# the web server (HTTP + WebSockets). Ctrl-C stops all of them.
+set -uo pipefail
+PY=${PY:-.venv/bin/python}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+export KK99_DEMO_BASE_URL="http://$HOST:$PORT"
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+}
+trap cleanup EXIT INT TERM
+
+has_command() { "$PY" manage.py help "$1" >/dev/null 2>&1; }
+
+if has_command run_engine; then
+  "$PY" manage.py run_engine & pids+=($!)
+fi
+if [ -n "${REDIS_URL:-}" ]; then
+  "$(dirname "$PY")/celery" -A kk99 worker --beat --loglevel=INFO --concurrency=2 & pids+=($!)
+fi
+if has_command demo_bot; then
+  "$PY" manage.py demo_bot & pids+=($!)
+fi
+"$PY" manage.py demo_banner
+"$PY" manage.py runserver "$HOST:$PORT" --noreload

@@ -1,0 +1,78 @@
+"""Seed a demo exchange: markets (when trading is installed), demo users with funds, a staff
+user. Idempotent: running it twice changes nothing the second time (funding uses
+idempotency keys)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import BaseCommand, call_command, get_commands
+from django.db import transaction
+from django.utils import timezone
+
+DEMO_PASSWORD = "kk99-demo-pass"  # printed by `demo_banner`; demo only
+STAFF_EMAIL = "staff@kk99.local"
+DEMO_USERS = {
+    "alice@kk99.local": {"USDT": "100000", "BTC": "2", "ETH": "20", "SOL": "500", "TRX": "100000", "KK99": "50000", "USD": "100000", "AAPL": "200"},
+    "bob@kk99.local": {"USDT": "100000", "BTC": "2", "ETH": "20", "SOL": "500", "TRX": "100000", "KK99": "50000", "USD": "100000", "AAPL": "200"},
+    "maker@kk99.local": {"USDT": "5000000", "BTC": "100", "ETH": "1000", "SOL": "20000", "TRX": "10000000", "KK99": "5000000", "USD": "5000000", "AAPL": "10000"},
+}
+
+
+class Command(BaseCommand):
+    help = "Seed the demo exchange (idempotent)."
+
+    def handle(self, *args, **options):
+        if "seed_markets" in get_commands():
+            call_command("seed_markets", verbosity=options.get("verbosity", 1))
+        with transaction.atomic():
+            staff = self._user(STAFF_EMAIL, staff=True)
+            admin_group = Group.objects.filter(name="admin").first()
+            if admin_group is not None:
+                staff.groups.add(admin_group)
+            for email in DEMO_USERS:
+                self._user(email, staff=False)
+        self._fund(staff)
+        self.stdout.write(self.style.SUCCESS("Demo exchange seeded."))
+
+    def _user(self, email: str, *, staff: bool):
+        User = get_user_model()
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            user = User.objects.create_user(email=email, password=DEMO_PASSWORD)
+        user.email_verified_at = user.email_verified_at or timezone.now()
+        user.kyc_tier = max(user.kyc_tier, 2)
+        if staff:
+            user.is_staff = True
+            user.is_superuser = True
+        user.save()
+        return user
+
+    def _fund(self, staff) -> None:
+        from wallets.models import Asset
+
+        try:
+            from wallets.services import ledger_adjust
+        except ImportError:  # ledger not installed yet
+            return
+        from wallets.errors import DuplicateLedgerEvent
+
+        User = get_user_model()
+        for email, amounts in DEMO_USERS.items():
+            user = User.objects.get(email=email)
+            for symbol, amount in amounts.items():
+                asset = Asset.objects.filter(symbol=symbol).first()
+                if asset is None:
+                    continue
+                try:
+                    ledger_adjust(
+                        staff=staff,
+                        user=user,
+                        asset=asset,
+                        amount=Decimal(amount),
+                        reason="Demo funding",
+                        idempotency_key=f"demo-seed:{email}:{symbol}",
+                    )
+                except DuplicateLedgerEvent:
+                    pass
