@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class TradingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "trading"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
