@@ -388,3 +388,15 @@ CELERY_BEAT_SCHEDULE = {
     "chains-process-withdrawals": {"task": "chains.withdrawals_process_all", "schedule": 30.0},
     "chains-track-withdrawals": {"task": "chains.withdrawals_track_all", "schedule": 30.0},
 }
+
+# --- Binance-compatible API ------------------------------------------------------------------
+KK99.update(
+    {
+        # Request weight allowed per IP per minute, and the 418 ban after repeated 429s.
+        "BINANCE_WEIGHT_PER_MINUTE": env_int("KK99_BINANCE_WEIGHT_PER_MINUTE", 6000),
+        "BINANCE_BAN_SECONDS": env_int("KK99_BINANCE_BAN_SECONDS", 120),
+        # How long POST /api/v3/order (RESULT/FULL) and DELETE wait for the engine.
+        "BINANCE_ORDER_RESULT_WAIT_SECONDS": float(env_str("KK99_BINANCE_ORDER_RESULT_WAIT_SECONDS", "2.0")),  # seconds, not money
+        "BINANCE_CANCEL_WAIT_SECONDS": float(env_str("KK99_BINANCE_CANCEL_WAIT_SECONDS", "2.0")),
+    }
+)

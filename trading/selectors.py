@@ -1,0 +1,127 @@
+"""Trading read-only queries (selectors): orders, fills, markets, the book snapshot."""
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.db.models import Q, QuerySet
+
+from trading.engine.core import depth_cache_key
+from trading.errors import TradingError, TradingErrorCode
+from trading.models import EngineState, Market, Order, Trade
+
+
+def market_list(*, visible_only: bool = False) -> QuerySet[Market]:
+    qs = Market.objects.select_related("base", "quote").order_by("symbol")
+    return qs
+
+
+def market_get(*, symbol: str) -> Market:
+    market = Market.objects.select_related("base", "quote").filter(symbol=str(symbol or "").upper()).first()
+    if market is None:
+        raise TradingError(TradingErrorCode.INVALID_SYMBOL, "Invalid symbol.", symbol=symbol)
+    return market
+
+
+def order_get(*, user, order_id: int | None = None, client_order_id: str | None = None, market: Market | None = None) -> Order:
+    """One of the user's orders by id or client order id (``unknown_order`` if none)."""
+    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user)
+    if market is not None:
+        qs = qs.filter(market=market)
+    if order_id is not None:
+        order = qs.filter(pk=order_id).first()
+    elif client_order_id:
+        order = qs.filter(client_order_id=client_order_id).first()
+    else:
+        raise TradingError(TradingErrorCode.INVALID_PARAMETER, "Either order id or client order id is required.", param="order_id")
+    if order is None:
+        raise TradingError(TradingErrorCode.UNKNOWN_ORDER, "Order does not exist.", status=404)
+    return order
+
+
+def order_list_open(*, user, market: Market | None = None) -> QuerySet[Order]:
+    """Open orders (PENDING_NEW, PENDING_TRIGGER, NEW, PARTIALLY_FILLED), oldest first."""
+    qs = Order.objects.select_related("market").filter(user=user, status__in=Order.OPEN_STATUSES)
+    if market is not None:
+        qs = qs.filter(market=market)
+    return qs.order_by("id")
+
+
+def order_history(*, user, market: Market | None = None, from_id: int | None = None, start=None, end=None, limit: int = 500) -> QuerySet[Order]:
+    """All the user's orders (Binance allOrders): ascending id, optional filters."""
+    qs = Order.objects.select_related("market").filter(user=user)
+    if market is not None:
+        qs = qs.filter(market=market)
+    if from_id is not None:
+        qs = qs.filter(pk__gte=from_id)
+    if start is not None:
+        qs = qs.filter(created_at__gte=start)
+    if end is not None:
+        qs = qs.filter(created_at__lte=end)
+    return qs.order_by("id")[:limit]
+
+
+def fill_list(*, user, market: Market | None = None, order_id: int | None = None, from_trade_id: int | None = None, start=None, end=None, limit: int = 500) -> QuerySet[Trade]:
+    """The user's trades (as maker or taker), ascending (market, trade_id). Use
+    ``Trade.side_for(user.pk)`` and the maker/taker fields to render a fill."""
+    qs = Trade.objects.select_related("market", "maker_fee_asset", "taker_fee_asset").filter(Q(maker_user=user) | Q(taker_user=user))
+    if market is not None:
+        qs = qs.filter(market=market)
+    if order_id is not None:
+        qs = qs.filter(Q(maker_order_id=order_id) | Q(taker_order_id=order_id))
+    if from_trade_id is not None:
+        qs = qs.filter(trade_id__gte=from_trade_id)
+    if start is not None:
+        qs = qs.filter(created_at__gte=start)
+    if end is not None:
+        qs = qs.filter(created_at__lte=end)
+    return qs.order_by("market_id", "trade_id")[:limit]
+
+
+def trade_list_recent(*, market: Market, limit: int = 500) -> list[Trade]:
+    """Public recent trades of a market, oldest first."""
+    rows = list(Trade.objects.filter(market=market).order_by("-trade_id")[:limit])
+    rows.reverse()
+    return rows
+
+
+def engine_state_get(*, market: Market) -> EngineState | None:
+    return EngineState.objects.filter(market=market).first()
+
+
+def depth_snapshot(*, market: Market) -> dict:
+    """The latest committed top of book the engine published
+    ``{"last_update_id", "bids": [[price, qty], …], "asks": …, "last_price"}`` (strings),
+    empty before the engine's first batch."""
+    snap = cache.get(depth_cache_key(market.symbol))
+    if snap is None:
+        snap = depth_from_database(market=market)
+    return snap
+
+
+def depth_from_database(*, market: Market, levels: int = 100) -> dict:
+    """The book aggregated from resting orders (when no cache snapshot is shared, e.g. the
+    SQLite demo with a local-memory cache)."""
+    from decimal import Decimal
+
+    from django.db import transaction
+    from django.db.models import F, Sum
+
+    with transaction.atomic():
+        state = EngineState.objects.filter(market=market).first()
+        rows = (
+            Order.objects.filter(market=market, status__in=Order.RESTING_STATUSES)
+            .values("side", "price")
+            .annotate(q=Sum(F("quantity") - F("executed_qty") - F("prevented_qty")))
+        )
+        bids: dict[Decimal, Decimal] = {}
+        asks: dict[Decimal, Decimal] = {}
+        for r in rows:
+            (bids if r["side"] == Order.Side.BUY else asks)[r["price"]] = r["q"]
+    def fmt(d: dict, reverse: bool) -> list:
+        return [[str(p.normalize()), str(q.normalize())] for p, q in sorted(d.items(), reverse=reverse)[:levels] if q > 0]
+    return {
+        "symbol": market.symbol,
+        "last_update_id": state.depth_update_id if state else 0,
+        "bids": fmt(bids, True),
+        "asks": fmt(asks, False),
+        "last_price": None if state is None or state.last_price is None else str(state.last_price),
+    }

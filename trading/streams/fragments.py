@@ -1,0 +1,230 @@
+"""Context builders and renderers for the trading page's fragments.
+
+The same templates render a fragment for a full page, an HTMX request and a WebSocket push
+(htmx swaps pushed elements out of band by their stable root ``id``). Everything is rendered
+by the template engine (auto-escaped); no HTML is built in Python.
+
+Public fragments (book, trades, ticker) are rendered from a feed's in-memory state and need
+no database; private ones (open orders, history, fills, balances) read through selectors.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.template.loader import render_to_string
+
+ZERO = Decimal(0)
+BOOK_ROWS = 14
+TRADE_ROWS = 40
+DEPTH_BUCKETS = 20
+
+
+def places(increment: Decimal) -> int:
+    """Decimal places of a tick/step size (0.01 → 2, 1 → 0)."""
+    exp = increment.normalize().as_tuple().exponent
+    return max(0, -int(exp))
+
+
+def fmt(value, digits: int, *, grouping: bool = True) -> str:
+    if value is None or value == "":
+        return "—"
+    d = Decimal(str(value))
+    return f"{d:,.{digits}f}" if grouping else f"{d:.{digits}f}"
+
+
+def fmt_compact(value: Decimal) -> str:
+    """Large volumes as 1.23K / 4.56M / 7.89B."""
+    v = Decimal(value)
+    for bound, suffix in ((Decimal(10) ** 9, "B"), (Decimal(10) ** 6, "M"), (Decimal(10) ** 3, "K")):
+        if abs(v) >= bound:
+            return f"{v / bound:,.2f}{suffix}"
+    return f"{v:,.2f}"
+
+
+@dataclass(frozen=True)
+class MarketFormat:
+    symbol: str
+    base: str
+    quote: str
+    price_places: int
+    qty_places: int
+
+    @classmethod
+    def of(cls, market) -> MarketFormat:
+        return cls(market.symbol, market.base.symbol, market.quote.symbol, places(market.tick_size), places(market.step_size))
+
+    def price(self, v) -> str:
+        return fmt(v, self.price_places)
+
+    def qty(self, v) -> str:
+        return fmt(v, self.qty_places)
+
+
+# --- public fragments ---------------------------------------------------------------------------
+
+
+def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int = BOOK_ROWS) -> dict:
+    """Rows for the aggregated book: asks shown high→low above the spread, bids below, each
+    with its cumulative total and a depth-shading bucket (CSS class; CSP forbids inline
+    styles)."""
+    def side(levels):
+        out, cum = [], ZERO
+        for price, qty in levels[:rows]:
+            q = Decimal(str(qty))
+            cum += q
+            out.append({"price": mf.price(price), "raw_price": str(price), "qty": mf.qty(q), "total": mf.qty(cum), "cum": cum})
+        return out
+
+    bids, asks = side(state.get("bids") or []), side(state.get("asks") or [])
+    top = max([r["cum"] for r in bids[-1:] + asks[-1:]] or [ZERO])
+    for r in bids + asks:
+        r["depth"] = int((r["cum"] / top * DEPTH_BUCKETS).to_integral_value()) if top else 0
+    spread = spread_pct = None
+    if bids and asks:
+        best_bid, best_ask = Decimal(str(state["bids"][0][0])), Decimal(str(state["asks"][0][0]))
+        spread = mf.price(best_ask - best_bid)
+        spread_pct = f"{(best_ask - best_bid) / best_ask * 100:.3f}" if best_ask else None
+    return {
+        "mf": mf, "bids": bids, "asks": list(reversed(asks)), "spread": spread, "spread_pct": spread_pct,
+        "seq": state.get("last_update_id", 0), "last_price": mf.price(last_price) if last_price is not None else None,
+    }
+
+
+def trades_context(mf: MarketFormat, trades) -> dict:
+    import datetime as dt
+
+    rows = []
+    for t in list(trades)[-TRADE_ROWS:][::-1]:
+        when = dt.datetime.fromtimestamp(t["time"] / 1000, tz=dt.timezone.utc)
+        rows.append({"id": t["trade_id"], "price": mf.price(t["price"]), "qty": mf.qty(t["qty"]), "time": when.strftime("%H:%M:%S"), "buy": not t["is_buyer_maker"]})
+    return {"mf": mf, "trades": rows}
+
+
+def ticker_context(mf: MarketFormat, ticker, *, direction: str = "") -> dict:
+    if ticker is None:
+        return {"mf": mf, "t": None}
+    pct = ticker.change_pct
+    return {
+        "mf": mf,
+        "t": {
+            "last": mf.price(ticker.close), "change": mf.price(ticker.change), "pct": f"{pct:+.2f}", "up": pct >= 0,
+            "high": mf.price(ticker.high), "low": mf.price(ticker.low), "volume": fmt_compact(ticker.volume),
+            "quote_volume": fmt_compact(ticker.quote_volume), "raw_last": str(ticker.close),
+        },
+        "direction": direction,
+    }
+
+
+def chart_ticks_json(trades) -> str:
+    """New trades for the chart's live candle: [[time_ms, price, qty], …] (parsed by JS)."""
+    return json.dumps([[t["time"], t["price"], t["qty"]] for t in trades])
+
+
+def render_book(mf: MarketFormat, state: dict, *, last_price=None) -> str:
+    return render_to_string("trading/_book.html", book_context(mf, state, last_price=last_price))
+
+
+def render_trades(mf: MarketFormat, trades) -> str:
+    return render_to_string("trading/_trades.html", trades_context(mf, trades))
+
+
+def render_ticker(mf: MarketFormat, ticker) -> str:
+    return render_to_string("trading/_ticker.html", ticker_context(mf, ticker))
+
+
+def render_chart_ticks(trades, seq: int) -> str:
+    return render_to_string("trading/_chart_ticks.html", {"ticks": chart_ticks_json(trades), "seq": seq})
+
+
+def render_heartbeat(ts: int) -> str:
+    return render_to_string("trading/_heartbeat.html", {"ts": ts})
+
+
+def render_market_row(market_row: dict) -> str:
+    return render_to_string("trading/_market_row.html", {"m": market_row, "oob": True})
+
+
+def market_row(market, ticker) -> dict:
+    mf = MarketFormat.of(market)
+    ctx = ticker_context(mf, ticker)["t"] or {}
+    return {"symbol": market.symbol, "base": mf.base, "quote": mf.quote, "status": market.status, **ctx}
+
+
+# --- private fragments (database reads through selectors) -------------------------------------
+
+
+def open_orders_context(*, user, market) -> dict:
+    from trading.selectors import order_list_open
+
+    mf = MarketFormat.of(market)
+    orders = list(order_list_open(user=user, market=market)) if user.is_authenticated else []
+    return {"mf": mf, "orders": [_order_row(mf, o) for o in reversed(orders)], "market": market}
+
+
+def history_context(*, user, market, limit: int = 30) -> dict:
+    from trading.models import Order
+
+    mf = MarketFormat.of(market)
+    rows = []
+    if user.is_authenticated:
+        qs = Order.objects.filter(user=user, market=market).exclude(status__in=Order.OPEN_STATUSES).order_by("-id")[:limit]
+        rows = [_order_row(mf, o) for o in qs]
+    return {"mf": mf, "orders": rows}
+
+
+def fills_context(*, user, market, limit: int = 30) -> dict:
+    from django.db.models import Q
+
+    from trading.models import Trade
+
+    mf = MarketFormat.of(market)
+    rows = []
+    if user.is_authenticated:
+        qs = Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user), market=market).select_related("maker_fee_asset", "taker_fee_asset").order_by("-trade_id")[:limit]
+        for t in qs:
+            maker = t.maker_user_id == user.pk
+            fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
+            rows.append({
+                "id": t.trade_id, "time": t.created_at, "side": t.side_for(user.pk), "price": mf.price(t.price), "qty": mf.qty(t.qty),
+                "quote": fmt(t.quote_qty, mf.price_places), "fee": f"{fee.normalize():f}", "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
+            })
+    return {"mf": mf, "fills": rows}
+
+
+def balances_context(*, user, market) -> dict:
+    from wallets.selectors import balance_get
+
+    mf = MarketFormat.of(market)
+    rows = {}
+    if user.is_authenticated:
+        for asset in (market.base, market.quote):
+            b = balance_get(user=user, asset=asset)
+            rows[asset.symbol] = {"asset": asset.symbol, "available": b.available, "locked": b.locked, "available_fmt": fmt(b.available, min(asset.precision, 8))}
+    return {"mf": mf, "base": rows.get(market.base.symbol), "quote": rows.get(market.quote.symbol), "authenticated": user.is_authenticated}
+
+
+def _order_row(mf: MarketFormat, o) -> dict:
+    executed = o.executed_qty or ZERO
+    filled_pct = (executed / o.quantity * 100).quantize(Decimal("0.1")) if o.quantity else None
+    avg = (o.cumulative_quote_qty / executed) if executed else None
+    return {
+        "id": o.pk, "time": o.created_at, "side": o.side, "type": o.type.replace("_", " ").title(),
+        "price": mf.price(o.price) if o.price is not None else "Market", "stop": mf.price(o.stop_price) if o.stop_price is not None else "",
+        "qty": mf.qty(o.quantity) if o.quantity is not None else fmt(o.quote_order_qty, mf.price_places) + " " + mf.quote,
+        "executed": mf.qty(executed), "filled_pct": filled_pct, "avg": mf.price(avg) if avg is not None else "—",
+        "status": o.display_status.replace("_", " ").title(), "reason": o.reject_reason, "cancelable": o.is_open and not o.cancel_requested,
+        "canceling": o.is_open and o.cancel_requested,
+    }
+
+
+def render_private(*, user, market) -> str:
+    """Every private fragment of the trading page, concatenated for one out-of-band push."""
+    parts = [
+        render_to_string("trading/_open_orders.html", open_orders_context(user=user, market=market)),
+        render_to_string("trading/_order_history.html", history_context(user=user, market=market)),
+        render_to_string("trading/_fills.html", fills_context(user=user, market=market)),
+        render_to_string("trading/_balances.html", balances_context(user=user, market=market)),
+    ]
+    return "".join(parts)

@@ -1,0 +1,292 @@
+"""The Binance-compatible WebSocket API at ``/ws-api/v3``: ``ping``, ``time`` and the user data
+stream (``userDataStream.subscribe.signature``, ``userDataStream.unsubscribe``,
+``session.subscriptions``).
+
+Signing, as Binance documents it for the WebSocket API: take every parameter of ``params``
+except ``signature``, sort them by name, join them as ``name=value`` with ``&`` and send the
+hex HMAC-SHA256 of that string keyed with the API secret. ``timestamp`` must be within
+``recvWindow`` (default / maximum from the KK99 settings, the same rule as signed REST calls).
+
+After a subscription, the user's private events arrive as
+``{"subscriptionId": n, "event": {...}}`` with ``executionReport`` (one ``x=NEW`` when the
+order is accepted, one ``x=TRADE`` per fill, ``CANCELED`` / ``EXPIRED`` / ``REJECTED`` when it
+ends), ``outboundAccountPosition`` (the balances of the assets a batch touched) and
+``balanceUpdate`` (deposits / withdrawals, when the wallets publish ``balance.delta``).
+Responses: ``{"id", "status": 200, "result", "rateLimits"}``; errors
+``{"id", "status": 4xx, "error": {"code", "msg"}, "rateLimits"}``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import time
+from decimal import Decimal
+
+from channels.db import database_sync_to_async
+
+from kk99.conf import kk99_setting
+from kk99.publish import user_group
+from trading.streams.base import BINANCE_OUTBOX_LIMIT, MAX_INCOMING_PER_SECOND, CLOSE_POLICY, RouterConsumer
+
+REQUEST_WEIGHT_LIMIT = 6000
+FUTURE_TOLERANCE_MS = 1000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+def signature_payload(params: dict) -> str:
+    """What the client signs: params except ``signature``, sorted by name, ``a=1&b=2``."""
+    return "&".join(f"{k}={_param_text(v)}" for k, v in sorted(params.items()) if k != "signature")
+
+
+def _param_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@database_sync_to_async
+def verify_signed_params(params: dict, client_ip: str | None):
+    """The API key's user for signed WebSocket-API params, or :class:`ApiError`."""
+    from accounts import selectors, services
+    from accounts.signing import sign
+    from accounts.validators import ip_allowed
+
+    if not isinstance(params, dict):
+        raise ApiError(400, -1102, "Mandatory parameter 'params' was not sent, was empty/null, or malformed.")
+    key = params.get("apiKey")
+    if not isinstance(key, str) or not key or len(key) > 64:
+        raise ApiError(401, -2014, "API-key format invalid.")
+    for name in ("timestamp", "signature"):
+        if name not in params:
+            raise ApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    api_key = selectors.api_key_get_active(key=key)
+    if api_key is None or not api_key.user.is_active:
+        raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+    if client_ip and not ip_allowed(client_ip, api_key.ip_allowlist):
+        raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+    try:
+        timestamp = int(params["timestamp"])
+        recv_window = int(params.get("recvWindow", kk99_setting("API_RECV_WINDOW_DEFAULT_MS")))
+    except (TypeError, ValueError):
+        raise ApiError(400, -1100, "Illegal characters found in parameter 'timestamp' or 'recvWindow'.") from None
+    if not 0 < recv_window <= int(kk99_setting("API_RECV_WINDOW_MAX_MS")):
+        raise ApiError(400, -1131, "recvWindow must be less than 60000")
+    now = int(time.time() * 1000)
+    if not (timestamp < now + FUTURE_TOLERANCE_MS and now - timestamp <= recv_window):
+        raise ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+    expected = sign(services.api_key_secret(api_key=api_key), signature_payload(params))
+    if not hmac.compare_digest(expected, str(params["signature"]).lower()):
+        raise ApiError(400, -1022, "Signature for this request is not valid.")
+    services.api_key_touch(api_key=api_key)
+    return api_key.user
+
+
+@database_sync_to_async
+def _market_assets(symbol: str) -> tuple[str, str] | None:
+    from trading.models import Market
+
+    row = Market.objects.filter(symbol=symbol).values_list("base__symbol", "quote__symbol").first()
+    return tuple(row) if row else None
+
+
+@database_sync_to_async
+def _order_payload(user_id: int, order_id: int) -> dict | None:
+    from trading.models import Order
+    from trading.services import order_payload
+
+    o = Order.objects.select_related("market").filter(pk=order_id, user_id=user_id).first()
+    return order_payload(o) if o else None
+
+
+@database_sync_to_async
+def _balances(user_id: int, symbols: list[str]) -> list[dict]:
+    from wallets.models import Balance
+
+    rows = {r["asset__symbol"]: r for r in Balance.objects.filter(account__user_id=user_id, asset__symbol__in=symbols).values("asset__symbol", "available", "locked")}
+    out = []
+    for s in symbols:
+        r = rows.get(s)
+        out.append({"a": s, "f": _num(r["available"]) if r else "0", "l": _num(r["locked"]) if r else "0"})
+    return out
+
+
+def _num(value) -> str:
+    if value is None:
+        return "0"
+    return format(Decimal(value).normalize(), "f") if Decimal(value) == 0 else format(Decimal(value), "f")
+
+
+def _ms(iso: str | None) -> int:
+    if not iso:
+        return int(time.time() * 1000)
+    return int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def execution_report(o: dict, *, exec_type: str, now: int, fill: dict | None = None, is_maker: bool = False, fee_asset: str | None = None) -> dict:
+    last_qty = fill["qty"] if fill else "0"
+    last_price = fill["price"] if fill else "0"
+    fee = (fill["maker_fee"] if is_maker else fill["taker_fee"]) if fill else "0"
+    status = o["status"]
+    reason = (o.get("reject_reason") or "NONE").upper() if status == "REJECTED" else "NONE"
+    return {
+        "e": "executionReport", "E": now, "s": o["symbol"], "c": o["client_order_id"], "S": o["side"], "o": o["type"],
+        "f": o["time_in_force"], "q": o["quantity"] or "0", "p": o["price"] or "0", "P": o["stop_price"] or "0",
+        "F": "0", "g": -1, "C": "", "x": exec_type, "X": status, "r": reason, "i": o["id"],
+        "l": last_qty, "z": o["executed_qty"] or "0", "L": last_price, "n": fee, "N": fee_asset,
+        "T": fill["time"] if fill else _ms(o.get("updated_at")), "t": fill["trade_id"] if fill else -1,
+        "I": o.get("engine_seq") or 0, "w": status in ("NEW", "PARTIALLY_FILLED") and o.get("internal_status") != "PENDING_TRIGGER",
+        "m": is_maker, "M": False, "O": _ms(o.get("updated_at")), "Z": o["cumulative_quote_qty"] or "0",
+        "Y": fill.get("quote_qty", "0") if fill else "0", "Q": o["quote_order_qty"] or "0",
+    }
+
+
+class WsApiConsumer(RouterConsumer):
+    outbox_limit = BINANCE_OUTBOX_LIMIT
+
+    async def connect(self):
+        self.subscriptions: dict[int, int] = {}  # subscriptionId → user id
+        self._next_sub = 0
+        self._orders: dict[int, dict] = {}
+        self._announced: set[int] = set()
+        self._assets: dict[str, tuple[str, str] | None] = {}
+        self._recent: list[float] = []
+        self._weight: list[float] = []
+        await self.accept()
+        self._outbox_start()
+
+    async def disconnect(self, code):
+        for uid in set(self.subscriptions.values()):
+            await self.channel_layer.group_discard(user_group(uid), self.channel_name)
+        self.subscriptions.clear()
+        await self._outbox_stop()
+
+    def _rate_limits(self) -> list[dict]:
+        now = time.monotonic()
+        self._weight = [t for t in self._weight if now - t < 60] + [now]
+        return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": REQUEST_WEIGHT_LIMIT, "count": len(self._weight)}]
+
+    def _put(self, body: dict) -> None:
+        self.outbox.put(json.dumps(body, separators=(",", ":")))
+
+    async def receive(self, text_data=None, bytes_data=None):
+        now = time.monotonic()
+        self._recent = [t for t in self._recent if now - t < 1.0] + [now]
+        if len(self._recent) > MAX_INCOMING_PER_SECOND:
+            await self.close(code=CLOSE_POLICY)
+            return
+        rid = None
+        try:
+            try:
+                request = json.loads(text_data or bytes_data or b"")
+            except ValueError:
+                raise ApiError(400, -1000, "Invalid JSON.") from None
+            if not isinstance(request, dict):
+                raise ApiError(400, -1000, "Request must be a JSON object.")
+            rid = request.get("id")
+            result = await self._call(str(request.get("method") or ""), request.get("params") or {})
+            self._put({"id": rid, "status": 200, "result": result, "rateLimits": self._rate_limits()})
+        except ApiError as exc:
+            self._put({"id": rid, "status": exc.status, "error": {"code": exc.code, "msg": exc.msg}, "rateLimits": self._rate_limits()})
+
+    async def _call(self, method: str, params):
+        if method == "ping":
+            return {}
+        if method == "time":
+            return {"serverTime": int(time.time() * 1000)}
+        if method == "userDataStream.subscribe.signature":
+            client = self.scope.get("client") or [None]
+            user = await verify_signed_params(params, client[0])
+            self._next_sub += 1
+            sub_id = self._next_sub - 1
+            if user.pk not in self.subscriptions.values():
+                await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+            self.subscriptions[sub_id] = user.pk
+            return {"subscriptionId": sub_id}
+        if method == "userDataStream.unsubscribe":
+            wanted = params.get("subscriptionId") if isinstance(params, dict) else None
+            ids = list(self.subscriptions) if wanted is None else [wanted]
+            if wanted is not None and wanted not in self.subscriptions:
+                raise ApiError(400, -2035, "User Data Stream subscription not active.")
+            for sid in ids:
+                uid = self.subscriptions.pop(sid)
+                if uid not in self.subscriptions.values():
+                    await self.channel_layer.group_discard(user_group(uid), self.channel_name)
+            return {}
+        if method == "session.subscriptions":
+            return [{"subscriptionId": sid} for sid in sorted(self.subscriptions)]
+        raise ApiError(400, -1020, f"Unsupported operation: {method[:60]}")
+
+    # --- the user's private events (only subscribed connections joined the user's group) ---
+
+    def _emit(self, user_id: int, event: dict) -> None:
+        for sid, uid in self.subscriptions.items():
+            if uid == user_id:
+                self._put({"subscriptionId": sid, "event": event})
+
+    async def _assets_of(self, symbol: str | None):
+        if not symbol:
+            return None
+        if symbol not in self._assets:
+            self._assets[symbol] = await _market_assets(symbol)
+        return self._assets[symbol]
+
+    async def order_update(self, message):
+        now = int(time.time() * 1000)
+        touched: dict[int, set[str]] = {}
+        for o in message.get("payload") or []:
+            self._orders[o["id"]] = o
+            uid = o["user_id"]
+            if o.get("internal_status") == "PENDING_NEW" and o["id"] not in self._announced:
+                self._announced.add(o["id"])
+                self._emit(uid, execution_report(o, exec_type="NEW", now=now))
+                assets = await self._assets_of(o.get("symbol"))
+                if assets:
+                    touched.setdefault(uid, set()).update(assets)
+            elif o["status"] == "NEW" and float(o["executed_qty"] or 0) == 0 and o["id"] not in self._announced:
+                self._announced.add(o["id"])
+                self._emit(uid, execution_report(o, exec_type="NEW", now=now))
+            elif o["status"] in ("CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"):
+                exec_type = {"EXPIRED_IN_MATCH": "TRADE_PREVENTION", "EXPIRED": "EXPIRED"}.get(o["status"], o["status"])
+                self._emit(uid, execution_report(o, exec_type=exec_type, now=now))
+                self._announced.discard(o["id"])
+        for uid, symbols in touched.items():
+            self._emit(uid, {"e": "outboundAccountPosition", "E": now, "u": now, "B": await _balances(uid, sorted(symbols))})
+
+    async def trade_fill(self, message):
+        now = int(time.time() * 1000)
+        for fill in message.get("payload") or []:
+            assets = await self._assets_of(fill.get("symbol"))
+            for role, uid_key, oid_key in (("maker", "maker_user_id", "maker_order_id"), ("taker", "taker_user_id", "taker_order_id")):
+                uid, oid = fill.get(uid_key), fill.get(oid_key)
+                if uid not in self.subscriptions.values():
+                    continue
+                order = self._orders.get(oid) or await _order_payload(uid, oid)
+                if order is None:
+                    continue
+                fee_asset = None
+                if assets:
+                    fee_asset = assets[0] if order["side"] == "BUY" else assets[1]
+                self._emit(uid, execution_report(order, exec_type="TRADE", now=now, fill=fill, is_maker=role == "maker", fee_asset=fee_asset))
+
+    async def balance_update(self, message):
+        payload = message.get("payload") or {}
+        symbols = sorted(payload.get("assets") or [])
+        now = int(time.time() * 1000)
+        for uid in set(self.subscriptions.values()):
+            self._emit(uid, {"e": "outboundAccountPosition", "E": now, "u": now, "B": await _balances(uid, symbols)})
+
+    async def balance_delta(self, message):
+        """Deposits / withdrawals: ``{"user_id", "asset", "delta", "time"}`` (published by the
+        wallets when they adopt it) → Binance ``balanceUpdate``."""
+        p = message.get("payload") or {}
+        now = int(time.time() * 1000)
+        uid = p.get("user_id")
+        targets = [uid] if uid in self.subscriptions.values() else list(set(self.subscriptions.values())) if uid is None else []
+        for u in targets:
+            self._emit(u, {"e": "balanceUpdate", "E": now, "a": p.get("asset"), "d": str(p.get("delta")), "T": p.get("time", now)})
