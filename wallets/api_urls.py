@@ -1,4 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from wallets import apis
 
 app_name = "wallets-api"
-urlpatterns: list = []
+urlpatterns = [
+    path("balances/", apis.BalancesApi.as_view(), name="balances"),
+    path("journal/", apis.JournalApi.as_view(), name="journal"),
+]

@@ -1,7 +1,35 @@
-"""Wallets: assets and (soon) the double-entry ledger."""
+"""Wallets: assets and the double-entry ledger.
+
+Four tables hold every unit of money (see ``docs/ledger.md``):
+
+* :class:`Account` — whose money it is: one per user (created lazily) or one per
+  :class:`SystemAccountKind` (fees, deposits clearing, …).
+* :class:`Balance` — the current ``available`` and ``locked`` amount of one account in one
+  asset. A cache of the journal that services keep in step under row locks; ``ledger_audit``
+  proves it equals the sum of the entries.
+* :class:`JournalEvent` — one business event (a deposit, a hold, a batch of trades …) with a
+  unique idempotency key: applying the same event twice is refused by the database.
+* :class:`JournalEntry` — the signed changes an event makes, one per (account, asset, bucket)
+  leg. The entries of an event sum to zero per asset.
+
+Sign rule: an entry's amount is the change of that account's bucket (+ increases, − decreases).
+Since every event sums to zero per asset, the sum of all balances of an asset over all accounts
+is always zero: user balances (never negative) are the exchange's liabilities, and the
+counter-side of money that entered from outside sits, negative, on ISSUANCE /
+DEPOSITS_CLEARING / ADJUSTMENTS.
+
+Nothing here writes balances or entries: that is ``wallets.services``' job. Events and entries
+are append-only (``save`` of an existing row and ``delete`` raise).
+"""
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+# NUMERIC(38, 18): 20 integer digits and 18 decimals, enough for wei-denominated assets.
+AMOUNT_MAX_DIGITS = 38
+AMOUNT_DECIMAL_PLACES = 18
 
 
 class Asset(models.Model):
@@ -21,3 +49,161 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
+
+
+class SystemAccountKind(models.TextChoices):
+    """The exchange's own accounts. Each exists at most once (created on first use)."""
+
+    ISSUANCE = "issuance", "Issuance (seeded / minted supply)"
+    DEPOSITS_CLEARING = "deposits_clearing", "Deposits clearing (assets received from outside)"
+    WITHDRAWALS_CLEARING = "withdrawals_clearing", "Withdrawals clearing (debited, not yet sent)"
+    FEES = "fees", "Fees earned"
+    ADJUSTMENTS = "adjustments", "Staff adjustments"
+
+
+# System accounts that stand for value outside the ledger may go negative: their negative
+# balance is what entered the exchange. FEES and WITHDRAWALS_CLEARING hold real money the
+# exchange owns or owes, so they obey the same ≥ 0 rule as users.
+NEGATIVE_ALLOWED_KINDS = frozenset(
+    {SystemAccountKind.ISSUANCE, SystemAccountKind.DEPOSITS_CLEARING, SystemAccountKind.ADJUSTMENTS}
+)
+
+
+class Bucket(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    LOCKED = "locked", "Locked"
+
+
+class JournalEventKind(models.TextChoices):
+    DEPOSIT = "deposit", "Deposit"
+    WITHDRAWAL = "withdrawal", "Withdrawal"
+    HOLD = "hold", "Hold"
+    RELEASE = "release", "Release"
+    TRADE = "trade", "Trade settlement"
+    FEE = "fee", "Fee"
+    ADJUSTMENT = "adjustment", "Staff adjustment"
+    TRANSFER = "transfer", "Transfer"
+    ISSUANCE = "issuance", "Issuance"
+
+
+class Account(models.Model):
+    """Whose money: a user (exactly one account each) or a system kind (exactly one each)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_account"
+    )
+    system_kind = models.CharField(max_length=32, choices=SystemAccountKind.choices, null=True, blank=True, unique=True)
+    allow_negative = models.BooleanField(
+        default=False, help_text="Copied to each balance row; only counter-accounts for outside value may go negative."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False) & Q(system_kind__isnull=True))
+                | (Q(user__isnull=True) & Q(system_kind__isnull=False)),
+                name="account_user_xor_system_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(allow_negative=False) | Q(system_kind__isnull=False),
+                name="account_only_system_may_go_negative",
+            ),
+        ]
+
+    @property
+    def is_system(self) -> bool:
+        return self.system_kind is not None
+
+    def __str__(self) -> str:
+        if self.system_kind:
+            return f"system:{self.system_kind}"
+        return f"user:{self.user_id}"
+
+
+class Balance(models.Model):
+    """The current amounts of one account in one asset. Written only by ``wallets.services``
+    (under a row lock); the database refuses a negative amount unless ``allow_negative``."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="balances")
+    available = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, default=0)
+    locked = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, default=0)
+    allow_negative = models.BooleanField(default=False, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "asset_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "asset"], name="balance_one_per_account_asset"),
+            models.CheckConstraint(
+                condition=Q(allow_negative=True) | (Q(available__gte=0) & Q(locked__gte=0)),
+                name="balance_non_negative_unless_allowed",
+            ),
+        ]
+        permissions = [("adjust_balance", "Can make a staff balance adjustment")]
+
+    @property
+    def total(self):
+        return self.available + self.locked
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.asset_id}: {self.available} + {self.locked} locked"
+
+
+class _AppendOnly(models.Model):
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise RuntimeError(f"{type(self).__name__} rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError(f"{type(self).__name__} rows are append-only.")
+
+
+class JournalEvent(_AppendOnly):
+    """One business event. ``idempotency_key`` is unique: the same event cannot apply twice."""
+
+    kind = models.CharField(max_length=20, choices=JournalEventKind.choices, db_index=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    memo = models.CharField(max_length=500, blank=True)
+    reference = models.CharField(
+        max_length=100, blank=True, db_index=True, help_text="What caused it, e.g. 'order:42' or 'deposit:7'."
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.idempotency_key}"
+
+
+class JournalEntry(_AppendOnly):
+    """One signed change of one account's bucket in one asset."""
+
+    event = models.ForeignKey(JournalEvent, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="entries")
+    bucket = models.CharField(max_length=10, choices=Bucket.choices)
+    amount = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "journal entries"
+        indexes = [
+            models.Index(fields=["account", "asset", "bucket"], name="entry_account_asset_bucket"),
+            # a user's journal, newest first (the API's cursor pagination orders by -id)
+            models.Index(fields=["account", "-id"], name="entry_account_newest_first"),
+        ]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_non_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.bucket} {self.amount:+}"

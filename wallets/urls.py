@@ -1,4 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from wallets import views
 
 app_name = "wallets"
-urlpatterns: list = []
+urlpatterns = [
+    path("balances/", views.balances, name="balances"),
+    path("journal/", views.journal, name="journal"),
+]

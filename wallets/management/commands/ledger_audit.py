@@ -1,0 +1,16 @@
+"""``manage.py ledger_audit``: print the ledger audit report; exit 1 when it is not clean."""
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from wallets.audit import ledger_audit_run
+
+
+class Command(BaseCommand):
+    help = "Check that every balance equals its entries, every event balances and every asset reconciles."
+
+    def handle(self, *args, **options) -> None:
+        report = ledger_audit_run()
+        self.stdout.write(report.render())
+        if not report.ok:
+            raise CommandError(f"ledger audit failed: {len(report.problems)} problems")

@@ -1,0 +1,553 @@
+"""The ledger's write services — the only code that changes balances.
+
+Every service posts one :class:`~wallets.models.JournalEvent` whose entries sum to zero per
+asset, and moves the cached :class:`~wallets.models.Balance` rows by exactly those entries
+under row locks taken by :mod:`wallets.locks`. Each runs in ``transaction.atomic()``: called
+on its own it is one transaction; called inside a caller's transaction it is a savepoint that
+commits or rolls back with it. A refused call (bad amount, insufficient funds, duplicate key)
+raises a :class:`~wallets.errors.LedgerError` and leaves no row behind, and the caller's
+transaction stays usable.
+
+Amounts are ``Decimal`` (``int`` and ``str`` are accepted, ``float`` never), and must fit the
+asset's precision exactly — ``1.005`` for a 2-decimal asset is refused, not rounded.
+
+The general entry point is :func:`ledger_settle`; the others are two-leg special cases of it.
+"""
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Context, Decimal, InvalidOperation, localcontext
+from typing import Any, Final, Literal
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.audit import AuditAction, audit_record
+from wallets import locks
+from wallets.errors import (
+    AdjustmentNotAllowed,
+    DuplicateLedgerEvent,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidPosting,
+    UnbalancedPosting,
+    WalletsErrorCode,
+)
+from wallets.models import (
+    NEGATIVE_ALLOWED_KINDS,
+    Account,
+    Asset,
+    Balance,
+    Bucket,
+    JournalEntry,
+    JournalEvent,
+    JournalEventKind,
+    SystemAccountKind,
+)
+
+# Wide enough for NUMERIC(38, 18) sums without silent rounding; every inexact result traps.
+LEDGER_DECIMAL_CONTEXT: Final = Context(prec=60, traps=[InvalidOperation])
+MAX_ABS_AMOUNT: Final = Decimal(10) ** 20  # NUMERIC(38, 18) keeps 20 integer digits
+IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
+# ``ledger_adjust(staff=SYSTEM_OPERATOR, …)``: an adjustment made by the operator of the
+# machine (``manage.py ledger_adjust`` without --staff, the demo seed), audited with no actor.
+SYSTEM_OPERATOR: Final = "system"
+
+AccountRef = Account | AbstractBaseUser | SystemAccountKind
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One signed change in a posting: ``amount`` (+/−) to ``bucket`` of ``account`` in ``asset``.
+
+    ``account`` may be an :class:`Account`, a user (their account, created on first use) or a
+    :class:`SystemAccountKind`."""
+
+    account: AccountRef
+    asset: Asset
+    bucket: Bucket | str
+    amount: Decimal | int | str
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+
+def user_account(user: AbstractBaseUser) -> Account:
+    """The user's ledger account, created on first use."""
+    if user.pk is None:
+        raise InvalidPosting("The user is not saved.")
+    account, _ = Account.objects.get_or_create(user_id=user.pk)
+    return account
+
+
+def system_account(kind: SystemAccountKind | str) -> Account:
+    """The system account of ``kind``, created on first use."""
+    kind = SystemAccountKind(kind)
+    account, _ = Account.objects.get_or_create(
+        system_kind=kind, defaults={"allow_negative": kind in NEGATIVE_ALLOWED_KINDS}
+    )
+    return account
+
+
+def _resolve_accounts(refs: Iterable[AccountRef]) -> dict[Any, Account]:
+    """Map every reference (Account, user, system kind) to its Account in O(1) queries."""
+    resolved: dict[Any, Account] = {}
+    user_ids: set[int] = set()
+    kinds: set[SystemAccountKind] = set()
+    for ref in refs:
+        if isinstance(ref, Account):
+            if ref.pk is None:
+                raise InvalidPosting("The account is not saved.")
+            resolved[("account", ref.pk)] = ref
+        elif isinstance(ref, str):
+            try:
+                kinds.add(SystemAccountKind(ref))
+            except ValueError:
+                raise InvalidPosting(f"Unknown system account {ref!r}.") from None
+        elif isinstance(getattr(ref, "pk", None), int):
+            user_ids.add(ref.pk)
+        else:
+            raise InvalidPosting(f"Not an account, a saved user or a system account kind: {ref!r}.")
+    if user_ids or kinds:
+        existing = Account.objects.filter(Q(user_id__in=user_ids) | Q(system_kind__in=kinds))
+        by_user = {a.user_id: a for a in existing if a.user_id is not None}
+        by_kind = {a.system_kind: a for a in existing if a.system_kind is not None}
+        missing = sorted(user_ids - by_user.keys())
+        if missing:
+            Account.objects.bulk_create([Account(user_id=uid) for uid in missing], ignore_conflicts=True)
+            by_user.update({a.user_id: a for a in Account.objects.filter(user_id__in=missing)})
+        for kind in sorted(kinds - by_kind.keys()):
+            by_kind[kind] = system_account(kind)
+        resolved.update({("user", uid): acc for uid, acc in by_user.items()})
+        resolved.update({("system", SystemAccountKind(k)): acc for k, acc in by_kind.items()})
+    return resolved
+
+
+def _ref_key(ref: AccountRef) -> tuple[str, Any]:
+    if isinstance(ref, Account):
+        return ("account", ref.pk)
+    if isinstance(ref, str):
+        return ("system", SystemAccountKind(ref))
+    return ("user", ref.pk)
+
+
+# --- amounts -----------------------------------------------------------------------------
+
+
+def amount_quantize(asset: Asset, value: Decimal | int | str, *, signed: bool = False) -> Decimal:
+    """``value`` as a Decimal with exactly ``asset.precision`` places, or an error.
+
+    Refuses floats, non-finite values, more decimals than the precision, magnitudes that do
+    not fit NUMERIC(38, 18), and (unless ``signed``) anything ≤ 0; zero is always refused."""
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
+        raise InvalidAmount(f"An amount must be a Decimal, not {type(value).__name__}.")
+    with localcontext(LEDGER_DECIMAL_CONTEXT):
+        try:
+            amount = Decimal(value.strip() if isinstance(value, str) else value)
+        except (InvalidOperation, ValueError):
+            raise InvalidAmount(f"Not a number: {value!r}.") from None
+        if not amount.is_finite():
+            raise InvalidAmount("An amount must be finite.")
+        if abs(amount) >= MAX_ABS_AMOUNT:
+            raise InvalidAmount("The amount is too large.")
+        quantized = amount.quantize(Decimal(1).scaleb(-asset.precision))
+        if quantized != amount:
+            raise InvalidAmount(
+                f"{asset.symbol} has {asset.precision} decimal places; {amount} has more.",
+                code=WalletsErrorCode.PRECISION_EXCEEDED,
+                asset=asset.symbol,
+                precision=asset.precision,
+            )
+    if quantized == 0:
+        raise InvalidAmount("The amount must not be zero.")
+    if not signed and quantized < 0:
+        raise InvalidAmount("The amount must be positive.")
+    return quantized
+
+
+def _check_key(idempotency_key: str) -> str:
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        raise InvalidPosting("An idempotency key is required.")
+    if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise InvalidPosting(f"The idempotency key is longer than {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
+    return idempotency_key
+
+
+# --- the posting engine --------------------------------------------------------------------
+
+
+def _event_create(*, kind: str, idempotency_key: str, memo: str, reference: str, actor) -> JournalEvent:
+    """Insert the event under its unique key in a savepoint: a duplicate key becomes
+    :class:`DuplicateLedgerEvent` and the enclosing transaction is still usable."""
+    try:
+        with transaction.atomic():
+            return JournalEvent.objects.create(
+                kind=kind,
+                idempotency_key=idempotency_key,
+                memo=memo[:500],
+                reference=reference[:100],
+                actor=actor if getattr(actor, "pk", None) else None,
+            )
+    except IntegrityError:
+        if JournalEvent.objects.filter(idempotency_key=idempotency_key).exists():
+            raise DuplicateLedgerEvent(idempotency_key) from None
+        raise
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _rows_per_statement(params_per_row: int) -> int:
+    """Rows per multi-row statement: at most 10,000, and within the driver's parameter limit
+    (65,535 for PostgreSQL's protocol; SQLite's compiled-in limit, 32,766 by default)."""
+    if connection.vendor == "sqlite":
+        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    else:
+        limit = 65_535
+    return max(1, min(10_000, (limit - 1) // params_per_row))
+
+
+def _entries_insert(event_id: int, rows: list[tuple[int, int, str, Decimal]]) -> None:
+    """One multi-row INSERT per 10,000 entries (``bulk_create`` on SQLite would split at 999
+    parameters, i.e. every 199 rows)."""
+    if connection.vendor not in ("postgresql", "sqlite"):
+        JournalEntry.objects.bulk_create(
+            [JournalEntry(event_id=event_id, account_id=a, asset_id=s, bucket=b, amount=m) for a, s, b, m in rows]
+        )
+        return
+    qn = connection.ops.quote_name
+    meta = JournalEntry._meta
+    amount_field = meta.get_field("amount")
+    columns = ", ".join(qn(meta.get_field(f).column) for f in ("event", "account", "asset", "bucket", "amount"))
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, _rows_per_statement(5)):
+            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+            params: list[Any] = []
+            for account_id, asset_id, bucket, amount in chunk:
+                params += [event_id, account_id, asset_id, bucket, amount_field.get_db_prep_save(amount, connection)]
+            cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES {values}", params)
+
+
+def _balances_write(updates: list[tuple[int, Decimal, Decimal]]) -> None:
+    """Write new absolute (available, locked) values: one UPDATE … FROM (VALUES …) per 10,000
+    rows. Absolute values are safe because every row is locked by this transaction, and they
+    keep SQLite (which computes in floating point) from drifting."""
+    if not updates:
+        return
+    if connection.vendor not in ("postgresql", "sqlite"):
+        objs = [Balance(pk=pk, available=a, locked=l, updated_at=timezone.now()) for pk, a, l in updates]
+        Balance.objects.bulk_update(objs, ["available", "locked", "updated_at"])
+        return
+    qn = connection.ops.quote_name
+    meta = Balance._meta
+    table = qn(meta.db_table)
+    avail_f, locked_f, updated_f = meta.get_field("available"), meta.get_field("locked"), meta.get_field("updated_at")
+    row_sql = "(%s::bigint, %s::numeric, %s::numeric)" if connection.vendor == "postgresql" else "(%s, %s, %s)"
+    now = updated_f.get_db_prep_save(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(updates, _rows_per_statement(3)):
+            params: list[Any] = []
+            for pk, available, locked_amount in chunk:
+                params += [
+                    pk,
+                    avail_f.get_db_prep_save(available, connection),
+                    locked_f.get_db_prep_save(locked_amount, connection),
+                ]
+            cursor.execute(
+                f"WITH v(id, a, l) AS (VALUES {', '.join([row_sql] * len(chunk))}) "
+                f"UPDATE {table} SET {qn(avail_f.column)} = v.a, {qn(locked_f.column)} = v.l, "
+                f"{qn(updated_f.column)} = %s FROM v WHERE {table}.{qn(meta.pk.column)} = v.id",
+                [*params, now],
+            )
+
+
+@dataclass(slots=True)
+class _Posting:
+    account: Account
+    asset: Asset
+    bucket: str
+    amount: Decimal
+
+
+def _post(
+    *,
+    kind: str,
+    idempotency_key: str,
+    postings: list[_Posting],
+    memo: str = "",
+    reference: str = "",
+    actor=None,
+) -> JournalEvent:
+    """Apply balanced postings as one event. Validation first (no SQL), then: the event
+    (savepoint), the row locks, the funds check, one INSERT for the entries, one UPDATE for the
+    balances. A refusal raises before anything is committed."""
+    if kind not in JournalEventKind.values:
+        raise InvalidPosting(f"Unknown event kind {kind!r}.")
+    _check_key(idempotency_key)
+    if not postings:
+        raise InvalidPosting("A posting needs at least one non-zero leg.")
+    deltas: dict[locks.BalanceKey, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    per_asset: dict[int, Decimal] = defaultdict(Decimal)
+    assets: dict[int, Asset] = {}
+    allow_negative: dict[int, bool] = {}
+    accounts: dict[int, Account] = {}
+    with localcontext(LEDGER_DECIMAL_CONTEXT):
+        for p in postings:
+            key = (p.account.pk, p.asset.pk)
+            deltas[key][0 if p.bucket == Bucket.AVAILABLE else 1] += p.amount
+            per_asset[p.asset.pk] += p.amount
+            assets[p.asset.pk] = p.asset
+            allow_negative[p.account.pk] = p.account.allow_negative
+            accounts[p.account.pk] = p.account
+    unbalanced = {assets[a].symbol: str(total) for a, total in per_asset.items() if total != 0}
+    if unbalanced:
+        raise UnbalancedPosting("The legs do not sum to zero per asset.", sums=unbalanced)
+
+    with transaction.atomic():
+        event = _event_create(kind=kind, idempotency_key=idempotency_key, memo=memo, reference=reference, actor=actor)
+        moving = {key: d for key, d in deltas.items() if d[0] != 0 or d[1] != 0}
+        balances = locks.lock_balances(moving.keys(), allow_negative=allow_negative)
+        updates: list[tuple[int, Decimal, Decimal]] = []
+        shortfalls: list[dict[str, str]] = []
+        with localcontext(LEDGER_DECIMAL_CONTEXT):
+            for key in sorted(moving):
+                d_available, d_locked = moving[key]
+                row = balances[key]
+                available, locked_amount = row.available + d_available, row.locked + d_locked
+                if not row.allow_negative and (available < 0 or locked_amount < 0):
+                    account = accounts[key[0]]
+                    shortfalls.append(
+                        {
+                            "account": str(account),
+                            "asset": assets[key[1]].symbol,
+                            "bucket": Bucket.AVAILABLE if available < 0 else Bucket.LOCKED,
+                            "missing": str(-(available if available < 0 else locked_amount)),
+                        }
+                    )
+                updates.append((row.pk, available, locked_amount))
+        if shortfalls:
+            raise InsufficientFunds(shortfalls=shortfalls)
+        _entries_insert(event.pk, [(p.account.pk, p.asset.pk, str(p.bucket), p.amount) for p in postings])
+        _balances_write(updates)
+    return event
+
+
+def _posting(account: Account, asset: Asset, bucket: Bucket | str, amount: Decimal) -> _Posting:
+    try:
+        bucket = Bucket(bucket)
+    except ValueError:
+        raise InvalidPosting(f"Unknown bucket {bucket!r}.") from None
+    return _Posting(account=account, asset=asset, bucket=bucket, amount=amount)
+
+
+# --- public services ------------------------------------------------------------------------
+
+
+def ledger_settle(
+    *,
+    idempotency_key: str,
+    kind: JournalEventKind | str,
+    legs: Iterable[Leg],
+    memo: str = "",
+    reference: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> JournalEvent:
+    """Post any number of legs as one event — the trading engine settles a whole batch of
+    trades with one call. Legs must sum to zero per asset; zero legs are skipped; deltas are
+    summed per (account, asset) in memory so each balance row is locked and written once.
+    Raises :class:`InsufficientFunds` if any bucket that may not go negative would.
+
+    A constant number of statements whatever the number of legs (about eight, plus one per
+    10,000 rows), so settling 1,000 trades costs the same round trips as one."""
+    legs = list(legs)
+    for leg in legs:
+        if not isinstance(leg, Leg):
+            raise InvalidPosting(f"Not a Leg: {leg!r}.")
+        if not isinstance(leg.asset, Asset) or leg.asset.pk is None:
+            raise InvalidPosting("A leg needs a saved Asset.")
+    resolved = _resolve_accounts(leg.account for leg in legs)
+    postings: list[_Posting] = []
+    for leg in legs:
+        if isinstance(leg.amount, (Decimal, int, str)) and not isinstance(leg.amount, bool):
+            with localcontext(LEDGER_DECIMAL_CONTEXT):
+                try:
+                    if Decimal(leg.amount) == 0:
+                        continue
+                except InvalidOperation:
+                    pass  # amount_quantize reports it
+        amount = amount_quantize(leg.asset, leg.amount, signed=True)
+        postings.append(_posting(resolved[_ref_key(leg.account)], leg.asset, leg.bucket, amount))
+    return _post(kind=kind, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference, actor=actor)
+
+
+def ledger_credit(
+    *,
+    user: AbstractBaseUser,
+    asset: Asset,
+    amount: Decimal | int | str,
+    idempotency_key: str,
+    kind: JournalEventKind | str,
+    counter: SystemAccountKind = SystemAccountKind.DEPOSITS_CLEARING,
+    bucket: Bucket = Bucket.AVAILABLE,
+    memo: str = "",
+    reference: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> JournalEvent:
+    """Add ``amount`` to the user's ``bucket`` (available by default), taken from the system
+    account ``counter`` (deposits clearing by default; ISSUANCE for seeded funds)."""
+    amount = amount_quantize(asset, amount)
+    postings = [
+        _posting(user_account(user), asset, bucket, amount),
+        _posting(system_account(counter), asset, Bucket.AVAILABLE, amount.copy_negate()),
+    ]
+    return _post(kind=kind, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference, actor=actor)
+
+
+def ledger_debit(
+    *,
+    user: AbstractBaseUser,
+    asset: Asset,
+    amount: Decimal | int | str,
+    idempotency_key: str,
+    kind: JournalEventKind | str,
+    counter: SystemAccountKind = SystemAccountKind.WITHDRAWALS_CLEARING,
+    bucket: Bucket = Bucket.AVAILABLE,
+    memo: str = "",
+    reference: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> JournalEvent:
+    """Take ``amount`` from the user's ``bucket`` (available by default; a withdrawal that was
+    held first debits ``Bucket.LOCKED``) into the system account ``counter`` (withdrawals
+    clearing by default)."""
+    amount = amount_quantize(asset, amount)
+    postings = [
+        _posting(user_account(user), asset, bucket, amount.copy_negate()),
+        _posting(system_account(counter), asset, Bucket.AVAILABLE, amount),
+    ]
+    return _post(kind=kind, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference, actor=actor)
+
+
+def balance_hold(
+    *,
+    user: AbstractBaseUser,
+    asset: Asset,
+    amount: Decimal | int | str,
+    idempotency_key: str,
+    memo: str = "",
+    reference: str = "",
+) -> JournalEvent:
+    """Move ``amount`` from the user's available to locked (an order or withdrawal reserves it)."""
+    amount = amount_quantize(asset, amount)
+    account = user_account(user)
+    postings = [_posting(account, asset, Bucket.AVAILABLE, amount.copy_negate()), _posting(account, asset, Bucket.LOCKED, amount)]
+    return _post(kind=JournalEventKind.HOLD, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference)
+
+
+def balance_release(
+    *,
+    user: AbstractBaseUser,
+    asset: Asset,
+    amount: Decimal | int | str,
+    idempotency_key: str,
+    memo: str = "",
+    reference: str = "",
+) -> JournalEvent:
+    """Move ``amount`` from the user's locked back to available."""
+    amount = amount_quantize(asset, amount)
+    account = user_account(user)
+    postings = [_posting(account, asset, Bucket.LOCKED, amount.copy_negate()), _posting(account, asset, Bucket.AVAILABLE, amount)]
+    return _post(kind=JournalEventKind.RELEASE, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference)
+
+
+def ledger_transfer(
+    *,
+    from_user: AbstractBaseUser,
+    to_user: AbstractBaseUser,
+    asset: Asset,
+    amount: Decimal | int | str,
+    idempotency_key: str,
+    kind: JournalEventKind | str = JournalEventKind.TRANSFER,
+    memo: str = "",
+    reference: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> JournalEvent:
+    """Move ``amount`` from one user's available to another's available."""
+    amount = amount_quantize(asset, amount)
+    if from_user.pk == to_user.pk:
+        raise InvalidPosting("A transfer needs two different users.")
+    resolved = _resolve_accounts([from_user, to_user])
+    postings = [
+        _posting(resolved[("user", from_user.pk)], asset, Bucket.AVAILABLE, amount.copy_negate()),
+        _posting(resolved[("user", to_user.pk)], asset, Bucket.AVAILABLE, amount),
+    ]
+    return _post(kind=kind, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference, actor=actor)
+
+
+def staff_may_adjust(staff: Any) -> bool:
+    return staff == SYSTEM_OPERATOR or bool(
+        getattr(staff, "is_active", False)
+        and getattr(staff, "is_staff", False)
+        and staff.has_perm("wallets.adjust_balance")
+    )
+
+
+def ledger_adjust(
+    *,
+    staff: AbstractBaseUser | Literal["system"],
+    user: AbstractBaseUser,
+    asset: Asset,
+    amount: Decimal | int | str,
+    reason: str,
+    idempotency_key: str | None = None,
+    request: HttpRequest | None = None,
+) -> JournalEvent:
+    """A staff adjustment of the user's available balance (positive credits, negative debits),
+    against the ADJUSTMENTS system account, audited (``BALANCE_ADJUSTED``) in the same
+    transaction. ``staff`` must be active staff holding ``wallets.adjust_balance``, or
+    :data:`SYSTEM_OPERATOR` for the command line and the demo seed."""
+    if not staff_may_adjust(staff):
+        raise AdjustmentNotAllowed()
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidPosting("An adjustment needs a reason.")
+    amount = amount_quantize(asset, amount, signed=True)
+    key = idempotency_key or f"adjust:{uuid.uuid4().hex}"
+    actor = None if staff == SYSTEM_OPERATOR else staff
+    with transaction.atomic():
+        postings = [
+            _posting(user_account(user), asset, Bucket.AVAILABLE, amount),
+            _posting(system_account(SystemAccountKind.ADJUSTMENTS), asset, Bucket.AVAILABLE, amount.copy_negate()),
+        ]
+        event = _post(
+            kind=JournalEventKind.ADJUSTMENT,
+            idempotency_key=key,
+            postings=postings,
+            memo=reason,
+            reference=f"adjustment:{user.pk}",
+            actor=actor,
+        )
+        audit_record(
+            action=AuditAction.BALANCE_ADJUSTED,
+            actor=actor,
+            target_user=user,
+            target=f"balance:{user.pk}:{asset.symbol}",
+            request=request,
+            details={
+                "asset": asset.symbol,
+                "amount": str(amount),
+                "reason": reason[:500],
+                "event_id": event.pk,
+                "idempotency_key": key,
+                "via": "system" if actor is None else "staff",
+            },
+        )
+    return event

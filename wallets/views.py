@@ -1,0 +1,64 @@
+"""Browser views of the ledger: the balances fragment (loaded by the dashboard with HTMX) and
+the journal page. Read-only; every amount is formatted by :func:`wallets.formatting.amount_str`."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from wallets.formatting import amount_str
+from wallets.models import Asset
+from wallets.selectors import balances_for_user, journal_for_user
+
+JOURNAL_PAGE_SIZE = 50
+
+
+def balances_context(*, user) -> dict:
+    rows = [
+        {
+            "symbol": row.asset.symbol,
+            "name": row.asset.name,
+            "available": amount_str(row.available, row.asset),
+            "locked": amount_str(row.locked, row.asset),
+            "total": amount_str(row.total, row.asset),
+            "is_zero": not row.available and not row.locked,
+        }
+        for row in balances_for_user(user=user)
+    ]
+    return {"balances": rows}
+
+
+@require_GET
+@login_required
+def balances(request: HttpRequest) -> HttpResponse:
+    """The ``#balances`` fragment: a table of the user's balances."""
+    return render(request, "wallets/_balances.html", balances_context(user=request.user))
+
+
+@require_GET
+@login_required
+def journal(request: HttpRequest) -> HttpResponse:
+    """The user's ledger history, newest first, optionally for one asset."""
+    asset = None
+    symbol = request.GET.get("asset", "").strip()
+    if symbol:
+        asset = Asset.objects.filter(symbol__iexact=symbol).first()
+    entries = journal_for_user(user=request.user, asset=asset) if (asset or not symbol) else journal_for_user(user=request.user).none()
+    page = Paginator(entries, JOURNAL_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [
+        {
+            "time": e.event.created_at,
+            "kind": e.event.get_kind_display(),
+            "asset": e.asset.symbol,
+            "bucket": e.get_bucket_display(),
+            "amount": amount_str(e.amount, e.asset),
+            "credit": e.amount > 0,
+            "memo": e.event.memo,
+            "reference": e.event.reference,
+        }
+        for e in page.object_list
+    ]
+    context = {"page": page, "rows": rows, "asset": asset, "symbol": symbol, "assets": Asset.objects.order_by("symbol")}
+    return render(request, "wallets/journal.html", context)
