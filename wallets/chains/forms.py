@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django import forms
+
+from wallets.chains.models import ChainAsset
+
+
+class WithdrawalForm(forms.Form):
+    chain_asset = forms.ModelChoiceField(queryset=ChainAsset.objects.none(), label="Asset and network")
+    address = forms.CharField(max_length=100)
+    amount = forms.DecimalField(max_digits=38, decimal_places=18, min_value=0)
+    otp = forms.CharField(max_length=16, required=False, label="2FA code")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["chain_asset"].queryset = ChainAsset.objects.filter(is_active=True, asset__withdraw_enabled=True).select_related("asset")
+        self.fields["chain_asset"].label_from_instance = lambda ca: f"{ca.asset.symbol} on {ca.get_chain_display()} (network fee {ca.withdrawal_fee.normalize()}, min {ca.min_withdrawal.normalize()})"

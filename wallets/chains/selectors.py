@@ -1,0 +1,69 @@
+"""Read-only queries of the chains app."""
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
+
+from wallets.chains.models import ChainAsset, ChainCursor, Deposit, Withdrawal
+from wallets.chains.units import from_base_units
+from wallets.models import Balance
+
+logger = logging.getLogger("kk99.chains")
+
+
+def deposits_for_user(*, user, chain: str | None = None, limit: int = 50) -> QuerySet[Deposit]:
+    qs = Deposit.objects.filter(user=user).select_related("asset")
+    if chain:
+        qs = qs.filter(chain=chain)
+    return qs.order_by("-id")[:limit]
+
+
+def withdrawals_for_user(*, user, limit: int = 50) -> QuerySet[Withdrawal]:
+    return Withdrawal.objects.filter(user=user).select_related("asset").order_by("-id")[:limit]
+
+
+def chain_assets_active(*, chain: str | None = None) -> QuerySet[ChainAsset]:
+    qs = ChainAsset.objects.filter(is_active=True, asset__is_active=True).select_related("asset")
+    return qs.filter(chain=chain) if chain else qs
+
+
+def ledger_liabilities(*, asset) -> Decimal:
+    """What the exchange owes users in ``asset``: the sum of user balances (available + locked)."""
+    row = Balance.objects.filter(asset=asset, account__user__isnull=False).aggregate(a=Sum("available"), l=Sum("locked"))
+    return (row["a"] or Decimal(0)) + (row["l"] or Decimal(0))
+
+
+def reserves_report() -> list[dict]:
+    """Per chain asset: the hot wallet's on-chain balance next to the ledger's liabilities
+    (a proof-of-reserves style view). A node that does not answer shows ``None``."""
+    from wallets.chains.adapters import adapter_for
+    from wallets.chains.errors import ChainsError
+    from wallets.chains.vault import hot_wallet_read
+
+    rows = []
+    for chain_asset in chain_assets_active():
+        hot_balance = None
+        error = ""
+        try:
+            address = hot_wallet_read(chain_asset.chain)["address"]
+            hot_balance = from_base_units(adapter_for(chain_asset.chain).balance(address, chain_asset.contract), chain_asset.decimals)
+        except (ChainsError, OSError, KeyError, ValueError) as exc:
+            error = str(exc)[:200]
+        liabilities = ledger_liabilities(asset=chain_asset.asset)
+        rows.append(
+            {
+                "chain": chain_asset.chain,
+                "asset": chain_asset.asset.symbol,
+                "hot_balance": hot_balance,
+                "liabilities": liabilities,
+                "covered": None if hot_balance is None else hot_balance >= liabilities,
+                "error": error,
+            }
+        )
+    return rows
+
+
+def cursor_status() -> list[ChainCursor]:
+    return list(ChainCursor.objects.all())

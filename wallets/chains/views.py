@@ -1,0 +1,67 @@
+"""Deposit page (address, QR code, live list of deposits) and the withdrawal form. Views
+validate input and call services; HTML comes from templates (HTMX fragments by name)."""
+from __future__ import annotations
+
+import base64
+
+import qrcode
+import qrcode.image.svg
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from kk99.conf import kk99_setting
+from wallets.chains import selectors, services
+from wallets.chains.chain import Chain
+from wallets.chains.errors import ChainsError
+from wallets.chains.forms import WithdrawalForm
+from wallets.errors import LedgerError
+
+
+def _qr(text: str) -> str:
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    return "data:image/svg+xml;base64," + base64.b64encode(image.to_string()).decode()
+
+
+def _chains() -> list[tuple[str, str]]:
+    return [(c.value, c.label) for c in Chain if c.value in kk99_setting("CHAINS_ENABLED")]
+
+
+@login_required
+def deposit(request):
+    chains = _chains()
+    chain = request.GET.get("chain") or (chains[0][0] if chains else "")
+    context = {"chains": chains, "chain": chain, "address": None, "assets": selectors.chain_assets_active(chain=chain)}
+    try:
+        address = services.deposit_address_get_or_create(user=request.user, chain=chain)
+        context.update(address=address, qr=_qr(address.address))
+    except ChainsError as exc:
+        context["error"] = exc.message
+    context["deposits"] = selectors.deposits_for_user(user=request.user, chain=chain)
+    return render(request, "chains/deposit.html", context)
+
+
+@login_required
+def deposit_list(request):
+    """The live list fragment (polled by HTMX)."""
+    chain = request.GET.get("chain") or None
+    return render(request, "chains/_deposit_list.html", {"deposits": selectors.deposits_for_user(user=request.user, chain=chain), "chain": chain})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def withdraw(request):
+    form = WithdrawalForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            withdrawal = services.withdrawal_request(
+                user=request.user, chain_asset=data["chain_asset"], address=data["address"], amount=data["amount"], otp=data["otp"] or None, request=request
+            )
+        except (ChainsError, LedgerError) as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Withdrawal #{withdrawal.pk} requested ({withdrawal.get_status_display().lower()}).")
+            return redirect("chains:withdraw")
+    return render(request, "chains/withdraw.html", {"form": form, "withdrawals": selectors.withdrawals_for_user(user=request.user)})
