@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 NATIVE_SOURCES := $(wildcard trading/native/*.c trading/native/*.h trading/native/build_ffi.py)
 
-.PHONY: help install assets run migrate seed test test-native test-python bench clean
+.PHONY: help install assets run migrate seed test test-native test-python test-tools bench clean
 
 help:
 	@echo "make run    - set up everything and start the demo exchange on http://$(HOST):$(PORT)"
@@ -51,7 +51,13 @@ run: seed
 test-native:
 	$(MAKE) -C trading/native test
 
-test-python: install
+# Tools the tests start themselves: a Vault-compatible server (bao), anvil + solc, litecoind
+# (chains), Debian's chromium (browser end-to-end). Installed by the project's own scripts.
+test-tools: $(VENV)/.installed
+	bash deploy/scripts/install-chain-tools.sh
+	bash deploy/scripts/install-browser.sh
+
+test-python: install test-tools
 	@source deploy/scripts/test-env.sh && $(PY) -m pytest $(PYTEST_ARGS)
 
 test: install test-native test-python

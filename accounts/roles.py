@@ -7,7 +7,8 @@ sync runs in data migration 0004 and again after every ``migrate`` (``post_migra
 
 * support — read users, KYC submissions (not the documents) and API keys; no money, no changes.
 * compliance — KYC review and documents, users (freeze, set tier), API keys (revoke), audit log.
-* finance — users and audit log read-only; the wallets ledger: view everything, ``adjust_*``.
+* finance — users and audit log read-only; the wallets ledger: view everything, ``adjust_*``;
+  chains: view, approve withdrawals, request/approve KK99 supply changes (two people).
 * admin — every permission.
 """
 from __future__ import annotations
@@ -33,12 +34,17 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "accounts.view_apikey",
         "accounts.change_apikey",
         "accounts.view_auditlog",
+        "chains.view_deposit",
+        "chains.view_withdrawal",
     ),
     "finance": (
         "accounts.view_user",
         "accounts.view_auditlog",
         "wallets.view_*",
         "wallets.adjust_*",
+        "chains.view_*",
+        "chains.approve_withdrawal",
+        "chains.approve_token_supply",
     ),
     "admin": ("*",),
 }

@@ -159,4 +159,8 @@ def _audit() -> AuditReport:
         t.system = {k: v.quantize(quantum) for k, v in t.system.items()}
         if t.user_liabilities or t.system or t.net:
             report.asset_totals.append(t)
+    # 4. the KK99 token: issued − burned = sum of all balances
+    from wallets.chains.token import token_supply_problems
+
+    report.totals_problems.extend(token_supply_problems())
     return report

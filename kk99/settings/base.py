@@ -260,7 +260,7 @@ LOGGING = {
 # --- Exchange tunables: one namespaced dict, read through kk99.conf.kk99_setting ---------
 KK99 = {
     # Back-office accounts are granted only to these emails (lower-cased on comparison).
-    "STAFF_EMAILS": env_list("KK99_STAFF_EMAILS", ["staff@kk99.local"]),
+    "STAFF_EMAILS": env_list("KK99_STAFF_EMAILS", ["staff@kk99.local", "finance@kk99.local"]),
     # Per KYC tier: what a user may do. Decimal strings in the quote currency (USDT).
     "KYC_TIERS": {
         0: {"label": "Registered", "daily_withdrawal_usdt": Decimal("0"), "max_order_notional_usdt": Decimal("0"), "can_trade": False},

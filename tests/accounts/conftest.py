@@ -125,7 +125,3 @@ def png_upload(name: str = "selfie.png") -> SimpleUploadedFile:
 def pdf_upload(name: str = "bill.pdf") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, b"%PDF-1.4\n%fake but well-formed header\n", content_type="application/pdf")
 
-
-@pytest.fixture(autouse=True)
-def _accounts_urls(settings):
-    settings.ROOT_URLCONF = "tests.accounts.urls"

@@ -33,7 +33,9 @@ def test_roles_exist_with_least_privilege_permissions():
     assert "accounts.review_kycsubmission" in groups["compliance"] and "accounts.freeze_user" in groups["compliance"]
     assert "accounts.view_kycdocument" not in groups["support"]
     assert not any(p.startswith("wallets.") for p in groups["support"] | groups["compliance"])
-    assert all(p.startswith("wallets.view_") or p.startswith("wallets.adjust_") or p.startswith("accounts.view_") for p in groups["finance"])
+    finance_prefixes = ("wallets.view_", "wallets.adjust_", "accounts.view_", "chains.view_", "chains.approve_")
+    assert all(p.startswith(finance_prefixes) for p in groups["finance"])
+    assert not any(p.startswith("chains.approve_") for p in groups["support"] | groups["compliance"])
     assert not any(p.startswith(("accounts.change_", "accounts.delete_", "accounts.add_")) for p in groups["support"])
     assert len(groups["admin"]) > len(groups["compliance"])
 

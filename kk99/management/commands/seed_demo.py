@@ -11,8 +11,11 @@ from django.core.management import BaseCommand, call_command, get_commands
 from django.db import transaction
 from django.utils import timezone
 
+from kk99.conf import kk99_setting
+
 DEMO_PASSWORD = "kk99-demo-pass"  # printed by `demo_banner`; demo only
 STAFF_EMAIL = "staff@kk99.local"
+FINANCE_EMAIL = "finance@kk99.local"  # the second person of the two-person KK99 issuance
 DEMO_USERS = {
     "alice@kk99.local": {"USDT": "100000", "BTC": "2", "ETH": "20", "SOL": "500", "TRX": "100000", "KK99": "50000", "USD": "100000", "AAPL": "200"},
     "bob@kk99.local": {"USDT": "100000", "BTC": "2", "ETH": "20", "SOL": "500", "TRX": "100000", "KK99": "50000", "USD": "100000", "AAPL": "200"},
@@ -24,19 +27,23 @@ class Command(BaseCommand):
     help = "Seed the demo exchange (idempotent)."
 
     def handle(self, *args, **options):
-        if "seed_markets" in get_commands():
-            call_command("seed_markets", verbosity=options.get("verbosity", 1))
+        verbosity = options.get("verbosity", 1)
+        for command in ("chains_setup", "seed_markets"):
+            if command in get_commands():
+                call_command(command, verbosity=verbosity)
         with transaction.atomic():
-            staff = self._user(STAFF_EMAIL, staff=True)
-            admin_group = Group.objects.filter(name="admin").first()
-            if admin_group is not None:
-                staff.groups.add(admin_group)
+            staff = self._user(STAFF_EMAIL, staff=True, superuser=True)
+            finance = self._user(FINANCE_EMAIL, staff=True, superuser=False)
+            for user, role in ((staff, "admin"), (finance, "finance")):
+                group = Group.objects.filter(name=role).first()
+                if group is not None:
+                    user.groups.add(group)
             for email in DEMO_USERS:
                 self._user(email, staff=False)
-        self._fund(staff)
+        self._fund(staff, finance)
         self.stdout.write(self.style.SUCCESS("Demo exchange seeded."))
 
-    def _user(self, email: str, *, staff: bool):
+    def _user(self, email: str, *, staff: bool, superuser: bool = False):
         User = get_user_model()
         user = User.objects.filter(email=email).first()
         if user is None:
@@ -45,11 +52,11 @@ class Command(BaseCommand):
         user.kyc_tier = max(user.kyc_tier, 2)
         if staff:
             user.is_staff = True
-            user.is_superuser = True
+            user.is_superuser = superuser
         user.save()
         return user
 
-    def _fund(self, staff) -> None:
+    def _fund(self, staff, finance) -> None:
         from wallets.models import Asset
 
         try:
@@ -65,6 +72,9 @@ class Command(BaseCommand):
                 asset = Asset.objects.filter(symbol=symbol).first()
                 if asset is None:
                     continue
+                if symbol == kk99_setting("TOKEN_SYMBOL"):
+                    self._issue_token(staff=staff, finance=finance, holder=user, amount=Decimal(amount))
+                    continue
                 try:
                     ledger_adjust(
                         staff=staff,
@@ -76,3 +86,20 @@ class Command(BaseCommand):
                     )
                 except DuplicateLedgerEvent:
                     pass
+
+    def _issue_token(self, *, staff, finance, holder, amount: Decimal) -> None:
+        """KK99 exists only by two-person issuance (ledger_audit checks the supply), so the
+        demo issues it the same way: staff requests, finance approves."""
+        try:
+            from wallets.chains.models import TokenSupplyKind, TokenSupplyRequest, TokenSupplyStatus
+            from wallets.chains.token import token_supply_approve, token_supply_request
+        except ImportError:
+            return
+        reason = "Demo funding"
+        already = TokenSupplyRequest.objects.filter(
+            holder=holder, kind=TokenSupplyKind.ISSUE, reason=reason, status=TokenSupplyStatus.APPROVED
+        ).exists()
+        if already:
+            return
+        supply = token_supply_request(staff=staff, kind=TokenSupplyKind.ISSUE, amount=amount, holder=holder, reason=reason)
+        token_supply_approve(request_id=supply.pk, staff=finance)
