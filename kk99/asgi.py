@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels' routing."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels' routing.
+
+Browser WebSocket routes check their Origin themselves (kk99/routing.py); bot streams
+(Binance-compatible) send no Origin and must not be refused for it. In the embedded default
+(in-memory channel layer) the matching engine runs inside this process, started from the
+server's event loop (trading/streams/embedded.py)."""
 import os
 
 from django.core.asgi import get_asgi_application
@@ -8,13 +13,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from kk99.routing import websocket_urlpatterns  # noqa: E402
+from trading.streams.embedded import EmbeddedEngineApp  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
+application = EmbeddedEngineApp(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )

@@ -16,12 +16,13 @@ trap cleanup EXIT INT TERM
 
 has_command() { "$PY" manage.py help "$1" >/dev/null 2>&1; }
 
-if has_command run_engine; then
-  "$PY" manage.py run_engine & pids+=($!)
-fi
 if [ -n "${REDIS_URL:-}" ]; then
+  # Events cross processes through Redis: the engine and Celery run as their own processes.
+  "$PY" manage.py run_engine & pids+=($!)
   "$(dirname "$PY")/celery" -A kk99 worker --beat --loglevel=INFO --concurrency=2 & pids+=($!)
 fi
+# Without Redis (the embedded default) the engine runs inside the web server process
+# (trading/streams/embedded.py) and Celery runs tasks in-process.
 if has_command demo_bot; then
   "$PY" manage.py demo_bot & pids+=($!)
 fi

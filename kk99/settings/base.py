@@ -277,6 +277,9 @@ KK99 = {
     # Fernet key (urlsafe base64, 32 bytes) for API-key secrets at rest. Derived from
     # SECRET_KEY when unset (development only; production requires it).
     "API_KEY_ENCRYPTION_KEY": env_str("KK99_API_KEY_ENCRYPTION_KEY"),
+    # Run the matching engine inside the web server process: "auto" = when the channel layer
+    # is the in-memory one (the embedded default), so its events reach the browsers.
+    "EMBEDDED_ENGINE": env_str("KK99_EMBEDDED_ENGINE", "auto"),
     # --- Trading (trading/) ---------------------------------------------------------
     # 30-day quote volume (summed over all markets, quote treated as USD-equivalent) → a
     # multiplier on the market's maker/taker fee. The highest tier whose min_volume is

@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- ws:start -->", "<!-- ws:end -->"
+# kk99.asgi currently origin-checks every WebSocket (see docs/realtime.md); bots send this.
+ORIGIN = "http://127.0.0.1:{port}"
 
 
 def _free_port() -> int:
@@ -121,7 +123,7 @@ async def _latency(port: int, server: Server, subscribers: int, trades: int) -> 
     received = [0]
     conns = []
     for i in range(0, subscribers, 100):
-        conns += await asyncio.gather(*[websockets.connect(url, max_queue=None, ping_interval=None, open_timeout=30) for _ in range(min(100, subscribers - i))])
+        conns += await asyncio.gather(*[websockets.connect(url, max_queue=None, ping_interval=None, open_timeout=30, origin=ORIGIN.format(port=port)) for _ in range(min(100, subscribers - i))])
 
     async def reader(ws):
         async for raw in ws:
@@ -158,7 +160,7 @@ async def _idle(port: int, pid: int, target: int, seconds: float) -> dict:
     error = ""
     while len(conns) < target and time.monotonic() < deadline:
         batch = min(250, target - len(conns))
-        results = await asyncio.gather(*[websockets.connect(url, ping_interval=None, open_timeout=30) for _ in range(batch)], return_exceptions=True)
+        results = await asyncio.gather(*[websockets.connect(url, ping_interval=None, open_timeout=30, origin=ORIGIN.format(port=port)) for _ in range(batch)], return_exceptions=True)
         ok = [r for r in results if not isinstance(r, BaseException)]
         conns += ok
         if len(ok) < batch:

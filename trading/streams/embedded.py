@@ -110,7 +110,7 @@ class EmbeddedEngineApp:
 
 
 def get_application():
-    """``kk99.asgi.application`` wrapped — what ``make run`` / the e2e tests serve."""
+    """``kk99.asgi.application``, which is already wrapped in :class:`EmbeddedEngineApp`."""
     from kk99.asgi import application
 
-    return EmbeddedEngineApp(application)
+    return application

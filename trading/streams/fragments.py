@@ -160,7 +160,7 @@ def open_orders_context(*, user, market) -> dict:
 
     mf = MarketFormat.of(market)
     orders = list(order_list_open(user=user, market=market)) if user.is_authenticated else []
-    return {"mf": mf, "orders": [_order_row(mf, o) for o in reversed(orders)], "market": market}
+    return {"mf": mf, "orders": [_order_row(mf, o) for o in reversed(orders)], "market": market, "authenticated": user.is_authenticated}
 
 
 def history_context(*, user, market, limit: int = 30) -> dict:

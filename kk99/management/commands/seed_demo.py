@@ -19,6 +19,7 @@ FINANCE_EMAIL = "finance@kk99.local"  # the second person of the two-person KK99
 DEMO_USERS = {
     "alice@kk99.local": {"USDT": "100000", "BTC": "2", "ETH": "20", "SOL": "500", "TRX": "100000", "KK99": "50000", "USD": "100000", "AAPL": "200"},
     "bob@kk99.local": {"USDT": "100000", "BTC": "2", "ETH": "20", "SOL": "500", "TRX": "100000", "KK99": "50000", "USD": "100000", "AAPL": "200"},
+    "taker@kk99.local": {"USDT": "1000000", "BTC": "20", "ETH": "200", "SOL": "5000", "TRX": "2000000", "KK99": "500000", "USD": "1000000", "AAPL": "2000"},
     "maker@kk99.local": {"USDT": "5000000", "BTC": "100", "ETH": "1000", "SOL": "20000", "TRX": "10000000", "KK99": "5000000", "USD": "5000000", "AAPL": "10000"},
 }
 
