@@ -35,6 +35,20 @@ class AuditAction(models.TextChoices):
     ACCOUNT_FROZEN = "account_frozen", "Account frozen"
     ACCOUNT_UNFROZEN = "account_unfrozen", "Account unfrozen"
     STAFF_ACCESS_DENIED = "staff_access_denied", "Staff access denied"
+    # Written by wallets.chains (its ChainsAuditAction uses the same values).
+    DEPOSIT_CREDITED = "deposit_credited", "Deposit credited"
+    DEPOSIT_REORGED_AFTER_CREDIT = "deposit_reorged_after_credit", "Deposit reorged after credit"
+    WITHDRAWAL_REQUESTED = "withdrawal_requested", "Withdrawal requested"
+    WITHDRAWAL_APPROVED = "withdrawal_approved", "Withdrawal approved"
+    WITHDRAWAL_REJECTED = "withdrawal_rejected", "Withdrawal rejected"
+    WITHDRAWAL_SIGNED = "withdrawal_signed", "Withdrawal signed"
+    WITHDRAWAL_BROADCAST = "withdrawal_broadcast", "Withdrawal broadcast"
+    WITHDRAWAL_EXPIRED_RESIGN = "withdrawal_expired_resign", "Expired withdrawal re-signed"
+    WITHDRAWAL_COMPLETED = "withdrawal_completed", "Withdrawal completed"
+    WITHDRAWAL_FAILED = "withdrawal_failed", "Withdrawal failed"
+    TOKEN_SUPPLY_REQUESTED = "token_supply_requested", "KK99 supply change requested"
+    TOKEN_SUPPLY_APPROVED = "token_supply_approved", "KK99 supply change approved"
+    TOKEN_SUPPLY_REJECTED = "token_supply_rejected", "KK99 supply change rejected"
 
 
 class AuditLog(models.Model):
