@@ -62,8 +62,14 @@ test-python: install test-tools
 
 test: install test-native test-python
 
+# Every benchmark in one go, each writing its own section of docs/benchmarks.md (run it on a
+# quiet machine: the numbers are only as good as the cores are idle). PostgreSQL and Redis on
+# 127.0.0.1 are used by the engine, HTTP and WebSocket benchmarks (each makes its own database).
 bench: install
 	$(PY) -m trading.native.bench --write docs/benchmarks.md
+	$(PY) -m trading.engine.bench --profile --write docs/benchmarks.md
+	$(PY) -m trading.binance.bench_http --engine --write docs/benchmarks.md
+	@if [ -f trading/streams/bench_ws.py ]; then $(PY) -m trading.streams.bench_ws --write docs/benchmarks.md; fi
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles build *.egg-info

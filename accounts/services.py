@@ -669,6 +669,12 @@ def api_key_revoke(*, api_key: ApiKey, actor: User, request: HttpRequest | None 
                 action=AuditAction.API_KEY_REVOKED, actor=actor, target_user=locked.user, target=f"api_key:{locked.pk}",
                 request=request, details={"key_prefix": locked.key[:8]},
             )
+            # Signed-request key cache (accounts.signing): this process at once, the others via
+            # the shared cache version — after commit, and once more now for this process.
+            from accounts.signing import api_key_cache_invalidate
+
+            transaction.on_commit(api_key_cache_invalidate)
+            api_key_cache_invalidate()
     return locked
 
 

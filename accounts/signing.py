@@ -69,6 +69,82 @@ def _django_request(request) -> HttpRequest:
     return getattr(request, "_request", request)
 
 
+# --- the API-key cache ----------------------------------------------------------------------
+# Per process: key → (the key's fields, its decrypted secret) for API_KEY_CACHE_SECONDS (60 s
+# by default), so a signed request costs no key lookup and no Fernet decrypt. Revocation is
+# immediate everywhere: ``api_key_revoke`` bumps a version number in the shared Django cache
+# (Redis) on commit and clears this process's cache; every request reads that version (one
+# cache GET) and drops its entries when it moved. With a per-process cache backend (LocMem, the
+# SQLite demo) other processes see a revocation within the TTL. The *user* is still read from
+# the database on every request, so freezing or deactivating an account applies at once.
+API_KEY_CACHE_VERSION_KEY = "accounts:api-keys:version"
+_key_cache: dict[str, tuple[float, int, dict]] = {}  # key → (loaded at, version, fields)
+
+
+def _key_cache_seconds() -> float:
+    from django.conf import settings
+
+    return float(getattr(settings, "KK99", {}).get("API_KEY_CACHE_SECONDS", 60))
+
+
+def _key_cache_version() -> int:
+    from django.core.cache import cache
+
+    try:
+        return int(cache.get(API_KEY_CACHE_VERSION_KEY) or 0)
+    except Exception:  # noqa: BLE001 — no shared cache: the TTL alone bounds staleness
+        return -1
+
+
+def api_key_cache_invalidate() -> None:
+    """Forget every cached key here and tell the other processes (revocation)."""
+    from django.core.cache import cache
+
+    _key_cache.clear()
+    try:
+        try:
+            cache.incr(API_KEY_CACHE_VERSION_KEY)
+        except ValueError:
+            cache.set(API_KEY_CACHE_VERSION_KEY, 1, timeout=None)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _api_key_lookup(key: str) -> tuple[User, ApiKey] | None:
+    ttl = _key_cache_seconds()
+    version = _key_cache_version()
+    now = time.monotonic()
+    hit = _key_cache.get(key)
+    if hit is None or now - hit[0] >= ttl or hit[1] != version:
+        api_key = selectors.api_key_get_active(key=key)
+        if api_key is None:
+            _key_cache.pop(key, None)
+            return None
+        fields = {
+            "id": api_key.pk, "user_id": api_key.user_id, "key": api_key.key, "label": api_key.label,
+            "can_read": api_key.can_read, "can_trade": api_key.can_trade, "can_withdraw": api_key.can_withdraw,
+            "ip_allowlist": list(api_key.ip_allowlist or []), "created_at": api_key.created_at,
+            "last_used_at": api_key.last_used_at, "secret": services.api_key_secret(api_key=api_key),
+        }
+        if ttl > 0:
+            if len(_key_cache) > 10_000:
+                _key_cache.clear()
+            _key_cache[key] = (now, version, fields)
+        user = api_key.user
+    else:
+        fields = hit[2]
+        user = User.objects.filter(pk=fields["user_id"]).first()
+        if user is None:
+            return None
+    api_key = ApiKey(**{k: v for k, v in fields.items() if k != "secret"})
+    api_key._state.adding = False
+    api_key._state.db = "default"
+    api_key.user = user
+    api_key._kk99_secret = fields["secret"]
+    api_key._kk99_fields = fields
+    return user, api_key
+
+
 def verify_signed_request(request) -> tuple[User, ApiKey]:
     """Authenticate a Binance-style signed request. Returns ``(user, api_key)`` or raises a
     :class:`accounts.errors.SignedRequestError` subclass. Records the key's last use."""
@@ -77,7 +153,8 @@ def verify_signed_request(request) -> tuple[User, ApiKey]:
     key = meta.get(API_KEY_HEADER, "").strip()
     if not key or len(key) > 64:
         raise InvalidApiKey("API-key format invalid.")
-    api_key = selectors.api_key_get_active(key=key)
+    found = _api_key_lookup(key)
+    api_key = found[1] if found else None
     if api_key is None or not api_key.user.is_active:
         raise InvalidApiKey("Invalid API key, or the key has been revoked.")
     if not ip_allowed(client_ip(django_request), api_key.ip_allowlist):
@@ -125,9 +202,10 @@ def verify_signed_request(request) -> tuple[User, ApiKey]:
     if not (timestamp < now_ms + FUTURE_TOLERANCE_MS and now_ms - timestamp <= recv_window_ms):
         raise TimestampOutsideRecvWindow(server_time=now_ms, recv_window=recv_window_ms)
 
-    expected = sign(services.api_key_secret(api_key=api_key), payload)
+    expected = sign(api_key._kk99_secret, payload)
     if not hmac.compare_digest(expected, signature.lower()):
         raise BadSignature()
 
     services.api_key_touch(api_key=api_key)
+    api_key._kk99_fields["last_used_at"] = api_key.last_used_at
     return api_key.user, api_key

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from contextlib import nullcontext
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,11 +80,41 @@ class Leg:
 # --- accounts ----------------------------------------------------------------------------
 
 
+# --- per-process caches of rows that, once committed, never change or disappear -----------
+# user id → Account (accounts are never deleted and a user's account never changes), and the
+# (account_id, asset_id) keys whose balance row exists. Entries are added only after the
+# transaction that saw them commits (``on_commit``), so a rolled-back insert is never cached.
+# ``flush``/``migrate`` (tests) clear them (post_migrate). A stale key is detected (the row lock
+# returns fewer rows) and repaired in wallets.locks.
+_accounts_cache: dict[int, Account] = {}
+
+
+def _cache_on_commit(fn) -> None:
+    # PostgreSQL only: its ids are never reused, so an entry cannot come to name another row
+    # (SQLite may hand a rolled-back id out again).
+    if connection.vendor == "postgresql":
+        transaction.on_commit(fn)
+
+
+def caches_clear(**kwargs) -> None:
+    _accounts_cache.clear()
+    locks.known_balances_clear()
+
+
+from django.db.models.signals import post_migrate  # noqa: E402
+
+post_migrate.connect(caches_clear, dispatch_uid="wallets.services.caches_clear")
+
+
 def user_account(user: AbstractBaseUser) -> Account:
     """The user's ledger account, created on first use."""
     if user.pk is None:
         raise InvalidPosting("The user is not saved.")
+    cached = _accounts_cache.get(user.pk)
+    if cached is not None:
+        return cached
     account, _ = Account.objects.get_or_create(user_id=user.pk)
+    _cache_on_commit(lambda: _accounts_cache.__setitem__(account.user_id, account))
     return account
 
 
@@ -115,6 +146,11 @@ def _resolve_accounts(refs: Iterable[AccountRef]) -> dict[Any, Account]:
             user_ids.add(ref.pk)
         else:
             raise InvalidPosting(f"Not an account, a saved user or a system account kind: {ref!r}.")
+    for uid in list(user_ids):
+        cached = _accounts_cache.get(uid)
+        if cached is not None:
+            resolved[("user", uid)] = cached
+            user_ids.discard(uid)
     if user_ids or kinds:
         existing = Account.objects.filter(Q(user_id__in=user_ids) | Q(system_kind__in=kinds))
         by_user = {a.user_id: a for a in existing if a.user_id is not None}
@@ -126,6 +162,8 @@ def _resolve_accounts(refs: Iterable[AccountRef]) -> dict[Any, Account]:
         for kind in sorted(kinds - by_kind.keys()):
             by_kind[kind] = system_account(kind)
         resolved.update({("user", uid): acc for uid, acc in by_user.items()})
+        found = list(by_user.values())
+        _cache_on_commit(lambda: _accounts_cache.update({a.user_id: a for a in found}))
         resolved.update({("system", SystemAccountKind(k)): acc for k, acc in by_kind.items()})
     return resolved
 
@@ -228,6 +266,12 @@ def _entries_insert(event_id: int, rows: list[tuple[int, int, str, Decimal]]) ->
     meta = JournalEntry._meta
     amount_field = meta.get_field("amount")
     columns = ", ".join(qn(meta.get_field(f).column) for f in ("event", "account", "asset", "bucket", "amount"))
+    if connection.vendor == "postgresql":  # COPY: rows streamed, no statement to build or parse
+        with connection.cursor() as cursor:
+            with cursor.copy(f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN") as copy:
+                for account_id, asset_id, bucket, amount in rows:
+                    copy.write_row((event_id, account_id, asset_id, bucket, amount))
+        return
     with connection.cursor() as cursor:
         for chunk in _chunks(rows, _rows_per_statement(5)):
             values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
@@ -253,6 +297,15 @@ def _balances_write(updates: list[tuple[int, Decimal, Decimal]]) -> None:
     avail_f, locked_f, updated_f = meta.get_field("available"), meta.get_field("locked"), meta.get_field("updated_at")
     row_sql = "(%s::bigint, %s::numeric, %s::numeric)" if connection.vendor == "postgresql" else "(%s, %s, %s)"
     now = updated_f.get_db_prep_save(timezone.now(), connection)
+    if connection.vendor == "postgresql":  # one statement, three array parameters
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH v(id, a, l) AS (SELECT * FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[])) "
+                f"UPDATE {table} SET {qn(avail_f.column)} = v.a, {qn(locked_f.column)} = v.l, "
+                f"{qn(updated_f.column)} = %s FROM v WHERE {table}.{qn(meta.pk.column)} = v.id",
+                [[u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates], now],
+            )
+        return
     with connection.cursor() as cursor:
         for chunk in _chunks(updates, _rows_per_statement(3)):
             params: list[Any] = []
@@ -445,11 +498,77 @@ def balance_hold(
     memo: str = "",
     reference: str = "",
 ) -> JournalEvent:
-    """Move ``amount`` from the user's available to locked (an order or withdrawal reserves it)."""
+    """Move ``amount`` from the user's available to locked (an order or withdrawal reserves it).
+
+    PostgreSQL: ONE statement (after the account, cached per process) — the event is inserted
+    under its unique key with ``ON CONFLICT DO NOTHING`` (no savepoint needed: a duplicate
+    inserts nothing), the balance row is moved by ``UPDATE … WHERE available >= amount`` (its
+    row lock is the only lock taken), and the two entries are inserted from the RETURNING rows.
+    Same guarantees as the general path: balanced entries, exact NUMERIC arithmetic in the
+    database, never negative, refusals leave nothing behind."""
     amount = amount_quantize(asset, amount)
     account = user_account(user)
+    if connection.vendor == "postgresql" and not account.allow_negative:
+        return _balance_hold_pg(account=account, asset=asset, amount=amount, idempotency_key=idempotency_key, memo=memo, reference=reference)
     postings = [_posting(account, asset, Bucket.AVAILABLE, amount.copy_negate()), _posting(account, asset, Bucket.LOCKED, amount)]
     return _post(kind=JournalEventKind.HOLD, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference)
+
+
+_HOLD_SQL = """
+WITH ev AS (
+    INSERT INTO {event} (kind, idempotency_key, memo, reference, actor_id, created_at)
+    VALUES (%(kind)s, %(key)s, %(memo)s, %(reference)s, NULL, %(now)s)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), bal AS (
+    UPDATE {balance} SET available = available - %(amount)s, locked = locked + %(amount)s, updated_at = %(now)s
+    WHERE account_id = %(account)s AND asset_id = %(asset)s AND available >= %(amount)s AND EXISTS (SELECT 1 FROM ev)
+    RETURNING id
+), ent AS (
+    INSERT INTO {entry} (event_id, account_id, asset_id, bucket, amount)
+    SELECT ev.id, %(account)s, %(asset)s, e.bucket, e.amount
+    FROM ev, bal, (VALUES (%(available)s, -%(amount)s::numeric), (%(locked)s, %(amount)s::numeric)) AS e(bucket, amount)
+    RETURNING 1
+)
+SELECT (SELECT id FROM ev), (SELECT count(*) FROM bal), (SELECT count(*) FROM ent)
+"""
+
+
+def _balance_hold_pg(*, account: Account, asset: Asset, amount: Decimal, idempotency_key: str, memo: str, reference: str) -> JournalEvent:
+    _check_key(idempotency_key)
+    now = timezone.now()
+    qn = connection.ops.quote_name
+    sql = _HOLD_SQL.format(event=qn(JournalEvent._meta.db_table), balance=qn(Balance._meta.db_table), entry=qn(JournalEntry._meta.db_table))
+    params = {
+        "kind": JournalEventKind.HOLD.value, "key": idempotency_key, "memo": memo[:500], "reference": reference[:100], "now": now,
+        "amount": amount, "account": account.pk, "asset": asset.pk, "available": Bucket.AVAILABLE.value, "locked": Bucket.LOCKED.value,
+    }
+    # Inside a caller's transaction no savepoint is needed (two round trips saved): a duplicate
+    # writes nothing, and on insufficient funds our own uncommitted event row is deleted again.
+    # Called on its own, it is its own transaction.
+    with (nullcontext() if connection.in_atomic_block else transaction.atomic()):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            event_id, moved, entries = cursor.fetchone()
+            if event_id is None:
+                raise DuplicateLedgerEvent(idempotency_key)
+            if not moved:
+                cursor.execute(
+                    f"SELECT available FROM {qn(Balance._meta.db_table)} WHERE account_id = %s AND asset_id = %s",
+                    [account.pk, asset.pk],
+                )
+                row = cursor.fetchone()
+                available = row[0] if row else Decimal(0)
+                cursor.execute(f"DELETE FROM {qn(JournalEvent._meta.db_table)} WHERE id = %s", [event_id])
+                raise InsufficientFunds(
+                    shortfalls=[{"account": str(account), "asset": asset.symbol, "bucket": Bucket.AVAILABLE, "missing": str(amount - available)}]
+                )
+            if entries != 2:  # pragma: no cover — the statement above cannot do otherwise
+                raise RuntimeError(f"hold {idempotency_key}: {entries} entries written")
+    event = JournalEvent(id=event_id, kind=JournalEventKind.HOLD, idempotency_key=idempotency_key, memo=memo[:500], reference=reference[:100], created_at=now)
+    event._state.adding = False
+    event._state.db = "default"
+    return event
 
 
 def balance_release(

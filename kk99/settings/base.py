@@ -307,6 +307,17 @@ KK99 = {
     "ENGINE_STALLED_TX_TIMEOUT_SECONDS": env_int("KK99_ENGINE_STALLED_TX_TIMEOUT_SECONDS", 5),
     # order_cancel_replace / wait helpers: how long a service waits for the engine.
     "ENGINE_WAIT_SECONDS": float(env_str("KK99_ENGINE_WAIT_SECONDS", "5.0")),
+    # Engine: a full batch doubles the next one, up to this many commands.
+    "ENGINE_BATCH_MAX": env_int("KK99_ENGINE_BATCH_MAX", 5000),
+    # Engine: after this many quarantined commands in a row it stops quarantining and halts
+    # the market (a systematic bug must not reject every order).
+    "ENGINE_QUARANTINE_MAX_IN_A_ROW": env_int("KK99_ENGINE_QUARANTINE_MAX_IN_A_ROW", 3),
+    # order_place caches a market by symbol this long per process (a save clears it at once).
+    "MARKET_CACHE_SECONDS": float(env_str("KK99_MARKET_CACHE_SECONDS", "1.0")),
+    # Send channel-layer events from a per-process background thread (in commit order).
+    "PUBLISH_BACKGROUND": env_bool("KK99_PUBLISH_BACKGROUND", True),
+    # Per-process cache of verified API keys (revocation bumps a shared version at once).
+    "API_KEY_CACHE_SECONDS": env_int("KK99_API_KEY_CACHE_SECONDS", 60),
 }
 
 # --- Chains (wallets/chains): deposits, withdrawals, the KK99 token ------------------------

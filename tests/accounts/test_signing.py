@@ -214,3 +214,39 @@ def test_api_keys_cannot_manage_the_account(key):
 def test_api_key_permission_factory_rejects_unknown_names():
     with pytest.raises(ValueError):
         ApiKeyPermission("admin")
+
+
+def test_key_cache_revocation_reaches_other_processes_through_the_cache_version(db, django_user_model, rf):
+    """Another process's cache (simulated: entries loaded before the revoke, kept in a copy of
+    the process-local dict) is dropped at its next request because the shared version moved."""
+    from accounts import signing
+    from accounts.services import api_key_create, api_key_revoke
+
+    user = django_user_model.objects.create_user(email="cache@example.com", password="pw-not-used-123")
+    api_key, secret = api_key_create(user=user, label="k", permissions=["trade"])
+    assert signing._api_key_lookup(api_key.key) is not None
+    other_process = dict(signing._key_cache)  # what another worker has cached
+    assert api_key.key in other_process
+
+    api_key_revoke(api_key=api_key, actor=user)
+
+    signing._key_cache.update(other_process)  # that worker still holds the entry …
+    assert signing._api_key_lookup(api_key.key) is None  # … but the version moved: reloaded, revoked
+
+
+def test_key_cache_serves_without_a_key_lookup_until_the_ttl(db, django_user_model, settings):
+    from unittest import mock
+
+    from accounts import selectors, signing
+    from accounts.services import api_key_create
+
+    user = django_user_model.objects.create_user(email="ttl@example.com", password="pw-not-used-123")
+    api_key, _ = api_key_create(user=user, label="k", permissions=["trade"])
+    signing._api_key_lookup(api_key.key)
+    with mock.patch.object(selectors, "api_key_get_active", side_effect=AssertionError("not cached")):
+        found = signing._api_key_lookup(api_key.key)
+    assert found[1].pk == api_key.pk and found[1].has_permission("trade") and found[0].pk == user.pk
+    settings.KK99 = {**settings.KK99, "API_KEY_CACHE_SECONDS": 0}
+    with mock.patch.object(selectors, "api_key_get_active", wraps=selectors.api_key_get_active) as lookup:
+        signing._api_key_lookup(api_key.key)
+    assert lookup.called

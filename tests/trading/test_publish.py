@@ -47,3 +47,44 @@ def test_an_engine_batch_publishes_trades_depth_orders_and_balances_after_commit
     depth = next(c.args[1] for c in send.call_args_list if c.args[0] == "depth.diff")
     assert depth["last_update_id"] == 2 and depth["asks"] == [["100.00", "0.000"]] or depth["asks"][0][1] in ("0", "0.000")
     assert ("order.update", (user_group(bob.pk),)) in sent
+
+
+def test_background_sender_keeps_commit_order_per_group_and_does_not_block(settings):
+    """With a network channel layer the on-commit hook only enqueues; one sender thread sends
+    in FIFO order, so a group receives events in the order they were committed."""
+    import threading
+    import time
+
+    import kk99.publish as publish
+
+    received: list[tuple[str, int]] = []
+    gate = threading.Event()
+
+    class SlowLayer:  # stands for Redis: every send takes a while
+        async def group_send(self, group, message):
+            gate.wait(5)
+            received.append((group, message["payload"]["n"]))
+
+    layer = SlowLayer()
+    with mock.patch("kk99.publish.get_channel_layer", return_value=layer):
+        started = time.monotonic()
+        for n in range(50):
+            publish._send("x.y", {"n": n}, [f"g{n % 3}"])
+        enqueue_seconds = time.monotonic() - started
+        gate.set()
+        assert publish.publish_flush(timeout=10)
+    assert enqueue_seconds < 1.0  # nothing waited for the layer
+    for g in ("g0", "g1", "g2"):
+        got = [n for group, n in received if group == g]
+        assert got == sorted(got) and got
+    assert [n for _, n in received] == list(range(50))  # one sender: global FIFO
+
+
+def test_in_memory_layer_sends_synchronously(settings):
+    from channels.layers import InMemoryChannelLayer
+
+    import kk99.publish as publish
+
+    assert not publish._background_wanted(InMemoryChannelLayer())
+    settings.KK99 = {**settings.KK99, "PUBLISH_BACKGROUND": False}
+    assert not publish._background_wanted(object())

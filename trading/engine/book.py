@@ -8,11 +8,12 @@ from decimal import Decimal
 
 from trading.models import Order
 
-try:  # the compiled C book; the pure-Python reference book has the same API
-    from trading.native import EventKind, OrderBook, Side, StpMode, TimeInForce
-except ImportError:  # pragma: no cover — only while the extension is not built
-    from trading.native.reference import EventKind, OrderBook, Side, StpMode, TimeInForce  # type: ignore
-
+# The compiled C book is required (system check trading.E001 reports a missing build; without
+# it ``OrderBook()`` raises NativeExtensionMissing). There is deliberately no fallback to the
+# pure-Python reference book: it is the oracle of the differential tests, not an engine.
+from trading.native import EventKind, OrderBook, Side, StpMode, TimeInForce
+# Stop / take-profit orders wait in the native package's StopBook (add / cancel /
+# triggered(last_price) in trigger order); the engine keeps no stop book of its own.
 from trading.native.stops import StopBook, StopKind
 
 # Reason codes of the C book (orderbook.h, OB_REASON_*), as lower-case names.

@@ -152,6 +152,11 @@ class EngineRunner:
                 connection.close()
                 time.sleep(0.2)
                 continue
+            except Exception:  # noqa: BLE001 — the engine rolled back and will retry one by one,
+                # quarantining a command that fails alone (MarketEngine.process_batch): go on.
+                logger.exception("engine %s: batch failed in %s; retrying its commands one by one", self.owner, symbol)
+                work += 1
+                continue
             work += result.commands
         return work
 
