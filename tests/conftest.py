@@ -30,3 +30,17 @@ def _clear_cache():
 
     cache.clear()
     yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI (KK99_REQUIRE_SERVICES=1, set by .ci/run) nothing may be skipped: a test that
+    skipped because a service or tool was missing is a test that could not fail."""
+    if os.environ.get("KK99_REQUIRE_SERVICES") != "1" or exitstatus != 0:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(f"KK99_REQUIRE_SERVICES=1 but {len(skipped)} test(s) were skipped:", red=True)
+        for report in skipped[:20]:
+            reporter.write_line(f"  {report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}")
+        session.exitstatus = 1
