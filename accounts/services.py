@@ -302,7 +302,9 @@ def _forget_totp_cache(user: User) -> None:
 
 def _match_totp(*, device: TotpDevice, code: str) -> int | None:
     """The time step ``code`` is valid for (±1 step of clock drift), if not used before."""
-    if not (len(code) == 6 and code.isdigit()):
+    # ASCII digits only: str.isdigit() also accepts other scripts' digits ("١٢٣٤٥٦"), which
+    # made compare_digest raise TypeError (a 500 at login / 2FA / withdrawal).
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(decrypt_text(device.secret_encrypted))
     current = int(_clock() // TOTP_STEP_SECONDS)

@@ -203,7 +203,9 @@ def verify_signed_request(request) -> tuple[User, ApiKey]:
         raise TimestampOutsideRecvWindow(server_time=now_ms, recv_window=recv_window_ms)
 
     expected = sign(api_key._kk99_secret, payload)
-    if not hmac.compare_digest(expected, signature.lower()):
+    # Compared as bytes: ``compare_digest`` refuses non-ASCII *str* with a TypeError (a raw
+    # UTF-8 byte in the query string reaches us as a latin-1 character), which was a 500.
+    if not hmac.compare_digest(expected.encode("ascii"), signature.lower().encode("utf-8", "surrogateescape")):
         raise BadSignature()
 
     services.api_key_touch(api_key=api_key)

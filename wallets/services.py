@@ -31,6 +31,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.audit import AuditAction, audit_record
+from kk99.conf import kk99_setting
 from wallets import locks
 from wallets.errors import (
     AdjustmentNotAllowed,
@@ -635,6 +636,12 @@ def ledger_adjust(
     :data:`SYSTEM_OPERATOR` for the command line and the demo seed."""
     if not staff_may_adjust(staff):
         raise AdjustmentNotAllowed()
+    if asset.symbol == kk99_setting("TOKEN_SYMBOL"):
+        # One person must not change the KK99 supply: that takes a request and a second
+        # staff member's approval (wallets.chains.token).
+        raise AdjustmentNotAllowed(
+            f"{asset.symbol} supply changes need two people: use a token supply request, not an adjustment."
+        )
     reason = (reason or "").strip()
     if not reason:
         raise InvalidPosting("An adjustment needs a reason.")
@@ -669,4 +676,44 @@ def ledger_adjust(
                 "via": "system" if actor is None else "staff",
             },
         )
+        balance_changed_publish(user_id=user.pk, asset=asset, delta=amount, reason="adjustment", reference=f"adjustment:{event.pk}")
     return event
+
+
+# --- real-time balance events ----------------------------------------------------------------
+
+
+def balance_changed_publish(
+    *,
+    user_id: int,
+    asset: Asset,
+    delta: Decimal,
+    locked_delta: Decimal = Decimal(0),
+    reason: str,
+    reference: str = "",
+) -> None:
+    """After commit, tell the user's real-time clients that a balance changed outside trading
+    (deposits, withdrawals, staff adjustments):
+
+    * ``balance.delta`` ``{user_id, asset, delta, locked_delta, time, reason, reference}`` — the
+      source of the Binance ``balanceUpdate`` stream. ``delta`` is the change of the user's
+      *available* (free) balance, as Binance's ``d`` is; ``locked_delta`` the change of locked
+      (a completed withdrawal: delta 0, locked_delta −(amount + fee)). ``time`` in ms.
+    * ``balance.update`` ``{assets: [symbol]}`` — the same event the engine sends after trades:
+      the UI re-renders balances, the user-data stream sends ``outboundAccountPosition``.
+
+    Must be called inside the transaction that made the change (nothing is sent on rollback)."""
+    from kk99.publish import publish_on_commit, user_group
+
+    group = [user_group(user_id)]
+    payload = {
+        "user_id": user_id,
+        "asset": asset.symbol,
+        "delta": str(delta),
+        "locked_delta": str(locked_delta),
+        "time": int(timezone.now().timestamp() * 1000),
+        "reason": reason,
+        "reference": reference,
+    }
+    publish_on_commit("balance.delta", payload, groups=group)
+    publish_on_commit("balance.update", {"assets": [asset.symbol]}, groups=group)

@@ -14,6 +14,7 @@ _DECIMAL = re.compile(E.DECIMAL_RANGE)
 _INT = re.compile(r"^-?[0-9]{1,20}$")
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9_-]{1,36}$")
 _SYMBOL = re.compile(r"^[A-Z0-9_.-]{1,20}$")
+INT64_MAX = 2**63 - 1
 
 
 class Params:
@@ -85,7 +86,9 @@ class Params:
         if not _INT.match(raw):
             raise E.illegal(name, "^[0-9]{1,20}$")
         value = int(raw)
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if maximum is None:
+            maximum = INT64_MAX  # ids and times are int64 in the database (a bigger one was a 500)
+        if (minimum is not None and value < minimum) or value > maximum:
             raise BinanceError(E.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; legal range is '{minimum}..{maximum}'.")
         return value
 

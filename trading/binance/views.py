@@ -144,8 +144,12 @@ def _limit(params: Params, default: int, maximum: int) -> int:
     return params.int("limit", default, minimum=1, maximum=maximum)
 
 
+# The last millisecond of year 9999: later times do not fit a datetime (were a 500).
+_MAX_TIME_MS = 253_402_300_799_999
+
+
 def _time(params: Params, name: str) -> dt.datetime | None:
-    value = params.int(name, None, minimum=0)
+    value = params.int(name, None, minimum=0, maximum=_MAX_TIME_MS)
     return from_ms(value) if value is not None else None
 
 

@@ -58,7 +58,7 @@ from wallets.chains.units import from_base_units, to_base_units
 from wallets.chains.vault import deposit_key_read, hot_wallet_read
 from wallets.errors import DuplicateLedgerEvent
 from wallets.models import Bucket, JournalEvent, JournalEventKind, SystemAccountKind
-from wallets.services import Leg, amount_quantize, balance_hold, balance_release, ledger_settle
+from wallets.services import Leg, amount_quantize, balance_changed_publish, balance_hold, balance_release, ledger_settle
 
 logger = logging.getLogger("kk99.chains")
 
@@ -301,6 +301,8 @@ def deposit_credit(*, deposit_id: int) -> bool:
             )
         except DuplicateLedgerEvent:  # credited by an earlier life of this row: never twice
             event = JournalEvent.objects.get(idempotency_key=deposit.ledger_key)
+        else:
+            balance_changed_publish(user_id=deposit.user_id, asset=deposit.asset, delta=net, reason="deposit", reference=f"deposit:{deposit.pk}")
         deposit.status = DepositStatus.CREDITED
         deposit.fee, deposit.credited_amount, deposit.journal_event = fee, net, event
         deposit.credited_at = timezone.now()
@@ -384,6 +386,9 @@ def withdrawal_request(
             status=WithdrawalStatus.PENDING_APPROVAL if required else WithdrawalStatus.APPROVED,
         )
         balance_hold(user=user, asset=asset, amount=amount + fee, idempotency_key=f"withdrawal:{withdrawal.pk}:hold", reference=f"withdrawal:{withdrawal.pk}")
+        balance_changed_publish(
+            user_id=user.pk, asset=asset, delta=-(amount + fee), locked_delta=amount + fee, reason="withdrawal_hold", reference=f"withdrawal:{withdrawal.pk}"
+        )
         audit_record(
             action=ChainsAuditAction.WITHDRAWAL_REQUESTED,
             actor=user,
@@ -436,6 +441,14 @@ def _release(withdrawal: Withdrawal, *, status: str, reason: str, actor=None, ac
         asset=withdrawal.asset,
         amount=withdrawal.hold_amount,
         idempotency_key=f"withdrawal:{withdrawal.pk}:release",
+        reference=f"withdrawal:{withdrawal.pk}",
+    )
+    balance_changed_publish(
+        user_id=withdrawal.user_id,
+        asset=withdrawal.asset,
+        delta=withdrawal.hold_amount,
+        locked_delta=-withdrawal.hold_amount,
+        reason="withdrawal_release",
         reference=f"withdrawal:{withdrawal.pk}",
     )
     withdrawal.status = status
@@ -560,6 +573,14 @@ def withdrawal_complete(*, withdrawal_id: int) -> Withdrawal:
             memo=f"{withdrawal.chain} withdrawal {withdrawal.txid}",
             reference=f"withdrawal:{withdrawal.pk}",
         )
+        balance_changed_publish(
+            user_id=withdrawal.user_id,
+            asset=withdrawal.asset,
+            delta=Decimal(0),
+            locked_delta=-withdrawal.hold_amount,
+            reason="withdrawal_complete",
+            reference=f"withdrawal:{withdrawal.pk}",
+        )
         withdrawal.status, withdrawal.completed_at = WithdrawalStatus.COMPLETED, timezone.now()
         withdrawal.save(update_fields=["status", "completed_at", "updated_at"])
         audit_record(action=ChainsAuditAction.WITHDRAWAL_COMPLETED, target_user=withdrawal.user, target=f"withdrawal:{withdrawal.pk}", details={"txid": withdrawal.txid})
@@ -569,7 +590,10 @@ def withdrawal_complete(*, withdrawal_id: int) -> Withdrawal:
 def withdrawal_fail(*, withdrawal_id: int, reason: str) -> Withdrawal:
     with transaction.atomic():
         withdrawal = Withdrawal.objects.select_for_update().select_related("user", "asset").get(pk=withdrawal_id)
-        if withdrawal.status in (WithdrawalStatus.COMPLETED, WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED):
+        # Only a withdrawal whose transaction is out (signed / broadcast) can fail on chain. A
+        # CONFIRMED one was final on chain — the coins are gone — so releasing its hold would pay
+        # the user twice; a not-yet-signed one is rejected by staff, not failed.
+        if withdrawal.status not in (WithdrawalStatus.SIGNED, WithdrawalStatus.BROADCAST):
             return withdrawal
         _release(withdrawal, status=WithdrawalStatus.FAILED, reason=reason, action=ChainsAuditAction.WITHDRAWAL_FAILED)
     return withdrawal
