@@ -17,6 +17,7 @@ from channels.layers import get_channel_layer
 from trading.models import EngineState, Market
 from trading.services import order_place
 from trading.streams import feed as feed_module
+from trading.streams.base import market_cache_clear
 from wallets.models import Asset
 from wallets.services import ledger_credit
 
@@ -28,8 +29,10 @@ def _streams_quick(settings, monkeypatch):
     settings.KK99 = {**settings.KK99, "FEE_TIER_CACHE_SECONDS": 0}
     monkeypatch.setattr(feed_module, "STOP_GRACE_SECONDS", 0)
     feed_module._feeds.clear()
+    market_cache_clear()
     yield
     feed_module._feeds.clear()
+    market_cache_clear()
 
 
 @pytest.fixture(autouse=True)

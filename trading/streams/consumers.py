@@ -23,7 +23,7 @@ from trading.streams import binance as bn
 from trading.streams import fragments as fr
 from trading.streams.base import (
     BINANCE_OUTBOX_LIMIT, CLOSE_NOT_FOUND, CLOSE_POLICY, HEARTBEAT_SECONDS, MAX_INCOMING_PER_SECOND,
-    MAX_STREAMS_PER_CONNECTION, PRIVATE_COALESCE_SECONDS, RouterConsumer, market_or_none as _market_or_none,
+    MAX_STREAMS_PER_CONNECTION, NO_CHANNEL_LAYER, PRIVATE_COALESCE_SECONDS, RouterConsumer, market_or_none as _market_or_none,
 )
 from trading.streams.feed import FeedEvent, MarketFeed, feed_subscribe, feed_unsubscribe, now_ms
 from trading.streams.userdata import WsApiConsumer  # noqa: F401 — routed from kk99.routing
@@ -95,7 +95,7 @@ class MarketUiConsumer(RouterConsumer):
         if isinstance(item, FeedEvent):
             item = item.cached("ui", lambda: self._render_event(item))
         if item:
-            await self.send(text_data=item)
+            await self._frame_send({"type": "websocket.send", "text": item})
 
     def _render_event(self, event: FeedEvent) -> str:
         feed = self.feed
@@ -151,6 +151,8 @@ def _all_markets():
 class MarketsUiConsumer(RouterConsumer):
     """Live rows of the markets list (one ``<tr id="mkt-SYMBOL">`` per ticker change)."""
 
+    channel_layer_alias = NO_CHANNEL_LAYER  # public data only: fed by the market feeds
+
     async def connect(self):
         self.feeds: list[MarketFeed] = []
         await self.accept()
@@ -180,9 +182,10 @@ class BinanceStreamConsumer(RouterConsumer):
     Live ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY`` /
     ``GET_PROPERTY`` requests are answered ``{"result": …, "id": …}``; errors
     ``{"code": …, "msg": …, "id": …}``. Keep-alive pings are sent by the ASGI server at the
-    WebSocket protocol level (daphne: every 20 s, like Binance)."""
+    WebSocket protocol level (uvicorn and daphne: every 20 s, like Binance)."""
 
     outbox_limit = BINANCE_OUTBOX_LIMIT
+    channel_layer_alias = NO_CHANNEL_LAYER  # public data only: fed by the market feeds
 
     async def connect(self):
         self.streams: dict[str, bn.StreamSpec] = {}
