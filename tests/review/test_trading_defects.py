@@ -46,7 +46,6 @@ def test_a_stop_price_the_engine_cannot_represent_is_refused_at_placement(trader
     assert not Order.objects.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="trading/streams/userdata.py: compare_digest on a non-ASCII signature raises TypeError instead of ApiError -1022")
 def test_ws_api_non_ascii_signature_is_an_api_error(trader):
     from trading.streams.userdata import ApiError, verify_signed_params
 

@@ -81,7 +81,8 @@ def verify_signed_params(params: dict, client_ip: str | None):
     if not (timestamp < now + FUTURE_TOLERANCE_MS and now - timestamp <= recv_window):
         raise ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
     expected = sign(services.api_key_secret(api_key=api_key), signature_payload(params))
-    if not hmac.compare_digest(expected, str(params["signature"]).lower()):
+    # Compare bytes: compare_digest refuses non-ASCII str (a TypeError, not a bad signature).
+    if not hmac.compare_digest(expected.encode(), str(params["signature"]).lower().encode()):
         raise ApiError(400, -1022, "Signature for this request is not valid.")
     services.api_key_touch(api_key=api_key)
     return api_key.user
