@@ -12,4 +12,5 @@ urlpatterns = [
     path("orders/cancel-all/", apis.OrderCancelAllApi.as_view(), name="order-cancel-all"),
     path("orders/<int:order_id>/", apis.OrderDetailApi.as_view(), name="order-detail"),
     path("fills/", apis.FillListApi.as_view(), name="fill-list"),
+    path("fee-preference/", apis.FeePreferenceApi.as_view(), name="fee-preference"),
 ]

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from accounts.permissions import HasReadPermission, HasTradePermission
 from trading import selectors, services
 from trading.models import Market, Order, Trade
-from trading.serializers import CancelAllSerializer, FillSerializer, MarketSerializer, OrderPlaceSerializer, OrderSerializer
+from trading.serializers import CancelAllSerializer, FeePreferenceSerializer, FillSerializer, MarketSerializer, OrderPlaceSerializer, OrderSerializer
 
 
 class NewestFirst(CursorPagination):
@@ -140,3 +140,22 @@ class FillListApi(APIView):
         paginator = NewestFirst()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(FillSerializer(page, many=True, context={"request": request}).data)
+
+
+class FeePreferenceApi(APIView):
+    """Pay trading fees in KK99 at a discount (opt-in toggle)."""
+
+    def get_permissions(self):
+        return [HasTradePermission()] if self.request.method == "PUT" else [HasReadPermission()]
+
+    @extend_schema(operation_id="fee_preference_retrieve", responses=FeePreferenceSerializer)
+    def get(self, request):
+        return Response(FeePreferenceSerializer(selectors.fee_preference_get(user=request.user)).data)
+
+    @extend_schema(operation_id="fee_preference_update", request=FeePreferenceSerializer, responses=FeePreferenceSerializer)
+    def put(self, request):
+        """Turn paying fees in KK99 on or off; applies from the engine's next batch."""
+        s = FeePreferenceSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        services.fee_preference_set(user=request.user, pay_fees_in_kk99=s.validated_data["pay_fees_in_kk99"])
+        return Response(FeePreferenceSerializer(selectors.fee_preference_get(user=request.user)).data)

@@ -279,3 +279,18 @@ class EngineState(models.Model):
 
     def __str__(self) -> str:
         return f"EngineState({self.market_id}, epoch={self.epoch}, seq={self.last_seq})"
+
+
+class FeePreference(models.Model):
+    """A user's choice to pay trading fees in the KK99 token (issue 6, "The KK99 token").
+
+    Opted in, each fill's fee is charged in KK99 at ``settings.KK99["KK99_FEE_DISCOUNT"]`` off
+    — when the user's available KK99 covers it at batch time; otherwise the normal fee in the
+    received asset (see docs/engine.md, "Fees"). No row = not opted in."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="fee_preference")
+    pay_fees_in_kk99 = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"FeePreference({self.user_id}, kk99={self.pay_fees_in_kk99})"

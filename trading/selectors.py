@@ -125,3 +125,12 @@ def depth_from_database(*, market: Market, levels: int = 100) -> dict:
         "asks": fmt(asks, False),
         "last_price": None if state is None or state.last_price is None else str(state.last_price),
     }
+
+
+def fee_preference_get(*, user) -> dict:
+    """The user's fee-payment choice and the terms: ``{"pay_fees_in_kk99", "discount", "token"}``."""
+    from kk99.conf import kk99_setting
+    from trading.models import FeePreference
+
+    pref = FeePreference.objects.filter(user=user).values_list("pay_fees_in_kk99", flat=True).first()
+    return {"pay_fees_in_kk99": bool(pref), "discount": kk99_setting("KK99_FEE_DISCOUNT"), "token": kk99_setting("TOKEN_SYMBOL")}

@@ -153,3 +153,13 @@ class FillSerializer(serializers.Serializer):
     def get_fee_asset(self, t: Trade) -> str:
         asset = t.maker_fee_asset if self._is_maker(t) else t.taker_fee_asset
         return asset.symbol
+
+
+class FeePreferenceSerializer(serializers.Serializer):
+    """Pay trading fees in the KK99 token: the fee's USDT value at the KK99 price, minus
+    ``discount`` (a fraction), when the user's available KK99 covers it; otherwise the normal
+    fee in the received asset."""
+
+    pay_fees_in_kk99 = serializers.BooleanField()
+    discount = DecimalString(read_only=True)
+    token = serializers.CharField(read_only=True)

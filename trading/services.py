@@ -40,7 +40,7 @@ from kk99.conf import kk99_setting
 from kk99.publish import publish_on_commit, user_group
 from trading.errors import TradingError, TradingErrorCode, filter_failure
 from trading.markets import floor_to, is_multiple, market_session_is_open, price_band
-from trading.models import EngineState, Market, Order
+from trading.models import EngineState, FeePreference, Market, Order
 from wallets.errors import InsufficientFunds
 from wallets.services import balance_hold
 
@@ -464,3 +464,10 @@ def order_payload(order: Order) -> dict[str, Any]:
         "engine_seq": order.engine_seq,
         "updated_at": order.updated_at.isoformat() if order.updated_at else None,
     }
+
+
+def fee_preference_set(*, user, pay_fees_in_kk99: bool) -> FeePreference:
+    """Opt in to (or out of) paying trading fees in KK99 at the configured discount. Applies
+    from the engine's next batch: the engine reads the preference at settlement time."""
+    pref, _ = FeePreference.objects.update_or_create(user=user, defaults={"pay_fees_in_kk99": bool(pay_fees_in_kk99)})
+    return pref

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kk99.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # /api/v3/ (signed machine API) leaves here for a lean chain: KK99["API_LEAN_MIDDLEWARE"].
+    "kk99.middleware.ApiFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -292,6 +294,11 @@ KK99 = {
     ],
     # How long the engine caches a user's fee tier (seconds); 0 = recompute every batch.
     "FEE_TIER_CACHE_SECONDS": env_int("KK99_FEE_TIER_CACHE_SECONDS", 300),
+    # Fees paid in the KK99 token (users opt in, trading.FeePreference): the fee's USDT value
+    # ÷ the KK99 price × (1 − this discount). The KK99 price is the last trade of
+    # KK99_FEE_PRICE_MARKET, else REFERENCE_PRICES_USDT["KK99"].
+    "KK99_FEE_DISCOUNT": Decimal(env_str("KK99_KK99_FEE_DISCOUNT", "0.25")),
+    "KK99_FEE_PRICE_MARKET": env_str("KK99_KK99_FEE_PRICE_MARKET", "KK99USDT"),
     # Engine: commands (new orders + cancel requests) taken per batch transaction.
     "ENGINE_BATCH_SIZE": env_int("KK99_ENGINE_BATCH_SIZE", 500),
     # Engine: longest idle wait before re-checking (PostgreSQL wakes earlier on NOTIFY).
@@ -412,5 +419,13 @@ KK99.update(
         # How long POST /api/v3/order (RESULT/FULL) and DELETE wait for the engine.
         "BINANCE_ORDER_RESULT_WAIT_SECONDS": float(env_str("KK99_BINANCE_ORDER_RESULT_WAIT_SECONDS", "2.0")),  # seconds, not money
         "BINANCE_CANCEL_WAIT_SECONDS": float(env_str("KK99_BINANCE_CANCEL_WAIT_SECONDS", "2.0")),
+        # Machine APIs that sign every request skip the browser middleware (sessions, CSRF,
+        # auth, messages, CSP, htmx, static files): kk99.middleware.ApiFastPathMiddleware.
+        "API_LEAN_PATH_PREFIXES": ["/api/v3/"],
+        "API_LEAN_MIDDLEWARE": [
+            "corsheaders.middleware.CorsMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        ],
     }
 )

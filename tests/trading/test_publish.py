@@ -88,3 +88,40 @@ def test_in_memory_layer_sends_synchronously(settings):
     assert not publish._background_wanted(InMemoryChannelLayer())
     settings.KK99 = {**settings.KK99, "PUBLISH_BACKGROUND": False}
     assert not publish._background_wanted(object())
+
+
+def test_a_public_trade_event_carries_no_user_id_and_a_fill_no_counterparty(engine, market, alice, bob, django_capture_on_commit_callbacks):
+    from trading.engine.core import PUBLIC_TRADE_FIELDS
+
+    # Arrange: alice rests, bob takes.
+    place(alice, market, "SELL", quantity="1", price="100")
+    engine.run_until_idle()
+    place(bob, market, "BUY", quantity="1", price="100")
+    # Act
+    with mock.patch("kk99.publish._send") as send:
+        with django_capture_on_commit_callbacks(execute=True):
+            engine.run_until_idle()
+    # Assert: the market group's trade has exactly the public fields — no user id, no fee, no maker order.
+    public = [c for c in send.call_args_list if c.args[0] == "trade.batch"]
+    assert public and all(tuple(c.args[2]) == (market_group("BTCUSDT"),) for c in public)
+    for c in public:
+        for t in c.args[1]["trades"]:
+            assert set(t) == set(PUBLIC_TRADE_FIELDS)
+            assert not any("user" in k or "fee" in k or k == "maker_order_id" for k in t)
+    # Each user's fill names only that user's side.
+    fills = {tuple(c.args[2]): c.args[1] for c in send.call_args_list if c.args[0] == "trade.fill"}
+    maker_fill = fills[(user_group(alice.pk),)][0]
+    taker_fill = fills[(user_group(bob.pk),)][0]
+    assert maker_fill["maker_user_id"] == alice.pk and "taker_user_id" not in maker_fill and "taker_fee" not in maker_fill
+    assert taker_fill["taker_user_id"] == bob.pk and "maker_user_id" not in taker_fill and "maker_order_id" not in taker_fill
+
+
+def test_the_engine_order_payload_equals_the_service_payload(engine, market, alice):
+    from trading.engine.core import _order_payload
+    from trading.models import Order
+    from trading.services import order_payload
+
+    place(alice, market, "BUY", quantity="1", price="99")
+    engine.run_until_idle()
+    o = Order.objects.select_related("market").get(user=alice)
+    assert _order_payload(o, market.symbol, market.pk, o.updated_at.isoformat()) == order_payload(o)

@@ -11,7 +11,7 @@ from trading.models import Order
 # The compiled C book is required (system check trading.E001 reports a missing build; without
 # it ``OrderBook()`` raises NativeExtensionMissing). There is deliberately no fallback to the
 # pure-Python reference book: it is the oracle of the differential tests, not an engine.
-from trading.native import EventKind, OrderBook, Side, StpMode, TimeInForce
+from trading.native import CommandType, EventKind, OrderBook, Side, StpMode, TimeInForce
 # Stop / take-profit orders wait in the native package's StopBook (add / cancel /
 # triggered(last_price) in trigger order); the engine keeps no stop book of its own.
 from trading.native.stops import StopBook, StopKind
@@ -99,3 +99,39 @@ def stops_triggered(stops: StopBook, last_price: Decimal, units) -> list[int]:
     """Order ids whose stop the last price has crossed, removed from the stop book, in
     trigger order (farthest stop from the last price first, then first added)."""
     return list(stops.triggered(units.ticks(last_price)))
+
+
+# --- commands (tuples in the C struct's field order, see trading.native.types.Command) -------
+# (type, side, tif, post_only, stp, order_id, owner, price, qty)
+
+# The first event of every new-order command: its ACCEPTED, or its REJECTED.
+START_KINDS = (EventKind.ACCEPTED, EventKind.REJECTED)
+
+
+def limit_command(order_id: int, owner: int, side_, price: int, qty: int, tif_, post_only: bool, stp_) -> tuple:
+    return (CommandType.LIMIT, side_, tif_, post_only, stp_, order_id, owner, price, qty)
+
+
+def market_command(order_id: int, owner: int, side_, qty: int, stp_) -> tuple:
+    return (CommandType.MARKET, side_, 0, False, stp_, order_id, owner, 0, qty)
+
+
+def market_quote_command(order_id: int, owner: int, budget: int, stp_) -> tuple:
+    return (CommandType.MARKET_QUOTE, Side.BUY, 0, False, stp_, order_id, owner, 0, budget)
+
+
+def submit_one(book: OrderBook, cmd: tuple):
+    """One command through the single-call API (book errors raise, as they always did)."""
+    kind, side_, tif_, post_only, stp_, order_id, owner, price, qty = cmd
+    if kind == CommandType.LIMIT:
+        return book.add_limit(order_id, owner, side_, price, qty, tif_, post_only, stp_)
+    if kind == CommandType.MARKET_QUOTE:
+        return book.add_market_quote(order_id, owner, qty, stp_)
+    return book.add_market(order_id, owner, side_, qty, stp_)
+
+
+def execute(book: OrderBook, commands: list[tuple]):
+    """Many commands in ONE call into C (``ob_execute_batch``); all their events, in order. A
+    command the book refuses yields a REJECTED event (reason ``book_error_<code>``) instead
+    of raising, and the others go on."""
+    return book.execute(commands)

@@ -66,3 +66,48 @@ class FeeTierCache:
         value = (Decimal(tier["maker_multiplier"]), Decimal(tier["taker_multiplier"]))
         self._cache[user_id] = (stamp, *value)
         return value
+
+
+# --- fees paid in the KK99 token (issue 6) ---------------------------------------------------
+
+
+def kk99_fee_amount(*, fee_value_usdt: Decimal, kk99_price: Decimal, discount: Decimal, precision: int) -> Decimal:
+    """The KK99 charged instead of a fee worth ``fee_value_usdt``: value ÷ KK99 price ×
+    (1 − discount), rounded UP to the token's precision. Rounding direction: against the user
+    — they pay at most one smallest KK99 unit more than the exact amount, never less."""
+    if fee_value_usdt <= 0 or kk99_price <= 0:
+        return Decimal(0)
+    exact = fee_value_usdt / kk99_price * (Decimal(1) - discount)
+    return exact.quantize(Decimal(1).scaleb(-precision), rounding=ROUND_UP)
+
+
+def kk99_discounted_fee(fee: Decimal, *, discount: Decimal, precision: int) -> Decimal:
+    """A fee whose received asset IS KK99: the same asset at the discount, rounded UP."""
+    if fee <= 0:
+        return Decimal(0)
+    return (fee * (Decimal(1) - discount)).quantize(Decimal(1).scaleb(-precision), rounding=ROUND_UP)
+
+
+def kk99_price_usdt(*, engine_symbol: str, engine_last_price: Decimal | None) -> Decimal:
+    """The KK99 price in USDT: the last trade of ``KK99_FEE_PRICE_MARKET`` (committed), else
+    ``REFERENCE_PRICES_USDT["KK99"]``. The engine of that very market uses its own last price
+    at the start of the batch (the same value a replay sees), not a re-read."""
+    from trading.models import EngineState
+
+    symbol = kk99_setting("KK99_FEE_PRICE_MARKET")
+    if engine_symbol == symbol:
+        price = engine_last_price
+    else:
+        price = EngineState.objects.filter(market__symbol=symbol).values_list("last_price", flat=True).first()
+    if price is None or price <= 0:
+        price = Decimal(kk99_setting("REFERENCE_PRICES_USDT").get(kk99_setting("TOKEN_SYMBOL"), 0))
+    return price
+
+
+def usdt_value_of(asset_symbol: str) -> Decimal | None:
+    """USDT per unit of a quote asset: 1 for USDT, else the operator's reference price (None
+    when unknown — then the fee stays in the received asset)."""
+    if asset_symbol == "USDT":
+        return Decimal(1)
+    value = kk99_setting("REFERENCE_PRICES_USDT").get(asset_symbol)
+    return None if value is None else Decimal(value)
