@@ -67,6 +67,10 @@ def _new_client_order_id() -> str:
     return "kk99-" + secrets.token_urlsafe(16)[:22]
 
 
+MAX_DECIMAL = Decimal(10) ** 20
+INT64_MAX = 2**63 - 1  # the C book counts prices in ticks and quantities in lots as int64
+
+
 def _decimal(name: str, value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
@@ -78,6 +82,8 @@ def _decimal(name: str, value: Any) -> Decimal | None:
         raise TradingError(TradingErrorCode.INVALID_PARAMETER, f"{name} is not a number.", param=name) from None
     if not result.is_finite() or result <= 0:
         raise TradingError(TradingErrorCode.INVALID_PARAMETER, f"{name} must be positive.", param=name)
+    if result >= MAX_DECIMAL:  # NUMERIC(38,18) holds at most 20 integer digits
+        raise TradingError(TradingErrorCode.INVALID_PARAMETER, f"{name} is too large.", param=name)
     return result
 
 
@@ -237,6 +243,8 @@ def order_place(
     for name, value in (("price", price), ("stop_price", stop_price)):
         if value is not None and not is_multiple(value, market.tick_size):
             raise filter_failure("PRICE_FILTER", f"{name} must be a multiple of {_fmt(market.tick_size)}.", param=name)
+        if value is not None and value / market.tick_size > INT64_MAX:
+            raise filter_failure("PRICE_FILTER", f"{name} is above the market's maximum price.", param=name)
     if quantity is not None:
         if not is_multiple(quantity, market.step_size):
             raise filter_failure("LOT_SIZE", f"quantity must be a multiple of {_fmt(market.step_size)}.")
