@@ -89,6 +89,13 @@ def verify_signed_params(params: dict, client_ip: str | None):
 
 
 @database_sync_to_async
+def _asset_symbol_get(asset_id: int) -> str | None:
+    from wallets.models import Asset
+
+    return Asset.objects.filter(pk=asset_id).values_list("symbol", flat=True).first()
+
+
+@database_sync_to_async
 def _market_assets(symbol: str) -> tuple[str, str] | None:
     from trading.models import Market
 
@@ -270,10 +277,19 @@ class WsApiConsumer(RouterConsumer):
                 order = self._orders.get(oid) or await _order_payload(uid, oid)
                 if order is None:
                     continue
-                fee_asset = None
-                if assets:
+                # The fee asset is published with the fill (it is KK99 when the user pays fees
+                # in KK99); older payloads without it fall back to the asset received.
+                fee_asset_id = fill.get(f"{role}_fee_asset_id")
+                fee_asset = await self._asset_symbol(fee_asset_id) if fee_asset_id else None
+                if fee_asset is None and assets:
                     fee_asset = assets[0] if order["side"] == "BUY" else assets[1]
                 self._emit(uid, execution_report(order, exec_type="TRADE", now=now, fill=fill, is_maker=role == "maker", fee_asset=fee_asset))
+
+    async def _asset_symbol(self, asset_id: int) -> str | None:
+        cache = self.__dict__.setdefault("_asset_symbols", {})
+        if asset_id not in cache:
+            cache[asset_id] = await _asset_symbol_get(asset_id)
+        return cache[asset_id]
 
     async def balance_update(self, message):
         payload = message.get("payload") or {}
