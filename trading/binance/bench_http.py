@@ -230,7 +230,9 @@ _AREAS = [
     ("HMAC check (API-key lookup, secret decrypt, signature)", "accounts/signing.py", "verify_signed_request"),
     ("order_place total", "trading/services.py", "order_place"),
     ("  of which balance_hold (ledger)", "wallets/services.py", "balance_hold"),
-    ("  of which publish_on_commit + NOTIFY", "kk99/publish.py", "_send"),
+    ("  of which market_reference_price (last-trade SELECT)", "trading/services.py", "market_reference_price"),
+    ("  of which engine_notify (pg_notify)", "trading/services.py", "engine_notify"),
+    ("  of which publish_on_commit", "kk99/publish.py", "_send"),
     ("request weight (cache)", "trading/binance/limits.py", "weight_consume"),
     ("database round trips (all)", "django/db/backends/utils.py", "execute"),
 ]
@@ -293,20 +295,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--database-url", default=os.environ.get("KK99_BENCH_PG_URL", "postgres://root@127.0.0.1:5432/kk99_bench_http"))
     ap.add_argument("--redis-url", default=os.environ.get("KK99_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
-    ap.add_argument("--rates", default="500,1000", help="offered requests/s, comma-separated")
+    ap.add_argument("--rates", default="200,400,600,800,1000", help="offered requests/s, comma-separated")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--grace", type=float, default=5)
     ap.add_argument("--connections", type=int, default=48)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)")
     ap.add_argument("--users", type=int, default=64)
     ap.add_argument("--port", type=int, default=8765)
-    ap.add_argument("--profile-orders", type=int, default=2000)
+    ap.add_argument("--profile-orders", type=int, default=2000, help="0 skips the in-process profile")
     ap.add_argument("--engine", action="store_true", help="run the matching engine (manage.py run_engine) during the HTTP runs")
     ap.add_argument("--write", type=Path)
     args = ap.parse_args(argv)
 
     t_start = time.monotonic()
+    load_before = os.getloadavg()
     _recreate_database(args.database_url)
     env = {"DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": args.database_url, "DB_CONN_MAX_AGE": "600"}
     redis = _redis_ok(args.redis_url)
@@ -318,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = _seed(args.users)
 
     server_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "gunicorn", "kk99.wsgi:application", "-k", "gthread", "-w", str(args.workers), "--threads", str(args.threads),
+    cmd = [sys.executable, "-m", "gunicorn", "kk99.wsgi:application", "-k", args.worker_class, "-w", str(args.workers), "--threads", str(args.threads),
            "-b", f"127.0.0.1:{args.port}", "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"]
     server = subprocess.Popen(cmd, cwd=ROOT, env=server_env, start_new_session=True)
     engine = None
@@ -355,16 +359,16 @@ def main(argv: list[str] | None = None) -> int:
         orders_matched = cursor.fetchone()[0]
         cursor.execute("SELECT count(*) FROM trading_trade")
         trades_stored = cursor.fetchone()[0]
-    per_request_ms, areas, top = profile(keys, args.profile_orders)
+    per_request_ms, areas, top = profile(keys, args.profile_orders) if args.profile_orders else (float("nan"), [], "")
 
     lines = [
         "## HTTP order placement (`/api/v3/order`)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; PostgreSQL on loopback, "
-        f"{'Redis cache + channel layer' if redis else 'local-memory cache, in-memory channel layer'}. Server: gunicorn gthread, "
+        f"{'Redis cache + channel layer' if redis else 'local-memory cache, in-memory channel layer'}. Server: gunicorn {args.worker_class}, "
         f"{args.workers} workers × {args.threads} threads, on the same 2 cores as PostgreSQL and the load generator. "
         f"Command: `.venv/bin/python -m trading.binance.bench_http{' --engine' if args.engine else ''} --write docs/benchmarks.md`; whole run {time.monotonic() - t_start:.0f} s. "
-        f"Load average after the HTTP runs: {load_after[0]:.1f} (1 min) / {load_after[1]:.1f} (5 min) — above ~2 means other work shared the 2 cores "
+        f"Load average before the run: {load_before[0]:.1f} (1 min); after the HTTP runs: {load_after[0]:.1f} (1 min) / {load_after[1]:.1f} (5 min) — above ~2 means other work shared the 2 cores "
         "and the numbers below measure contention, not KK99.",
         "",
         f"Open-loop load from a separate process: a fixed offered rate for {args.seconds:.0f} s over {args.connections} keep-alive connections, "
