@@ -27,4 +27,6 @@ if has_command demo_bot; then
   "$PY" manage.py demo_bot & pids+=($!)
 fi
 "$PY" manage.py demo_banner
-"$PY" manage.py runserver "$HOST:$PORT" --noreload
+"$PY" manage.py runserver "$HOST:$PORT" --noreload & pids+=($!)
+# Wait for the server; Ctrl-C or a TERM to this script stops every process it started.
+wait "${pids[-1]}"

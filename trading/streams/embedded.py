@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 
 from asgiref.sync import sync_to_async
@@ -69,6 +70,13 @@ class _Engine:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.task = loop.create_task(sync_to_async(self.run_forever, thread_sensitive=False)())
+        # The engine runs in an executor (non-daemon) thread, which the interpreter joins at
+        # exit before ``atexit`` handlers run: without this, Ctrl-C / SIGTERM would stop the
+        # server but leave the process waiting on the engine for ever. ``_register_atexit``
+        # callbacks run first (threading's own hook, also used by concurrent.futures).
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            register(self.stop)
         logger.info("embedded matching engine started in process %s", os.getpid())
 
     def stop(self) -> None:
