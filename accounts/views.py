@@ -227,20 +227,35 @@ def security(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/security.html", _security_context(request))
 
 
+def _security_code_action(request: HttpRequest, action, on_success) -> HttpResponse:
+    """The security page's code-confirmed actions: validate the 2FA code form, run the
+    service, answer ``on_success(result)``; a refusal re-renders the page with the error."""
+    form = CodeForm(request.POST)
+    if form.is_valid():
+        try:
+            result = action(user=request.user, code=form.cleaned_data["code"], request=request)
+        except AccountsError as exc:
+            _form_error(form, exc, "code")
+        else:
+            return on_success(result)
+    return render(request, "accounts/security.html", _security_context(request, code_form=form), status=400)
+
+
 @login_required
 @never_cache
 @require_POST
 @form_ratelimit("login")
 def security_2fa_confirm(request: HttpRequest) -> HttpResponse:
-    form = CodeForm(request.POST)
-    if form.is_valid():
-        try:
-            codes = services.totp_setup_confirm(user=request.user, code=form.cleaned_data["code"], request=request)
-        except AccountsError as exc:
-            _form_error(form, exc, "code")
-        else:
-            return render(request, "accounts/recovery_codes.html", {"codes": codes, "enabled_now": True})
-    return render(request, "accounts/security.html", _security_context(request, code_form=form), status=400)
+    return _security_code_action(
+        request,
+        services.totp_setup_confirm,
+        lambda codes: render(request, "accounts/recovery_codes.html", {"codes": codes, "enabled_now": True}),
+    )
+
+
+def _totp_disabled(request: HttpRequest) -> HttpResponse:
+    messages.success(request, "Two-factor authentication is off. We recommend turning it back on.")
+    return redirect("accounts:security")
 
 
 @login_required
@@ -248,16 +263,7 @@ def security_2fa_confirm(request: HttpRequest) -> HttpResponse:
 @require_POST
 @form_ratelimit("login")
 def security_2fa_disable(request: HttpRequest) -> HttpResponse:
-    form = CodeForm(request.POST)
-    if form.is_valid():
-        try:
-            services.totp_disable(user=request.user, code=form.cleaned_data["code"], request=request)
-        except AccountsError as exc:
-            _form_error(form, exc, "code")
-        else:
-            messages.success(request, "Two-factor authentication is off. We recommend turning it back on.")
-            return redirect("accounts:security")
-    return render(request, "accounts/security.html", _security_context(request, code_form=form), status=400)
+    return _security_code_action(request, services.totp_disable, lambda _: _totp_disabled(request))
 
 
 @login_required
@@ -265,15 +271,11 @@ def security_2fa_disable(request: HttpRequest) -> HttpResponse:
 @require_POST
 @form_ratelimit("login")
 def security_recovery_codes(request: HttpRequest) -> HttpResponse:
-    form = CodeForm(request.POST)
-    if form.is_valid():
-        try:
-            codes = services.recovery_codes_regenerate(user=request.user, code=form.cleaned_data["code"], request=request)
-        except AccountsError as exc:
-            _form_error(form, exc, "code")
-        else:
-            return render(request, "accounts/recovery_codes.html", {"codes": codes})
-    return render(request, "accounts/security.html", _security_context(request, code_form=form), status=400)
+    return _security_code_action(
+        request,
+        services.recovery_codes_regenerate,
+        lambda codes: render(request, "accounts/recovery_codes.html", {"codes": codes}),
+    )
 
 
 @login_required
