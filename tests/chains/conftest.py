@@ -244,3 +244,28 @@ def fund():
         return ledger_credit(user=user, asset=asset, amount=Decimal(str(amount)), idempotency_key=f"chains-fund:{next(counter)}:{user.pk}", kind="issuance", counter="issuance")
 
     return fund
+
+
+# --- a fake ETH chain with a funded user (withdrawal tests; tests/review reuses them) ------
+
+
+@pytest.fixture
+def fake():
+    from .fakes import FakeChain
+
+    chain = FakeChain("wd")
+    chain.mine(2)
+    return chain
+
+
+@pytest.fixture
+def adapter(fake):
+    from .fakes import FakeAdapter
+
+    return FakeAdapter(fake, "ETH", confirmations=3)
+
+
+@pytest.fixture
+def funded(alice, assets, fund):
+    fund(alice, assets["ETH"], "10")
+    return alice

@@ -349,3 +349,13 @@ class SolanaRpcFake:
 
     def close(self) -> None:
         self.server.close()
+
+
+def bal(user, symbol):
+    """(available, locked) of ``user`` in ``symbol``; zeros when no balance row exists."""
+    from decimal import Decimal
+
+    from wallets.models import Balance
+
+    row = Balance.objects.filter(account__user=user, asset__symbol=symbol).first()
+    return (row.available, row.locked) if row else (Decimal(0), Decimal(0))

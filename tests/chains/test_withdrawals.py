@@ -22,32 +22,9 @@ from wallets.chains.services import (
 from wallets.errors import InsufficientFunds
 from wallets.models import Balance, SystemAccountKind
 
-from .fakes import FakeAdapter, FakeChain
+from .fakes import FakeAdapter, FakeChain, bal
 
 DEST = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
-
-
-def bal(user, symbol):
-    row = Balance.objects.filter(account__user=user, asset__symbol=symbol).first()
-    return (row.available, row.locked) if row else (Decimal(0), Decimal(0))
-
-
-@pytest.fixture
-def fake():
-    chain = FakeChain("wd")
-    chain.mine(2)
-    return chain
-
-
-@pytest.fixture
-def adapter(fake):
-    return FakeAdapter(fake, "ETH", confirmations=3)
-
-
-@pytest.fixture
-def funded(alice, assets, fund):
-    fund(alice, assets["ETH"], "10")
-    return alice
 
 
 def request(user, ca, amount, address=DEST, **kw):

@@ -1,2 +1,13 @@
 """Fixtures for the review tests: the chains fixtures (assets, staff, funding) are reused."""
-from tests.chains.conftest import alice, assets, chain_assets, fund, make_user, staff_members  # noqa: F401
+from tests.chains.conftest import (  # noqa: F401
+    _chains_settings,
+    adapter,
+    alice,
+    assets,
+    chain_assets,
+    fake,
+    fund,
+    funded,
+    make_user,
+    staff_members,
+)

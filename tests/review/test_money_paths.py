@@ -13,7 +13,6 @@ from wallets.chains.models import Withdrawal, WithdrawalStatus
 from wallets.chains.services import (
     deposit_address_get_or_create,
     deposits_scan,
-    withdrawal_approve,
     withdrawal_fail,
     withdrawal_process,
     withdrawal_reject,
@@ -22,50 +21,14 @@ from wallets.chains.services import (
 )
 from wallets.chains.token import token_asset, token_supply_report
 from wallets.errors import AdjustmentNotAllowed
-from wallets.models import Balance, JournalEvent
+from wallets.models import JournalEvent
 from wallets.services import SYSTEM_OPERATOR, ledger_adjust
 
-from tests.chains.fakes import FakeAdapter, FakeChain
+from tests.chains.fakes import bal
 
 pytestmark = pytest.mark.django_db
 DEST = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 WEI = 10**18
-
-
-@pytest.fixture(autouse=True)
-def _chains(settings):
-    settings.KK99 = {
-        **settings.KK99,
-        "CHAINS_ENABLED": ["ETH", "BTC", "TRX", "SOL"],
-        "CHAIN_CONFIRMATIONS": {"ETH": 12, "BTC": 6, "TRX": "solidified", "SOL": "finalized"},
-        "CHAIN_SCAN_START_BACK": 0,
-        "VAULT_ALLOW_LOCAL_FALLBACK": True,
-        "CHAIN_SECRETS_FALLBACK": {},
-    }
-    settings.VAULT = {**settings.VAULT, "URL": ""}
-
-
-def bal(user, symbol):
-    row = Balance.objects.filter(account__user=user, asset__symbol=symbol).first()
-    return (row.available, row.locked) if row else (Decimal(0), Decimal(0))
-
-
-@pytest.fixture
-def fake():
-    chain = FakeChain("review")
-    chain.mine(2)
-    return chain
-
-
-@pytest.fixture
-def adapter(fake):
-    return FakeAdapter(fake, "ETH", confirmations=3)
-
-
-@pytest.fixture
-def funded(alice, assets, fund):
-    fund(alice, assets["ETH"], "10")
-    return alice
 
 
 @pytest.fixture
