@@ -7,8 +7,11 @@ sync runs in data migration 0004 and again after every ``migrate`` (``post_migra
 
 * support — read users, KYC submissions (not the documents) and API keys; no money, no changes.
 * compliance — KYC review and documents, users (freeze, set tier), API keys (revoke), audit log.
-* finance — users and audit log read-only; the wallets ledger: view everything, ``adjust_*``;
-  chains: view, approve withdrawals, request/approve KK99 supply changes (two people).
+* finance — users and audit log read-only; the wallets ledger: view everything, ``adjust_*``
+  (request and approve balance adjustments — two different people each time); chains: view,
+  request/approve KK99 supply changes (two people). Not withdrawals: see treasury.
+* treasury — approves withdrawals; users and chains read-only. Kept apart from finance so that
+  the person who can adjust a balance cannot also let the money out.
 * admin — every permission.
 """
 from __future__ import annotations
@@ -43,8 +46,14 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "wallets.view_*",
         "wallets.adjust_*",
         "chains.view_*",
-        "chains.approve_withdrawal",
         "chains.approve_token_supply",
+    ),
+    "treasury": (
+        "accounts.view_user",
+        "accounts.view_auditlog",
+        "wallets.view_*",
+        "chains.view_*",
+        "chains.approve_withdrawal",
     ),
     "admin": ("*",),
 }

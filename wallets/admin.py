@@ -1,7 +1,10 @@
 """The ledger back office. Assets are editable (with the usual model permissions); accounts,
-balances, events and entries are read-only — money moves only through the services. Staff
-with ``wallets.adjust_balance`` (the finance role) get the "Adjust a balance" page, which
-calls ``ledger_adjust`` and is therefore journaled and audited like the command line."""
+balances, events and entries are read-only — money moves only through the services.
+
+Adjustments take two people, as on the command line (``ledger_adjust``): staff with
+``wallets.adjust_balance`` get the "Adjust a balance" page, which only *requests* one
+(``adjustment_request``); a different staff member with ``wallets.adjust_balance_approve``
+approves (posts it) or rejects it from the adjustment requests list."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -13,12 +16,15 @@ from django.urls import path, reverse
 from django.utils.http import urlencode
 
 from kk99.errors import KK99Error
-from wallets.errors import DuplicateLedgerEvent
 from wallets.forms import BalanceAdjustForm
-from wallets.models import Account, Asset, Balance, JournalEntry, JournalEvent
-from wallets.services import ledger_adjust
-
-ADJUST_PERMISSION = "wallets.adjust_balance"
+from wallets.models import Account, AdjustmentRequest, AdjustmentStatus, Asset, Balance, JournalEntry, JournalEvent
+from wallets.services import (
+    adjustment_approve,
+    adjustment_reject,
+    adjustment_request,
+    staff_may_approve_adjustment,
+    staff_may_request_adjustment,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -104,7 +110,7 @@ class BalanceAdmin(ReadOnlyAdmin):
         return obj.available + obj.locked
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ADJUST_PERMISSION)
+        return staff_may_request_adjustment(request.user)
 
     @admin.action(description="Adjust the selected user balance…", permissions=["adjust"])
     def adjust_selected(self, request: HttpRequest, queryset: QuerySet[Balance]):
@@ -132,33 +138,31 @@ class BalanceAdmin(ReadOnlyAdmin):
             if form.is_valid():
                 data = form.cleaned_data
                 try:
-                    event = ledger_adjust(
+                    adjustment = adjustment_request(
                         staff=request.user,
                         user=data["user"],
                         asset=data["asset"],
                         amount=data["amount"],
                         reason=data["reason"],
-                        idempotency_key=data["idempotency_key"],
+                        request_key=data["idempotency_key"],
                         request=request,
                     )
-                except DuplicateLedgerEvent:
-                    self.message_user(request, "This adjustment was already applied.", messages.WARNING)
-                    return HttpResponseRedirect(reverse("admin:wallets_balance_changelist"))
                 except KK99Error as exc:
                     form.add_error(None, exc.message)
                 else:
                     self.message_user(
                         request,
-                        f"Adjusted {data['user'].email} {data['asset'].symbol} by {data['amount']} (event #{event.pk}).",
+                        f"Requested adjustment #{adjustment.pk}: {data['user'].email} {data['asset'].symbol} "
+                        f"{data['amount']}. Another staff member must approve it before it applies.",
                         messages.SUCCESS,
                     )
-                    return HttpResponseRedirect(reverse("admin:wallets_journalevent_change", args=[event.pk]))
+                    return HttpResponseRedirect(reverse("admin:wallets_adjustmentrequest_change", args=[adjustment.pk]))
         else:
             form = BalanceAdjustForm(initial={k: v for k, v in request.GET.items() if k in ("email", "asset")})
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Adjust a balance",
+            "title": "Request a balance adjustment",
             "form": form,
         }
         return TemplateResponse(request, "wallets/admin/adjust.html", context)
@@ -190,3 +194,48 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     list_filter = ("asset", "bucket", "event__kind", AccountTypeFilter)
     search_fields = ("account__user__email", "event__idempotency_key", "event__reference")
     list_select_related = ("event", "account", "account__user", "asset")
+
+
+@admin.register(AdjustmentRequest)
+class AdjustmentRequestAdmin(ReadOnlyAdmin):
+    """Requests are made on the "Adjust a balance" page; here a second staff member approves
+    (the journal event is posted then) or rejects them. Never edited."""
+
+    list_display = ("id", "user", "asset", "amount", "status", "requested_by", "decided_by", "created_at", "decided_at")
+    list_filter = ("status", "asset")
+    search_fields = ("user__email", "requested_by__email", "reason")
+    list_select_related = ("user", "asset", "requested_by", "decided_by")
+    readonly_fields = (
+        "user", "asset", "amount", "reason", "status", "requested_by", "decided_by", "journal_event",
+        "decision_note", "created_at", "decided_at",
+    )
+    exclude = ("request_key",)
+    actions = ["approve_selected", "reject_selected"]
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return staff_may_approve_adjustment(request.user)
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet[AdjustmentRequest], decide, verb: str) -> None:
+        done = 0
+        for adjustment in queryset.filter(status=AdjustmentStatus.PENDING).order_by("id"):
+            try:
+                decide(adjustment)
+            except KK99Error as exc:
+                self.message_user(request, f"#{adjustment.pk}: {exc.message}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} adjustment(s).", messages.SUCCESS)
+
+    @admin.action(description="Approve (apply) the selected adjustments", permissions=["approve"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[AdjustmentRequest]):
+        self._decide(request, queryset, lambda a: adjustment_approve(adjustment_id=a.pk, staff=request.user, request=request), "Approved")
+
+    @admin.action(description="Reject the selected adjustments", permissions=["approve"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[AdjustmentRequest]):
+        self._decide(
+            request,
+            queryset,
+            lambda a: adjustment_reject(adjustment_id=a.pk, staff=request.user, reason="Rejected in the admin.", request=request),
+            "Rejected",
+        )

@@ -21,7 +21,12 @@ class WalletsErrorCode(StrEnum):
     INVALID_POSTING = "invalid_posting"
     """A posting that makes no sense (no legs, same account on both sides, bad bucket …)."""
     ADJUSTMENT_NOT_ALLOWED = "adjustment_not_allowed"
-    """Only active staff with ``wallets.adjust_balance`` may adjust balances."""
+    """Not allowed to request/approve this adjustment: missing permission, the requester's or
+    approver's own account, the requester approving, the KK99 token, or an asset without caps."""
+    ADJUSTMENT_CAP_EXCEEDED = "adjustment_cap_exceeded"
+    """Over the asset's per-adjustment cap or its rolling-24-hour cap (``ADJUSTMENT_CAPS``)."""
+    ADJUSTMENT_INVALID_STATE = "adjustment_invalid_state"
+    """The adjustment request does not exist or was already approved or rejected."""
 
 
 class LedgerError(KK99Error):
@@ -70,3 +75,17 @@ class AdjustmentNotAllowed(LedgerError):
 
     def __init__(self, message: str = "Only authorised staff may adjust balances.") -> None:
         super().__init__(WalletsErrorCode.ADJUSTMENT_NOT_ALLOWED, message)
+
+
+class AdjustmentCapExceeded(LedgerError):
+    status = 409
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(WalletsErrorCode.ADJUSTMENT_CAP_EXCEEDED, message, **details)
+
+
+class AdjustmentStateInvalid(LedgerError):
+    status = 409
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(WalletsErrorCode.ADJUSTMENT_INVALID_STATE, message, **details)

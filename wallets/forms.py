@@ -1,5 +1,5 @@
 """The staff adjustment form (admin). Validation of shape only; the rules live in
-``wallets.services.ledger_adjust``."""
+``wallets.services.adjustment_request``."""
 from __future__ import annotations
 
 import uuid
@@ -19,7 +19,7 @@ class BalanceAdjustForm(forms.Form):
         help_text="Positive credits the user, negative debits their available balance.",
     )
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}), help_text="Kept in the journal and the audit log.")
-    # One key per rendered form: submitting the same form twice applies it once.
+    # One key per rendered form: submitting the same form twice creates one request.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
     def __init__(self, *args, **kwargs):

@@ -142,7 +142,7 @@ class Balance(models.Model):
                 name="balance_non_negative_unless_allowed",
             ),
         ]
-        permissions = [("adjust_balance", "Can make a staff balance adjustment")]
+        permissions = [("adjust_balance", "Can request a staff balance adjustment (applied on a second person's approval)")]
 
     @property
     def total(self):
@@ -207,3 +207,67 @@ class JournalEntry(_AppendOnly):
 
     def __str__(self) -> str:
         return f"{self.account} {self.bucket} {self.amount:+}"
+
+
+class AdjustmentStatus(models.TextChoices):
+    PENDING = "pending", "Pending approval"
+    APPROVED = "approved", "Approved and applied"
+    REJECTED = "rejected", "Rejected"
+
+
+class AdjustmentRequest(models.Model):
+    """A manual balance adjustment: requested by one staff member, applied only when a
+    *different* one approves it (the same two-person rule as KK99 supply changes).
+
+    The database enforces the rule, not only the service: the approver is never the
+    requester, neither of them is the adjusted user, and an approved request always names its
+    approver and its journal event. The journal event is written only at approval, keyed
+    ``adjustment:<id>`` — one request can apply at most once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    amount = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, help_text="Positive credits, negative debits."
+    )
+    reason = models.CharField(max_length=500)
+    status = models.CharField(max_length=10, choices=AdjustmentStatus.choices, default=AdjustmentStatus.PENDING, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    request_key = models.CharField(
+        max_length=200, unique=True, help_text="Submitting the same form or command twice creates one request."
+    )
+    journal_event = models.OneToOneField(JournalEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decision_note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("adjust_balance_approve", "Can approve or reject a balance adjustment another staff member requested")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="adjustment_amount_non_zero"),
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=models.F("requested_by")),
+                name="adjustment_two_person_rule",
+            ),
+            models.CheckConstraint(condition=~Q(requested_by=models.F("user")), name="adjustment_not_own_account_requester"),
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=models.F("user")),
+                name="adjustment_not_own_account_approver",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status=AdjustmentStatus.PENDING, decided_by__isnull=True, journal_event__isnull=True)
+                    | Q(status=AdjustmentStatus.APPROVED, decided_by__isnull=False, journal_event__isnull=False, decided_at__isnull=False)
+                    | Q(status=AdjustmentStatus.REJECTED, decided_by__isnull=False, journal_event__isnull=True)
+                ),
+                name="adjustment_status_consistent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"adjustment:{self.pk} {self.amount:+} {self.asset_id and self.asset.symbol} ({self.status})"
+
+    @property
+    def ledger_key(self) -> str:
+        return f"adjustment:{self.pk}"

@@ -21,8 +21,10 @@ from contextlib import nullcontext
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
+from datetime import timedelta
 from decimal import Context, Decimal, InvalidOperation, localcontext
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
@@ -34,7 +36,9 @@ from accounts.audit import AuditAction, audit_record
 from kk99.conf import kk99_setting
 from wallets import locks
 from wallets.errors import (
+    AdjustmentCapExceeded,
     AdjustmentNotAllowed,
+    AdjustmentStateInvalid,
     DuplicateLedgerEvent,
     InsufficientFunds,
     InvalidAmount,
@@ -45,6 +49,8 @@ from wallets.errors import (
 from wallets.models import (
     NEGATIVE_ALLOWED_KINDS,
     Account,
+    AdjustmentRequest,
+    AdjustmentStatus,
     Asset,
     Balance,
     Bucket,
@@ -58,9 +64,6 @@ from wallets.models import (
 LEDGER_DECIMAL_CONTEXT: Final = Context(prec=60, traps=[InvalidOperation])
 MAX_ABS_AMOUNT: Final = Decimal(10) ** 20  # NUMERIC(38, 18) keeps 20 integer digits
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
-# ``ledger_adjust(staff=SYSTEM_OPERATOR, …)``: an adjustment made by the operator of the
-# machine (``manage.py ledger_adjust`` without --staff, the demo seed), audited with no actor.
-SYSTEM_OPERATOR: Final = "system"
 
 AccountRef = Account | AbstractBaseUser | SystemAccountKind
 
@@ -612,72 +615,203 @@ def ledger_transfer(
     return _post(kind=kind, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference, actor=actor)
 
 
-def staff_may_adjust(staff: Any) -> bool:
-    return staff == SYSTEM_OPERATOR or bool(
-        getattr(staff, "is_active", False)
-        and getattr(staff, "is_staff", False)
-        and staff.has_perm("wallets.adjust_balance")
-    )
+# --- staff balance adjustments: request by one staff member, approval by another --------------
 
 
-def ledger_adjust(
+class AdjustmentAuditAction(StrEnum):
+    """Audit actions of the adjustment workflow (the approval itself is ``BALANCE_ADJUSTED``)."""
+
+    REQUESTED = "balance_adjustment_requested"
+    REJECTED = "balance_adjustment_rejected"
+
+
+ADJUST_PERMISSION: Final = "wallets.adjust_balance"
+ADJUST_APPROVE_PERMISSION: Final = "wallets.adjust_balance_approve"
+
+
+def _staff_has(staff: Any, permission: str) -> bool:
+    return bool(getattr(staff, "is_active", False) and getattr(staff, "is_staff", False) and staff.has_perm(permission))
+
+
+def staff_may_request_adjustment(staff: Any) -> bool:
+    return _staff_has(staff, ADJUST_PERMISSION)
+
+
+def staff_may_approve_adjustment(staff: Any) -> bool:
+    return _staff_has(staff, ADJUST_APPROVE_PERMISSION)
+
+
+def adjustment_caps(asset: Asset) -> tuple[Decimal, Decimal]:
+    """(per-adjustment cap, rolling-24-hour cap) of ``asset`` from ``ADJUSTMENT_CAPS``; an
+    asset with no configured caps cannot be adjusted at all (fail closed)."""
+    caps = kk99_setting("ADJUSTMENT_CAPS").get(asset.symbol)
+    if not caps:
+        raise AdjustmentNotAllowed(f"No adjustment caps are configured for {asset.symbol}; it cannot be adjusted.")
+    return Decimal(caps["per_adjustment"]), Decimal(caps["daily"])
+
+
+def _adjusted_last_24h(asset: Asset) -> Decimal:
+    """Sum of |amount| of the adjustments in ``asset`` approved in the last 24 hours."""
+    since = timezone.now() - timedelta(days=1)
+    amounts = AdjustmentRequest.objects.filter(
+        asset=asset, status=AdjustmentStatus.APPROVED, decided_at__gte=since
+    ).values_list("amount", flat=True)
+    return sum((abs(a) for a in amounts), Decimal(0))
+
+
+def adjustment_request(
     *,
-    staff: AbstractBaseUser | Literal["system"],
+    staff: AbstractBaseUser,
     user: AbstractBaseUser,
     asset: Asset,
     amount: Decimal | int | str,
     reason: str,
-    idempotency_key: str | None = None,
+    request_key: str | None = None,
     request: HttpRequest | None = None,
-) -> JournalEvent:
-    """A staff adjustment of the user's available balance (positive credits, negative debits),
-    against the ADJUSTMENTS system account, audited (``BALANCE_ADJUSTED``) in the same
-    transaction. ``staff`` must be active staff holding ``wallets.adjust_balance``, or
-    :data:`SYSTEM_OPERATOR` for the command line and the demo seed."""
-    if not staff_may_adjust(staff):
+) -> AdjustmentRequest:
+    """Ask for a staff adjustment of the user's available balance (positive credits, negative
+    debits). Nothing moves until a *different* staff member approves
+    (:func:`adjustment_approve`). Refused for the requester's own account, for the KK99 token
+    (its supply has its own two-person request) and above the per-adjustment cap. The same
+    ``request_key`` twice returns the first request (a resubmitted form creates one)."""
+    if not staff_may_request_adjustment(staff):
         raise AdjustmentNotAllowed()
+    if staff.pk == user.pk:
+        raise AdjustmentNotAllowed("Nobody adjusts their own balance.")
     if asset.symbol == kk99_setting("TOKEN_SYMBOL"):
-        # One person must not change the KK99 supply: that takes a request and a second
-        # staff member's approval (wallets.chains.token).
         raise AdjustmentNotAllowed(
-            f"{asset.symbol} supply changes need two people: use a token supply request, not an adjustment."
+            f"{asset.symbol} supply changes go through a token supply request, not an adjustment."
         )
     reason = (reason or "").strip()
     if not reason:
         raise InvalidPosting("An adjustment needs a reason.")
     amount = amount_quantize(asset, amount, signed=True)
-    key = idempotency_key or f"adjust:{uuid.uuid4().hex}"
-    actor = None if staff == SYSTEM_OPERATOR else staff
+    per_adjustment, _daily = adjustment_caps(asset)
+    if abs(amount) > per_adjustment:
+        raise AdjustmentCapExceeded(
+            f"One adjustment of {asset.symbol} may be at most {per_adjustment}.", asset=asset.symbol, cap=str(per_adjustment)
+        )
+    key = _check_key(request_key or f"adjust-request:{uuid.uuid4().hex}")
     with transaction.atomic():
+        existing = AdjustmentRequest.objects.filter(request_key=key).first()
+        if existing is not None:
+            if (existing.user_id, existing.asset_id, existing.amount, existing.requested_by_id) != (user.pk, asset.pk, amount, staff.pk):
+                raise InvalidPosting("This request key was already used for a different adjustment.")
+            return existing
+        try:
+            with transaction.atomic():
+                adjustment = AdjustmentRequest.objects.create(
+                    user=user, asset=asset, amount=amount, reason=reason[:500], requested_by=staff, request_key=key
+                )
+        except IntegrityError:
+            existing = AdjustmentRequest.objects.filter(request_key=key).first()
+            if existing is None:
+                raise
+            return existing
+        audit_record(
+            action=AdjustmentAuditAction.REQUESTED,
+            actor=staff,
+            target_user=user,
+            target=f"adjustment:{adjustment.pk}",
+            request=request,
+            details={"asset": asset.symbol, "amount": str(amount), "reason": reason[:500]},
+        )
+    return adjustment
+
+
+def _adjustment_decide(adjustment_id: int, staff: Any) -> AdjustmentRequest:
+    """Lock a pending request for a decision by ``staff`` (not its requester, not its user)."""
+    if not staff_may_approve_adjustment(staff):
+        raise AdjustmentNotAllowed("Only authorised staff may approve or reject adjustments.")
+    adjustment = AdjustmentRequest.objects.select_for_update().select_related("user", "asset").filter(pk=adjustment_id).first()
+    if adjustment is None:
+        raise AdjustmentStateInvalid(f"No adjustment request #{adjustment_id}.")
+    if adjustment.status != AdjustmentStatus.PENDING:
+        raise AdjustmentStateInvalid(f"Adjustment #{adjustment.pk} is {adjustment.status}.")
+    if adjustment.requested_by_id == staff.pk:
+        raise AdjustmentNotAllowed("A second staff member must approve (two-person rule).")
+    if adjustment.user_id == staff.pk:
+        raise AdjustmentNotAllowed("Nobody decides an adjustment of their own balance.")
+    return adjustment
+
+
+def adjustment_approve(*, adjustment_id: int, staff: AbstractBaseUser, request: HttpRequest | None = None) -> AdjustmentRequest:
+    """Apply a pending request: one journal event keyed ``adjustment:<id>`` against the
+    ADJUSTMENTS account, the request marked approved and the audit row, in one transaction.
+    Refused if the asset's rolling-24-hour cap (approved adjustments, this one included)
+    would be passed; approvals in one asset are serialised (its row, ``FOR NO KEY UPDATE``,
+    which does not block postings) so two approvals cannot both fit under the cap."""
+    with transaction.atomic():
+        adjustment = _adjustment_decide(adjustment_id, staff)
+        asset = Asset.objects.select_for_update(no_key=True).get(pk=adjustment.asset_id)
+        per_adjustment, daily = adjustment_caps(asset)
+        amount = adjustment.amount
+        if abs(amount) > per_adjustment:
+            raise AdjustmentCapExceeded(
+                f"One adjustment of {asset.symbol} may be at most {per_adjustment}.", asset=asset.symbol, cap=str(per_adjustment)
+            )
+        used = _adjusted_last_24h(asset).quantize(Decimal(1).scaleb(-asset.precision))
+        if used + abs(amount) > daily:
+            raise AdjustmentCapExceeded(
+                f"Adjustments of {asset.symbol} may total at most {daily} per 24 hours ({used} used).",
+                asset=asset.symbol,
+                cap=str(daily),
+                used=str(used),
+            )
         postings = [
-            _posting(user_account(user), asset, Bucket.AVAILABLE, amount),
+            _posting(user_account(adjustment.user), asset, Bucket.AVAILABLE, amount),
             _posting(system_account(SystemAccountKind.ADJUSTMENTS), asset, Bucket.AVAILABLE, amount.copy_negate()),
         ]
         event = _post(
             kind=JournalEventKind.ADJUSTMENT,
-            idempotency_key=key,
+            idempotency_key=adjustment.ledger_key,
             postings=postings,
-            memo=reason,
-            reference=f"adjustment:{user.pk}",
-            actor=actor,
+            memo=adjustment.reason,
+            reference=adjustment.ledger_key,
+            actor=staff,
         )
+        adjustment.status, adjustment.decided_by, adjustment.decided_at = AdjustmentStatus.APPROVED, staff, timezone.now()
+        adjustment.journal_event = event
+        adjustment.save(update_fields=["status", "decided_by", "decided_at", "journal_event"])
         audit_record(
             action=AuditAction.BALANCE_ADJUSTED,
-            actor=actor,
-            target_user=user,
-            target=f"balance:{user.pk}:{asset.symbol}",
+            actor=staff,
+            target_user=adjustment.user,
+            target=f"balance:{adjustment.user_id}:{asset.symbol}",
             request=request,
             details={
                 "asset": asset.symbol,
                 "amount": str(amount),
-                "reason": reason[:500],
+                "reason": adjustment.reason,
                 "event_id": event.pk,
-                "idempotency_key": key,
-                "via": "system" if actor is None else "staff",
+                "adjustment_id": adjustment.pk,
+                "requested_by": adjustment.requested_by_id,
             },
         )
-        balance_changed_publish(user_id=user.pk, asset=asset, delta=amount, reason="adjustment", reference=f"adjustment:{event.pk}")
-    return event
+        balance_changed_publish(
+            user_id=adjustment.user_id, asset=asset, delta=amount, reason="adjustment", reference=adjustment.ledger_key
+        )
+    return adjustment
+
+
+def adjustment_reject(
+    *, adjustment_id: int, staff: AbstractBaseUser, reason: str = "", request: HttpRequest | None = None
+) -> AdjustmentRequest:
+    """Refuse a pending request; nothing is posted."""
+    with transaction.atomic():
+        adjustment = _adjustment_decide(adjustment_id, staff)
+        adjustment.status, adjustment.decided_by, adjustment.decided_at = AdjustmentStatus.REJECTED, staff, timezone.now()
+        adjustment.decision_note = (reason or "")[:500]
+        adjustment.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        audit_record(
+            action=AdjustmentAuditAction.REJECTED,
+            actor=staff,
+            target_user=adjustment.user,
+            target=f"adjustment:{adjustment.pk}",
+            request=request,
+            details={"reason": adjustment.decision_note, "requested_by": adjustment.requested_by_id},
+        )
+    return adjustment
 
 
 # --- real-time balance events ----------------------------------------------------------------

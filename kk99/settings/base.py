@@ -368,6 +368,17 @@ KK99.update(
         # second, two approvals by different staff members.
         "WITHDRAWAL_APPROVAL_THRESHOLD_USDT": Decimal(env_str("KK99_WITHDRAWAL_APPROVAL_USDT", "1000")),
         "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD_USDT": Decimal(env_str("KK99_WITHDRAWAL_DUAL_APPROVAL_USDT", "10000")),
+        # Staff balance adjustments (request + a second person's approval), per asset: the
+        # largest single adjustment and the most all approved adjustments may total (|amount|)
+        # in any 24 hours. An asset not listed cannot be adjusted.
+        "ADJUSTMENT_CAPS": {
+            "USDT": {"per_adjustment": Decimal("10000"), "daily": Decimal("50000")},
+            "USD": {"per_adjustment": Decimal("10000"), "daily": Decimal("50000")},
+            "BTC": {"per_adjustment": Decimal("0.2"), "daily": Decimal("1")},
+            "ETH": {"per_adjustment": Decimal("3"), "daily": Decimal("15")},
+            "SOL": {"per_adjustment": Decimal("60"), "daily": Decimal("300")},
+            "TRX": {"per_adjustment": Decimal("100000"), "daily": Decimal("500000")},
+        },
         # Reference prices used to value a withdrawal against the KYC daily limit and the
         # approval thresholds (an operator setting until a price feed is wired in).
         "REFERENCE_PRICES_USDT": {

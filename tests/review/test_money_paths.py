@@ -22,7 +22,7 @@ from wallets.chains.services import (
 from wallets.chains.token import token_asset, token_supply_report
 from wallets.errors import AdjustmentNotAllowed
 from wallets.models import JournalEvent
-from wallets.services import SYSTEM_OPERATOR, ledger_adjust
+from wallets.services import adjustment_approve, adjustment_request
 
 from tests.chains.fakes import bal
 
@@ -60,9 +60,7 @@ def test_a_single_staff_member_cannot_mint_kk99_through_a_balance_adjustment(fin
     supply report then failed. Supply changes must go through request + approval."""
     kk99 = token_asset()
     with pytest.raises(AdjustmentNotAllowed):
-        ledger_adjust(staff=finance, user=alice, asset=kk99, amount=Decimal("1000000"), reason="oops")
-    with pytest.raises(AdjustmentNotAllowed):
-        ledger_adjust(staff=SYSTEM_OPERATOR, user=alice, asset=kk99, amount=Decimal("5"), reason="seed")
+        adjustment_request(staff=finance, user=alice, asset=kk99, amount=Decimal("1000000"), reason="oops")
     assert bal(alice, kk99.symbol) == (0, 0)
     assert token_supply_report()["ok"]
     assert not JournalEvent.objects.filter(kind="adjustment").exists()
@@ -149,11 +147,14 @@ def test_a_refused_withdrawal_publishes_nothing(funded, chain_assets, sent, djan
     assert sent == []
 
 
-def test_a_staff_adjustment_publishes_the_delta(finance, alice, assets, sent, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        ledger_adjust(staff=finance, user=alice, asset=assets["USDT"], amount=Decimal("12.5"), reason="goodwill")
-    with django_capture_on_commit_callbacks(execute=True):
-        ledger_adjust(staff=finance, user=alice, asset=assets["USDT"], amount=Decimal("-2.5"), reason="reversal")
+def test_a_staff_adjustment_publishes_the_delta(finance, make_user, alice, assets, sent, django_capture_on_commit_callbacks):
+    approver = make_user("compliance@kk99.local", is_staff=True)
+    approver.user_permissions.add(Permission.objects.get(codename="adjust_balance_approve"))
+    approver = type(approver).objects.get(pk=approver.pk)
+    for amount, reason in ((Decimal("12.5"), "goodwill"), (Decimal("-2.5"), "reversal")):
+        adjustment = adjustment_request(staff=finance, user=alice, asset=assets["USDT"], amount=amount, reason=reason)
+        with django_capture_on_commit_callbacks(execute=True):
+            adjustment_approve(adjustment_id=adjustment.pk, staff=approver)
     assert deltas(sent, alice.pk) == [("USDT", Decimal("12.5"), 0, "adjustment"), ("USDT", Decimal("-2.5"), 0, "adjustment")]
 
 

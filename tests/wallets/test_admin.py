@@ -1,5 +1,4 @@
-"""The ledger back office: balances and the journal are read-only; adjustments go through
-ledger_adjust (journaled and audited) and need wallets.adjust_balance."""
+"""The ledger back office: balances and the journal are read-only (adjustments: test_adjustments.py)."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -8,10 +7,8 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
-from accounts.audit import AuditAction, AuditLog
 from accounts.roles import roles_sync
 from wallets.models import Account, Balance, JournalEntry, JournalEvent
-from wallets.selectors import balance_get
 
 pytestmark = pytest.mark.django_db
 
@@ -82,51 +79,6 @@ def test_journal_search_by_user_email(client, finance_staff, ledger, bob, usdt, 
     client.force_login(finance_staff)
     response = client.get(reverse("admin:wallets_journalevent_changelist"), {"q": "bob@example.com"})
     assert response.context["cl"].result_count == 1
-
-
-def test_staff_adjustment_page_adjusts_journals_and_audits(client, finance_staff, alice, usdt, ledger):
-    client.force_login(finance_staff)
-    url = reverse("admin:wallets_balance_adjust")
-    form = client.get(url, {"email": alice.email, "asset": "USDT"}).context["form"]
-    key = form.initial["idempotency_key"]
-
-    data = {"email": alice.email, "asset": "USDT", "amount": "-25.50", "reason": "chargeback 77", "idempotency_key": key}
-    response = client.post(url, data)
-    again = client.post(url, data)  # double submit
-
-    assert response.status_code == 302
-    assert again.status_code == 302
-    assert balance_get(user=alice, asset=usdt).available == D("74.50")
-    audit = AuditLog.objects.get(action=AuditAction.BALANCE_ADJUSTED)
-    assert audit.actor == finance_staff and audit.details["reason"] == "chargeback 77" and audit.details["amount"] == "-25.50"
-    event = JournalEvent.objects.get(kind="adjustment")
-    assert event.actor == finance_staff and event.idempotency_key == key
-
-
-def test_staff_adjustment_page_shows_service_refusals(client, finance_staff, alice, usdt, ledger):
-    client.force_login(finance_staff)
-    url = reverse("admin:wallets_balance_adjust")
-    data = {"email": alice.email, "asset": "USDT", "reason": "x", "idempotency_key": "k1"}
-
-    too_much = client.post(url, {**data, "amount": "-1000"})
-    too_fine = client.post(url, {**data, "amount": "1.001"})
-    nobody = client.post(url, {**data, "amount": "1", "email": "nobody@example.com"})
-
-    assert too_much.status_code == too_fine.status_code == nobody.status_code == 200
-    assert "Insufficient funds" in too_much.content.decode()
-    assert "2 decimal places" in too_fine.content.decode()
-    assert "No user with this email" in nobody.content.decode()
-    assert not JournalEvent.objects.filter(kind="adjustment").exists()
-    assert not AuditLog.objects.filter(action=AuditAction.BALANCE_ADJUSTED).exists()
-
-
-def test_staff_without_adjust_permission_cannot_open_or_post_the_adjust_page(client, support_staff, alice, ledger):
-    client.force_login(support_staff)
-    url = reverse("admin:wallets_balance_adjust")
-    assert client.get(url).status_code == 403
-    response = client.post(url, {"email": alice.email, "asset": "USDT", "amount": "5", "reason": "x", "idempotency_key": "k"})
-    assert response.status_code == 403
-    assert balance_get(user=alice, asset=ledger.asset).available == D(100)
 
 
 def test_adjust_action_on_a_balance_row_opens_the_prefilled_form(client, finance_staff, alice, ledger):

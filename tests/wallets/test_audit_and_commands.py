@@ -1,4 +1,4 @@
-"""ledger_audit (clean, and catching raw-SQL tampering) and the ledger_adjust command."""
+"""ledger_audit (clean, and catching raw-SQL tampering); the ledger_adjust command: test_adjustments.py."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -7,10 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command, execute_from_command_line
 from django.db import connection
 
-from accounts.audit import AuditAction, AuditLog
 from wallets.audit import ledger_audit_run
 from wallets.models import Balance, JournalEntry
-from wallets.selectors import balance_get
 from wallets.services import balance_hold, ledger_transfer
 
 pytestmark = pytest.mark.django_db
@@ -87,46 +85,3 @@ def test_ledger_audit_catches_a_balance_row_created_out_of_thin_air(busy_ledger,
     report = ledger_audit_run()
     assert any("BTC available" in p for p in report.balance_mismatches)
     assert any("BTC: balances over all accounts sum to" in p for p in report.totals_problems)
-
-
-# --- ledger_adjust command -----------------------------------------------------------------------
-
-
-def test_ledger_adjust_command_credits_and_audits_as_system_operator(alice, usdt, capsys):
-    call_command("ledger_adjust", email="ALICE@example.com", asset="usdt", amount="250.5", reason="demo funds")
-
-    assert balance_get(user=alice, asset=usdt).available == D("250.50")
-    row = AuditLog.objects.get(action=AuditAction.BALANCE_ADJUSTED)
-    assert row.actor is None and row.details["reason"] == "demo funds"
-    assert "Adjusted alice@example.com USDT by 250.5" in capsys.readouterr().out
-
-
-def test_ledger_adjust_command_with_staff_needs_the_permission(make_user, alice, usdt):
-    make_user("staff@kk99.local", is_staff=True)
-    with pytest.raises(CommandError, match="adjustment_not_allowed"):
-        call_command("ledger_adjust", email=alice.email, asset="USDT", amount="1", reason="r", staff="staff@kk99.local")
-
-
-def test_ledger_adjust_command_with_a_superuser_records_the_actor(make_user, alice, usdt):
-    boss = make_user("staff@kk99.local", is_staff=True, is_superuser=True)
-    call_command("ledger_adjust", email=alice.email, asset="USDT", amount="1", reason="r", staff="staff@kk99.local")
-    assert AuditLog.objects.get(action=AuditAction.BALANCE_ADJUSTED).actor == boss
-
-
-def test_ledger_adjust_command_refuses_unknown_user_asset_and_bad_amount(alice, usdt):
-    with pytest.raises(CommandError, match="No user"):
-        call_command("ledger_adjust", email="nobody@example.com", asset="USDT", amount="1", reason="r")
-    with pytest.raises(CommandError, match="No asset"):
-        call_command("ledger_adjust", email=alice.email, asset="DOGE", amount="1", reason="r")
-    with pytest.raises(CommandError, match="precision_exceeded"):
-        call_command("ledger_adjust", email=alice.email, asset="USDT", amount="1.001", reason="r")
-    with pytest.raises(CommandError, match="insufficient_funds"):
-        call_command("ledger_adjust", email=alice.email, asset="USDT", amount="-1", reason="r")
-    assert not AuditLog.objects.filter(action=AuditAction.BALANCE_ADJUSTED).exists()
-
-
-def test_ledger_adjust_command_with_an_idempotency_key_runs_once(alice, usdt):
-    call_command("ledger_adjust", email=alice.email, asset="USDT", amount="5", reason="seed", idempotency_key="seed:1")
-    with pytest.raises(CommandError, match="duplicate_ledger_event"):
-        call_command("ledger_adjust", email=alice.email, asset="USDT", amount="5", reason="seed", idempotency_key="seed:1")
-    assert balance_get(user=alice, asset=usdt).available == D(5)

@@ -6,10 +6,8 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
-from accounts.audit import AuditAction, AuditLog
 from wallets.audit import ledger_audit_run
 from wallets.errors import (
-    AdjustmentNotAllowed,
     DuplicateLedgerEvent,
     InsufficientFunds,
     InvalidAmount,
@@ -20,11 +18,9 @@ from wallets.errors import (
 from wallets.models import Account, Balance, Bucket, JournalEntry, JournalEvent, SystemAccountKind
 from wallets.selectors import balance_get, system_balance
 from wallets.services import (
-    SYSTEM_OPERATOR,
     Leg,
     balance_hold,
     balance_release,
-    ledger_adjust,
     ledger_credit,
     ledger_debit,
     ledger_settle,
@@ -413,59 +409,3 @@ def test_settle_refuses_an_unknown_kind(alice, bob, btc, fund):
     fund(alice, btc, 1)
     with pytest.raises(InvalidPosting):
         ledger_settle(idempotency_key="k", kind="gift", legs=[Leg(alice, btc, "available", -1), Leg(bob, btc, "available", 1)])
-
-
-# --- staff adjustments ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def finance(make_user):
-    from django.contrib.auth.models import Permission
-
-    staff = make_user("finance@kk99.local", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(codename="adjust_balance", content_type__app_label="wallets"))
-    return type(staff).objects.get(pk=staff.pk)  # fresh permission cache
-
-
-def test_staff_adjustment_credits_and_debits_against_adjustments_and_is_audited(finance, alice, usdt):
-    credit = ledger_adjust(staff=finance, user=alice, asset=usdt, amount=D("100"), reason="goodwill ticket 12")
-    ledger_adjust(staff=finance, user=alice, asset=usdt, amount=D("-40"), reason="reversal ticket 13")
-
-    assert balance_get(user=alice, asset=usdt).available == D(60)
-    assert system_balance(kind="adjustments", asset=usdt).available == D(-60)
-    assert credit.kind == "adjustment" and credit.actor == finance and credit.memo == "goodwill ticket 12"
-    rows = AuditLog.objects.filter(action=AuditAction.BALANCE_ADJUSTED).order_by("id")
-    assert [r.details["amount"] for r in rows] == ["100.00", "-40.00"]
-    assert rows[0].actor == finance and rows[0].target_user == alice and rows[0].details["event_id"] == credit.pk
-    assert_clean()
-
-
-def test_adjustment_by_staff_without_the_permission_is_refused_and_not_written(make_user, alice, usdt):
-    plain_staff = make_user("compliance@kk99.local", is_staff=True)
-    customer = make_user()
-    for who in (plain_staff, customer):
-        with pytest.raises(AdjustmentNotAllowed):
-            ledger_adjust(staff=who, user=alice, asset=usdt, amount=1, reason="x")
-    assert JournalEvent.objects.count() == 0
-    assert not AuditLog.objects.filter(action=AuditAction.BALANCE_ADJUSTED).exists()
-
-
-def test_negative_adjustment_beyond_available_is_refused_without_audit_row(finance, alice, usdt):
-    with pytest.raises(InsufficientFunds):
-        ledger_adjust(staff=finance, user=alice, asset=usdt, amount=D("-1"), reason="oops")
-    assert JournalEvent.objects.count() == 0
-    assert not AuditLog.objects.filter(action=AuditAction.BALANCE_ADJUSTED).exists()
-
-
-def test_adjustment_needs_a_reason(finance, alice, usdt):
-    with pytest.raises(InvalidPosting):
-        ledger_adjust(staff=finance, user=alice, asset=usdt, amount=1, reason="  ")
-
-
-def test_system_operator_adjustment_is_audited_without_actor(alice, usdt):
-    ledger_adjust(staff=SYSTEM_OPERATOR, user=alice, asset=usdt, amount=5, reason="demo seed", idempotency_key="seed:alice:usdt")
-    with pytest.raises(DuplicateLedgerEvent):
-        ledger_adjust(staff=SYSTEM_OPERATOR, user=alice, asset=usdt, amount=5, reason="demo seed", idempotency_key="seed:alice:usdt")
-    row = AuditLog.objects.get(action=AuditAction.BALANCE_ADJUSTED)
-    assert row.actor is None and row.details["via"] == "system"
-    assert balance_get(user=alice, asset=usdt).available == D(5)

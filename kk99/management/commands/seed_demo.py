@@ -61,11 +61,13 @@ class Command(BaseCommand):
         from wallets.models import Asset
 
         try:
-            from wallets.services import ledger_adjust
+            from wallets.services import ledger_credit
         except ImportError:  # ledger not installed yet
             return
         from wallets.errors import DuplicateLedgerEvent
 
+        # Demo money is seeded supply (ISSUANCE), not a staff adjustment: adjustments need two
+        # people and are capped, and the demo's market maker holds far more than any cap.
         User = get_user_model()
         for email, amounts in DEMO_USERS.items():
             user = User.objects.get(email=email)
@@ -77,12 +79,13 @@ class Command(BaseCommand):
                     self._issue_token(staff=staff, finance=finance, holder=user, amount=Decimal(amount))
                     continue
                 try:
-                    ledger_adjust(
-                        staff=staff,
+                    ledger_credit(
                         user=user,
                         asset=asset,
                         amount=Decimal(amount),
-                        reason="Demo funding",
+                        kind="issuance",
+                        counter="issuance",
+                        memo="Demo funding",
                         idempotency_key=f"demo-seed:{email}:{symbol}",
                     )
                 except DuplicateLedgerEvent:
