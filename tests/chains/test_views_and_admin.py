@@ -47,7 +47,7 @@ def test_withdrawal_form_requests_a_withdrawal_and_holds_funds(client_alice, ali
     fund(alice, assets["ETH"], "1")
     with adapter_override("ETH", lambda: FakeAdapter(FakeChain(), "ETH")), django_capture_on_commit_callbacks(execute=True):
         response = client_alice.post(
-            reverse("chains:withdraw"), {"chain_asset": chain_assets["ETH"].pk, "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "amount": "0.1"}
+            reverse("chains:withdraw"), {"chain_asset": chain_assets["ETH"].pk, "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "amount": "0.1", "idempotency_key": "form:1"}
         )
     assert response.status_code == 302
     assert Withdrawal.objects.get().status == WithdrawalStatus.BROADCAST
@@ -55,7 +55,7 @@ def test_withdrawal_form_requests_a_withdrawal_and_holds_funds(client_alice, ali
 
 def test_withdrawal_form_shows_the_refusal(client_alice, alice, assets, fund, chain_assets):
     fund(alice, assets["ETH"], "1")
-    response = client_alice.post(reverse("chains:withdraw"), {"chain_asset": chain_assets["ETH"].pk, "address": "0xnot", "amount": "0.1"})
+    response = client_alice.post(reverse("chains:withdraw"), {"chain_asset": chain_assets["ETH"].pk, "address": "0xnot", "amount": "0.1", "idempotency_key": "form:2"})
     assert response.status_code == 200 and "Ethereum address" in response.content.decode()
     assert not Withdrawal.objects.exists()
 

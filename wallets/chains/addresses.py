@@ -11,6 +11,11 @@
   addresses alike).
 
 Checksums and bech32 come from libraries (eth-utils, base58, bip-utils), not hand-written code.
+
+:func:`address_is_burn` says whether a valid address can never be spent from: the all-zero
+account/hash of every chain (nobody knows a key or script for it) and the well-known burn
+addresses named in ``BURN_ADDRESSES`` (their private keys are unknowable: vanity strings
+with a valid checksum, or conventions such as ``0x…dEaD``).
 """
 from __future__ import annotations
 
@@ -104,3 +109,48 @@ def address_validate(*, chain: str, address: str) -> str:
 def address_match_key(chain: str, address: str) -> str:
     """The key used to compare addresses seen on chain with ours (ETH is case-insensitive)."""
     return address.lower() if chain in (Chain.ETH, Chain.BTC) else address
+
+
+# Well-known unspendable addresses, per chain, in canonical form (as the validators return it).
+BURN_ADDRESSES: dict[str, frozenset[str]] = {
+    # The "dead" address that ERC-20 burns send to by convention (besides the zero address).
+    Chain.ETH: frozenset({"0x000000000000000000000000000000000000dEaD"}),
+    # The Bitcoin eater address: a hand-picked base58 string with a valid checksum, so nobody
+    # holds a key for its hash.
+    Chain.BTC: frozenset({"1BitcoinEaterAddressDontSendf59kuE"}),
+    Chain.TRX: frozenset(),
+    # The Solana incinerator (lamports sent there are destroyed by the runtime).
+    Chain.SOL: frozenset({"1nc1nerator11111111111111111111111111111111"}),
+}
+
+
+def _payload(chain: str, address: str) -> bytes | None:
+    """The account bytes / hash / witness program a canonical address stands for."""
+    if chain == Chain.ETH:
+        return bytes.fromhex(address[2:])
+    if chain == Chain.SOL:
+        return base58.b58decode(address)
+    if chain == Chain.TRX:
+        raw = _b58check(address)
+        return raw[1:] if raw else None
+    if chain == Chain.BTC:
+        hrp = address.rsplit("1", 1)[0] if "1" in address and address == address.lower() else None
+        if hrp and hrp == btc_network()["hrp"]:
+            try:
+                return bytes(SegwitBech32Decoder.Decode(hrp, address)[1])
+            except Exception:  # noqa: BLE001 — not bech32 after all: try base58 below
+                pass
+        raw = _b58check(address)
+        return raw[1:] if raw else None
+    return None
+
+
+def address_is_burn(*, chain: str, address: str) -> bool:
+    """True for an address nothing sent to can ever leave: the chain's all-zero address or
+    hash (ETH ``0x000…0``, TRON ``T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb``, BTC/LTC P2PKH/P2SH/segwit
+    of an all-zero hash, the Solana system program ``111…1``) or a known burn address.
+    ``address`` is the canonical form from :func:`address_validate`."""
+    if address in BURN_ADDRESSES.get(Chain(chain), frozenset()):
+        return True
+    payload = _payload(chain, address)
+    return bool(payload) and not any(payload)

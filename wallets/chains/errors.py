@@ -34,6 +34,12 @@ class ChainsErrorCode(StrEnum):
     """The node did not answer or answered with an error."""
     TRANSACTION_EXPIRED = "transaction_expired"
     """A signed transaction can no longer be included (TRON expiration, Solana blockhash)."""
+    DESTINATION_NOT_ALLOWED = "destination_not_allowed"
+    """The destination is a zero/burn address or one of the exchange's own addresses."""
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    """The idempotency key already names a different withdrawal request."""
+    IDEMPOTENCY_KEY_INVALID = "idempotency_key_invalid"
+    """The idempotency key is missing (where required), empty or too long."""
 
 
 class ChainsError(KK99Error):

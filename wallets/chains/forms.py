@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 
-from wallets.chains.models import ChainAsset
+from wallets.chains.models import IDEMPOTENCY_KEY_MAX_LENGTH, ChainAsset
 
 
 class WithdrawalForm(forms.Form):
@@ -10,8 +12,13 @@ class WithdrawalForm(forms.Form):
     address = forms.CharField(max_length=100)
     amount = forms.DecimalField(max_digits=38, decimal_places=18, min_value=0)
     otp = forms.CharField(max_length=16, required=False, label="2FA code")
+    # One token per rendered form: submitting it twice (double click, a retry after an error
+    # page) returns the withdrawal the first submission created.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("idempotency_key", f"form:{uuid.uuid4().hex}")
         super().__init__(*args, **kwargs)
         self.fields["chain_asset"].queryset = ChainAsset.objects.filter(is_active=True, asset__withdraw_enabled=True).select_related("asset")
         self.fields["chain_asset"].label_from_instance = lambda ca: f"{ca.asset.symbol} on {ca.get_chain_display()} (network fee {ca.withdrawal_fee.normalize()}, min {ca.min_withdrawal.normalize()})"

@@ -17,6 +17,9 @@ from django.db import models
 from django.db.models import Q
 
 from wallets.chains.chain import Chain
+
+# The longest client idempotency key a withdrawal accepts (a UUID is 36 characters).
+IDEMPOTENCY_KEY_MAX_LENGTH = 100
 from wallets.models import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, Asset
 
 
@@ -203,6 +206,12 @@ class Withdrawal(models.Model):
     confirmations = models.PositiveIntegerField(default=0)
     block_height = models.BigIntegerField(null=True, blank=True)
     failure_reason = models.CharField(max_length=500, blank=True)
+    idempotency_key = models.CharField(
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text="The client's key (Idempotency-Key header / the form's token): a retry returns this withdrawal.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     signed_at = models.DateTimeField(null=True, blank=True)
@@ -216,6 +225,11 @@ class Withdrawal(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="withdrawal_amount_positive"),
             models.CheckConstraint(condition=Q(fee__gte=0), name="withdrawal_fee_non_negative"),
             models.UniqueConstraint(fields=["chain", "txid"], condition=~Q(txid=""), name="withdrawal_txid_unique"),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="withdrawal_idempotency_key_unique_per_user",
+            ),
         ]
 
     def __str__(self) -> str:

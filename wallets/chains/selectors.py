@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
+from wallets.chains.errors import ChainsError, ChainsErrorCode
 from wallets.chains.models import ChainAsset, ChainCursor, Deposit, Withdrawal
 from wallets.chains.units import from_base_units
 from wallets.models import Balance
@@ -22,6 +23,14 @@ def deposits_for_user(*, user, chain: str | None = None, limit: int = 50) -> Que
 
 def withdrawals_for_user(*, user, limit: int = 50) -> QuerySet[Withdrawal]:
     return Withdrawal.objects.filter(user=user).select_related("asset").order_by("-id")[:limit]
+
+
+def chain_asset_for_withdrawal(*, chain: str, symbol: str) -> ChainAsset:
+    """The active chain asset ``symbol`` on ``chain``, or ``asset_not_on_chain``."""
+    found = ChainAsset.objects.filter(chain=chain, asset__symbol__iexact=symbol.strip(), is_active=True).select_related("asset").first()
+    if found is None:
+        raise ChainsError(ChainsErrorCode.ASSET_NOT_ON_CHAIN, f"{symbol} cannot be withdrawn on {chain}.")
+    return found
 
 
 def chain_assets_active(*, chain: str | None = None) -> QuerySet[ChainAsset]:

@@ -36,7 +36,7 @@ from accounts.selectors import kyc_limits, user_can_withdraw
 from kk99.conf import kk99_setting
 from wallets.chains.adapters import adapter_for
 from wallets.chains.adapters.base import ChainAdapter, Transfer, Watch
-from wallets.chains.addresses import address_match_key, address_validate
+from wallets.chains.addresses import address_is_burn, address_match_key, address_validate
 from wallets.chains.audit import ChainsAuditAction
 from wallets.chains.chain import Chain, chain_enabled
 from wallets.chains.errors import ChainsError, ChainsErrorCode, ChainUnavailable, TransactionExpired
@@ -48,6 +48,7 @@ from wallets.chains.models import (
     Deposit,
     DepositAddress,
     DepositStatus,
+    IDEMPOTENCY_KEY_MAX_LENGTH,
     HotWallet,
     ScannedBlock,
     Withdrawal,
@@ -327,6 +328,7 @@ def asset_value_usdt(*, symbol: str, amount: Decimal) -> Decimal:
 
 
 def _required_approvals(value: Decimal) -> int:
+    """Approvals a withdrawal needs, given the user's rolling 24-hour total including it."""
     if value >= kk99_setting("WITHDRAWAL_DUAL_APPROVAL_THRESHOLD_USDT"):
         return 2
     if value >= kk99_setting("WITHDRAWAL_APPROVAL_THRESHOLD_USDT"):
@@ -335,31 +337,102 @@ def _required_approvals(value: Decimal) -> int:
 
 
 def _withdrawn_today_usdt(user) -> Decimal:
+    """USDT value of the user's withdrawals of the last 24 hours that still count (pending,
+    approved, in flight or done — not rejected or failed)."""
     since = timezone.now() - timedelta(days=1)
     rows = Withdrawal.objects.filter(user=user, created_at__gte=since).exclude(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
     return sum((w.value_usdt for w in rows), Decimal(0))
 
 
 def _schedule_processing(withdrawal_id: int) -> None:
+    """Queue signing after commit. ``robust``: the withdrawal is committed whatever happens
+    here (broker down, an eager task failing while signing) — the error is logged, the request
+    still answers with its record, and the beat task ``chains.withdrawals_process_all`` picks
+    the approved withdrawal up later."""
     from wallets.chains.tasks import withdrawal_process_task
 
-    transaction.on_commit(lambda: withdrawal_process_task.delay(withdrawal_id))
+    transaction.on_commit(lambda: withdrawal_process_task.delay(withdrawal_id), robust=True)
+
+
+def _destination_check(*, chain: str, address: str) -> None:
+    """Refuse destinations nothing can leave (zero/burn addresses) and the exchange's own
+    addresses (any user's deposit address, the hot wallet): sending there would lose the
+    coins or credit them to someone as a deposit. ``address`` is canonical."""
+    if address_is_burn(chain=chain, address=address):
+        raise ChainsError(
+            ChainsErrorCode.DESTINATION_NOT_ALLOWED, "This is a burn (zero) address: coins sent there are lost.", chain=chain
+        )
+    lookup = {"address__iexact": address} if chain in (Chain.ETH, Chain.BTC) else {"address": address}
+    if DepositAddress.objects.filter(chain=chain, **lookup).exists() or HotWallet.objects.filter(chain=chain, **lookup).exists():
+        raise ChainsError(
+            ChainsErrorCode.DESTINATION_NOT_ALLOWED,
+            "This is one of the exchange's own addresses; withdraw to an address outside the exchange.",
+            chain=chain,
+        )
+
+
+def _idempotency_key_check(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key.strip() or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
+        raise ChainsError(
+            ChainsErrorCode.IDEMPOTENCY_KEY_INVALID,
+            f"An idempotency key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable characters.",
+        )
+    return key
+
+
+def _replay(*, user, key: str | None, chain_asset: ChainAsset, address: str, amount: Decimal) -> Withdrawal | None:
+    """The withdrawal an earlier request with this key created (marked ``replayed``), or None.
+    The same key for a different withdrawal is refused."""
+    if key is None:
+        return None
+    existing = Withdrawal.objects.filter(user=user, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if (existing.chain_asset_id, existing.address, existing.amount) != (chain_asset.pk, address, amount):
+        raise ChainsError(
+            ChainsErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "This idempotency key was already used for a different withdrawal.",
+            status=409,
+            withdrawal_id=existing.pk,
+        )
+    existing.replayed = True
+    return existing
 
 
 def withdrawal_request(
-    *, user, chain_asset: ChainAsset, address: str, amount: Decimal | str, otp: str | None = None, request: HttpRequest | None = None
+    *,
+    user,
+    chain_asset: ChainAsset,
+    address: str,
+    amount: Decimal | str,
+    otp: str | None = None,
+    idempotency_key: str | None = None,
+    request: HttpRequest | None = None,
 ) -> Withdrawal:
     """Validate and record a withdrawal and hold ``amount + fee``. Small ones are approved at
-    once (and queued for signing after commit); larger ones wait for staff."""
+    once (and queued for signing after commit); larger ones wait for staff.
+
+    Review: the approvals needed come from the user's rolling 24-hour total (this withdrawal
+    and every other not rejected/failed one) — splitting a large withdrawal does not skip the
+    review. ``idempotency_key``: a retry with the same key returns the withdrawal the first
+    call created (``replayed = True`` on the instance), never a second one; the key is unique
+    per user in the database, and requests of one user are serialised on their user row."""
     from accounts.services import totp_verify
 
+    key = _idempotency_key_check(idempotency_key)
+    address = address_validate(chain=chain_asset.chain, address=address)
+    amount = amount_quantize(chain_asset.asset, amount)
+    replayed = _replay(user=user, key=key, chain_asset=chain_asset, address=address, amount=amount)
+    if replayed is not None:
+        return replayed
     if user.is_frozen or not user_can_withdraw(user=user):
         raise ChainsError(ChainsErrorCode.WITHDRAWALS_DISABLED, "This account may not withdraw.")
     asset = chain_asset.asset
     if not (chain_asset.is_active and asset.is_active and asset.withdraw_enabled and chain_enabled(chain_asset.chain)):
         raise ChainsError(ChainsErrorCode.WITHDRAWALS_DISABLED, f"Withdrawals of {asset.symbol} on {chain_asset.chain} are disabled.")
-    address = address_validate(chain=chain_asset.chain, address=address)
-    amount = amount_quantize(asset, amount)
+    _destination_check(chain=chain_asset.chain, address=address)
     to_base_units(amount, chain_asset.decimals)  # representable on chain, or refused
     if amount < chain_asset.min_withdrawal:
         raise ChainsError(ChainsErrorCode.AMOUNT_BELOW_MINIMUM, f"The minimum is {chain_asset.min_withdrawal} {asset.symbol}.", minimum=str(chain_asset.min_withdrawal))
@@ -368,12 +441,18 @@ def withdrawal_request(
     fee = chain_asset.withdrawal_fee
     value = asset_value_usdt(symbol=asset.symbol, amount=amount + fee)
     with transaction.atomic():
-        get_user_model().objects.select_for_update().get(pk=user.pk)  # one request per user at a time: the daily sum holds
+        # One request per user at a time: the 24-hour sums and the idempotency key hold.
+        get_user_model().objects.select_for_update().get(pk=user.pk)
+        replayed = _replay(user=user, key=key, chain_asset=chain_asset, address=address, amount=amount)
+        if replayed is not None:
+            return replayed
         limit = kyc_limits(user=user)["daily_withdrawal_usdt"]
-        if _withdrawn_today_usdt(user) + value > limit:
+        window_total = _withdrawn_today_usdt(user) + value
+        if window_total > limit:
             raise ChainsError(ChainsErrorCode.WITHDRAWAL_LIMIT_EXCEEDED, f"Your daily withdrawal limit is {limit} USDT.", limit=str(limit))
-        required = _required_approvals(value)
+        required = _required_approvals(window_total)
         withdrawal = Withdrawal.objects.create(
+            idempotency_key=key,
             user=user,
             asset=asset,
             chain_asset=chain_asset,

@@ -57,7 +57,13 @@ def withdraw(request):
         data = form.cleaned_data
         try:
             withdrawal = services.withdrawal_request(
-                user=request.user, chain_asset=data["chain_asset"], address=data["address"], amount=data["amount"], otp=data["otp"] or None, request=request
+                user=request.user,
+                chain_asset=data["chain_asset"],
+                address=data["address"],
+                amount=data["amount"],
+                otp=data["otp"] or None,
+                idempotency_key=data["idempotency_key"],
+                request=request,
             )
         except (ChainsError, LedgerError) as exc:
             form.add_error(None, exc.message)
