@@ -723,7 +723,11 @@ def _adjustment_decide(adjustment_id: int, staff: Any) -> AdjustmentRequest:
     """Lock a pending request for a decision by ``staff`` (not its requester, not its user)."""
     if not staff_may_approve_adjustment(staff):
         raise AdjustmentNotAllowed("Only authorised staff may approve or reject adjustments.")
-    adjustment = AdjustmentRequest.objects.select_for_update().select_related("user", "asset").filter(pk=adjustment_id).first()
+    # Only the request row (of=self): the asset is locked by the caller in a mode that does not
+    # block postings, and the user row is not locked at all.
+    adjustment = (
+        AdjustmentRequest.objects.select_for_update(of=("self",)).select_related("user", "asset").filter(pk=adjustment_id).first()
+    )
     if adjustment is None:
         raise AdjustmentStateInvalid(f"No adjustment request #{adjustment_id}.")
     if adjustment.status != AdjustmentStatus.PENDING:

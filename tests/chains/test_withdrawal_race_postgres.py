@@ -2,13 +2,14 @@
 rolling 24-hour review and the idempotency key hold when requests arrive at the same time."""
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
 
 from wallets.chains.models import Withdrawal, WithdrawalStatus
-from wallets.chains.services import withdrawal_request
 from wallets.audit import ledger_audit_run
+from wallets.chains.services import withdrawal_request
 
 from tests.wallets.test_concurrency_postgres import run_in_threads
 
@@ -26,7 +27,24 @@ def _no_signing(monkeypatch):
     monkeypatch.setattr(tasks.withdrawal_process_task, "delay", lambda withdrawal_id: None)
 
 
-def test_two_concurrent_750_usdt_withdrawals_do_not_both_skip_review(funded, chain_assets):
+def test_two_concurrent_750_usdt_withdrawals_do_not_both_skip_review(funded, chain_assets, monkeypatch):
+    """Deterministic interleaving: right after reading the 24-hour total each request waits
+    (bounded) for the other to read it too. The user-row lock makes the second read wait for
+    the first commit; without it both would read 0 and both skip the review."""
+    from wallets.chains import services
+
+    real_total = services._withdrawn_today_usdt
+    both_read = threading.Barrier(2)
+
+    def total_then_wait(user):
+        total = real_total(user)
+        try:
+            both_read.wait(timeout=3)
+        except threading.BrokenBarrierError:
+            pass
+        return total
+
+    monkeypatch.setattr(services, "_withdrawn_today_usdt", total_then_wait)
     results = run_in_threads(
         [lambda: withdrawal_request(user=funded, chain_asset=chain_assets["ETH"], address=DEST, amount=Decimal("0.25"))] * 2
     )

@@ -442,7 +442,8 @@ def withdrawal_request(
     value = asset_value_usdt(symbol=asset.symbol, amount=amount + fee)
     with transaction.atomic():
         # One request per user at a time: the 24-hour sums and the idempotency key hold.
-        get_user_model().objects.select_for_update().get(pk=user.pk)
+        # NO KEY UPDATE: conflicts with itself, not with rows that reference the user (orders…).
+        get_user_model().objects.select_for_update(no_key=True).get(pk=user.pk)
         replayed = _replay(user=user, key=key, chain_asset=chain_asset, address=address, amount=amount)
         if replayed is not None:
             return replayed
