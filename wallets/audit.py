@@ -4,7 +4,11 @@
    without a balance row);
 2. every event has entries and they sum to zero per asset;
 3. per asset, the sum over all accounts is zero (user liabilities are matched by the system
-   counter-accounts), and no account that may not go negative is negative.
+   counter-accounts), and no account that may not go negative is negative;
+4. the KK99 supply reconciles (``wallets.chains.token``);
+5. every staff adjustment event posted since the two-person rule exists (migration
+   ``wallets.0004``) belongs to an approved request of two different staff members — an
+   adjustment event without one was written around the rule.
 
 :func:`ledger_audit_run` returns an :class:`AuditReport`; the management command prints it and
 exits non-zero when it is not clean. Sums are done by the database (exact NUMERIC on
@@ -18,10 +22,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
 from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Sum
 
 from wallets.services import LEDGER_DECIMAL_CONTEXT
-from wallets.models import Account, Asset, Balance, JournalEntry, JournalEvent
+from wallets.models import (
+    Account,
+    AdjustmentRequest,
+    AdjustmentStatus,
+    Asset,
+    Balance,
+    JournalEntry,
+    JournalEvent,
+    JournalEventKind,
+)
 
 MAX_LISTED = 50  # problems listed per section; the count is always exact
 
@@ -163,4 +177,23 @@ def _audit() -> AuditReport:
     from wallets.chains.token import token_supply_problems
 
     report.totals_problems.extend(token_supply_problems())
+    # 5. staff adjustments: two people each
+    report.totals_problems.extend(_adjustment_problems())
     return report
+
+
+TWO_PERSON_MIGRATION = ("wallets", "0004_adjustment_requests")
+
+
+def _adjustment_problems() -> list[str]:
+    applied = (
+        MigrationRecorder.Migration.objects.filter(app=TWO_PERSON_MIGRATION[0], name=TWO_PERSON_MIGRATION[1])
+        .values_list("applied", flat=True)
+        .first()
+    )
+    events = JournalEvent.objects.filter(kind=JournalEventKind.ADJUSTMENT)
+    if applied is not None:  # adjustments made before the rule existed are history
+        events = events.filter(created_at__gte=applied)
+    approved = AdjustmentRequest.objects.filter(status=AdjustmentStatus.APPROVED, journal_event__isnull=False)
+    orphans = events.exclude(pk__in=approved.values("journal_event_id")).order_by("pk").values_list("pk", "idempotency_key")
+    return [f"adjustment event #{pk} ({key}) has no approved two-person request" for pk, key in orphans[: MAX_LISTED + 1]]

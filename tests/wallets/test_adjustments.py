@@ -249,6 +249,18 @@ def test_the_database_refuses_an_approved_request_without_its_journal_event(requ
         AdjustmentRequest.objects.filter(pk=adjustment.pk).update(decided_by=approver, status="approved", decided_at=timezone.now())
 
 
+def test_ledger_audit_fails_on_an_adjustment_event_written_around_the_two_person_rule(alice, usdt):
+    from wallets.services import Leg, ledger_settle
+
+    assert_clean()
+    ledger_settle(
+        idempotency_key="sneaky", kind="adjustment", legs=[Leg(alice, usdt, "available", 5), Leg("adjustments", usdt, "available", -5)]
+    )
+    report = ledger_audit_run()
+    assert not report.ok
+    assert any("no approved two-person request" in p for p in report.totals_problems)
+
+
 # --- roles -------------------------------------------------------------------------------------------
 
 
