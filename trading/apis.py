@@ -78,8 +78,7 @@ class OrderListCreateApi(APIView):
         milliseconds; re-sending the same ``client_order_id`` returns the same order."""
         s = OrderPlaceSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        data = dict(s.validated_data)
-        order = services.order_place(user=request.user, market=data.pop("symbol"), **data)
+        order = services.order_place(user=request.user, request=s.order_request())
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,12 +1,18 @@
 """Trading read-only queries (selectors): orders, fills, markets, the book snapshot."""
 from __future__ import annotations
 
+import time
+from decimal import Decimal
+
 from django.core.cache import cache
-from django.db.models import Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet, Sum
+
+from kk99.conf import kk99_setting
 
 from trading.engine.core import depth_cache_key
 from trading.errors import TradingError, TradingErrorCode
-from trading.models import EngineState, Market, Order, Trade
+from trading.models import EngineState, FeePreference, Market, Order, Trade
 
 
 def market_list(*, visible_only: bool = False) -> QuerySet[Market]:
@@ -15,10 +21,38 @@ def market_list(*, visible_only: bool = False) -> QuerySet[Market]:
 
 
 def market_get(*, symbol: str) -> Market:
-    market = Market.objects.select_related("base", "quote").filter(symbol=str(symbol or "").upper()).first()
-    if market is None:
-        raise TradingError(TradingErrorCode.INVALID_SYMBOL, "Invalid symbol.", symbol=symbol)
-    return market
+    """The market named ``symbol`` with its two assets (``invalid_symbol`` if none)."""
+    return market_resolve(symbol)
+
+
+# Markets by symbol, per process, for KK99["MARKET_CACHE_SECONDS"]: resolving a symbol (the
+# market and both assets) was 40 % of an order placement. A save or delete of a Market in
+# this process clears the cache at once (signals wired in TradingConfig.ready); another
+# process sees a change within the TTL — and the engine, which re-reads the market every
+# batch, rejects orders that reach it in a market that is no longer TRADING, releasing holds.
+_market_cache: dict[str, tuple[float, Market]] = {}
+
+
+def market_cache_clear(**kwargs) -> None:
+    _market_cache.clear()
+
+
+def market_resolve(market: Market | str | None, *, cached: bool = False) -> Market:
+    """A Market instance, or the one named by symbol (``invalid_symbol`` if none).
+    ``cached``: may answer from the per-process cache (order placement)."""
+    if isinstance(market, Market):
+        return market
+    symbol = str(market or "").upper()
+    if cached:
+        hit = _market_cache.get(symbol)
+        if hit is not None and time.monotonic() - hit[0] < kk99_setting("MARKET_CACHE_SECONDS"):
+            return hit[1]
+    found = Market.objects.select_related("base", "quote").filter(symbol=symbol).first()
+    if found is None:
+        raise TradingError(TradingErrorCode.INVALID_SYMBOL, "Invalid symbol.", symbol=market)
+    if cached and not connection.in_atomic_block:  # never cache a row a caller's transaction may roll back
+        _market_cache[symbol] = (time.monotonic(), found)
+    return found
 
 
 def order_get(*, user, order_id: int | None = None, client_order_id: str | None = None, market: Market | None = None) -> Order:
@@ -100,11 +134,6 @@ def depth_snapshot(*, market: Market) -> dict:
 def depth_from_database(*, market: Market, levels: int = 100) -> dict:
     """The book aggregated from resting orders (when no cache snapshot is shared, e.g. the
     SQLite demo with a local-memory cache)."""
-    from decimal import Decimal
-
-    from django.db import transaction
-    from django.db.models import F, Sum
-
     with transaction.atomic():
         state = EngineState.objects.filter(market=market).first()
         rows = (
@@ -129,8 +158,5 @@ def depth_from_database(*, market: Market, levels: int = 100) -> dict:
 
 def fee_preference_get(*, user) -> dict:
     """The user's fee-payment choice and the terms: ``{"pay_fees_in_kk99", "discount", "token"}``."""
-    from kk99.conf import kk99_setting
-    from trading.models import FeePreference
-
     pref = FeePreference.objects.filter(user=user).values_list("pay_fees_in_kk99", flat=True).first()
     return {"pay_fees_in_kk99": bool(pref), "discount": kk99_setting("KK99_FEE_DISCOUNT"), "token": kk99_setting("TOKEN_SYMBOL")}

@@ -13,13 +13,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from kk99.errors import KK99Error
 from trading import selectors, services
+from trading.forms import FIELDS, FORM_TYPES, order_form_is_offered, order_form_request, order_form_values
 from trading.models import Order
 from trading.streams import fragments as fr
 from trading.streams import stats
 
 CHART_INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"]
-FORM_TYPES = {"LIMIT": "Limit", "MARKET": "Market", "STOP_LOSS_LIMIT": "Stop-limit"}
-FIELDS = ("price", "stop_price", "quantity", "quote_order_qty")
 
 
 def _market(symbol: str):
@@ -117,13 +116,6 @@ def klines(request: HttpRequest, symbol: str) -> JsonResponse:
     return JsonResponse({"symbol": market.symbol, "interval": interval, "candles": rows})
 
 
-def _clean_order_input(post) -> tuple[dict, str, str]:
-    side = post.get("side", "").upper()
-    order_type = post.get("type", "LIMIT").upper()
-    values = {name: (post.get(name) or "").strip() for name in FIELDS}
-    return values, side, order_type
-
-
 def _render_order_response(request: HttpRequest, market, side: str, form_ctx: dict, *, placed: bool) -> HttpResponse:
     html = render(request, "trading/_order_form.html", form_ctx).content.decode()
     if placed:
@@ -137,19 +129,12 @@ def _render_order_response(request: HttpRequest, market, side: str, form_ctx: di
 @login_required
 def order_create(request: HttpRequest, symbol: str) -> HttpResponse:
     market = _market(symbol)
-    values, side, order_type = _clean_order_input(request.POST)
-    if side not in (Order.Side.BUY, Order.Side.SELL) or order_type not in FORM_TYPES:
+    values, side, order_type = order_form_values(request.POST)
+    if not order_form_is_offered(side=side, order_type=order_type):
         return HttpResponseBadRequest("Invalid side or order type.")
-    kwargs = {"quantity": values["quantity"] or None}
-    if order_type != "MARKET":
-        kwargs["price"] = values["price"] or None
-        kwargs["time_in_force"] = "GTC"
-    if order_type == "STOP_LOSS_LIMIT":
-        kwargs["stop_price"] = values["stop_price"] or None
-    if order_type == "MARKET" and side == Order.Side.BUY and values["quote_order_qty"] and not values["quantity"]:
-        kwargs = {"quote_order_qty": values["quote_order_qty"]}
     try:
-        order = services.order_place(user=request.user, market=market, side=side, type=order_type, **kwargs)
+        order_request = order_form_request(market=market, side=side, order_type=order_type, values=values)
+        order = services.order_place(user=request.user, request=order_request)
     except KK99Error as exc:
         field = exc.details.get("param") if isinstance(exc.details, dict) else None
         errors = {field if field in FIELDS else "form": exc.message}
