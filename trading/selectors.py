@@ -79,35 +79,38 @@ def order_list_open(*, user, market: Market | None = None) -> QuerySet[Order]:
     return qs.order_by("id")
 
 
-def order_history(*, user, market: Market | None = None, from_id: int | None = None, start=None, end=None, limit: int = 500) -> QuerySet[Order]:
-    """All the user's orders (Binance allOrders): ascending id, optional filters."""
-    qs = Order.objects.select_related("market").filter(user=user)
-    if market is not None:
-        qs = qs.filter(market=market)
-    if from_id is not None:
-        qs = qs.filter(pk__gte=from_id)
-    if start is not None:
-        qs = qs.filter(created_at__gte=start)
-    if end is not None:
-        qs = qs.filter(created_at__lte=end)
-    return qs.order_by("id")[:limit]
+def orders_for_user(*, user, market: Market | None = None) -> QuerySet[Order]:
+    """All the user's orders (any status), with their market; unordered — callers order and
+    page it (REST v1 history, Binance allOrders, the orders page)."""
+    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user)
+    return qs if market is None else qs.filter(market=market)
 
 
-def fill_list(*, user, market: Market | None = None, order_id: int | None = None, from_trade_id: int | None = None, start=None, end=None, limit: int = 500) -> QuerySet[Trade]:
-    """The user's trades (as maker or taker), ascending (market, trade_id). Use
-    ``Trade.side_for(user.pk)`` and the maker/taker fields to render a fill."""
-    qs = Trade.objects.select_related("market", "maker_fee_asset", "taker_fee_asset").filter(Q(maker_user=user) | Q(taker_user=user))
+def fills_for_user(*, user, market: Market | None = None, order_id: int | None = None) -> QuerySet[Trade]:
+    """The user's trades, as maker or taker (the one query of "the user's fills"), with the
+    market and fee assets; ``order_id``: only the fills of that order of the user's. Unordered
+    — callers order and page it. Render a fill with ``Trade.side_for(user.pk)``."""
+    qs = Trade.objects.select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset")
+    qs = qs.filter(Q(maker_user=user) | Q(taker_user=user))
     if market is not None:
         qs = qs.filter(market=market)
     if order_id is not None:
-        qs = qs.filter(Q(maker_order_id=order_id) | Q(taker_order_id=order_id))
-    if from_trade_id is not None:
-        qs = qs.filter(trade_id__gte=from_trade_id)
+        qs = qs.filter(Q(maker_order_id=order_id, maker_user=user) | Q(taker_order_id=order_id, taker_user=user))
+    return qs
+
+
+def order_taker_fills(*, order: Order) -> list[Trade]:
+    """The trades ``order`` took as the taker, in execution order (Binance's FULL answer)."""
+    return list(Trade.objects.filter(taker_order_id=order.pk).order_by("trade_id"))
+
+
+def created_between(qs: QuerySet, *, start=None, end=None) -> QuerySet:
+    """``qs`` limited to rows created in [start, end] (either bound optional)."""
     if start is not None:
         qs = qs.filter(created_at__gte=start)
     if end is not None:
         qs = qs.filter(created_at__lte=end)
-    return qs.order_by("market_id", "trade_id")[:limit]
+    return qs
 
 
 def trade_list_recent(*, market: Market, limit: int = 500) -> list[Trade]:

@@ -157,7 +157,7 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
         order = selectors.order_get(user=request.user, order_id=order_id)
         services.order_cancel(user=request.user, order=order)
     except KK99Error as exc:
-        order = Order.objects.select_related("market", "market__base", "market__quote").filter(pk=order_id, user=request.user).first()
+        order = selectors.orders_for_user(user=request.user).filter(pk=order_id).first()
         if order is None:
             raise Http404("No such order.") from None
         error = exc.message
@@ -181,8 +181,8 @@ def portfolio(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 def orders(request: HttpRequest) -> HttpResponse:
-    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=request.user).order_by("-id")[:200]
-    rows = [{**fr._order_row(fr.MarketFormat.of(o.market), o), "symbol": o.market.symbol} for o in qs]
+    qs = selectors.orders_for_user(user=request.user).order_by("-id")[:200]
+    rows = [{**fr.order_row(fr.MarketFormat.of(o.market), o), "symbol": o.market.symbol} for o in qs]
     return render(request, "trading/orders.html", {"orders": rows})
 
 
@@ -193,18 +193,5 @@ def fills(request: HttpRequest) -> HttpResponse:
 
 
 def _recent_fills(user, limit: int = 200) -> list[dict]:
-    from django.db.models import Q
-
-    from trading.models import Trade
-
-    out = []
-    qs = Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user)).select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset").order_by("-created_at", "-id")[:limit]
-    for t in qs:
-        mf = fr.MarketFormat.of(t.market)
-        maker = t.maker_user_id == user.pk
-        fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
-        out.append({
-            "symbol": t.market.symbol, "id": t.trade_id, "time": t.created_at, "side": t.side_for(user.pk), "price": mf.price(t.price), "qty": mf.qty(t.qty),
-            "quote": fr.fmt(t.quote_qty, mf.price_places), "fee": f"{fee.normalize():f}", "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
-        })
-    return out
+    qs = selectors.fills_for_user(user=user).order_by("-created_at", "-id")[:limit]
+    return [{**fr.fill_row(fr.MarketFormat.of(t.market), t, user.pk), "symbol": t.market.symbol} for t in qs]

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -36,7 +35,7 @@ from trading.binance.formats import Fmt, dec, ms
 from trading.binance.limits import weight_consume, weight_limit
 from trading.binance.params import Params
 from trading.errors import TradingError, TradingErrorCode
-from trading.models import Market, Order, Trade
+from trading.models import Market, Order
 from trading.orders import OrderRequest, order_request_build
 
 logger = logging.getLogger(__name__)
@@ -412,10 +411,6 @@ def _order_request(p: Params, market: Market) -> OrderRequest:
     )
 
 
-def _taker_fills(order: Order) -> list[Trade]:
-    return list(Trade.objects.filter(taker_order_id=order.pk).order_by("trade_id"))
-
-
 def _order_new(ctx: Ctx) -> dict:
     request, resp_type = _order_args(ctx.params)
     order = services.order_place(user=ctx.user, request=request)
@@ -431,7 +426,7 @@ def _order_new(ctx: Ctx) -> dict:
                 raise
     if resp_type == "RESULT":
         return f.order_result(order)
-    return f.order_full(order, _taker_fills(order))
+    return f.order_full(order, ts.order_taker_fills(order=order))
 
 
 class _Rollback(Exception):
@@ -532,11 +527,7 @@ def _all_orders(ctx: Ctx) -> list:
     limit = _limit(p, 500, 1000)
     from_id = p.int("orderId", None, minimum=0)
     start, end = _time(p, "startTime"), _time(p, "endTime")
-    qs = Order.objects.filter(user=ctx.user, market=market)
-    if start is not None:
-        qs = qs.filter(created_at__gte=start)
-    if end is not None:
-        qs = qs.filter(created_at__lte=end)
+    qs = ts.created_between(ts.orders_for_user(user=ctx.user, market=market), start=start, end=end)
     if from_id is not None:
         rows = list(qs.filter(pk__gte=from_id).order_by("id")[:limit])
     elif start is not None:
@@ -557,13 +548,7 @@ def _my_trades(ctx: Ctx) -> list:
     if from_id is not None and (start or end):
         raise BinanceError(E.BAD_COMBO, "Combination of optional parameters invalid.")
     user = ctx.user
-    qs = Trade.objects.filter(market=market).filter(Q(maker_user=user) | Q(taker_user=user))
-    if order_id is not None:
-        qs = qs.filter(Q(maker_order_id=order_id, maker_user=user) | Q(taker_order_id=order_id, taker_user=user))
-    if start is not None:
-        qs = qs.filter(created_at__gte=start)
-    if end is not None:
-        qs = qs.filter(created_at__lte=end)
+    qs = ts.created_between(ts.fills_for_user(user=user, market=market, order_id=order_id), start=start, end=end)
     if from_id is not None:
         rows = list(qs.filter(trade_id__gte=from_id).order_by("trade_id")[:limit])
     elif start is not None or order_id is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Q
+from trading.selectors import fills_for_user
 
 ZERO = Decimal(0)
 VALUATION_QUOTES = ("USDT", "USD")
@@ -34,16 +34,10 @@ def _prices() -> dict[str, Decimal]:
 
 
 def realized_pnl(*, user) -> dict[str, Decimal]:
-    from trading.models import Trade
-
     position: dict[str, Decimal] = defaultdict(Decimal)
     cost: dict[str, Decimal] = defaultdict(Decimal)
     pnl: dict[str, Decimal] = defaultdict(Decimal)
-    qs = (
-        Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user), market__quote__symbol="USDT")
-        .select_related("market__base")
-        .order_by("created_at", "id")
-    )
+    qs = fills_for_user(user=user).filter(market__quote__symbol="USDT").order_by("created_at", "id")
     for t in qs.iterator(chunk_size=2000):
         asset = t.market.base.symbol
         maker = t.maker_user_id == user.pk
