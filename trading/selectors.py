@@ -9,15 +9,14 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet, Sum
 
 from kk99.conf import kk99_setting
-
 from trading.engine.core import depth_cache_key
 from trading.errors import TradingError, TradingErrorCode
 from trading.models import EngineState, FeePreference, Market, Order, Trade
 
 
-def market_list(*, visible_only: bool = False) -> QuerySet[Market]:
-    qs = Market.objects.select_related("base", "quote").order_by("symbol")
-    return qs
+def market_list() -> QuerySet[Market]:
+    """Every market with its two assets, by symbol."""
+    return Market.objects.select_related("base", "quote").order_by("symbol")
 
 
 def market_get(*, symbol: str) -> Market:
@@ -118,10 +117,6 @@ def trade_list_recent(*, market: Market, limit: int = 500) -> list[Trade]:
     rows = list(Trade.objects.filter(market=market).order_by("-trade_id")[:limit])
     rows.reverse()
     return rows
-
-
-def engine_state_get(*, market: Market) -> EngineState | None:
-    return EngineState.objects.filter(market=market).first()
 
 
 def depth_snapshot(*, market: Market) -> dict:

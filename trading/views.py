@@ -16,7 +16,9 @@ from trading import selectors, services
 from trading.forms import FIELDS, FORM_TYPES, order_form_is_offered, order_form_request, order_form_values
 from trading.models import Order
 from trading.streams import fragments as fr
+from trading.selectors import depth_snapshot, trade_list_recent
 from trading.streams import stats
+from trading.streams.portfolio import portfolio_for_user
 
 CHART_INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"]
 
@@ -52,8 +54,6 @@ def _form_context(market, side: str, *, values: dict | None = None, errors: dict
 
 
 def _trade_context(request: HttpRequest, market) -> dict:
-    from trading.selectors import depth_snapshot, trade_list_recent
-
     mf = fr.MarketFormat.of(market)
     user = request.user
     snapshot = depth_snapshot(market=market)
@@ -173,8 +173,6 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
 @never_cache
 @login_required
 def portfolio(request: HttpRequest) -> HttpResponse:
-    from trading.streams.portfolio import portfolio_for_user
-
     return render(request, "trading/portfolio.html", portfolio_for_user(user=request.user))
 
 

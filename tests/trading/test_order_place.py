@@ -1,15 +1,14 @@
 """order_place: validation, exact holds, idempotent client ids; every refusal leaves state unchanged."""
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal as D
 
 import pytest
 
-from tests.trading.conftest import bal, place
 from kk99.errors import KK99Error
+from tests.trading.conftest import bal, place
 from trading.errors import TradingError, TradingErrorCode
-from trading.models import EngineState, Market, Order
+from trading.models import Market, Order
 from wallets.models import JournalEvent
 
 pytestmark = pytest.mark.django_db

@@ -20,8 +20,8 @@ from django_redis.cache import RedisCache
 
 from accounts.audit import client_ip
 from accounts.signing import API_KEY_CACHE_VERSION_KEY
-from trading.binance import errors as E
 from kk99.conf import kk99_setting
+from trading.binance import errors as E
 from trading.binance.errors import BinanceError
 
 

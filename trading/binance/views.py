@@ -7,7 +7,6 @@ endpoints, and the ``{"code", "msg"}`` rendering of every refusal."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import secrets
@@ -22,14 +21,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.errors import SignedRequestError
+from accounts.selectors import user_can_trade, user_can_withdraw
 from accounts.signing import API_KEY_HEADER, verify_signed_request
+from kk99.conf import kk99_setting
 from kk99.errors import KK99Error
 from marketdata import selectors as md
 from marketdata.intervals import INTERVALS, from_ms, to_ms
 from trading import selectors as ts
 from trading import services
 from trading.binance import errors as E
-from kk99.conf import kk99_setting
 from trading.binance.errors import BinanceError, from_kk99
 from trading.binance.formats import Fmt, dec, ms
 from trading.binance.limits import weight_consume, weight_limit
@@ -37,6 +37,7 @@ from trading.binance.params import Params
 from trading.errors import TradingError, TradingErrorCode
 from trading.models import Market, Order
 from trading.orders import OrderRequest, order_request_build
+from wallets.selectors import balances_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -565,9 +566,6 @@ def _my_trades(ctx: Ctx) -> list:
 
 
 def _account(ctx: Ctx) -> dict:
-    from accounts.selectors import user_can_trade, user_can_withdraw
-    from wallets.selectors import balances_for_user
-
     user = ctx.user
     omit_zero = ctx.params.boolean("omitZeroBalances")
     balances = []

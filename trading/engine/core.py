@@ -44,9 +44,9 @@ from trading.engine import book as nb
 from trading.engine.fees import FeeTierCache, fee_amount, kk99_discounted_fee, kk99_fee_amount, kk99_price_usdt, usdt_value_of
 from trading.engine.units import Units
 from trading.holds import order_hold_target
-from trading.payloads import order_payload
 from trading.markets import market_session_is_open
 from trading.models import EngineState, FeePreference, Market, Order, Trade
+from trading.payloads import order_payload
 from wallets.models import Asset, Balance, Bucket, JournalEventKind, SystemAccountKind
 from wallets.services import Leg, ledger_settle
 

@@ -9,6 +9,7 @@ no database; private ones (open orders, history, fills, balances) read through s
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -97,8 +98,6 @@ def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int = 
 
 
 def trades_context(mf: MarketFormat, trades) -> dict:
-    import datetime as dt
-
     rows = []
     for t in list(trades)[-TRADE_ROWS:][::-1]:
         when = dt.datetime.fromtimestamp(t["time"] / 1000, tz=dt.timezone.utc)
