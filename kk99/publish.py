@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 from kk99.conf import kk99_setting
@@ -69,8 +69,6 @@ async def _send_all(layer, message: dict[str, Any], groups: list[str]) -> None:
 def _background_wanted(layer) -> bool:
     if not kk99_setting("PUBLISH_BACKGROUND"):
         return False
-    from channels.layers import InMemoryChannelLayer
-
     return not isinstance(layer, InMemoryChannelLayer)
 
 

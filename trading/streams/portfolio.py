@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+from trading.models import EngineState, Market
 from trading.selectors import fills_for_user
+from wallets.selectors import balances_for_user
 
 ZERO = Decimal(0)
 VALUATION_QUOTES = ("USDT", "USD")
@@ -20,8 +22,6 @@ ALLOCATION_BUCKETS = 20
 
 
 def _prices() -> dict[str, Decimal]:
-    from trading.models import EngineState, Market
-
     last = dict(EngineState.objects.values_list("market_id", "last_price"))
     prices: dict[str, Decimal] = {"USDT": Decimal(1)}
     for quote in VALUATION_QUOTES:
@@ -58,8 +58,6 @@ def realized_pnl(*, user) -> dict[str, Decimal]:
 
 
 def portfolio_for_user(*, user) -> dict:
-    from wallets.selectors import balances_for_user
-
     prices = _prices()
     pnl = realized_pnl(user=user)
     rows, total = [], ZERO
