@@ -56,7 +56,6 @@ def market_reference_price(*, market: Market) -> Decimal | None:
     return last if last is not None else market.reference_price
 
 
-
 # --- placing --------------------------------------------------------------------------
 
 
