@@ -4,9 +4,10 @@
 
 * on a request authenticated by an API key (``request.auth`` is an :class:`ApiKey`) the key
   must carry the permission (else ``api_key_permission_denied``);
-* for ``trade`` the owner must pass :func:`accounts.selectors.user_can_trade` and for
-  ``withdraw`` :func:`accounts.selectors.user_can_withdraw` — whatever the authentication —
-  so a frozen account is refused (``account_frozen``).
+* for ``trade`` the owner must pass the one "may trade" rule,
+  :func:`accounts.selectors.user_trading_refusal` (``account_frozen`` /
+  ``trading_not_allowed``), and for ``withdraw`` a frozen account is ``account_frozen`` and
+  :func:`accounts.selectors.user_can_withdraw` must hold — whatever the authentication.
 
 Shortcuts: :data:`HasReadPermission`, :data:`HasTradePermission`, :data:`HasWithdrawPermission`.
 """
@@ -17,7 +18,7 @@ from functools import cache
 from rest_framework.permissions import BasePermission
 
 from accounts import selectors
-from accounts.errors import AccountFrozen, ApiKeyPermissionDenied, TradingNotAllowed, WithdrawalNotAllowed
+from accounts.errors import AccountFrozen, ApiKeyPermissionDenied, WithdrawalNotAllowed
 from accounts.models import ApiKey
 
 
@@ -33,10 +34,12 @@ def ApiKeyPermission(permission: str) -> type[BasePermission]:  # noqa: N802 —
                 return False
             if isinstance(request.auth, ApiKey) and not request.auth.has_permission(permission):
                 raise ApiKeyPermissionDenied(f"This API key lacks the '{permission}' permission.", permission=permission)
-            if permission in ("trade", "withdraw") and user.is_frozen:
+            if permission == "trade":
+                refusal = selectors.user_trading_refusal(user=user)
+                if refusal is not None:
+                    raise refusal
+            if permission == "withdraw" and user.is_frozen:
                 raise AccountFrozen()
-            if permission == "trade" and not selectors.user_can_trade(user=user):
-                raise TradingNotAllowed()
             if permission == "withdraw" and not selectors.user_can_withdraw(user=user):
                 raise WithdrawalNotAllowed()
             return True

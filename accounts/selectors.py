@@ -6,6 +6,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from accounts.audit import AuditLog
+from accounts.errors import AccountFrozen, TradingNotAllowed
 from accounts.models import ApiKey, KycSubmission, User
 from kk99.conf import kk99_setting
 from kk99.errors import NotFound
@@ -21,9 +22,21 @@ def kyc_limits(*, user: User) -> dict[str, Any]:
     return {"tier": user.kyc_tier, **tiers[user.kyc_tier]}
 
 
+def user_trading_refusal(*, user: User) -> AccountFrozen | TradingNotAllowed | None:
+    """The one "may trade" rule: why ``user`` may not trade, or None if they may. A frozen
+    (or deactivated) account is ``account_frozen``; a KYC tier without trading is
+    ``trading_not_allowed``. Used by order placement (``trading.orders.check_may_trade``),
+    the API permission (``accounts.permissions``) and :func:`user_can_trade`."""
+    if user.is_frozen or not user.is_active:
+        return AccountFrozen()
+    if not kyc_limits(user=user)["can_trade"]:
+        return TradingNotAllowed()
+    return None
+
+
 def user_can_trade(*, user: User) -> bool:
     """Active, not frozen, and the tier allows trading."""
-    return bool(user.is_active and not user.is_frozen and kyc_limits(user=user)["can_trade"])
+    return user_trading_refusal(user=user) is None
 
 
 def user_can_withdraw(*, user: User) -> bool:

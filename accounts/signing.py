@@ -83,9 +83,7 @@ _key_cache: dict[str, tuple[float, int, dict]] = {}  # key → (loaded at, versi
 
 
 def _key_cache_seconds() -> float:
-    from django.conf import settings
-
-    return float(getattr(settings, "KK99", {}).get("API_KEY_CACHE_SECONDS", 60))
+    return float(kk99_setting("API_KEY_CACHE_SECONDS"))
 
 
 def _key_cache_version(request=None) -> int:

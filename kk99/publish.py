@@ -35,8 +35,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
+
+from kk99.conf import kk99_setting
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +67,8 @@ async def _send_all(layer, message: dict[str, Any], groups: list[str]) -> None:
 
 
 def _background_wanted(layer) -> bool:
-    from django.conf import settings
-
-    if not getattr(settings, "KK99", {}).get("PUBLISH_BACKGROUND", True):
+    if not kk99_setting("PUBLISH_BACKGROUND"):
         return False
-    from channels.layers import InMemoryChannelLayer
-
     return not isinstance(layer, InMemoryChannelLayer)
 
 

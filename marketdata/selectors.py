@@ -26,8 +26,10 @@ from django.db import connection
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
+from kk99.conf import kk99_setting
 from marketdata.intervals import Interval
 from trading.models import EngineState, Market, Trade
+from trading.selectors import depth_from_database, depth_snapshot
 
 ZERO = Decimal("0")
 PRECISE = 60  # Decimal context precision for averages
@@ -403,9 +405,6 @@ def book_depth(*, market: Market, limit: int = 100) -> dict:
     The engine's committed snapshot (its top ENGINE_DEPTH_LEVELS levels, cached after each
     batch commit) when it covers ``limit``; otherwise the resting orders aggregated in the
     database, read together with the EngineState sequence."""
-    from kk99.conf import kk99_setting
-    from trading.selectors import depth_from_database, depth_snapshot
-
     if limit <= kk99_setting("ENGINE_DEPTH_LEVELS"):
         snap = depth_snapshot(market=market)
     else:

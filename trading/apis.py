@@ -2,7 +2,6 @@
 selector or a service, serialize. Errors are rendered by ``kk99.api.exception_handler``."""
 from __future__ import annotations
 
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
@@ -12,7 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import HasReadPermission, HasTradePermission
 from trading import selectors, services
-from trading.models import Market, Order, Trade
+from trading.models import Market
 from trading.serializers import CancelAllSerializer, FeePreferenceSerializer, FillSerializer, MarketSerializer, OrderPlaceSerializer, OrderSerializer
 
 
@@ -78,8 +77,7 @@ class OrderListCreateApi(APIView):
         milliseconds; re-sending the same ``client_order_id`` returns the same order."""
         s = OrderPlaceSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        data = dict(s.validated_data)
-        order = services.order_place(user=request.user, market=data.pop("symbol"), **data)
+        order = services.order_place(user=request.user, request=s.order_request())
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
 
@@ -89,9 +87,8 @@ class OrderHistoryApi(APIView):
     @extend_schema(operation_id="orders_history", parameters=[_SYMBOL], responses=OrderSerializer(many=True))
     def get(self, request):
         """All the user's orders, newest first (cursor pagination)."""
-        qs = Order.objects.select_related("market").filter(user=request.user)
-        if request.query_params.get("symbol"):
-            qs = qs.filter(market=selectors.market_get(symbol=request.query_params["symbol"]))
+        symbol = request.query_params.get("symbol")
+        qs = selectors.orders_for_user(user=request.user, market=selectors.market_get(symbol=symbol) if symbol else None)
         paginator = NewestFirst()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(OrderSerializer(page, many=True).data)
@@ -130,13 +127,12 @@ class FillListApi(APIView):
     @extend_schema(operation_id="fills_list", parameters=[_SYMBOL, OpenApiParameter("order_id", int)], responses=FillSerializer(many=True))
     def get(self, request):
         """The user's trades (as maker or taker), newest first (cursor pagination)."""
-        user = request.user
-        qs = Trade.objects.select_related("market", "maker_fee_asset", "taker_fee_asset").filter(Q(maker_user=user) | Q(taker_user=user))
-        if request.query_params.get("symbol"):
-            qs = qs.filter(market=selectors.market_get(symbol=request.query_params["symbol"]))
-        order_id = request.query_params.get("order_id")
-        if order_id and order_id.isdigit():
-            qs = qs.filter(Q(maker_order_id=order_id, maker_user=user) | Q(taker_order_id=order_id, taker_user=user))
+        symbol, order_id = request.query_params.get("symbol"), request.query_params.get("order_id")
+        qs = selectors.fills_for_user(
+            user=request.user,
+            market=selectors.market_get(symbol=symbol) if symbol else None,
+            order_id=int(order_id) if order_id and order_id.isdigit() else None,
+        )
         paginator = NewestFirst()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(FillSerializer(page, many=True, context={"request": request}).data)

@@ -1,8 +1,13 @@
 """Trading's error codes (one StrEnum) and its exception.
 
 The REST layer renders them as ``{"error": {"code", "message", "details"}}``; the
-Binance-compatible layer maps them (suggested mapping in ``BINANCE_CODES`` below).
-``details["filter"]`` names the failing Binance filter for ``filter_failure``."""
+Binance-compatible layer maps each code (never the message) through the one catalog,
+``trading.binance.errors.CATALOG``. ``details["filter"]`` names the failing Binance filter
+for :func:`filter_failure`; ``details["param"]`` and ``details["problem"]`` say which parameter
+of an ``invalid_parameter`` error is wrong and how (:class:`ParamProblem`).
+
+A frozen account and a KYC tier that may not trade are the accounts app's codes
+(``account_frozen``, ``trading_not_allowed``) on every API."""
 from __future__ import annotations
 
 from enum import StrEnum
@@ -15,17 +20,15 @@ class TradingErrorCode(StrEnum):
     INVALID_SYMBOL = "invalid_symbol"
     """No such market."""
     INVALID_PARAMETER = "invalid_parameter"
-    """A parameter is missing, not allowed for this order type, or malformed (details: param)."""
+    """A parameter is missing, not allowed for this order type, or malformed (details: param, problem)."""
     FILTER_FAILURE = "filter_failure"
     """PRICE_FILTER / LOT_SIZE / MARKET_LOT_SIZE / NOTIONAL / PERCENT_PRICE failed (details: filter)."""
     MARKET_CLOSED = "market_closed"
     """The market is not TRADING (halted, break, cancel-only) or an equity session is closed."""
-    USER_FROZEN = "user_frozen"
-    """The account is frozen."""
-    KYC_TRADING_NOT_ALLOWED = "kyc_trading_not_allowed"
-    """The user's KYC tier may not trade."""
     KYC_ORDER_LIMIT = "kyc_order_limit"
     """The order's notional exceeds the KYC tier's maximum (details: max_order_notional)."""
+    RISK_REJECTED = "risk_rejected"
+    """The pre-trade risk hook (``risk.services.order_check``) refused the order (details: reason)."""
     INSUFFICIENT_BALANCE = "insufficient_balance"
     """Not enough available balance for the hold."""
     NO_REFERENCE_PRICE = "no_reference_price"
@@ -40,22 +43,12 @@ class TradingErrorCode(StrEnum):
     """A service waited for the engine and it did not answer in time."""
 
 
-# Suggested Binance mapping (code, msg) for the /api/v3 layer.
-BINANCE_CODES: dict[str, tuple[int, str]] = {
-    TradingErrorCode.INVALID_SYMBOL: (-1121, "Invalid symbol."),
-    TradingErrorCode.INVALID_PARAMETER: (-1102, "Mandatory parameter was not sent, was empty/null, or malformed."),
-    TradingErrorCode.FILTER_FAILURE: (-1013, "Filter failure: {filter}"),
-    TradingErrorCode.MARKET_CLOSED: (-2010, "Market is closed."),
-    TradingErrorCode.USER_FROZEN: (-2010, "This action is disabled on this account."),
-    TradingErrorCode.KYC_TRADING_NOT_ALLOWED: (-2010, "This action is disabled on this account."),
-    TradingErrorCode.KYC_ORDER_LIMIT: (-2010, "Order exceeds the account's limit."),
-    TradingErrorCode.INSUFFICIENT_BALANCE: (-2010, "Account has insufficient balance for requested action."),
-    TradingErrorCode.NO_REFERENCE_PRICE: (-2010, "Market has no reference price yet."),
-    TradingErrorCode.UNKNOWN_ORDER: (-2013, "Order does not exist."),
-    TradingErrorCode.ORDER_NOT_CANCELABLE: (-2011, "Unknown order sent."),
-    TradingErrorCode.DUPLICATE_CLIENT_ORDER_ID: (-2010, "Duplicate order sent."),
-    TradingErrorCode.ENGINE_TIMEOUT: (-1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."),
-}
+class ParamProblem(StrEnum):
+    """What is wrong with the parameter of an ``invalid_parameter`` error."""
+
+    MALFORMED = "malformed"
+    REQUIRED = "required"
+    NOT_ALLOWED = "not_allowed"
 
 
 class TradingError(KK99Error):
@@ -67,3 +60,7 @@ class TradingError(KK99Error):
 
 def filter_failure(filter_name: str, message: str, **details: Any) -> TradingError:
     return TradingError(TradingErrorCode.FILTER_FAILURE, f"Filter failure: {filter_name}. {message}", filter=filter_name, **details)
+
+
+def invalid_parameter(param: str, message: str, *, problem: ParamProblem = ParamProblem.MALFORMED) -> TradingError:
+    return TradingError(TradingErrorCode.INVALID_PARAMETER, message, param=param, problem=str(problem))

@@ -1,24 +1,57 @@
 """Trading read-only queries (selectors): orders, fills, markets, the book snapshot."""
 from __future__ import annotations
 
-from django.core.cache import cache
-from django.db.models import Q, QuerySet
+import time
+from decimal import Decimal
 
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet, Sum
+
+from kk99.conf import kk99_setting
 from trading.engine.core import depth_cache_key
 from trading.errors import TradingError, TradingErrorCode
-from trading.models import EngineState, Market, Order, Trade
+from trading.models import EngineState, FeePreference, Market, Order, Trade
 
 
-def market_list(*, visible_only: bool = False) -> QuerySet[Market]:
-    qs = Market.objects.select_related("base", "quote").order_by("symbol")
-    return qs
+def market_list() -> QuerySet[Market]:
+    """Every market with its two assets, by symbol."""
+    return Market.objects.select_related("base", "quote").order_by("symbol")
 
 
 def market_get(*, symbol: str) -> Market:
-    market = Market.objects.select_related("base", "quote").filter(symbol=str(symbol or "").upper()).first()
-    if market is None:
-        raise TradingError(TradingErrorCode.INVALID_SYMBOL, "Invalid symbol.", symbol=symbol)
-    return market
+    """The market named ``symbol`` with its two assets (``invalid_symbol`` if none)."""
+    return market_resolve(symbol)
+
+
+# Markets by symbol, per process, for KK99["MARKET_CACHE_SECONDS"]: resolving a symbol (the
+# market and both assets) was 40 % of an order placement. A save or delete of a Market in
+# this process clears the cache at once (signals wired in TradingConfig.ready); another
+# process sees a change within the TTL — and the engine, which re-reads the market every
+# batch, rejects orders that reach it in a market that is no longer TRADING, releasing holds.
+_market_cache: dict[str, tuple[float, Market]] = {}
+
+
+def market_cache_clear(**kwargs) -> None:
+    _market_cache.clear()
+
+
+def market_resolve(market: Market | str | None, *, cached: bool = False) -> Market:
+    """A Market instance, or the one named by symbol (``invalid_symbol`` if none).
+    ``cached``: may answer from the per-process cache (order placement)."""
+    if isinstance(market, Market):
+        return market
+    symbol = str(market or "").upper()
+    if cached:
+        hit = _market_cache.get(symbol)
+        if hit is not None and time.monotonic() - hit[0] < kk99_setting("MARKET_CACHE_SECONDS"):
+            return hit[1]
+    found = Market.objects.select_related("base", "quote").filter(symbol=symbol).first()
+    if found is None:
+        raise TradingError(TradingErrorCode.INVALID_SYMBOL, "Invalid symbol.", symbol=market)
+    if cached and not connection.in_atomic_block:  # never cache a row a caller's transaction may roll back
+        _market_cache[symbol] = (time.monotonic(), found)
+    return found
 
 
 def order_get(*, user, order_id: int | None = None, client_order_id: str | None = None, market: Market | None = None) -> Order:
@@ -45,35 +78,38 @@ def order_list_open(*, user, market: Market | None = None) -> QuerySet[Order]:
     return qs.order_by("id")
 
 
-def order_history(*, user, market: Market | None = None, from_id: int | None = None, start=None, end=None, limit: int = 500) -> QuerySet[Order]:
-    """All the user's orders (Binance allOrders): ascending id, optional filters."""
-    qs = Order.objects.select_related("market").filter(user=user)
-    if market is not None:
-        qs = qs.filter(market=market)
-    if from_id is not None:
-        qs = qs.filter(pk__gte=from_id)
-    if start is not None:
-        qs = qs.filter(created_at__gte=start)
-    if end is not None:
-        qs = qs.filter(created_at__lte=end)
-    return qs.order_by("id")[:limit]
+def orders_for_user(*, user, market: Market | None = None) -> QuerySet[Order]:
+    """All the user's orders (any status), with their market; unordered — callers order and
+    page it (REST v1 history, Binance allOrders, the orders page)."""
+    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user)
+    return qs if market is None else qs.filter(market=market)
 
 
-def fill_list(*, user, market: Market | None = None, order_id: int | None = None, from_trade_id: int | None = None, start=None, end=None, limit: int = 500) -> QuerySet[Trade]:
-    """The user's trades (as maker or taker), ascending (market, trade_id). Use
-    ``Trade.side_for(user.pk)`` and the maker/taker fields to render a fill."""
-    qs = Trade.objects.select_related("market", "maker_fee_asset", "taker_fee_asset").filter(Q(maker_user=user) | Q(taker_user=user))
+def fills_for_user(*, user, market: Market | None = None, order_id: int | None = None) -> QuerySet[Trade]:
+    """The user's trades, as maker or taker (the one query of "the user's fills"), with the
+    market and fee assets; ``order_id``: only the fills of that order of the user's. Unordered
+    — callers order and page it. Render a fill with ``Trade.side_for(user.pk)``."""
+    qs = Trade.objects.select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset")
+    qs = qs.filter(Q(maker_user=user) | Q(taker_user=user))
     if market is not None:
         qs = qs.filter(market=market)
     if order_id is not None:
-        qs = qs.filter(Q(maker_order_id=order_id) | Q(taker_order_id=order_id))
-    if from_trade_id is not None:
-        qs = qs.filter(trade_id__gte=from_trade_id)
+        qs = qs.filter(Q(maker_order_id=order_id, maker_user=user) | Q(taker_order_id=order_id, taker_user=user))
+    return qs
+
+
+def order_taker_fills(*, order: Order) -> list[Trade]:
+    """The trades ``order`` took as the taker, in execution order (Binance's FULL answer)."""
+    return list(Trade.objects.filter(taker_order_id=order.pk).order_by("trade_id"))
+
+
+def created_between(qs: QuerySet, *, start=None, end=None) -> QuerySet:
+    """``qs`` limited to rows created in [start, end] (either bound optional)."""
     if start is not None:
         qs = qs.filter(created_at__gte=start)
     if end is not None:
         qs = qs.filter(created_at__lte=end)
-    return qs.order_by("market_id", "trade_id")[:limit]
+    return qs
 
 
 def trade_list_recent(*, market: Market, limit: int = 500) -> list[Trade]:
@@ -81,10 +117,6 @@ def trade_list_recent(*, market: Market, limit: int = 500) -> list[Trade]:
     rows = list(Trade.objects.filter(market=market).order_by("-trade_id")[:limit])
     rows.reverse()
     return rows
-
-
-def engine_state_get(*, market: Market) -> EngineState | None:
-    return EngineState.objects.filter(market=market).first()
 
 
 def depth_snapshot(*, market: Market) -> dict:
@@ -100,11 +132,6 @@ def depth_snapshot(*, market: Market) -> dict:
 def depth_from_database(*, market: Market, levels: int = 100) -> dict:
     """The book aggregated from resting orders (when no cache snapshot is shared, e.g. the
     SQLite demo with a local-memory cache)."""
-    from decimal import Decimal
-
-    from django.db import transaction
-    from django.db.models import F, Sum
-
     with transaction.atomic():
         state = EngineState.objects.filter(market=market).first()
         rows = (
@@ -129,8 +156,5 @@ def depth_from_database(*, market: Market, levels: int = 100) -> dict:
 
 def fee_preference_get(*, user) -> dict:
     """The user's fee-payment choice and the terms: ``{"pay_fees_in_kk99", "discount", "token"}``."""
-    from kk99.conf import kk99_setting
-    from trading.models import FeePreference
-
     pref = FeePreference.objects.filter(user=user).values_list("pay_fees_in_kk99", flat=True).first()
     return {"pay_fees_in_kk99": bool(pref), "discount": kk99_setting("KK99_FEE_DISCOUNT"), "token": kk99_setting("TOKEN_SYMBOL")}

@@ -9,6 +9,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from trading.models import Market, Order, Trade, display_status
+from trading.orders import OrderRequest, order_request_build
+from trading.selectors import market_resolve
 
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "0.01000000"})
@@ -103,6 +105,12 @@ class OrderPlaceSerializer(serializers.Serializer):
     stop_price = DecimalString(required=False, positive=True)
     client_order_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,36}$", required=False)
     stp_mode = serializers.ChoiceField(choices=Order.StpMode.choices, required=False)
+
+    def order_request(self) -> OrderRequest:
+        """The one typed order request (after ``is_valid``); ``invalid_symbol`` or
+        ``invalid_parameter`` if the market or the type's parameter rules refuse it."""
+        data = dict(self.validated_data)
+        return order_request_build(market=market_resolve(data.pop("symbol"), cached=True), **data)
 
 
 class CancelAllSerializer(serializers.Serializer):

@@ -13,13 +13,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from kk99.errors import KK99Error
 from trading import selectors, services
+from trading.forms import FIELDS, FORM_TYPES, order_form_is_offered, order_form_request, order_form_values
 from trading.models import Order
 from trading.streams import fragments as fr
+from trading.selectors import depth_snapshot, trade_list_recent
 from trading.streams import stats
+from trading.streams.portfolio import portfolio_for_user
 
 CHART_INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"]
-FORM_TYPES = {"LIMIT": "Limit", "MARKET": "Market", "STOP_LOSS_LIMIT": "Stop-limit"}
-FIELDS = ("price", "stop_price", "quantity", "quote_order_qty")
 
 
 def _market(symbol: str):
@@ -53,8 +54,6 @@ def _form_context(market, side: str, *, values: dict | None = None, errors: dict
 
 
 def _trade_context(request: HttpRequest, market) -> dict:
-    from trading.selectors import depth_snapshot, trade_list_recent
-
     mf = fr.MarketFormat.of(market)
     user = request.user
     snapshot = depth_snapshot(market=market)
@@ -117,13 +116,6 @@ def klines(request: HttpRequest, symbol: str) -> JsonResponse:
     return JsonResponse({"symbol": market.symbol, "interval": interval, "candles": rows})
 
 
-def _clean_order_input(post) -> tuple[dict, str, str]:
-    side = post.get("side", "").upper()
-    order_type = post.get("type", "LIMIT").upper()
-    values = {name: (post.get(name) or "").strip() for name in FIELDS}
-    return values, side, order_type
-
-
 def _render_order_response(request: HttpRequest, market, side: str, form_ctx: dict, *, placed: bool) -> HttpResponse:
     html = render(request, "trading/_order_form.html", form_ctx).content.decode()
     if placed:
@@ -137,19 +129,12 @@ def _render_order_response(request: HttpRequest, market, side: str, form_ctx: di
 @login_required
 def order_create(request: HttpRequest, symbol: str) -> HttpResponse:
     market = _market(symbol)
-    values, side, order_type = _clean_order_input(request.POST)
-    if side not in (Order.Side.BUY, Order.Side.SELL) or order_type not in FORM_TYPES:
+    values, side, order_type = order_form_values(request.POST)
+    if not order_form_is_offered(side=side, order_type=order_type):
         return HttpResponseBadRequest("Invalid side or order type.")
-    kwargs = {"quantity": values["quantity"] or None}
-    if order_type != "MARKET":
-        kwargs["price"] = values["price"] or None
-        kwargs["time_in_force"] = "GTC"
-    if order_type == "STOP_LOSS_LIMIT":
-        kwargs["stop_price"] = values["stop_price"] or None
-    if order_type == "MARKET" and side == Order.Side.BUY and values["quote_order_qty"] and not values["quantity"]:
-        kwargs = {"quote_order_qty": values["quote_order_qty"]}
     try:
-        order = services.order_place(user=request.user, market=market, side=side, type=order_type, **kwargs)
+        order_request = order_form_request(market=market, side=side, order_type=order_type, values=values)
+        order = services.order_place(user=request.user, request=order_request)
     except KK99Error as exc:
         field = exc.details.get("param") if isinstance(exc.details, dict) else None
         errors = {field if field in FIELDS else "form": exc.message}
@@ -172,7 +157,7 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
         order = selectors.order_get(user=request.user, order_id=order_id)
         services.order_cancel(user=request.user, order=order)
     except KK99Error as exc:
-        order = Order.objects.select_related("market", "market__base", "market__quote").filter(pk=order_id, user=request.user).first()
+        order = selectors.orders_for_user(user=request.user).filter(pk=order_id).first()
         if order is None:
             raise Http404("No such order.") from None
         error = exc.message
@@ -188,16 +173,14 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
 @never_cache
 @login_required
 def portfolio(request: HttpRequest) -> HttpResponse:
-    from trading.streams.portfolio import portfolio_for_user
-
     return render(request, "trading/portfolio.html", portfolio_for_user(user=request.user))
 
 
 @never_cache
 @login_required
 def orders(request: HttpRequest) -> HttpResponse:
-    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=request.user).order_by("-id")[:200]
-    rows = [{**fr._order_row(fr.MarketFormat.of(o.market), o), "symbol": o.market.symbol} for o in qs]
+    qs = selectors.orders_for_user(user=request.user).order_by("-id")[:200]
+    rows = [{**fr.order_row(fr.MarketFormat.of(o.market), o), "symbol": o.market.symbol} for o in qs]
     return render(request, "trading/orders.html", {"orders": rows})
 
 
@@ -208,18 +191,5 @@ def fills(request: HttpRequest) -> HttpResponse:
 
 
 def _recent_fills(user, limit: int = 200) -> list[dict]:
-    from django.db.models import Q
-
-    from trading.models import Trade
-
-    out = []
-    qs = Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user)).select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset").order_by("-created_at", "-id")[:limit]
-    for t in qs:
-        mf = fr.MarketFormat.of(t.market)
-        maker = t.maker_user_id == user.pk
-        fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
-        out.append({
-            "symbol": t.market.symbol, "id": t.trade_id, "time": t.created_at, "side": t.side_for(user.pk), "price": mf.price(t.price), "qty": mf.qty(t.qty),
-            "quote": fr.fmt(t.quote_qty, mf.price_places), "fee": f"{fee.normalize():f}", "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
-        })
-    return out
+    qs = selectors.fills_for_user(user=user).order_by("-created_at", "-id")[:limit]
+    return [{**fr.fill_row(fr.MarketFormat.of(t.market), t, user.pk), "symbol": t.market.symbol} for t in qs]

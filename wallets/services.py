@@ -105,11 +105,6 @@ def caches_clear(**kwargs) -> None:
     locks.known_balances_clear()
 
 
-from django.db.models.signals import post_migrate  # noqa: E402
-
-post_migrate.connect(caches_clear, dispatch_uid="wallets.services.caches_clear")
-
-
 def user_account(user: AbstractBaseUser) -> Account:
     """The user's ledger account, created on first use."""
     if user.pk is None:

@@ -325,6 +325,17 @@ KK99 = {
     "PUBLISH_BACKGROUND": env_bool("KK99_PUBLISH_BACKGROUND", True),
     # Per-process cache of verified API keys (revocation bumps a shared version at once).
     "API_KEY_CACHE_SECONDS": env_int("KK99_API_KEY_CACHE_SECONDS", 60),
+    # --- Binance-compatible API (trading/binance/) -------------------------------------------
+    # REQUEST_WEIGHT per IP per minute (Binance's is 6000).
+    "BINANCE_WEIGHT_PER_MINUTE": env_int("KK99_BINANCE_WEIGHT_PER_MINUTE", 6000),
+    # An IP that keeps sending after being limited (twice the limit in a minute) is banned
+    # (HTTP 418) for this long.
+    "BINANCE_BAN_SECONDS": env_int("KK99_BINANCE_BAN_SECONDS", 120),
+    # newOrderRespType RESULT/FULL: how long POST /order waits for the engine to take the
+    # order (so the response shows its status and fills). 0 = answer at once (status NEW).
+    "BINANCE_ORDER_RESULT_WAIT_SECONDS": float(env_str("KK99_BINANCE_ORDER_RESULT_WAIT_SECONDS", "2.0")),
+    # DELETE /order and /openOrders: how long to wait for the engine to finish the cancel.
+    "BINANCE_CANCEL_WAIT_SECONDS": float(env_str("KK99_BINANCE_CANCEL_WAIT_SECONDS", "2.0")),
 }
 
 # --- Chains (wallets/chains): deposits, withdrawals, the KK99 token ------------------------

@@ -3,9 +3,11 @@
 Every refusal of ``/api/v3`` is rendered as ``{"code": <negative int>, "msg": "..."}`` with
 the HTTP status Binance uses (4XX for the request's fault, 429/418 for limits, 5XX when the
 outcome is unknown). KK99 errors raised by services keep one code each
-(:mod:`trading.errors`, :mod:`accounts.errors`); :func:`from_kk99` translates them here, in
-one place."""
+(:mod:`trading.errors`, :mod:`accounts.errors`, :mod:`kk99.errors`); :data:`CATALOG` maps each
+code — never the message text — to Binance's, in one table, and :func:`from_kk99` renders it."""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from kk99.errors import KK99Error
 
@@ -77,59 +79,95 @@ def invalid_key() -> BinanceError:
     return BinanceError(REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", status=401)
 
 
-# KK99 code → (Binance code, message, HTTP status). ``{filter}`` / ``{param}`` are filled from
-# the error's details.
-_MAP: dict[str, tuple[int, str, int]] = {
+class Mapping(NamedTuple):
+    """One row of the catalog: the Binance code, its message (``{param}``, ``{filter}``, …
+    filled from the error's details, never from its message) and the HTTP status on
+    ``/api/v3``. The REST v1 rendering is the KK99 code itself."""
+
+    binance_code: int
+    msg: str
+    status: int = 400
+
+
+_DISABLED = "This action is disabled on this account."
+_INVALID_KEY = "Invalid API-key, IP, or permissions for action."
+
+# THE error catalog: every KK99 code that can reach /api/v3 (the REST v1 code is the key) →
+# its Binance rendering. ``invalid_parameter`` is refined by ``details["problem"]``
+# (trading.errors.ParamProblem) in PARAM_PROBLEMS below. A code missing here renders as
+# -1000; tests/api/test_error_catalog.py proves every trading/common/signing code is here.
+CATALOG: dict[str, Mapping] = {
+    # kk99.errors.CommonErrorCode
+    "invalid_input": Mapping(ILLEGAL_CHARS, "Illegal characters found in a parameter."),
+    "not_found": Mapping(NO_SUCH_ORDER, "Order does not exist."),
+    "permission_denied": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),
+    "not_authenticated": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),
+    "rate_limited": Mapping(TOO_MANY_REQUESTS, "Too many requests.", 429),
+    "conflict": Mapping(NEW_ORDER_REJECTED, "Duplicate order sent."),
     # trading.errors.TradingErrorCode
-    "invalid_symbol": (BAD_SYMBOL, "Invalid symbol.", 400),
-    "filter_failure": (INVALID_MESSAGE, "Filter failure: {filter}", 400),
-    "market_closed": (NEW_ORDER_REJECTED, "Market is closed.", 400),
-    "user_frozen": (NEW_ORDER_REJECTED, "This action is disabled on this account.", 400),
-    "kyc_trading_not_allowed": (NEW_ORDER_REJECTED, "This action is disabled on this account.", 400),
-    "kyc_order_limit": (NEW_ORDER_REJECTED, "Order exceeds the account's limit.", 400),
-    "insufficient_balance": (NEW_ORDER_REJECTED, "Account has insufficient balance for requested action.", 400),
-    "no_reference_price": (NEW_ORDER_REJECTED, "Market has no reference price yet.", 400),
-    "unknown_order": (NO_SUCH_ORDER, "Order does not exist.", 400),
-    "order_not_cancelable": (CANCEL_REJECTED, "Unknown order sent.", 400),
-    "duplicate_client_order_id": (NEW_ORDER_REJECTED, "Duplicate order sent.", 400),
-    "engine_timeout": (TIMEOUT, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.", 503),
-    # accounts.errors (signed requests and account state)
-    "missing_parameter": (MANDATORY_PARAM, "Mandatory parameter '{parameter}' was not sent, was empty/null, or malformed.", 400),
-    "invalid_recv_window": (BAD_RECV_WINDOW, "recvWindow must be less than {max_ms}", 400),
-    "timestamp_outside_recv_window": (INVALID_TIMESTAMP, "Timestamp for this request is outside of the recvWindow.", 400),
-    "bad_signature": (INVALID_SIGNATURE, "Signature for this request is not valid.", 400),
-    "invalid_api_key": (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401),
-    "api_key_ip_not_allowed": (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401),
-    "api_key_permission_denied": (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401),
-    "account_frozen": (NEW_ORDER_REJECTED, "This action is disabled on this account.", 400),
-    "trading_not_allowed": (NEW_ORDER_REJECTED, "This action is disabled on this account.", 400),
+    "invalid_symbol": Mapping(BAD_SYMBOL, "Invalid symbol."),
+    "invalid_parameter": Mapping(ILLEGAL_CHARS, "Illegal characters found in parameter '{param}'."),
+    "filter_failure": Mapping(INVALID_MESSAGE, "Filter failure: {filter}"),
+    "market_closed": Mapping(NEW_ORDER_REJECTED, "Market is closed."),
+    "kyc_order_limit": Mapping(NEW_ORDER_REJECTED, "Order exceeds the account's limit."),
+    "risk_rejected": Mapping(NEW_ORDER_REJECTED, "Order was rejected by risk checks."),
+    "insufficient_balance": Mapping(NEW_ORDER_REJECTED, "Account has insufficient balance for requested action."),
+    "no_reference_price": Mapping(NEW_ORDER_REJECTED, "Market has no reference price yet."),
+    "unknown_order": Mapping(NO_SUCH_ORDER, "Order does not exist."),
+    "order_not_cancelable": Mapping(CANCEL_REJECTED, "Unknown order sent."),
+    "duplicate_client_order_id": Mapping(NEW_ORDER_REJECTED, "Duplicate order sent."),
+    "engine_timeout": Mapping(TIMEOUT, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.", 503),
+    # accounts.errors: signed requests and account state
+    "missing_parameter": Mapping(MANDATORY_PARAM, "Mandatory parameter '{param}' was not sent, was empty/null, or malformed."),
+    "invalid_recv_window": Mapping(BAD_RECV_WINDOW, "recvWindow must be less than {max_ms}"),
+    "timestamp_outside_recv_window": Mapping(INVALID_TIMESTAMP, "Timestamp for this request is outside of the recvWindow."),
+    "bad_signature": Mapping(INVALID_SIGNATURE, "Signature for this request is not valid."),
+    "invalid_api_key": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),
+    "api_key_ip_not_allowed": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),
+    "api_key_permission_denied": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),
+    "account_frozen": Mapping(NEW_ORDER_REJECTED, _DISABLED),
+    "trading_not_allowed": Mapping(NEW_ORDER_REJECTED, _DISABLED),
+    "withdrawal_not_allowed": Mapping(NEW_ORDER_REJECTED, _DISABLED),
+    # wallets.errors
+    "insufficient_funds": Mapping(NEW_ORDER_REJECTED, "Account has insufficient balance for requested action."),
 }
+
+# ``invalid_parameter`` by ``details["problem"]``: a missing parameter and one sent when not
+# required have Binance codes of their own.
+PARAM_PROBLEMS: dict[str, Mapping] = {
+    "required": CATALOG["missing_parameter"],
+    "not_allowed": Mapping(PARAM_NOT_REQUIRED, "Parameter '{param}' sent when not required."),
+}
+
+# A refinement by details, still keyed by code: a timestamp ahead of the server's clock.
+TIMESTAMP_AHEAD = Mapping(INVALID_TIMESTAMP, "Timestamp for this request was 1000ms ahead of the server's time.")
+
+
+def mapping_for(exc: KK99Error) -> Mapping | None:
+    """The catalog row for ``exc``: chosen by its code and details only (never its message)."""
+    if exc.code == "invalid_parameter" and not (exc.details.get("param") or exc.details.get("parameter")):
+        return CATALOG["invalid_input"]
+    if exc.code == "invalid_parameter":
+        return PARAM_PROBLEMS.get(exc.details.get("problem"), CATALOG["invalid_parameter"])
+    if exc.code == "timestamp_outside_recv_window" and exc.details.get("ahead"):
+        return TIMESTAMP_AHEAD
+    return CATALOG.get(exc.code)
 
 
 def from_kk99(exc: KK99Error) -> BinanceError:
-    """The Binance rendering of a KK99 error (``-1000`` for codes this API does not know)."""
-    details = dict(exc.details)
-    if exc.code == "invalid_parameter":
-        name = details.get("parameter") or details.get("param") or ""
-        text = exc.message.lower()
-        if name and "required" in text:
-            return mandatory(_binance_param(name))
-        if name and "not allowed" in text:
-            return not_required(_binance_param(name))
-        if name:
-            return BinanceError(ILLEGAL_CHARS, f"Illegal characters found in parameter '{_binance_param(name)}'; {exc.message}")
-        return BinanceError(ILLEGAL_CHARS, "Illegal characters found in a parameter.")
-    if exc.code == "timestamp_outside_recv_window" and details.get("ahead"):
-        return BinanceError(INVALID_TIMESTAMP, "Timestamp for this request was 1000ms ahead of the server's time.")
-    mapped = _MAP.get(exc.code)
+    """The Binance rendering of a KK99 error (``-1000`` for codes the catalog lacks)."""
+    mapped = mapping_for(exc)
     if mapped is None:
-        return BinanceError(UNKNOWN, exc.message or "An unknown error occurred while processing the request.", status=exc.status if exc.status < 500 else 500)
-    code, template, status = mapped
+        return BinanceError(UNKNOWN, "An unknown error occurred while processing the request.", status=exc.status if exc.status < 500 else 500)
+    details = dict(exc.details)
+    name = details.get("param") or details.get("parameter")
+    if name:
+        details["param"] = _binance_param(name)
     try:
-        msg = template.format(**details)
+        msg = mapped.msg.format(**details)
     except (KeyError, IndexError):
-        msg = template.split(" {")[0].split("'{")[0]
-    return BinanceError(code, msg, status=status)
+        msg = mapped.msg.split(" {")[0].split("'{")[0]
+    return BinanceError(mapped.binance_code, msg, status=mapped.status)
 
 
 _PARAM_NAMES = {

@@ -20,8 +20,8 @@ from django_redis.cache import RedisCache
 
 from accounts.audit import client_ip
 from accounts.signing import API_KEY_CACHE_VERSION_KEY
+from kk99.conf import kk99_setting
 from trading.binance import errors as E
-from trading.binance.conf import binance_setting
 from trading.binance.errors import BinanceError
 
 
@@ -34,7 +34,7 @@ def _ban_key(ip: str) -> str:
 
 
 def weight_limit() -> int:
-    return int(binance_setting("BINANCE_WEIGHT_PER_MINUTE"))
+    return int(kk99_setting("BINANCE_WEIGHT_PER_MINUTE"))
 
 
 _COUNTER_TTL = 120
@@ -77,7 +77,7 @@ def weight_consume(request, weight: int) -> int:
         return used
     banned_until = cache.get(_ban_key(ip))
     if banned_until is None and used >= 2 * limit:
-        ban_seconds = int(binance_setting("BINANCE_BAN_SECONDS"))
+        ban_seconds = int(kk99_setting("BINANCE_BAN_SECONDS"))
         banned_until = int((now + ban_seconds) * 1000)
         cache.set(_ban_key(ip), banned_until, timeout=ban_seconds)
         last_minute = int((now + ban_seconds) // 60)

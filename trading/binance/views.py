@@ -7,7 +7,6 @@ endpoints, and the ``{"code", "msg"}`` rendering of every refusal."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import secrets
@@ -17,26 +16,28 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.errors import SignedRequestError
+from accounts.selectors import user_can_trade, user_can_withdraw
 from accounts.signing import API_KEY_HEADER, verify_signed_request
+from kk99.conf import kk99_setting
 from kk99.errors import KK99Error
 from marketdata import selectors as md
 from marketdata.intervals import INTERVALS, from_ms, to_ms
 from trading import selectors as ts
 from trading import services
 from trading.binance import errors as E
-from trading.binance.conf import binance_setting
 from trading.binance.errors import BinanceError, from_kk99
 from trading.binance.formats import Fmt, dec, ms
 from trading.binance.limits import weight_consume, weight_limit
 from trading.binance.params import Params
 from trading.errors import TradingError, TradingErrorCode
-from trading.models import Market, Order, Trade
+from trading.models import Market, Order
+from trading.orders import OrderRequest, order_request_build
+from wallets.selectors import balances_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +120,10 @@ def endpoint(*, methods: dict[str, tuple[Callable, int | Callable[[Params], int]
 
 def _market(symbol: str, *, cached: bool = False) -> Market:
     """``cached``: may answer from order placement's per-process market cache
-    (``trading.services.market_resolve``, MARKET_CACHE_SECONDS) — resolving the symbol with
+    (``trading.selectors.market_resolve``, MARKET_CACHE_SECONDS) — resolving the symbol with
     its two assets was over a third of an order's CPU time."""
     try:
-        return services.market_resolve(symbol, cached=True) if cached else ts.market_get(symbol=symbol)
+        return ts.market_resolve(symbol, cached=cached)
     except TradingError:
         raise E.bad_symbol() from None
 
@@ -349,10 +350,21 @@ _UNSUPPORTED = ("icebergQty", "trailingDelta", "pegPriceType", "pegOffsetValue",
 _RESP_TYPES = ("ACK", "RESULT", "FULL")
 
 
-def _order_args(p: Params) -> tuple[Market, dict[str, Any], str]:
-    """Validate a new order's parameters the way Binance does; return the market, the
-    keyword arguments of :func:`trading.services.order_place` and the response type."""
+def _order_args(p: Params) -> tuple[OrderRequest, str]:
+    """Validate a new order's parameters the way Binance does (Binance's codes for each
+    fault); return the one typed :class:`~trading.orders.OrderRequest` and the response type."""
     market = _market(p.symbol(), cached=True)
+    _order_shape_check(p)
+    return _order_request(p, market), p.enum("newOrderRespType", _RESP_TYPES, default=_default_resp_type(p.get("type")))
+
+
+def _default_resp_type(type_: str) -> str:
+    return "FULL" if type_ in ("LIMIT", "MARKET") else "ACK"
+
+
+def _order_shape_check(p: Params) -> None:
+    """Binance's presence rules for ``type``: mandatory, not-required and unsupported
+    parameters, each with Binance's own code and message."""
     side = p.enum("side", ("BUY", "SELL"), code=E.INVALID_SIDE, msg="Invalid side.") if "side" in p else None
     if side is None:
         raise E.mandatory("side")
@@ -377,6 +389,11 @@ def _order_args(p: Params) -> tuple[Market, dict[str, Any], str]:
     for name in _UNSUPPORTED:
         if name in p:
             raise BinanceError(E.UNKNOWN_ORDER_COMPOSITION, "Unsupported order combination.")
+
+
+def _order_request(p: Params, market: Market) -> OrderRequest:
+    """The values, with Binance's codes for a malformed or non-positive one."""
+    type_ = p.get("type")
     tif = p.enum("timeInForce", ("GTC", "IOC", "FOK"), code=E.INVALID_TIF, msg="Invalid timeInForce.")
     quantity, price = p.decimal("quantity"), p.decimal("price")
     quote_qty, stop_price = p.decimal("quoteOrderQty"), p.decimal("stopPrice")
@@ -389,34 +406,19 @@ def _order_args(p: Params) -> tuple[Market, dict[str, Any], str]:
     if quote_qty is not None and quote_qty <= 0:
         raise BinanceError(E.INVALID_MESSAGE, "Filter failure: NOTIONAL")
     stp = p.enum("selfTradePreventionMode", [m.value for m in Order.StpMode], default=Order.StpMode.NONE)
-    default_resp = "FULL" if type_ in ("LIMIT", "MARKET") else "ACK"
-    resp_type = p.enum("newOrderRespType", _RESP_TYPES, default=default_resp)
-    kwargs = {
-        "market": market,
-        "side": side,
-        "type": type_,
-        "quantity": quantity,
-        "price": price,
-        "quote_order_qty": quote_qty,
-        "stop_price": stop_price,
-        "time_in_force": tif or "GTC",
-        "client_order_id": p.client_order_id("newClientOrderId"),
-        "stp_mode": stp,
-    }
-    return market, kwargs, resp_type
-
-
-def _taker_fills(order: Order) -> list[Trade]:
-    return list(Trade.objects.filter(taker_order_id=order.pk).order_by("trade_id"))
+    return order_request_build(
+        market=market, side=p.get("side"), type=type_, quantity=quantity, price=price, quote_order_qty=quote_qty,
+        stop_price=stop_price, time_in_force=tif or "GTC", client_order_id=p.client_order_id("newClientOrderId"), stp_mode=stp,
+    )
 
 
 def _order_new(ctx: Ctx) -> dict:
-    market, kwargs, resp_type = _order_args(ctx.params)
-    order = services.order_place(user=ctx.user, **kwargs)
-    f = Fmt(market)
+    request, resp_type = _order_args(ctx.params)
+    order = services.order_place(user=ctx.user, request=request)
+    f = Fmt(request.market)
     if resp_type == "ACK":
         return f.order_ack(order)
-    wait = float(binance_setting("BINANCE_ORDER_RESULT_WAIT_SECONDS"))
+    wait = float(kk99_setting("BINANCE_ORDER_RESULT_WAIT_SECONDS"))
     if wait > 0 and order.status == Order.Status.PENDING_NEW:
         try:
             order = services.order_wait(order=order, timeout=wait, until_final=False)
@@ -425,7 +427,7 @@ def _order_new(ctx: Ctx) -> dict:
                 raise
     if resp_type == "RESULT":
         return f.order_result(order)
-    return f.order_full(order, _taker_fills(order))
+    return f.order_full(order, ts.order_taker_fills(order=order))
 
 
 class _Rollback(Exception):
@@ -435,11 +437,12 @@ class _Rollback(Exception):
 def _order_test(ctx: Ctx) -> dict:
     """Validate everything placing would (filters, balance, market state) inside a
     transaction that is then rolled back: nothing is written, the engine never hears of it."""
-    market, kwargs, _ = _order_args(ctx.params)
+    request, _ = _order_args(ctx.params)
+    market = request.market
     compute = ctx.params.boolean("computeCommissionRates")
     try:
         with transaction.atomic():
-            services.order_place(user=ctx.user, **kwargs)
+            services.order_place(user=ctx.user, request=request)
             raise _Rollback
     except _Rollback:
         pass
@@ -477,7 +480,7 @@ def _order_get(ctx: Ctx) -> dict:
 
 
 def _cancel_wait() -> float | None:
-    wait = float(binance_setting("BINANCE_CANCEL_WAIT_SECONDS"))
+    wait = float(kk99_setting("BINANCE_CANCEL_WAIT_SECONDS"))
     return wait if wait > 0 else None
 
 
@@ -525,11 +528,7 @@ def _all_orders(ctx: Ctx) -> list:
     limit = _limit(p, 500, 1000)
     from_id = p.int("orderId", None, minimum=0)
     start, end = _time(p, "startTime"), _time(p, "endTime")
-    qs = Order.objects.filter(user=ctx.user, market=market)
-    if start is not None:
-        qs = qs.filter(created_at__gte=start)
-    if end is not None:
-        qs = qs.filter(created_at__lte=end)
+    qs = ts.created_between(ts.orders_for_user(user=ctx.user, market=market), start=start, end=end)
     if from_id is not None:
         rows = list(qs.filter(pk__gte=from_id).order_by("id")[:limit])
     elif start is not None:
@@ -550,13 +549,7 @@ def _my_trades(ctx: Ctx) -> list:
     if from_id is not None and (start or end):
         raise BinanceError(E.BAD_COMBO, "Combination of optional parameters invalid.")
     user = ctx.user
-    qs = Trade.objects.filter(market=market).filter(Q(maker_user=user) | Q(taker_user=user))
-    if order_id is not None:
-        qs = qs.filter(Q(maker_order_id=order_id, maker_user=user) | Q(taker_order_id=order_id, taker_user=user))
-    if start is not None:
-        qs = qs.filter(created_at__gte=start)
-    if end is not None:
-        qs = qs.filter(created_at__lte=end)
+    qs = ts.created_between(ts.fills_for_user(user=user, market=market, order_id=order_id), start=start, end=end)
     if from_id is not None:
         rows = list(qs.filter(trade_id__gte=from_id).order_by("trade_id")[:limit])
     elif start is not None or order_id is not None:
@@ -573,9 +566,6 @@ def _my_trades(ctx: Ctx) -> list:
 
 
 def _account(ctx: Ctx) -> dict:
-    from accounts.selectors import user_can_trade, user_can_withdraw
-    from wallets.selectors import balances_for_user
-
     user = ctx.user
     omit_zero = ctx.params.boolean("omitZeroBalances")
     balances = []

@@ -43,8 +43,10 @@ from kk99.publish import market_group, publish_many_on_commit, publish_on_commit
 from trading.engine import book as nb
 from trading.engine.fees import FeeTierCache, fee_amount, kk99_discounted_fee, kk99_fee_amount, kk99_price_usdt, usdt_value_of
 from trading.engine.units import Units
+from trading.holds import order_hold_target
 from trading.markets import market_session_is_open
 from trading.models import EngineState, FeePreference, Market, Order, Trade
+from trading.payloads import order_payload
 from wallets.models import Asset, Balance, Bucket, JournalEventKind, SystemAccountKind
 from wallets.services import Leg, ledger_settle
 
@@ -590,14 +592,8 @@ class MarketEngine:
 
     @staticmethod
     def _target_hold(o: Order) -> Decimal:
-        """What an order must still hold after this batch."""
-        if o.status in Order.FINAL_STATUSES:
-            return Decimal(0)
-        if o.status in (S.PENDING_NEW, S.PENDING_TRIGGER):
-            return o.held_remaining
-        if o.side == Order.Side.SELL:
-            return o.remaining_qty
-        return o.remaining_qty * o.price
+        """What an order must still hold after this batch (the one formula: trading.holds)."""
+        return order_hold_target(o)
 
     def _kk99_asset(self) -> Asset | None:
         if self._kk99 is None:
@@ -782,30 +778,9 @@ def _s(v) -> str | None:
 
 
 def _order_payload(o: Order, symbol: str, market_id: int, updated_iso: str) -> dict:
-    """``trading.services.order_payload`` for the engine's hot path: the same keys and values,
-    with the symbol and the batch timestamp formatted once per batch instead of per order."""
-    status = o.status
-    return {
-        "id": o.id,
-        "symbol": symbol,
-        "market_id": market_id,
-        "user_id": o.user_id,
-        "client_order_id": o.client_order_id,
-        "side": o.side,
-        "type": o.type,
-        "time_in_force": o.time_in_force,
-        "price": _s(o.price),
-        "stop_price": _s(o.stop_price),
-        "quantity": _s(o.quantity),
-        "quote_order_qty": _s(o.quote_order_qty),
-        "executed_qty": _s(o.executed_qty),
-        "cumulative_quote_qty": _s(o.cumulative_quote_qty),
-        "status": S.NEW if status in (S.PENDING_NEW, S.PENDING_TRIGGER) else status,
-        "internal_status": status,
-        "reject_reason": o.reject_reason,
-        "engine_seq": o.engine_seq,
-        "updated_at": updated_iso,
-    }
+    """The one order payload (trading.payloads), with the symbol and the batch timestamp
+    formatted once per batch instead of per order."""
+    return order_payload(o, symbol=symbol, updated_iso=updated_iso)
 
 
 _PG_TYPES = {
@@ -983,10 +958,3 @@ def trade_fill_payload(t: Trade | TradeRow, symbol: str, *, user_id: int, time_m
     if t.taker_user_id == user_id:
         p.update(taker_user_id=t.taker_user_id, taker_fee=str(t.taker_fee), taker_fee_asset_id=t.taker_fee_asset_id)
     return p
-
-
-def trade_payload(t: Trade | TradeRow, symbol: str, *, private: bool = True, user_id: int | None = None) -> dict:
-    """Backwards-compatible entry point: the public form, or one user's fill."""
-    if not private:
-        return trade_public_payload(t, symbol)
-    return trade_fill_payload(t, symbol, user_id=t.taker_user_id if user_id is None else user_id)

@@ -12,6 +12,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.sessions import InstanceSessionWrapper
 
+from trading.errors import TradingError
+from trading.selectors import market_resolve
 from trading.streams.feed import Outbox
 
 logger = logging.getLogger(__name__)
@@ -104,9 +106,10 @@ class RouterConsumer(AsyncWebsocketConsumer):
 
 @database_sync_to_async
 def _market_load(symbol: str):
-    from trading.models import Market
-
-    return Market.objects.select_related("base", "quote").filter(symbol=symbol).first()
+    try:
+        return market_resolve(symbol)
+    except TradingError:
+        return None
 
 
 _markets: dict[str, tuple[float, object]] = {}

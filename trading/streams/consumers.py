@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from kk99.publish import user_group
+from trading.selectors import market_list
 from trading.streams import binance as bn
 from trading.streams import fragments as fr
 from trading.streams.base import (
@@ -143,8 +144,6 @@ class MarketUiConsumer(RouterConsumer):
 
 @database_sync_to_async
 def _all_markets():
-    from trading.selectors import market_list
-
     return list(market_list())
 
 

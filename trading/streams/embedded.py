@@ -27,12 +27,14 @@ import time
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from kk99.conf import kk99_setting
+
 logger = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
 
 
 def embedded_engine_wanted() -> bool:
-    value = settings.KK99.get("EMBEDDED_ENGINE", os.environ.get("KK99_EMBEDDED_ENGINE", "auto"))
+    value = kk99_setting("EMBEDDED_ENGINE")  # base.py reads KK99_EMBEDDED_ENGINE, default "auto"
     if isinstance(value, str):
         lowered = value.strip().lower()
         if lowered == "auto":

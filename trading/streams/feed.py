@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable, Protocol
 
@@ -35,6 +36,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from kk99.publish import market_group
+from marketdata.intervals import interval_get, to_ms
+from trading.selectors import depth_snapshot, market_get, trade_list_recent
 from trading.streams.book import Gap, LocalBook
 from trading.streams.stats import Candle, Ticker, candle_current, candle_new, ticker_24h
 
@@ -244,22 +247,16 @@ def public_trade(t: dict) -> dict:
 
 @database_sync_to_async
 def _load_market(symbol: str):
-    from trading.selectors import market_get
-
     return market_get(symbol=symbol)
 
 
 @database_sync_to_async
 def _load_snapshot(market) -> dict:
-    from trading.selectors import depth_snapshot
-
     return depth_snapshot(market=market)
 
 
 @database_sync_to_async
 def _load_recent_trades(market) -> list[dict]:
-    from trading.selectors import trade_list_recent
-
     return [
         {"symbol": market.symbol, "trade_id": t.trade_id, "price": str(t.price), "qty": str(t.qty), "quote_qty": str(t.quote_qty),
          "is_buyer_maker": t.is_buyer_maker, "time": int(t.created_at.timestamp() * 1000), "taker_order_id": t.taker_order_id}
@@ -467,10 +464,6 @@ class MarketFeed:
         self._ticker_dirty = True
 
     def _candle_add(self, name: str, candle: Candle | None, t: dict, price: Decimal, qty: Decimal) -> Candle:
-        from datetime import datetime, timezone
-
-        from marketdata.intervals import interval_get
-
         when = datetime.fromtimestamp(t["time"] / 1000, tz=timezone.utc)
         iv = interval_get(name)
         if candle is None or iv.floor(when) != candle.open_time:
@@ -539,8 +532,6 @@ class MarketFeed:
         self._close_candles(now)
 
     def _close_candles(self, now: int) -> None:
-        from marketdata.intervals import to_ms
-
         for name, candle in list(self.candles.items()):
             if candle is not None and to_ms(candle.close_time) < now:
                 self._emit(FeedEvent("kline_closed", {name: candle}))

@@ -9,11 +9,16 @@ no database; private ones (open orders, history, fills, balances) read through s
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.template.loader import render_to_string
+
+from trading.models import Order
+from trading.selectors import fills_for_user, order_list_open, orders_for_user
+from wallets.selectors import balance_get
 
 ZERO = Decimal(0)
 BOOK_ROWS = 14
@@ -93,8 +98,6 @@ def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int = 
 
 
 def trades_context(mf: MarketFormat, trades) -> dict:
-    import datetime as dt
-
     rows = []
     for t in list(trades)[-TRADE_ROWS:][::-1]:
         when = dt.datetime.fromtimestamp(t["time"] / 1000, tz=dt.timezone.utc)
@@ -156,46 +159,39 @@ def market_row(market, ticker) -> dict:
 
 
 def open_orders_context(*, user, market) -> dict:
-    from trading.selectors import order_list_open
-
     mf = MarketFormat.of(market)
     orders = list(order_list_open(user=user, market=market)) if user.is_authenticated else []
-    return {"mf": mf, "orders": [_order_row(mf, o) for o in reversed(orders)], "market": market, "authenticated": user.is_authenticated}
+    return {"mf": mf, "orders": [order_row(mf, o) for o in reversed(orders)], "market": market, "authenticated": user.is_authenticated}
 
 
 def history_context(*, user, market, limit: int = 30) -> dict:
-    from trading.models import Order
-
     mf = MarketFormat.of(market)
     rows = []
     if user.is_authenticated:
-        qs = Order.objects.filter(user=user, market=market).exclude(status__in=Order.OPEN_STATUSES).order_by("-id")[:limit]
-        rows = [_order_row(mf, o) for o in qs]
+        qs = orders_for_user(user=user, market=market).exclude(status__in=Order.OPEN_STATUSES).order_by("-id")[:limit]
+        rows = [order_row(mf, o) for o in qs]
     return {"mf": mf, "orders": rows}
 
 
+def fill_row(mf: MarketFormat, t, user_id: int) -> dict:
+    """One of the user's fills as the pages show it (trading page and fills page)."""
+    maker = t.maker_user_id == user_id
+    fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
+    return {
+        "id": t.trade_id, "time": t.created_at, "side": t.side_for(user_id), "price": mf.price(t.price), "qty": mf.qty(t.qty),
+        "quote": fmt(t.quote_qty, mf.price_places), "fee": f"{fee.normalize():f}", "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
+    }
+
+
 def fills_context(*, user, market, limit: int = 30) -> dict:
-    from django.db.models import Q
-
-    from trading.models import Trade
-
     mf = MarketFormat.of(market)
     rows = []
     if user.is_authenticated:
-        qs = Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user), market=market).select_related("maker_fee_asset", "taker_fee_asset").order_by("-trade_id")[:limit]
-        for t in qs:
-            maker = t.maker_user_id == user.pk
-            fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
-            rows.append({
-                "id": t.trade_id, "time": t.created_at, "side": t.side_for(user.pk), "price": mf.price(t.price), "qty": mf.qty(t.qty),
-                "quote": fmt(t.quote_qty, mf.price_places), "fee": f"{fee.normalize():f}", "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
-            })
+        rows = [fill_row(mf, t, user.pk) for t in fills_for_user(user=user, market=market).order_by("-trade_id")[:limit]]
     return {"mf": mf, "fills": rows}
 
 
 def balances_context(*, user, market) -> dict:
-    from wallets.selectors import balance_get
-
     mf = MarketFormat.of(market)
     rows = {}
     if user.is_authenticated:
@@ -205,7 +201,8 @@ def balances_context(*, user, market) -> dict:
     return {"mf": mf, "base": rows.get(market.base.symbol), "quote": rows.get(market.quote.symbol), "authenticated": user.is_authenticated}
 
 
-def _order_row(mf: MarketFormat, o) -> dict:
+def order_row(mf: MarketFormat, o) -> dict:
+    """One order as the pages show it (open orders, history, the orders page)."""
     executed = o.executed_qty or ZERO
     filled_pct = (executed / o.quantity * 100).quantize(Decimal("0.1")) if o.quantity else None
     avg = (o.cumulative_quote_qty / executed) if executed else None

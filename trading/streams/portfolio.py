@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Q
+from trading.models import EngineState, Market
+from trading.selectors import fills_for_user
+from wallets.selectors import balances_for_user
 
 ZERO = Decimal(0)
 VALUATION_QUOTES = ("USDT", "USD")
@@ -20,8 +22,6 @@ ALLOCATION_BUCKETS = 20
 
 
 def _prices() -> dict[str, Decimal]:
-    from trading.models import EngineState, Market
-
     last = dict(EngineState.objects.values_list("market_id", "last_price"))
     prices: dict[str, Decimal] = {"USDT": Decimal(1)}
     for quote in VALUATION_QUOTES:
@@ -34,16 +34,10 @@ def _prices() -> dict[str, Decimal]:
 
 
 def realized_pnl(*, user) -> dict[str, Decimal]:
-    from trading.models import Trade
-
     position: dict[str, Decimal] = defaultdict(Decimal)
     cost: dict[str, Decimal] = defaultdict(Decimal)
     pnl: dict[str, Decimal] = defaultdict(Decimal)
-    qs = (
-        Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user), market__quote__symbol="USDT")
-        .select_related("market__base")
-        .order_by("created_at", "id")
-    )
+    qs = fills_for_user(user=user).filter(market__quote__symbol="USDT").order_by("created_at", "id")
     for t in qs.iterator(chunk_size=2000):
         asset = t.market.base.symbol
         maker = t.maker_user_id == user.pk
@@ -64,8 +58,6 @@ def realized_pnl(*, user) -> dict[str, Decimal]:
 
 
 def portfolio_for_user(*, user) -> dict:
-    from wallets.selectors import balances_for_user
-
     prices = _prices()
     pnl = realized_pnl(user=user)
     rows, total = [], ZERO

@@ -1,9 +1,10 @@
-"""24h tickers and candles computed from committed trades.
+"""The live feed's view of tickers and candles: mutable copies that the market feed updates
+trade by trade.
 
-Used for the chart's history endpoint, the initial state of a market feed (its live candle
-and 24h ticker) and the markets list. Bucket boundaries come from ``marketdata.intervals`` so
-they match the REST klines. (When marketdata grows its own candle tables, these readers
-should become thin calls to its selectors.)
+Nothing is computed from the database here: the starting values come from
+:mod:`marketdata.selectors` (``ticker_for_market``, ``candles_for_market``), the one place
+where tickers and candles are computed, so the pages, the WebSocket feed and ``/api/v3``
+always agree. Bucket boundaries come from ``marketdata.intervals``.
 """
 from __future__ import annotations
 
@@ -11,15 +12,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
+from marketdata import selectors as md
 from marketdata.intervals import Interval, interval_get, to_ms
-from trading.models import EngineState, Market, Trade
+from trading.models import Market
 
 ZERO = Decimal(0)
 DAY = dt.timedelta(hours=24)
-MAX_TRADES_SCANNED = 200_000
 
 
 @dataclass
@@ -69,25 +69,21 @@ def candle_new(*, interval: Interval, when: dt.datetime, price: Decimal) -> Cand
     return Candle(open_time=interval.floor(when), interval=interval, open=price, high=price, low=price, close=price)
 
 
+def _live(c: md.Candle, iv: Interval) -> Candle:
+    return Candle(
+        open_time=c.open_time, interval=iv, open=c.open, high=c.high, low=c.low, close=c.close, volume=c.volume,
+        quote_volume=c.quote_volume, taker_buy_volume=c.taker_buy_volume, taker_buy_quote_volume=c.taker_buy_quote_volume, trades=c.trades,
+    )
+
+
 def candles(*, market: Market, interval: str, limit: int = 500, end: dt.datetime | None = None) -> list[Candle]:
-    """The last ``limit`` candles of ``interval`` up to ``end`` (now), oldest first; buckets
-    without trades are skipped (as Binance does)."""
+    """The last ``limit`` candles of ``interval`` up to ``end`` (now), oldest first
+    (marketdata's gap-free candles)."""
     iv = interval_get(interval)
     if iv is None or iv.is_month:
         raise ValueError(f"unsupported interval {interval!r}")
-    end = end or timezone.now()
-    start = iv.add(iv.floor(end), -(max(1, min(limit, 1000)) - 1))
-    rows = (
-        Trade.objects.filter(market=market, created_at__gte=start, created_at__lte=end)
-        .order_by("trade_id")
-        .values_list("created_at", "price", "qty", "quote_qty", "trade_id", "is_buyer_maker")[:MAX_TRADES_SCANNED]
-    )
-    out: list[Candle] = []
-    for when, price, qty, quote, trade_id, buyer_maker in rows.iterator(chunk_size=5000):
-        if not out or iv.floor(when) != out[-1].open_time:
-            out.append(candle_new(interval=iv, when=when, price=price))
-        out[-1].add(price=price, qty=qty, quote=quote, trade_id=trade_id, taker_buys=not buyer_maker)
-    return out
+    rows = md.candles_for_market(market=market, interval=iv, end=end, limit=max(1, min(limit, 1000)), now=end)
+    return [_live(c, iv) for c in rows]
 
 
 def candle_current(*, market: Market, interval: str, now: dt.datetime | None = None) -> Candle | None:
@@ -95,7 +91,7 @@ def candle_current(*, market: Market, interval: str, now: dt.datetime | None = N
     iv = interval_get(interval)
     now = now or timezone.now()
     found = candles(market=market, interval=interval, limit=1, end=now)
-    return found[-1] if found and found[-1].open_time == iv.floor(now) else None
+    return found[-1] if found and found[-1].open_time == iv.floor(now) and found[-1].trades else None
 
 
 @dataclass
@@ -131,19 +127,17 @@ class Ticker:
 
 
 def ticker_24h(*, market: Market, now: dt.datetime | None = None) -> Ticker:
-    """Rolling 24h statistics of ``market`` from its trades. With no trade in the window the
-    price fields are the last price ever (or the reference price) and volumes are zero."""
-    now = now or timezone.now()
-    since = now - DAY
-    window = Trade.objects.filter(market=market, created_at__gte=since, created_at__lte=now)
-    agg = window.aggregate(high=Max("price"), low=Min("price"), volume=Sum("qty"), quote=Sum("quote_qty"), count=Count("id"), first=Min("trade_id"), last=Max("trade_id"))
-    if agg["count"]:
-        first = window.order_by("trade_id").values_list("price", flat=True).first()
-        last_price, last_qty = window.order_by("-trade_id").values_list("price", "qty").first()
+    """Rolling 24h statistics of ``market`` (``marketdata.selectors.ticker_for_market``). With
+    no trade in the window the price fields are the last price before it (or the market's
+    reference price before the first trade) and volumes are zero."""
+    t = md.ticker_for_market(market=market, now=now or timezone.now(), window=DAY)
+    if t.count:
         return Ticker(
-            symbol=market.symbol, open=first, high=agg["high"], low=agg["low"], close=last_price, volume=agg["volume"],
-            quote_volume=agg["quote"], count=agg["count"], first_id=agg["first"], last_id=agg["last"], open_time=since, close_time=now, last_qty=last_qty,
+            symbol=t.symbol, open=t.open, high=t.high, low=t.low, close=t.last, volume=t.volume, quote_volume=t.quote_volume,
+            count=t.count, first_id=t.first_id, last_id=t.last_id, open_time=t.open_time, close_time=t.close_time, last_qty=t.last_qty,
         )
-    last = EngineState.objects.filter(market=market).values_list("last_price", flat=True).first()
-    price = last if last is not None else (market.reference_price or ZERO)
-    return Ticker(symbol=market.symbol, open=price, high=price, low=price, close=price, volume=ZERO, quote_volume=ZERO, count=0, first_id=-1, last_id=-1, open_time=since, close_time=now)
+    price = t.prev_close if t.prev_close is not None else (market.reference_price or ZERO)
+    return Ticker(
+        symbol=t.symbol, open=price, high=price, low=price, close=price, volume=ZERO, quote_volume=ZERO, count=0,
+        first_id=-1, last_id=-1, open_time=t.open_time, close_time=t.close_time,
+    )

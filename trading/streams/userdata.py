@@ -106,7 +106,7 @@ def _market_assets(symbol: str) -> tuple[str, str] | None:
 @database_sync_to_async
 def _order_payload(user_id: int, order_id: int) -> dict | None:
     from trading.models import Order
-    from trading.services import order_payload
+    from trading.payloads import order_payload
 
     o = Order.objects.select_related("market").filter(pk=order_id, user_id=user_id).first()
     return order_payload(o) if o else None
