@@ -12,7 +12,6 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenRefreshView
 
@@ -20,6 +19,7 @@ from accounts import selectors, services
 from accounts import serializers as s
 from accounts.models import ApiKey, RecoveryCode
 from accounts.permissions import HasReadPermission
+from accounts.throttling import ScopedRateThrottle
 from kk99.errors import PermissionDenied
 
 ErrorOutput = inline_serializer(

@@ -181,9 +181,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "kk99.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "accounts.throttling.AnonRateThrottle",
+        "accounts.throttling.UserRateThrottle",
     ],
+    # Trusted reverse proxies in front of the app: the one client-IP rule (accounts.network).
+    "NUM_PROXIES": env_int("KK99_NUM_PROXIES", 0),
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("KK99_THROTTLE_ANON", "120/min"),
         "user": env_str("KK99_THROTTLE_USER", "1200/min"),
@@ -209,6 +211,7 @@ SPECTACULAR_SETTINGS = {
 }
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "kk99.views.ratelimited"
+RATELIMIT_IP_META_KEY = "accounts.network.ratelimit_ip"
 
 # --- CORS / CSP / security headers ------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])

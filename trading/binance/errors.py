@@ -23,6 +23,7 @@ class BinanceError(Exception):
 
 
 UNKNOWN = -1000
+DISCONNECTED = -1001
 TOO_MANY_REQUESTS = -1003
 TIMEOUT = -1007
 INVALID_MESSAGE = -1013
@@ -31,6 +32,7 @@ INVALID_TIMESTAMP = -1021
 INVALID_SIGNATURE = -1022
 ILLEGAL_CHARS = -1100
 TOO_MANY_PARAMETERS = -1101
+UNREAD_PARAMETERS = -1104
 MANDATORY_PARAM = -1102
 PARAM_NOT_REQUIRED = -1106
 INVALID_TIF = -1115
@@ -98,6 +100,11 @@ _MAP: dict[str, tuple[int, str, int]] = {
     "invalid_recv_window": (BAD_RECV_WINDOW, "recvWindow must be less than {max_ms}", 400),
     "timestamp_outside_recv_window": (INVALID_TIMESTAMP, "Timestamp for this request is outside of the recvWindow.", 400),
     "bad_signature": (INVALID_SIGNATURE, "Signature for this request is not valid.", 400),
+    "replayed_request": (INVALID_TIMESTAMP, "This request was already received within the recvWindow.", 400),
+    "replay_check_unavailable": (DISCONNECTED, "Internal error; unable to process your request. Please try again.", 503),
+    "unknown_parameter": (UNREAD_PARAMETERS, "Parameter '{parameter}' was not read: unknown or malformed name.", 400),
+    "duplicate_parameter": (TOO_MANY_PARAMETERS, "Duplicate values for a parameter detected.", 400),
+    "parameters_in_query_and_body": (TOO_MANY_PARAMETERS, "Signed parameters must be in the query string or the body, not both.", 400),
     "invalid_api_key": (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401),
     "api_key_ip_not_allowed": (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401),
     "api_key_permission_denied": (REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401),
