@@ -115,10 +115,20 @@ class LoginApi(_Scoped):
     authentication_classes: list = []
     throttle_scope = "login"
 
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        retry = getattr(exc, "details", {}).get("retry_after_seconds") if isinstance(getattr(exc, "details", None), dict) else None
+        if retry:
+            response["Retry-After"] = str(retry)
+        return response
+
     @extend_schema(
         tags=["auth"], request=s.LoginInput, responses={200: s.TokenPairOutput, **errors(400, 401, 403, 429)},
         summary="Log in: JWT access + refresh",
-        description="With 2FA enabled, send `otp` too; without it the answer is 403 `totp_required`.",
+        description=(
+            "With 2FA enabled, send `otp` too; without it the answer is 403 `totp_required`. After repeated failures "
+            "the account's password sign-in is locked for a growing time: 429 `login_locked` with `Retry-After`."
+        ),
     )
     def post(self, request):
         data = s.LoginInput(data=request.data)

@@ -41,6 +41,7 @@ class AccountsErrorCode(StrEnum):
     WRONG_PASSWORD = "wrong_password"
     # Login and sessions
     INVALID_CREDENTIALS = "invalid_credentials"
+    LOGIN_LOCKED = "login_locked"
     TOTP_REQUIRED = "totp_required"
     INVALID_TOTP_CODE = "invalid_totp_code"
     TOTP_LOCKED = "totp_locked"

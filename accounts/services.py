@@ -39,7 +39,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import tokens
+from accounts import lockout, tokens
 from accounts.audit import AuditAction, audit_record
 from accounts.crypto import decrypt_text, encrypt_text
 from accounts.emails import absolute_url, email_send
@@ -191,18 +191,39 @@ def password_change(*, user: User, old_password: str, new_password: str, request
 
 
 def credentials_check(*, email: str, password: str, request: HttpRequest | None = None) -> User:
-    """The first factor. Audits a failure; raises ``invalid_credentials`` (401) for a wrong
-    email, a wrong password or an inactive account alike."""
+    """The first factor, for every password entry point (REST, HTML, admin). Audits a
+    failure; raises ``invalid_credentials`` (401) for a wrong email, a wrong password or an
+    inactive account alike, and ``login_locked`` (429, ``retry_after_seconds``) while the
+    account is locked after repeated failures (:mod:`accounts.lockout`)."""
     email = (email or "").strip().lower()
+    locked_for = lockout.login_lock_remaining(email=email)
+    if locked_for:
+        _login_failed_audit(email=email, reason="locked", request=request)
+        raise _login_locked(locked_for)
     user = authenticate(request, email=email, password=password)
     if user is None:
-        known = User.objects.filter(email__iexact=email).first()
-        audit_record(
-            action=AuditAction.LOGIN_FAILED, target_user=known, target=f"user:{known.pk}" if known else "",
-            request=request, details={"email": email[:254], "reason": "credentials"},
-        )
+        _login_failed_audit(email=email, reason="credentials", request=request)
+        locked_for = lockout.login_failure_record(email=email)
+        if locked_for:
+            raise _login_locked(locked_for)
         raise AccountsError(AccountsErrorCode.INVALID_CREDENTIALS, "Email or password is not correct.", status=401)
+    lockout.login_failures_clear(email=email)
     return user
+
+
+def _login_failed_audit(*, email: str, reason: str, request: HttpRequest | None) -> None:
+    known = User.objects.filter(email__iexact=email).first()
+    audit_record(
+        action=AuditAction.LOGIN_FAILED, target_user=known, target=f"user:{known.pk}" if known else "",
+        request=request, details={"email": email[:254], "reason": reason},
+    )
+
+
+def _login_locked(seconds: int) -> AccountsError:
+    return AccountsError(
+        AccountsErrorCode.LOGIN_LOCKED, f"Too many failed sign-ins for this account; try again in {seconds} seconds.",
+        status=429, retry_after_seconds=seconds,
+    )
 
 
 def second_factor_check(*, user: User, code: str | None, request: HttpRequest | None = None) -> None:

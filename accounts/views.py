@@ -18,7 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
-from accounts.errors import AccountsError
+from accounts.admin_site import second_factor_passed
+from accounts.errors import AccountsError, AccountsErrorCode
 from accounts.forms import ApiKeyForm, CodeForm, EmailForm, KycForm, LoginForm, PasswordChangeForm, RegisterForm, SetPasswordForm
 from accounts.models import RecoveryCode, User
 from accounts.ratelimits import form_ratelimit
@@ -87,6 +88,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
             user = services.credentials_check(email=form.cleaned_data["email"], password=form.cleaned_data["password"], request=request)
         except AccountsError as exc:
             _form_error(form, exc)
+            if exc.code == AccountsErrorCode.LOGIN_LOCKED:
+                response = render(request, "accounts/login.html", {"form": form, "next": next_url}, status=429)
+                response["Retry-After"] = str(exc.details["retry_after_seconds"])
+                return response
         else:
             if user.totp_enabled:
                 request.session.cycle_key()
@@ -119,6 +124,7 @@ def login_2fa(request: HttpRequest) -> HttpResponse:
             _form_error(form, exc, "code")
         else:
             request.session.pop(PENDING_2FA_SESSION_KEY, None)
+            second_factor_passed(user)
             _session_login(request, user)
             return redirect(pending.get("next") or "accounts:dashboard")
     return render(request, "accounts/login_2fa.html", {"form": form})

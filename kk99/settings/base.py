@@ -328,6 +328,12 @@ KK99 = {
     "PUBLISH_BACKGROUND": env_bool("KK99_PUBLISH_BACKGROUND", True),
     # Per-process cache of verified API keys (revocation bumps a shared version at once).
     "API_KEY_CACHE_SECONDS": env_int("KK99_API_KEY_CACHE_SECONDS", 60),
+    # Failed sign-ins per account (accounts/lockout.py): this many are free, then each
+    # further failure locks password sign-in for BASE × 2^(n − free) seconds, up to MAX.
+    "LOGIN_LOCKOUT_FREE_FAILURES": env_int("KK99_LOGIN_LOCKOUT_FREE_FAILURES", 5),
+    "LOGIN_LOCKOUT_BASE_SECONDS": env_int("KK99_LOGIN_LOCKOUT_BASE_SECONDS", 30),
+    "LOGIN_LOCKOUT_MAX_SECONDS": env_int("KK99_LOGIN_LOCKOUT_MAX_SECONDS", 3600),
+    "LOGIN_LOCKOUT_FORGET_SECONDS": env_int("KK99_LOGIN_LOCKOUT_FORGET_SECONDS", 24 * 3600),
 }
 
 # --- Chains (wallets/chains): deposits, withdrawals, the KK99 token ------------------------
