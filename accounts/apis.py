@@ -13,7 +13,6 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.views import TokenRefreshView
 
 from accounts import selectors, services
 from accounts import serializers as s
@@ -137,13 +136,17 @@ class LoginApi(_Scoped):
         return Response(tokens)
 
 
-class RefreshApi(TokenRefreshView):
-    throttle_classes = [ScopedRateThrottle]
+class RefreshApi(_Scoped):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
     throttle_scope = "login"
 
-    @extend_schema(tags=["auth"], summary="Rotate the refresh token (the old one is blacklisted)", responses={200: s.TokenPairOutput, **errors(400, 401, 429)})
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+    @extend_schema(tags=["auth"], request=s.RefreshInput, summary="Rotate the refresh token (the old one is blacklisted; one winner under concurrency)",
+                   responses={200: s.TokenPairOutput, **errors(400, 401, 429)})
+    def post(self, request):
+        data = s.RefreshInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(services.jwt_refresh(refresh=data.validated_data["refresh"], request=request))
 
 
 class LogoutApi(APIView):

@@ -261,6 +261,37 @@ def jwt_login(*, email: str, password: str, otp: str | None, request: HttpReques
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
+def _invalid_refresh() -> AccountsError:
+    return AccountsError(AccountsErrorCode.INVALID_REFRESH_TOKEN, "The refresh token is invalid, expired or already revoked.", status=401)
+
+
+def jwt_refresh(*, refresh: str, request: HttpRequest | None = None) -> dict[str, str]:
+    """Rotate a refresh token: a new access + refresh pair, the old refresh token blacklisted.
+
+    Exactly one caller wins per refresh token. The token's outstanding row is locked
+    (``SELECT … FOR UPDATE``) before the blacklist is written, so a concurrent refresh of the
+    same token waits, then finds it blacklisted and is refused (simplejwt's own view checked
+    the blacklist and wrote it in separate steps: two concurrent refreshes both got a pair)."""
+    try:
+        token = RefreshToken(refresh)
+    except TokenError as exc:
+        raise _invalid_refresh() from exc
+    jti, user_id = token.payload.get("jti"), token.payload.get("user_id")
+    with transaction.atomic():
+        # order_by(): the model orders by its nullable user, an outer join FOR UPDATE refuses.
+        outstanding = OutstandingToken.objects.select_for_update().filter(jti=jti).order_by().first()
+        if outstanding is None or str(outstanding.user_id) != str(user_id):
+            raise _invalid_refresh()
+        _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+        if not created:
+            raise _invalid_refresh()
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise _invalid_refresh()
+        rotated = RefreshToken.for_user(user)
+    return {"access": str(rotated.access_token), "refresh": str(rotated)}
+
+
 def jwt_logout(*, user: User, refresh: str, request: HttpRequest | None = None) -> None:
     """Blacklist the refresh token (it must be the caller's own)."""
     try:
