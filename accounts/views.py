@@ -13,7 +13,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -23,18 +22,12 @@ from accounts.errors import AccountsError, AccountsErrorCode
 from accounts.forms import ApiKeyForm, CodeForm, EmailForm, KycForm, LoginForm, PasswordChangeForm, RegisterForm, SetPasswordForm
 from accounts.models import RecoveryCode, User
 from accounts.ratelimits import form_ratelimit
+from accounts.redirects import safe_next_url
 from accounts.staff import staff_email_allowed
 from kk99.errors import KK99Error
 
 PENDING_2FA_SESSION_KEY = "accounts:pending_2fa"
 PENDING_2FA_MAX_AGE_SECONDS = 300
-
-
-def _safe_next(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return target
-    return fallback
 
 
 def _form_error(form, exc: KK99Error, field: str | None = None) -> None:
@@ -82,7 +75,7 @@ def register(request: HttpRequest) -> HttpResponse:
 @form_ratelimit("login")
 def login_view(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
-    next_url = _safe_next(request, reverse("accounts:dashboard"))
+    next_url = safe_next_url(request, reverse("accounts:dashboard"))
     if request.method == "POST" and form.is_valid():
         try:
             user = services.credentials_check(email=form.cleaned_data["email"], password=form.cleaned_data["password"], request=request)
