@@ -84,6 +84,7 @@ class AccountsErrorCode(StrEnum):
     WITHDRAWAL_NOT_ALLOWED = "withdrawal_not_allowed"
     # Staff
     STAFF_EMAIL_NOT_ALLOWED = "staff_email_not_allowed"
+    STAFF_SELF_ACTION = "staff_self_action"
 
 
 class AccountsError(KK99Error):

@@ -630,8 +630,16 @@ def kyc_document_open(*, document_id: int, staff: User, request: HttpRequest | N
 # --- Staff actions on users -----------------------------------------------------------------
 
 
+def _refuse_self_action(*, user: User, actor: User | None, what: str) -> None:
+    """A staff member never changes their own tier, frozen state or roles (a compliance
+    officer must not raise their own limits or unfreeze themselves)."""
+    if actor is not None and getattr(actor, "pk", None) == user.pk:
+        raise AccountsError(AccountsErrorCode.STAFF_SELF_ACTION, f"Staff may not change their own {what}.", status=403)
+
+
 def user_freeze(*, user: User, actor: User | None, reason: str = "", request: HttpRequest | None = None) -> bool:
     """Freeze ``user`` (no trading, no withdrawals). Returns False if already frozen."""
+    _refuse_self_action(user=user, actor=actor, what="frozen state")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         if locked.is_frozen:
@@ -644,6 +652,7 @@ def user_freeze(*, user: User, actor: User | None, reason: str = "", request: Ht
 
 
 def user_unfreeze(*, user: User, actor: User | None, reason: str = "", request: HttpRequest | None = None) -> bool:
+    _refuse_self_action(user=user, actor=actor, what="frozen state")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         if not locked.is_frozen:
@@ -658,6 +667,7 @@ def user_unfreeze(*, user: User, actor: User | None, reason: str = "", request: 
 def user_set_kyc_tier(*, user: User, tier: int, actor: User, request: HttpRequest | None = None) -> bool:
     if tier not in User.KycTier.values:
         raise AccountsError(AccountsErrorCode.KYC_INVALID_TIER, "The tier must be 0, 1, 2 or 3.")
+    _refuse_self_action(user=user, actor=actor, what="KYC tier")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         if locked.kyc_tier == tier:
