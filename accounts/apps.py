@@ -1,5 +1,7 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
+
+from accounts.sockets import user_sockets_close_on_commit
 
 
 def _roles_sync_after_migrate(sender, **kwargs):
@@ -12,6 +14,13 @@ def _roles_sync_after_migrate(sender, **kwargs):
         from accounts.roles import roles_sync
 
         roles_sync()
+
+
+def _user_saved(sender, instance, created, **kwargs):
+    """A deactivated account's open WebSockets close (accounts.sockets), however it was
+    deactivated (the admin form, a service, a script)."""
+    if not created and not instance.is_active:
+        user_sockets_close_on_commit(user_id=instance.pk, reason="deactivated")
 
 
 class AccountsConfig(AppConfig):
@@ -28,4 +37,5 @@ class AccountsConfig(AppConfig):
         from accounts.admin_site import install
 
         install(admin.site)
+        post_save.connect(_user_saved, sender=self.get_model("User"), dispatch_uid="accounts.user_sockets_close")
         post_migrate.connect(_roles_sync_after_migrate, dispatch_uid="accounts.roles_sync")

@@ -45,6 +45,8 @@ from accounts.crypto import decrypt_text, encrypt_text
 from accounts.emails import absolute_url, email_send
 from accounts.errors import AccountsError, AccountsErrorCode
 from accounts.models import ApiKey, KycDocument, KycSubmission, RecoveryCode, TotpDevice, User
+from accounts.keycache import api_key_cache_invalidate
+from accounts.sockets import user_sockets_close_on_commit
 from accounts.uploads import upload_check
 from accounts.validators import normalize_ip_allowlist
 from kk99.errors import NotFound, PermissionDenied
@@ -168,8 +170,30 @@ def password_reset_confirm(*, uidb64: str, token: str, new_password: str, reques
         user.set_password(new_password)
         user.save(update_fields=["password"])
         _refresh_tokens_revoke_all(user=user)
-        audit_record(action=AuditAction.PASSWORD_RESET, actor=user, target_user=user, target=f"user:{user.pk}", request=request)
+        revoked = _api_keys_revoke_all(user=user, actor=user, request=request)
+        audit_record(action=AuditAction.PASSWORD_RESET, actor=user, target_user=user, target=f"user:{user.pk}", request=request, details={"api_keys_revoked": revoked})
+        user_sockets_close_on_commit(user_id=user.pk, reason="password_reset")
+        to = user.email
+        transaction.on_commit(lambda: email_send(to=to, subject="Your password was reset", template="password_reset_done", context={"api_keys_revoked": revoked}))
     return user
+
+
+def _api_keys_revoke_all(*, user: User, actor: User, request: HttpRequest | None) -> int:
+    """Revoke every active API key of ``user`` (a password reset: whoever had the account may
+    have made keys). Returns how many; each is audited; key caches drop them after commit."""
+    keys = list(ApiKey.objects.select_for_update().filter(user=user, revoked_at__isnull=True).order_by("pk"))
+    now = timezone.now()
+    for key in keys:
+        key.revoked_at = now
+        key.save(update_fields=["revoked_at"])
+        audit_record(
+            action=AuditAction.API_KEY_REVOKED, actor=actor, target_user=user, target=f"api_key:{key.pk}", request=request,
+            details={"key_prefix": key.key[:8], "reason": "password_reset"},
+        )
+    if keys:
+        transaction.on_commit(api_key_cache_invalidate)
+        api_key_cache_invalidate()
+    return len(keys)
 
 
 def password_change(*, user: User, old_password: str, new_password: str, request: HttpRequest | None = None) -> User:
@@ -184,6 +208,7 @@ def password_change(*, user: User, old_password: str, new_password: str, request
         user.save(update_fields=["password"])
         _refresh_tokens_revoke_all(user=user)
         audit_record(action=AuditAction.PASSWORD_CHANGED, actor=user, target_user=user, target=f"user:{user.pk}", request=request)
+        user_sockets_close_on_commit(user_id=user.pk, reason="password_changed")
     return user
 
 
@@ -306,7 +331,11 @@ def jwt_logout(*, user: User, refresh: str, request: HttpRequest | None = None) 
 
 
 def session_logout_record(*, user: User, request: HttpRequest | None = None) -> None:
+    """Audit a browser logout and close the WebSockets opened in that session."""
     audit_record(action=AuditAction.LOGOUT, actor=user, target_user=user, target=f"user:{user.pk}", request=request, details={"method": "session"})
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        user_sockets_close_on_commit(user_id=user.pk, reason="logout", session_key=session_key)
 
 
 # --- Two-factor authentication (TOTP) -------------------------------------------------------
@@ -735,10 +764,9 @@ def api_key_revoke(*, api_key: ApiKey, actor: User, request: HttpRequest | None 
             )
             # Signed-request key cache (accounts.signing): this process at once, the others via
             # the shared cache version — after commit, and once more now for this process.
-            from accounts.signing import api_key_cache_invalidate
-
             transaction.on_commit(api_key_cache_invalidate)
             api_key_cache_invalidate()
+            user_sockets_close_on_commit(user_id=locked.user_id, reason="api_key_revoked")
     return locked
 
 

@@ -48,6 +48,7 @@ from accounts.errors import (
     TimestampOutsideRecvWindow,
     UnknownParameter,
 )
+from accounts.keycache import API_KEY_CACHE_VERSION_KEY, api_key_cache_invalidate, key_cache, key_cache_seconds, key_cache_version
 from accounts.models import ApiKey, User
 from accounts.network import client_ip
 from accounts.validators import ip_allowed
@@ -83,51 +84,10 @@ def _django_request(request) -> HttpRequest:
     return getattr(request, "_request", request)
 
 
-# --- the API-key cache ----------------------------------------------------------------------
-# Per process: key → (the key's fields, its decrypted secret) for API_KEY_CACHE_SECONDS (60 s
-# by default), so a signed request costs no key lookup and no Fernet decrypt. Revocation is
-# immediate everywhere: ``api_key_revoke`` bumps a version number in the shared Django cache
-# (Redis) on commit and clears this process's cache; every request reads that version (one
-# cache GET) and drops its entries when it moved. With a per-process cache backend (LocMem, the
-# SQLite demo) other processes see a revocation within the TTL. The *user* is still read from
-# the database on every request, so freezing or deactivating an account applies at once.
-API_KEY_CACHE_VERSION_KEY = "accounts:api-keys:version"
-_key_cache: dict[str, tuple[float, int, dict]] = {}  # key → (loaded at, version, fields)
-
-
-def _key_cache_seconds() -> float:
-    from django.conf import settings
-
-    return float(getattr(settings, "KK99", {}).get("API_KEY_CACHE_SECONDS", 60))
-
-
-def _key_cache_version(request=None) -> int:
-    """The shared revocation version. A caller that already read it in a round trip of its own
-    (the Binance API reads it in the request-weight pipeline, trading/binance/limits.py) leaves
-    it on the request as ``_kk99_key_cache_version``; otherwise one cache GET."""
-    from django.core.cache import cache
-
-    prefetched = getattr(request, "_kk99_key_cache_version", None)
-    if prefetched is not None:
-        return prefetched
-    try:
-        return int(cache.get(API_KEY_CACHE_VERSION_KEY) or 0)
-    except Exception:  # noqa: BLE001 — no shared cache: the TTL alone bounds staleness
-        return -1
-
-
-def api_key_cache_invalidate() -> None:
-    """Forget every cached key here and tell the other processes (revocation)."""
-    from django.core.cache import cache
-
-    _key_cache.clear()
-    try:
-        try:
-            cache.incr(API_KEY_CACHE_VERSION_KEY)
-        except ValueError:
-            cache.set(API_KEY_CACHE_VERSION_KEY, 1, timeout=None)
-    except Exception:  # noqa: BLE001
-        pass
+# --- the API-key cache: accounts.keycache (revocation lives there, so services need not import
+# this module) -------------------------------------------------------------------------------
+_key_cache = key_cache  # the same dict (older tests and tools read it by this name)
+__all__ = ["API_KEY_CACHE_VERSION_KEY", "api_key_cache_invalidate", "sign", "signed_request_verify", "verify_signed_request"]
 
 
 _user_sql: dict[str, tuple[str, list[str], list]] = {}  # db alias → (SQL, attnames, converters)
@@ -167,14 +127,14 @@ def _user_get(pk: int) -> User | None:
 
 
 def _api_key_lookup(key: str, request=None) -> tuple[User, ApiKey] | None:
-    ttl = _key_cache_seconds()
-    version = _key_cache_version(request)
+    ttl = key_cache_seconds()
+    version = key_cache_version(request)
     now = time.monotonic()
-    hit = _key_cache.get(key)
+    hit = key_cache.get(key)
     if hit is None or now - hit[0] >= ttl or hit[1] != version:
         api_key = selectors.api_key_get_active(key=key)
         if api_key is None:
-            _key_cache.pop(key, None)
+            key_cache.pop(key, None)
             return None
         fields = {
             "id": api_key.pk, "user_id": api_key.user_id, "key": api_key.key, "label": api_key.label,
@@ -183,9 +143,9 @@ def _api_key_lookup(key: str, request=None) -> tuple[User, ApiKey] | None:
             "last_used_at": api_key.last_used_at, "secret": services.api_key_secret(api_key=api_key),
         }
         if ttl > 0:
-            if len(_key_cache) > 10_000:
-                _key_cache.clear()
-            _key_cache[key] = (now, version, fields)
+            if len(key_cache) > 10_000:
+                key_cache.clear()
+            key_cache[key] = (now, version, fields)
         user = api_key.user
     else:
         fields = hit[2]

@@ -27,6 +27,7 @@ from channels.db import database_sync_to_async
 from accounts.errors import SignedRequestError
 from accounts.network import client_ip
 from accounts.signing import SignedRequest, signed_request_verify
+from accounts.sockets import CLOSE_AUTH_REVOKED, socket_should_close
 from kk99.publish import user_group
 from trading.binance.errors import from_kk99
 from trading.streams.base import BINANCE_OUTBOX_LIMIT, MAX_INCOMING_PER_SECOND, CLOSE_POLICY, RouterConsumer
@@ -231,6 +232,13 @@ class WsApiConsumer(RouterConsumer):
         raise ApiError(400, -1020, f"Unsupported operation: {method[:60]}")
 
     # --- the user's private events (only subscribed connections joined the user's group) ---
+
+    async def auth_revoked(self, message):
+        """A subscribed user's password changed, account was deactivated or an API key was
+        revoked: close the connection (accounts.sockets); the client re-subscribes with a
+        valid key."""
+        if socket_should_close(message.get("payload") or {}, user_ids=self.subscriptions.values()):
+            await self.close(code=CLOSE_AUTH_REVOKED)
 
     def _emit(self, user_id: int, event: dict) -> None:
         for sid, uid in self.subscriptions.items():
