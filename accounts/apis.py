@@ -64,6 +64,9 @@ def me_payload(user) -> dict:
     }
 
 
+REGISTER_ANSWER = "Check your email: we sent you a message to finish signing up."
+
+
 class _Scoped(APIView):
     throttle_classes = [ScopedRateThrottle]
 
@@ -76,13 +79,13 @@ class RegisterApi(_Scoped):
     authentication_classes: list = []
     throttle_scope = "register"
 
-    @extend_schema(tags=["auth"], request=s.RegisterInput, responses={201: s.MeOutput, **errors(400, 409, 429)},
-                   summary="Register; a verification link is emailed")
+    @extend_schema(tags=["auth"], request=s.RegisterInput, responses={202: s.DetailOutput, **errors(400, 429)},
+                   summary="Register; the answer is the same for new and existing emails (the email says which)")
     def post(self, request):
         data = s.RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_register(request=request, **data.validated_data)
-        return Response(s.MeOutput(me_payload(user)).data, status=status.HTTP_201_CREATED)
+        services.user_register(request=request, **data.validated_data)
+        return Response({"detail": REGISTER_ANSWER}, status=status.HTTP_202_ACCEPTED)
 
 
 class VerifyEmailApi(_Scoped):

@@ -24,6 +24,7 @@ import pyotp
 import qrcode
 import qrcode.image.svg
 from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
@@ -76,22 +77,37 @@ def _refresh_tokens_revoke_all(*, user: User) -> None:
 # --- Registration and email verification ----------------------------------------------------
 
 
-def user_register(*, email: str, password: str, request: HttpRequest | None = None) -> User:
+def user_register(*, email: str, password: str, request: HttpRequest | None = None) -> User | None:
+    """Register ``email``; answer the same whether or not it already has an account.
+
+    A new address gets an account (tier 0) and a verification link; an address that already
+    has an account gets an email saying so (with sign-in and reset links) and nothing else
+    changes. The caller shows one answer for both ("check your email"), so registration does
+    not reveal which emails have accounts; the password is validated and hashed in both cases
+    so the answers also take about as long. Returns the new user, or None."""
     email = (email or "").strip().lower()
-    if User.objects.filter(email__iexact=email).exists():
-        raise AccountsError(AccountsErrorCode.EMAIL_TAKEN, "An account with this email already exists.", status=409)
     try:
         password_validation.validate_password(password, user=User(email=email))
     except ValidationError as exc:
         raise _weak_password(exc) from exc
-    try:
+    existing = User.objects.filter(email__iexact=email).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email=email, password=password)
+                audit_record(action=AuditAction.REGISTER, actor=user, target_user=user, target=f"user:{user.pk}", request=request)
+                _schedule_verification_email(user=user, request=request)
+            return user
+        except IntegrityError:  # a concurrent registration of the same email won
+            existing = User.objects.filter(email__iexact=email).first()
+    make_password(password)  # the work a new account costs, so timing tells nothing either
+    if existing is not None:
         with transaction.atomic():
-            user = User.objects.create_user(email=email, password=password)
-            audit_record(action=AuditAction.REGISTER, actor=user, target_user=user, target=f"user:{user.pk}", request=request)
-            _schedule_verification_email(user=user, request=request)
-    except IntegrityError as exc:  # a concurrent registration of the same email won
-        raise AccountsError(AccountsErrorCode.EMAIL_TAKEN, "An account with this email already exists.", status=409) from exc
-    return user
+            audit_record(action=AuditAction.REGISTER, target_user=existing, target=f"user:{existing.pk}", request=request, details={"outcome": "already_registered"})
+            to = existing.email
+            context = {"login_link": absolute_url(request, reverse("accounts:login")), "reset_link": absolute_url(request, reverse("accounts:password_reset"))}
+            transaction.on_commit(lambda: email_send(to=to, subject="You already have an account", template="account_exists", context=context))
+    return None
 
 
 def _schedule_verification_email(*, user: User, request: HttpRequest | None) -> None:

@@ -60,13 +60,13 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.user_register(email=form.cleaned_data["email"], password=form.cleaned_data["password1"], request=request)
+            services.user_register(email=form.cleaned_data["email"], password=form.cleaned_data["password1"], request=request)
         except AccountsError as exc:
             _form_error(form, exc, "password1" if exc.code == "weak_password" else "email")
         else:
-            _session_login(request, user)
-            messages.success(request, "Welcome! We sent you a link to verify your email address.")
-            return redirect("accounts:dashboard")
+            # The same page for a new and an existing email (no account enumeration); the
+            # email tells the owner which it was. A new account signs in after this.
+            return render(request, "accounts/register_sent.html", {"email": form.cleaned_data["email"]})
     return render(request, "accounts/register.html", {"form": form})
 
 
