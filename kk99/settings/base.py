@@ -243,7 +243,11 @@ LOG_JSON = env_bool("LOG_JSON", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "kk99.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "kk99.middleware.RequestIdLogFilter"},
+        # Signatures, passwords, tokens and reset links never reach a log line.
+        "redact_secrets": {"()": "kk99.middleware.SecretRedactingFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
         "json": {
@@ -254,12 +258,21 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_secrets"],
             "formatter": "json" if LOG_JSON else "plain",
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The servers' access logs (they log the full request line, query string included)
+        # go through the same handler and filter; configured here, after the server's own
+        # logging set-up, since Django configures logging when the app loads in the worker.
+        **{
+            name: {"handlers": ["console"], "filters": ["redact_secrets"], "level": "INFO", "propagate": False}
+            for name in ("uvicorn.access", "gunicorn.access", "django.server")
+        },
+    },
 }
 
 # --- Exchange tunables: one namespaced dict, read through kk99.conf.kk99_setting ---------
