@@ -208,7 +208,7 @@ def _replay_guard(*, api_key: ApiKey, signature: str, window_ms: int) -> None:
         raise ReplayedRequest()
 
 
-@sensitive_variables("secret_expected")
+@sensitive_variables()  # every local: the key's secret and the expected signature
 def signed_request_verify(signed: SignedRequest, *, allowed_params: Collection[str] | None = None, request=None) -> tuple[User, ApiKey]:
     """The one signature check of HTTP (``/api/v3``, API v1) and the WebSocket API.
 
