@@ -46,7 +46,7 @@ def _force_login_passes_staff_second_factor(request, monkeypatch):
 
     def force_login(self, user, backend=None):
         if getattr(user, "is_staff", False):
-            from accounts.testing import staff_second_factor_prepare
+            from tests.accounts.staff_2fa import staff_second_factor_prepare
 
             staff_second_factor_prepare(user)
         return original(self, user, backend)

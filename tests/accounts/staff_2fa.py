@@ -1,4 +1,4 @@
-"""Test support that needs the app's internals (used by tests/conftest.py only)."""
+"""Test support: what force_login means for the back office (used by tests/conftest.py)."""
 from __future__ import annotations
 
 import pyotp
