@@ -17,10 +17,16 @@ def _roles_sync_after_migrate(sender, **kwargs):
 
 
 def _user_saved(sender, instance, created, **kwargs):
-    """A deactivated account's open WebSockets close (accounts.sockets), however it was
-    deactivated (the admin form, a service, a script)."""
-    if not created and not instance.is_active:
+    """A changed password or a deactivated account closes the user's open WebSockets
+    (accounts.sockets) after commit, whichever path saved it (a service, the admin form,
+    ``changepassword``, a script). Bulk ``update()`` sends no signal: use the services."""
+    password_changed = instance.__dict__.pop("_kk99_password_changed", False)
+    if created:
+        return
+    if not instance.is_active:
         user_sockets_close_on_commit(user_id=instance.pk, reason="deactivated")
+    elif password_changed:
+        user_sockets_close_on_commit(user_id=instance.pk, reason="password_changed")
 
 
 class AccountsConfig(AppConfig):

@@ -188,7 +188,6 @@ def password_reset_confirm(*, uidb64: str, token: str, new_password: str, reques
         _refresh_tokens_revoke_all(user=user)
         revoked = _api_keys_revoke_all(user=user, actor=user, request=request)
         audit_record(action=AuditAction.PASSWORD_RESET, actor=user, target_user=user, target=f"user:{user.pk}", request=request, details={"api_keys_revoked": revoked})
-        user_sockets_close_on_commit(user_id=user.pk, reason="password_reset")
         to = user.email
         transaction.on_commit(lambda: email_send(to=to, subject="Your password was reset", template="password_reset_done", context={"api_keys_revoked": revoked}))
     return user
@@ -224,7 +223,6 @@ def password_change(*, user: User, old_password: str, new_password: str, request
         user.save(update_fields=["password"])
         _refresh_tokens_revoke_all(user=user)
         audit_record(action=AuditAction.PASSWORD_CHANGED, actor=user, target_user=user, target=f"user:{user.pk}", request=request)
-        user_sockets_close_on_commit(user_id=user.pk, reason="password_changed")
     return user
 
 

@@ -4,8 +4,9 @@ A WebSocket is authenticated once, when it opens (the session cookie for the bro
 a signed subscription for ``/ws-api/v3``); without this, a socket opened before a logout, a
 password change or a key revocation kept streaming private data. The services publish
 ``auth.revoked`` to the user's group after commit (:func:`user_sockets_close_on_commit`, the
-one path) and every consumer that joined that group closes itself
-(:func:`socket_should_close`):
+one path — called by the User post-save hook in ``accounts/apps.py`` for password changes
+and deactivation, by ``api_key_revoke`` and by the logout record) and every consumer that
+joined that group closes itself (:func:`socket_should_close`):
 
 * password changed or reset, account deactivated, an API key revoked — every socket of the
   user (browser pages reconnect with their still-valid session; WS-API clients must

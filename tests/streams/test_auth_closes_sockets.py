@@ -149,3 +149,35 @@ def test_a_password_reset_closes_the_ws_api_connection(market, alice, committed)
         assert await _closed_with(api) == CLOSE_AUTH_REVOKED
 
     async_to_sync(scenario)()
+
+
+def test_a_password_set_outside_the_services_also_closes_the_sockets(market, alice, committed):
+    """``changepassword``, the admin's password form or a script: set_password + save."""
+    _, cookie = _session(alice)
+
+    def set_password():
+        alice.set_password("A-new-Passw0rd-42")
+        alice.save()
+
+    async def scenario():
+        page = await _ui(cookie)
+        await committed(set_password)
+        assert await _closed_with(page) == CLOSE_AUTH_REVOKED
+
+    async_to_sync(scenario)()
+
+
+def test_other_saves_of_the_user_leave_the_sockets_open(market, alice, committed):
+    _, cookie = _session(alice)
+
+    def touch():
+        alice.kyc_tier = 2
+        alice.save()
+
+    async def scenario():
+        page = await _ui(cookie)
+        await committed(touch)
+        assert await _closed_with(page, 0.5) is None
+        await page.disconnect()
+
+    async_to_sync(scenario)()
