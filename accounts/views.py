@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
-from accounts.admin_site import second_factor_passed
+from accounts.admin_site import second_factor_passed, session_passed_second_factor
 from accounts.errors import AccountsError, AccountsErrorCode
 from accounts.forms import ApiKeyForm, CodeForm, EmailForm, KycForm, LoginForm, PasswordChangeForm, RegisterForm, SetPasswordForm
 from accounts.models import RecoveryCode, User
@@ -379,7 +379,7 @@ def kyc_document(request: HttpRequest, document_id: int) -> HttpResponse:
     """Serve one KYC document to staff holding ``accounts.view_kycdocument``. Everyone else
     gets 404 (not 403: no oracle for which document ids exist)."""
     user = request.user
-    if not (user.is_active and user.is_staff and staff_email_allowed(user.email) and user.has_perm("accounts.view_kycdocument")):
+    if not (user.is_active and user.is_staff and staff_email_allowed(user.email) and session_passed_second_factor(request) and user.has_perm("accounts.view_kycdocument")):
         raise Http404
     try:
         document, handle = services.kyc_document_open(document_id=document_id, staff=user, request=request)
