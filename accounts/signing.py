@@ -12,9 +12,18 @@ A signed request carries:
 The request is accepted when ``timestamp < now + 1000`` and ``now - timestamp <= recvWindow``
 (Binance's rule). Signatures are compared with :func:`hmac.compare_digest`.
 
-:func:`verify_signed_request` is used by :class:`accounts.authentication.ApiKeyAuthentication`
-and by the Binance-compatible API, which maps the raised :class:`SignedRequestError` codes to
-Binance codes (see :mod:`accounts.errors`).
+Parameters travel in the query string **or** the form body, never both (a value could be
+re-cut between the two under one signature); empty or malformed names are refused, and with
+``allowed_params`` any name the endpoint does not read; a valid ``(key, signature)`` is
+accepted once per receive window (replay cache in the shared Django cache; refused when the
+cache is down).
+
+:func:`signed_request_verify` is the one check, for every transport: HTTP through
+:func:`verify_signed_request` (:class:`accounts.authentication.ApiKeyAuthentication`, the
+Binance-compatible ``/api/v3``) and the WebSocket API through
+``trading.streams.userdata.verify_signed_params``. Callers map the raised
+:class:`SignedRequestError` codes to Binance codes in ``trading.binance.errors`` (table in
+:mod:`accounts.errors`).
 """
 from __future__ import annotations
 
