@@ -61,6 +61,9 @@ class UserAdmin(admin.ModelAdmin):
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
             fields += ["is_superuser"]
+        if obj is not None and obj.pk == request.user.pk:
+            # Nobody changes their own roles or access (no self-promotion, no self-unlock).
+            fields += [f for f in ("is_active", "is_staff", "is_superuser", "groups") if f not in fields]
         return fields
 
     def has_add_permission(self, request) -> bool:  # users sign up; staff are made with createsuperuser

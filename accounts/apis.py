@@ -12,14 +12,13 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
-from rest_framework_simplejwt.views import TokenRefreshView
 
 from accounts import selectors, services
 from accounts import serializers as s
 from accounts.models import ApiKey, RecoveryCode
 from accounts.permissions import HasReadPermission
+from accounts.throttling import ScopedRateThrottle
 from kk99.errors import PermissionDenied
 
 ErrorOutput = inline_serializer(
@@ -65,6 +64,9 @@ def me_payload(user) -> dict:
     }
 
 
+REGISTER_ANSWER = "Check your email: we sent you a message to finish signing up."
+
+
 class _Scoped(APIView):
     throttle_classes = [ScopedRateThrottle]
 
@@ -77,13 +79,13 @@ class RegisterApi(_Scoped):
     authentication_classes: list = []
     throttle_scope = "register"
 
-    @extend_schema(tags=["auth"], request=s.RegisterInput, responses={201: s.MeOutput, **errors(400, 409, 429)},
-                   summary="Register; a verification link is emailed")
+    @extend_schema(tags=["auth"], request=s.RegisterInput, responses={202: s.DetailOutput, **errors(400, 429)},
+                   summary="Register; the answer is the same for new and existing emails (the email says which)")
     def post(self, request):
         data = s.RegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_register(request=request, **data.validated_data)
-        return Response(s.MeOutput(me_payload(user)).data, status=status.HTTP_201_CREATED)
+        services.user_register(request=request, **data.validated_data)
+        return Response({"detail": REGISTER_ANSWER}, status=status.HTTP_202_ACCEPTED)
 
 
 class VerifyEmailApi(_Scoped):
@@ -115,10 +117,20 @@ class LoginApi(_Scoped):
     authentication_classes: list = []
     throttle_scope = "login"
 
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        retry = getattr(exc, "details", {}).get("retry_after_seconds") if isinstance(getattr(exc, "details", None), dict) else None
+        if retry:
+            response["Retry-After"] = str(retry)
+        return response
+
     @extend_schema(
         tags=["auth"], request=s.LoginInput, responses={200: s.TokenPairOutput, **errors(400, 401, 403, 429)},
         summary="Log in: JWT access + refresh",
-        description="With 2FA enabled, send `otp` too; without it the answer is 403 `totp_required`.",
+        description=(
+            "With 2FA enabled, send `otp` too; without it the answer is 403 `totp_required`. After repeated failures "
+            "the account's password sign-in is locked for a growing time: 429 `login_locked` with `Retry-After`."
+        ),
     )
     def post(self, request):
         data = s.LoginInput(data=request.data)
@@ -127,13 +139,17 @@ class LoginApi(_Scoped):
         return Response(tokens)
 
 
-class RefreshApi(TokenRefreshView):
-    throttle_classes = [ScopedRateThrottle]
+class RefreshApi(_Scoped):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
     throttle_scope = "login"
 
-    @extend_schema(tags=["auth"], summary="Rotate the refresh token (the old one is blacklisted)", responses={200: s.TokenPairOutput, **errors(400, 401, 429)})
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+    @extend_schema(tags=["auth"], request=s.RefreshInput, summary="Rotate the refresh token (the old one is blacklisted; one winner under concurrency)",
+                   responses={200: s.TokenPairOutput, **errors(400, 401, 429)})
+    def post(self, request):
+        data = s.RefreshInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(services.jwt_refresh(refresh=data.validated_data["refresh"], request=request))
 
 
 class LogoutApi(APIView):

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
+
+from accounts.sockets import user_sockets_close_on_commit
 
 
 def _roles_sync_after_migrate(sender, **kwargs):
@@ -12,6 +14,19 @@ def _roles_sync_after_migrate(sender, **kwargs):
         from accounts.roles import roles_sync
 
         roles_sync()
+
+
+def _user_saved(sender, instance, created, **kwargs):
+    """A changed password or a deactivated account closes the user's open WebSockets
+    (accounts.sockets) after commit, whichever path saved it (a service, the admin form,
+    ``changepassword``, a script). Bulk ``update()`` sends no signal: use the services."""
+    password_changed = instance.__dict__.pop("_kk99_password_changed", False)
+    if created:
+        return
+    if not instance.is_active:
+        user_sockets_close_on_commit(user_id=instance.pk, reason="deactivated")
+    elif password_changed:
+        user_sockets_close_on_commit(user_id=instance.pk, reason="password_changed")
 
 
 class AccountsConfig(AppConfig):
@@ -28,4 +43,5 @@ class AccountsConfig(AppConfig):
         from accounts.admin_site import install
 
         install(admin.site)
+        post_save.connect(_user_saved, sender=self.get_model("User"), dispatch_uid="accounts.user_sockets_close")
         post_migrate.connect(_roles_sync_after_migrate, dispatch_uid="accounts.roles_sync")

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.http import HttpRequest
 
+from accounts.network import client_ip
+
 
 class AuditAction(models.TextChoices):
     LOGIN = "login", "Login"
@@ -74,12 +76,6 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target}"
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def audit_record(

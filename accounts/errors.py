@@ -10,6 +10,11 @@ missing_parameter               400        -1102 (mandatory parameter missing)
 invalid_parameter               400        -1100 (illegal characters in parameter)
 invalid_recv_window             400        -1131 (recvWindow must be < 60000)
 timestamp_outside_recv_window   400        -1021 (timestamp outside recvWindow)
+replayed_request                400        -1021 (same key + signature seen in the window)
+replay_check_unavailable        503        -1001 (the replay cache is down: refused)
+unknown_parameter               400        -1104 (empty, malformed or unknown name)
+duplicate_parameter             400        -1101 (a name sent twice)
+parameters_in_query_and_body    400        -1101 (signed params split over query and body)
 bad_signature                   401        -1022 (signature not valid)
 invalid_api_key                 401        -2014 / -2015 (API-key format / invalid)
 api_key_ip_not_allowed          403        -2015 (invalid API-key, IP or permissions)
@@ -36,6 +41,7 @@ class AccountsErrorCode(StrEnum):
     WRONG_PASSWORD = "wrong_password"
     # Login and sessions
     INVALID_CREDENTIALS = "invalid_credentials"
+    LOGIN_LOCKED = "login_locked"
     TOTP_REQUIRED = "totp_required"
     INVALID_TOTP_CODE = "invalid_totp_code"
     TOTP_LOCKED = "totp_locked"
@@ -67,12 +73,18 @@ class AccountsErrorCode(StrEnum):
     INVALID_API_KEY = "invalid_api_key"
     API_KEY_IP_NOT_ALLOWED = "api_key_ip_not_allowed"
     API_KEY_PERMISSION_DENIED = "api_key_permission_denied"
+    UNKNOWN_PARAMETER = "unknown_parameter"
+    DUPLICATE_PARAMETER = "duplicate_parameter"
+    PARAMETERS_IN_QUERY_AND_BODY = "parameters_in_query_and_body"
+    REPLAYED_REQUEST = "replayed_request"
+    REPLAY_CHECK_UNAVAILABLE = "replay_check_unavailable"
     # Account state
     ACCOUNT_FROZEN = "account_frozen"
     TRADING_NOT_ALLOWED = "trading_not_allowed"
     WITHDRAWAL_NOT_ALLOWED = "withdrawal_not_allowed"
     # Staff
     STAFF_EMAIL_NOT_ALLOWED = "staff_email_not_allowed"
+    STAFF_SELF_ACTION = "staff_self_action"
 
 
 class AccountsError(KK99Error):
@@ -142,6 +154,36 @@ class ApiKeyPermissionDenied(SignedRequestError):
     status = 403
     code_value = AccountsErrorCode.API_KEY_PERMISSION_DENIED
     default_message = "This API key lacks the permission for this action."
+
+
+class UnknownParameter(SignedRequestError):
+    status = 400
+    code_value = AccountsErrorCode.UNKNOWN_PARAMETER
+    default_message = "A parameter this endpoint does not read was sent."
+
+
+class DuplicateParameter(SignedRequestError):
+    status = 400
+    code_value = AccountsErrorCode.DUPLICATE_PARAMETER
+    default_message = "Duplicate values for a parameter detected."
+
+
+class ParametersInQueryAndBody(SignedRequestError):
+    status = 400
+    code_value = AccountsErrorCode.PARAMETERS_IN_QUERY_AND_BODY
+    default_message = "Send a signed request's parameters in the query string or in the body, not both."
+
+
+class ReplayedRequest(SignedRequestError):
+    status = 400
+    code_value = AccountsErrorCode.REPLAYED_REQUEST
+    default_message = "This signed request was already received; sign a new one (new timestamp)."
+
+
+class ReplayCheckUnavailable(SignedRequestError):
+    status = 503
+    code_value = AccountsErrorCode.REPLAY_CHECK_UNAVAILABLE
+    default_message = "Signed requests cannot be checked right now; try again shortly."
 
 
 class AccountFrozen(_FixedCodeError):

@@ -95,6 +95,12 @@ class User(AbstractBaseUser, PermissionsMixin):
                 raise ValidationError({"is_staff": problem})
         super().save(*args, **kwargs)
 
+    def set_password(self, raw_password) -> None:
+        # Noted for the post-save hook (accounts.apps): a changed password closes the user's
+        # open WebSockets, whichever path changed it (service, admin, changepassword).
+        super().set_password(raw_password)
+        self._kk99_password_changed = True
+
     @property
     def totp_enabled(self) -> bool:
         try:

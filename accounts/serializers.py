@@ -46,6 +46,10 @@ class LogoutInput(serializers.Serializer):
     refresh = serializers.CharField(max_length=2000)
 
 
+class RefreshInput(serializers.Serializer):
+    refresh = serializers.CharField(max_length=2000)
+
+
 class PasswordResetInput(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
 

@@ -24,6 +24,7 @@ import pyotp
 import qrcode
 import qrcode.image.svg
 from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
@@ -39,12 +40,14 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import tokens
+from accounts import lockout, tokens
 from accounts.audit import AuditAction, audit_record
 from accounts.crypto import decrypt_text, encrypt_text
 from accounts.emails import absolute_url, email_send
 from accounts.errors import AccountsError, AccountsErrorCode
 from accounts.models import ApiKey, KycDocument, KycSubmission, RecoveryCode, TotpDevice, User
+from accounts.keycache import api_key_cache_invalidate
+from accounts.sockets import user_sockets_close_on_commit
 from accounts.uploads import upload_check
 from accounts.validators import normalize_ip_allowlist
 from kk99.errors import NotFound, PermissionDenied
@@ -74,22 +77,37 @@ def _refresh_tokens_revoke_all(*, user: User) -> None:
 # --- Registration and email verification ----------------------------------------------------
 
 
-def user_register(*, email: str, password: str, request: HttpRequest | None = None) -> User:
+def user_register(*, email: str, password: str, request: HttpRequest | None = None) -> User | None:
+    """Register ``email``; answer the same whether or not it already has an account.
+
+    A new address gets an account (tier 0) and a verification link; an address that already
+    has an account gets an email saying so (with sign-in and reset links) and nothing else
+    changes. The caller shows one answer for both ("check your email"), so registration does
+    not reveal which emails have accounts; the password is validated and hashed in both cases
+    so the answers also take about as long. Returns the new user, or None."""
     email = (email or "").strip().lower()
-    if User.objects.filter(email__iexact=email).exists():
-        raise AccountsError(AccountsErrorCode.EMAIL_TAKEN, "An account with this email already exists.", status=409)
     try:
         password_validation.validate_password(password, user=User(email=email))
     except ValidationError as exc:
         raise _weak_password(exc) from exc
-    try:
+    existing = User.objects.filter(email__iexact=email).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email=email, password=password)
+                audit_record(action=AuditAction.REGISTER, actor=user, target_user=user, target=f"user:{user.pk}", request=request)
+                _schedule_verification_email(user=user, request=request)
+            return user
+        except IntegrityError:  # a concurrent registration of the same email won
+            existing = User.objects.filter(email__iexact=email).first()
+    make_password(password)  # the work a new account costs, so timing tells nothing either
+    if existing is not None:
         with transaction.atomic():
-            user = User.objects.create_user(email=email, password=password)
-            audit_record(action=AuditAction.REGISTER, actor=user, target_user=user, target=f"user:{user.pk}", request=request)
-            _schedule_verification_email(user=user, request=request)
-    except IntegrityError as exc:  # a concurrent registration of the same email won
-        raise AccountsError(AccountsErrorCode.EMAIL_TAKEN, "An account with this email already exists.", status=409) from exc
-    return user
+            audit_record(action=AuditAction.REGISTER, target_user=existing, target=f"user:{existing.pk}", request=request, details={"outcome": "already_registered"})
+            to = existing.email
+            context = {"login_link": absolute_url(request, reverse("accounts:login")), "reset_link": absolute_url(request, reverse("accounts:password_reset"))}
+            transaction.on_commit(lambda: email_send(to=to, subject="You already have an account", template="account_exists", context=context))
+    return None
 
 
 def _schedule_verification_email(*, user: User, request: HttpRequest | None) -> None:
@@ -168,8 +186,29 @@ def password_reset_confirm(*, uidb64: str, token: str, new_password: str, reques
         user.set_password(new_password)
         user.save(update_fields=["password"])
         _refresh_tokens_revoke_all(user=user)
-        audit_record(action=AuditAction.PASSWORD_RESET, actor=user, target_user=user, target=f"user:{user.pk}", request=request)
+        revoked = _api_keys_revoke_all(user=user, actor=user, request=request)
+        audit_record(action=AuditAction.PASSWORD_RESET, actor=user, target_user=user, target=f"user:{user.pk}", request=request, details={"api_keys_revoked": revoked})
+        to = user.email
+        transaction.on_commit(lambda: email_send(to=to, subject="Your password was reset", template="password_reset_done", context={"api_keys_revoked": revoked}))
     return user
+
+
+def _api_keys_revoke_all(*, user: User, actor: User, request: HttpRequest | None) -> int:
+    """Revoke every active API key of ``user`` (a password reset: whoever had the account may
+    have made keys). Returns how many; each is audited; key caches drop them after commit."""
+    keys = list(ApiKey.objects.select_for_update().filter(user=user, revoked_at__isnull=True).order_by("pk"))
+    now = timezone.now()
+    for key in keys:
+        key.revoked_at = now
+        key.save(update_fields=["revoked_at"])
+        audit_record(
+            action=AuditAction.API_KEY_REVOKED, actor=actor, target_user=user, target=f"api_key:{key.pk}", request=request,
+            details={"key_prefix": key.key[:8], "reason": "password_reset"},
+        )
+    if keys:
+        transaction.on_commit(api_key_cache_invalidate)
+        api_key_cache_invalidate()
+    return len(keys)
 
 
 def password_change(*, user: User, old_password: str, new_password: str, request: HttpRequest | None = None) -> User:
@@ -191,18 +230,39 @@ def password_change(*, user: User, old_password: str, new_password: str, request
 
 
 def credentials_check(*, email: str, password: str, request: HttpRequest | None = None) -> User:
-    """The first factor. Audits a failure; raises ``invalid_credentials`` (401) for a wrong
-    email, a wrong password or an inactive account alike."""
+    """The first factor, for every password entry point (REST, HTML, admin). Audits a
+    failure; raises ``invalid_credentials`` (401) for a wrong email, a wrong password or an
+    inactive account alike, and ``login_locked`` (429, ``retry_after_seconds``) while the
+    account is locked after repeated failures (:mod:`accounts.lockout`)."""
     email = (email or "").strip().lower()
+    locked_for = lockout.login_lock_remaining(email=email)
+    if locked_for:
+        _login_failed_audit(email=email, reason="locked", request=request)
+        raise _login_locked(locked_for)
     user = authenticate(request, email=email, password=password)
     if user is None:
-        known = User.objects.filter(email__iexact=email).first()
-        audit_record(
-            action=AuditAction.LOGIN_FAILED, target_user=known, target=f"user:{known.pk}" if known else "",
-            request=request, details={"email": email[:254], "reason": "credentials"},
-        )
+        _login_failed_audit(email=email, reason="credentials", request=request)
+        locked_for = lockout.login_failure_record(email=email)
+        if locked_for:
+            raise _login_locked(locked_for)
         raise AccountsError(AccountsErrorCode.INVALID_CREDENTIALS, "Email or password is not correct.", status=401)
+    lockout.login_failures_clear(email=email)
     return user
+
+
+def _login_failed_audit(*, email: str, reason: str, request: HttpRequest | None) -> None:
+    known = User.objects.filter(email__iexact=email).first()
+    audit_record(
+        action=AuditAction.LOGIN_FAILED, target_user=known, target=f"user:{known.pk}" if known else "",
+        request=request, details={"email": email[:254], "reason": reason},
+    )
+
+
+def _login_locked(seconds: int) -> AccountsError:
+    return AccountsError(
+        AccountsErrorCode.LOGIN_LOCKED, f"Too many failed sign-ins for this account; try again in {seconds} seconds.",
+        status=429, retry_after_seconds=seconds,
+    )
 
 
 def second_factor_check(*, user: User, code: str | None, request: HttpRequest | None = None) -> None:
@@ -240,6 +300,37 @@ def jwt_login(*, email: str, password: str, otp: str | None, request: HttpReques
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
+def _invalid_refresh() -> AccountsError:
+    return AccountsError(AccountsErrorCode.INVALID_REFRESH_TOKEN, "The refresh token is invalid, expired or already revoked.", status=401)
+
+
+def jwt_refresh(*, refresh: str, request: HttpRequest | None = None) -> dict[str, str]:
+    """Rotate a refresh token: a new access + refresh pair, the old refresh token blacklisted.
+
+    Exactly one caller wins per refresh token. The token's outstanding row is locked
+    (``SELECT … FOR UPDATE``) before the blacklist is written, so a concurrent refresh of the
+    same token waits, then finds it blacklisted and is refused (simplejwt's own view checked
+    the blacklist and wrote it in separate steps: two concurrent refreshes both got a pair)."""
+    try:
+        token = RefreshToken(refresh)
+    except TokenError as exc:
+        raise _invalid_refresh() from exc
+    jti, user_id = token.payload.get("jti"), token.payload.get("user_id")
+    with transaction.atomic():
+        # order_by(): the model orders by its nullable user, an outer join FOR UPDATE refuses.
+        outstanding = OutstandingToken.objects.select_for_update().filter(jti=jti).order_by().first()
+        if outstanding is None or str(outstanding.user_id) != str(user_id):
+            raise _invalid_refresh()
+        _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+        if not created:
+            raise _invalid_refresh()
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise _invalid_refresh()
+        rotated = RefreshToken.for_user(user)
+    return {"access": str(rotated.access_token), "refresh": str(rotated)}
+
+
 def jwt_logout(*, user: User, refresh: str, request: HttpRequest | None = None) -> None:
     """Blacklist the refresh token (it must be the caller's own)."""
     try:
@@ -254,7 +345,11 @@ def jwt_logout(*, user: User, refresh: str, request: HttpRequest | None = None) 
 
 
 def session_logout_record(*, user: User, request: HttpRequest | None = None) -> None:
+    """Audit a browser logout and close the WebSockets opened in that session."""
     audit_record(action=AuditAction.LOGOUT, actor=user, target_user=user, target=f"user:{user.pk}", request=request, details={"method": "session"})
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        user_sockets_close_on_commit(user_id=user.pk, reason="logout", session_key=session_key)
 
 
 # --- Two-factor authentication (TOTP) -------------------------------------------------------
@@ -578,8 +673,16 @@ def kyc_document_open(*, document_id: int, staff: User, request: HttpRequest | N
 # --- Staff actions on users -----------------------------------------------------------------
 
 
+def _refuse_self_action(*, user: User, actor: User | None, what: str) -> None:
+    """A staff member never changes their own tier, frozen state or roles (a compliance
+    officer must not raise their own limits or unfreeze themselves)."""
+    if actor is not None and getattr(actor, "pk", None) == user.pk:
+        raise AccountsError(AccountsErrorCode.STAFF_SELF_ACTION, f"Staff may not change their own {what}.", status=403)
+
+
 def user_freeze(*, user: User, actor: User | None, reason: str = "", request: HttpRequest | None = None) -> bool:
     """Freeze ``user`` (no trading, no withdrawals). Returns False if already frozen."""
+    _refuse_self_action(user=user, actor=actor, what="frozen state")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         if locked.is_frozen:
@@ -592,6 +695,7 @@ def user_freeze(*, user: User, actor: User | None, reason: str = "", request: Ht
 
 
 def user_unfreeze(*, user: User, actor: User | None, reason: str = "", request: HttpRequest | None = None) -> bool:
+    _refuse_self_action(user=user, actor=actor, what="frozen state")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         if not locked.is_frozen:
@@ -606,6 +710,7 @@ def user_unfreeze(*, user: User, actor: User | None, reason: str = "", request: 
 def user_set_kyc_tier(*, user: User, tier: int, actor: User, request: HttpRequest | None = None) -> bool:
     if tier not in User.KycTier.values:
         raise AccountsError(AccountsErrorCode.KYC_INVALID_TIER, "The tier must be 0, 1, 2 or 3.")
+    _refuse_self_action(user=user, actor=actor, what="KYC tier")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
         if locked.kyc_tier == tier:
@@ -673,10 +778,9 @@ def api_key_revoke(*, api_key: ApiKey, actor: User, request: HttpRequest | None 
             )
             # Signed-request key cache (accounts.signing): this process at once, the others via
             # the shared cache version — after commit, and once more now for this process.
-            from accounts.signing import api_key_cache_invalidate
-
             transaction.on_commit(api_key_cache_invalidate)
             api_key_cache_invalidate()
+            user_sockets_close_on_commit(user_id=locked.user_id, reason="api_key_revoked")
     return locked
 
 

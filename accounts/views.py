@@ -13,27 +13,22 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
-from accounts.errors import AccountsError
+from accounts.admin_site import second_factor_passed, session_passed_second_factor
+from accounts.errors import AccountsError, AccountsErrorCode
 from accounts.forms import ApiKeyForm, CodeForm, EmailForm, KycForm, LoginForm, PasswordChangeForm, RegisterForm, SetPasswordForm
 from accounts.models import RecoveryCode, User
 from accounts.ratelimits import form_ratelimit
+from accounts.redirects import safe_next_url
 from accounts.staff import staff_email_allowed
 from kk99.errors import KK99Error
 
 PENDING_2FA_SESSION_KEY = "accounts:pending_2fa"
 PENDING_2FA_MAX_AGE_SECONDS = 300
-
-
-def _safe_next(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return target
-    return fallback
 
 
 def _form_error(form, exc: KK99Error, field: str | None = None) -> None:
@@ -57,6 +52,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/home.html")
 
 
+@sensitive_post_parameters("password1", "password2")
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("register")
@@ -66,27 +62,32 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.user_register(email=form.cleaned_data["email"], password=form.cleaned_data["password1"], request=request)
+            services.user_register(email=form.cleaned_data["email"], password=form.cleaned_data["password1"], request=request)
         except AccountsError as exc:
             _form_error(form, exc, "password1" if exc.code == "weak_password" else "email")
         else:
-            _session_login(request, user)
-            messages.success(request, "Welcome! We sent you a link to verify your email address.")
-            return redirect("accounts:dashboard")
+            # The same page for a new and an existing email (no account enumeration); the
+            # email tells the owner which it was. A new account signs in after this.
+            return render(request, "accounts/register_sent.html", {"email": form.cleaned_data["email"]})
     return render(request, "accounts/register.html", {"form": form})
 
 
+@sensitive_post_parameters("password")
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("login")
 def login_view(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
-    next_url = _safe_next(request, reverse("accounts:dashboard"))
+    next_url = safe_next_url(request, reverse("accounts:dashboard"))
     if request.method == "POST" and form.is_valid():
         try:
             user = services.credentials_check(email=form.cleaned_data["email"], password=form.cleaned_data["password"], request=request)
         except AccountsError as exc:
             _form_error(form, exc)
+            if exc.code == AccountsErrorCode.LOGIN_LOCKED:
+                response = render(request, "accounts/login.html", {"form": form, "next": next_url}, status=429)
+                response["Retry-After"] = str(exc.details["retry_after_seconds"])
+                return response
         else:
             if user.totp_enabled:
                 request.session.cycle_key()
@@ -97,6 +98,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/login.html", {"form": form, "next": next_url})
 
 
+@sensitive_post_parameters("code")
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("login")
@@ -119,6 +121,7 @@ def login_2fa(request: HttpRequest) -> HttpResponse:
             _form_error(form, exc, "code")
         else:
             request.session.pop(PENDING_2FA_SESSION_KEY, None)
+            second_factor_passed(user)
             _session_login(request, user)
             return redirect(pending.get("next") or "accounts:dashboard")
     return render(request, "accounts/login_2fa.html", {"form": form})
@@ -164,6 +167,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/password_reset.html", {"form": form})
 
 
+@sensitive_post_parameters("new_password1", "new_password2")
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("password_reset")
@@ -278,6 +282,7 @@ def security_recovery_codes(request: HttpRequest) -> HttpResponse:
     )
 
 
+@sensitive_post_parameters("old_password", "new_password1", "new_password2")
 @login_required
 @never_cache
 @require_POST
@@ -374,7 +379,7 @@ def kyc_document(request: HttpRequest, document_id: int) -> HttpResponse:
     """Serve one KYC document to staff holding ``accounts.view_kycdocument``. Everyone else
     gets 404 (not 403: no oracle for which document ids exist)."""
     user = request.user
-    if not (user.is_active and user.is_staff and staff_email_allowed(user.email) and user.has_perm("accounts.view_kycdocument")):
+    if not (user.is_active and user.is_staff and staff_email_allowed(user.email) and session_passed_second_factor(request) and user.has_perm("accounts.view_kycdocument")):
         raise Http404
     try:
         document, handle = services.kyc_document_open(document_id=document_id, staff=user, request=request)

@@ -88,3 +88,48 @@ def _lean_chain(paths: list[str]):
             raise ImproperlyConfigured(f"{path} has {', '.join(hooks)}; it cannot be in KK99['API_LEAN_MIDDLEWARE'].")
         chain = convert_exception_to_response(instance)
     return chain
+
+
+# --- secrets never reach a log line ----------------------------------------------------------
+
+REDACTED = "[REDACTED]"
+# Query/form parameters that carry a secret or a one-time credential. ``signature`` is an
+# HMAC of the request: with the request it proves nothing new, but a logged one can be
+# replayed inside recvWindow (and is a bearer credential for the WebSocket API's params).
+_SECRET_PARAMS = re.compile(r"(?i)\b(signature|secret|password|otp|token|refresh)=([^&\s\"']*)")
+# Secrets in URL paths: password-reset and email-verification links.
+_SECRET_PATHS = re.compile(r"(/password-reset/[^/\s?\"']+/|/verify-email/(?!resend/))[^/\s?\"']+")
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with secret parameter values and secret path segments replaced."""
+    if not isinstance(text, str) or ("=" not in text and "/password-reset/" not in text and "/verify-email/" not in text):
+        return text
+    return _SECRET_PATHS.sub(lambda m: m.group(1) + REDACTED, _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}={REDACTED}", text))
+
+
+def _redact_value(value):
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if isinstance(value, bytes):
+        return redact_secrets(value.decode("latin-1")).encode("latin-1")
+    return value
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Redacts signatures, passwords, tokens and reset links from every record it sees: the
+    message, its arguments (a tuple — uvicorn's access log, Django's ``django.server`` — or a
+    dict — gunicorn's access atoms) and the ``request`` Django attaches (whose repr holds the
+    full URL). Installed on the console handler and on the servers' access loggers
+    (``LOGGING`` in kk99/settings/base.py), so it applies under uvicorn, gunicorn and runserver."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _redact_value(record.msg)
+        if isinstance(record.args, dict):
+            record.args = {k: _redact_value(v) for k, v in record.args.items()}
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_redact_value(v) for v in record.args)
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            record.request = redact_secrets(repr(request))
+        return True

@@ -9,9 +9,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
+from accounts.throttling import AnonRateThrottle, UserRateThrottle
 from marketdata import selectors
 from marketdata.intervals import INTERVALS
 from marketdata.serializers import (

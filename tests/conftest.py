@@ -32,6 +32,28 @@ def _clear_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _force_login_passes_staff_second_factor(request, monkeypatch):
+    """``Client.force_login`` skips authentication; for back-office staff it also stands for
+    the 2FA step the admin requires (accounts.admin_site): the staff member gets a confirmed
+    2FA device and the session is marked as having passed it. Tests of that control itself
+    use ``@pytest.mark.real_staff_2fa``."""
+    if "real_staff_2fa" in request.keywords:
+        return
+    from django.test import Client
+
+    original = Client.force_login
+
+    def force_login(self, user, backend=None):
+        if getattr(user, "is_staff", False):
+            from tests.accounts.staff_2fa import staff_second_factor_prepare
+
+            staff_second_factor_prepare(user)
+        return original(self, user, backend)
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """In CI (KK99_REQUIRE_SERVICES=1, set by .ci/run) nothing may be skipped: a test that
     skipped because a service or tool was missing is a test that could not fail."""

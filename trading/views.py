@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.redirects import safe_next_url
 from kk99.errors import KK99Error
 from trading import selectors, services
 from trading.forms import FIELDS, FORM_TYPES, order_form_is_offered, order_form_request, order_form_values
@@ -162,7 +163,7 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
             raise Http404("No such order.") from None
         error = exc.message
     if not _is_htmx(request):
-        return redirect(request.POST.get("next") or reverse("trading:orders"))
+        return redirect(safe_next_url(request, reverse("trading:orders")))
     ctx = fr.open_orders_context(user=request.user, market=order.market)
     return render(request, "trading/_open_orders.html", {**ctx, "error": error})
 

@@ -181,9 +181,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "kk99.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "accounts.throttling.AnonRateThrottle",
+        "accounts.throttling.UserRateThrottle",
     ],
+    # Trusted reverse proxies in front of the app: the one client-IP rule (accounts.network).
+    "NUM_PROXIES": env_int("KK99_NUM_PROXIES", 0),
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("KK99_THROTTLE_ANON", "120/min"),
         "user": env_str("KK99_THROTTLE_USER", "1200/min"),
@@ -209,6 +211,7 @@ SPECTACULAR_SETTINGS = {
 }
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "kk99.views.ratelimited"
+RATELIMIT_IP_META_KEY = "accounts.network.ratelimit_ip"
 
 # --- CORS / CSP / security headers ------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
@@ -240,7 +243,11 @@ LOG_JSON = env_bool("LOG_JSON", False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "kk99.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "kk99.middleware.RequestIdLogFilter"},
+        # Signatures, passwords, tokens and reset links never reach a log line.
+        "redact_secrets": {"()": "kk99.middleware.SecretRedactingFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
         "json": {
@@ -251,12 +258,21 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_secrets"],
             "formatter": "json" if LOG_JSON else "plain",
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The servers' access logs (they log the full request line, query string included)
+        # go through the same handler and filter; configured here, after the server's own
+        # logging set-up, since Django configures logging when the app loads in the worker.
+        **{
+            name: {"handlers": ["console"], "filters": ["redact_secrets"], "level": "INFO", "propagate": False}
+            for name in ("uvicorn.access", "gunicorn.access", "django.server")
+        },
+    },
 }
 
 # --- Exchange tunables: one namespaced dict, read through kk99.conf.kk99_setting ---------
@@ -336,6 +352,12 @@ KK99 = {
     "BINANCE_ORDER_RESULT_WAIT_SECONDS": float(env_str("KK99_BINANCE_ORDER_RESULT_WAIT_SECONDS", "2.0")),
     # DELETE /order and /openOrders: how long to wait for the engine to finish the cancel.
     "BINANCE_CANCEL_WAIT_SECONDS": float(env_str("KK99_BINANCE_CANCEL_WAIT_SECONDS", "2.0")),
+    # Failed sign-ins per account (accounts/lockout.py): this many are free, then each
+    # further failure locks password sign-in for BASE × 2^(n − free) seconds, up to MAX.
+    "LOGIN_LOCKOUT_FREE_FAILURES": env_int("KK99_LOGIN_LOCKOUT_FREE_FAILURES", 5),
+    "LOGIN_LOCKOUT_BASE_SECONDS": env_int("KK99_LOGIN_LOCKOUT_BASE_SECONDS", 30),
+    "LOGIN_LOCKOUT_MAX_SECONDS": env_int("KK99_LOGIN_LOCKOUT_MAX_SECONDS", 3600),
+    "LOGIN_LOCKOUT_FORGET_SECONDS": env_int("KK99_LOGIN_LOCKOUT_FORGET_SECONDS", 24 * 3600),
 }
 
 # --- Chains (wallets/chains): deposits, withdrawals, the KK99 token ------------------------

@@ -152,6 +152,15 @@ def test_document_is_served_to_compliance_only_and_audited(client, user, staff):
     assert AuditLog.objects.filter(action=AuditAction.KYC_DOCUMENT_VIEWED, actor=compliance, target_user=user).exists()
 
 
+@pytest.mark.real_staff_2fa
+def test_documents_need_a_session_that_passed_2fa(client, user, staff, password, enable_totp):
+    document = submission_for(user).documents.get(kind="id_document")
+    compliance = staff("compliance")
+    enable_totp(compliance)
+    assert client.login(email=compliance.email, password=password)  # password only
+    assert client.get(f"/backoffice/kyc-documents/{document.pk}/").status_code == 404
+
+
 def test_browser_kyc_page_submits_and_shows_pending(client, user):
     client.force_login(user)
     response = client.post("/kyc/", {**PERSONAL, "requested_tier": 2, "id_document": jpeg_upload(), "selfie": png_upload()})

@@ -17,10 +17,9 @@ def _token_from_mail() -> str:
 def test_register_creates_tier0_user_emails_a_link_and_audits(api_client, password, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client.post("/api/v1/auth/register", {"email": "New@Example.com", "password": password}, format="json")
-    assert response.status_code == 201, response.json()
+    assert response.status_code == 202, response.json()
     user = User.objects.get(email="new@example.com")
     assert user.kyc_tier == 0 and user.email_verified_at is None
-    assert response.json()["email_verified"] is False
     assert len(mail.outbox) == 1 and "/verify-email/" in mail.outbox[0].body
     assert AuditLog.objects.filter(action=AuditAction.REGISTER, target_user=user).exists()
 
@@ -34,10 +33,15 @@ def test_register_refuses_weak_password_and_creates_nothing(api_client, weak):
     assert not User.objects.filter(email="new@example.com").exists()
 
 
-def test_register_refuses_an_existing_email_case_insensitively(api_client, user, password):
-    response = api_client.post("/api/v1/auth/register", {"email": "ALICE@example.com", "password": password}, format="json")
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "email_taken"
+def test_register_answers_an_existing_email_exactly_like_a_new_one_and_emails_the_owner(api_client, user, password, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        new = api_client.post("/api/v1/auth/register", {"email": "someone-new@example.com", "password": password}, format="json")
+        taken = api_client.post("/api/v1/auth/register", {"email": "ALICE@example.com", "password": password}, format="json")
+    assert (taken.status_code, taken.json()) == (new.status_code, new.json()) == (202, {"detail": "Check your email: we sent you a message to finish signing up."})
+    assert User.objects.filter(email__iexact="alice@example.com").count() == 1
+    to_owner = mail.outbox[-1]
+    assert to_owner.to == ["alice@example.com"] and "already has an account" in to_owner.body and "/verify-email/" not in to_owner.body
+    assert "/verify-email/" in mail.outbox[0].body
 
 
 def test_register_with_malformed_input_is_a_clear_400(api_client):
@@ -94,12 +98,17 @@ def test_browser_verify_email_landing_page(client, make_user):
     assert bad.status_code == 400 and b"does not work" in bad.content
 
 
-def test_browser_register_logs_in_and_sends_the_link(client, password, django_capture_on_commit_callbacks):
+def test_browser_register_answers_the_same_for_new_and_existing_emails(client, user, password, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/register/", {"email": "web@example.com", "password1": password, "password2": password})
-    assert response.status_code == 302 and response.url == "/dashboard/"
-    assert client.get("/dashboard/").status_code == 200
-    assert len(mail.outbox) == 1
+        new = client.post("/register/", {"email": "web@example.com", "password1": password, "password2": password})
+        taken = client.post("/register/", {"email": user.email, "password1": password, "password2": password})
+    assert new.status_code == taken.status_code == 200
+    strip = lambda r, email: re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"|nonce="[^"]+"|"X-CSRFToken": "[^"]+"', "", r.content.decode()).replace(email, "EMAIL")  # noqa: E731
+    assert strip(new, "web@example.com") == strip(taken, user.email)
+    assert b"Check your email" in new.content
+    assert "_auth_user_id" not in client.session  # nobody is signed in by registering
+    assert User.objects.filter(email="web@example.com").exists()
+    assert len(mail.outbox) == 2
 
 
 def test_browser_register_shows_weak_password_errors_and_creates_nothing(client):

@@ -64,11 +64,19 @@ def test_signed_get_authenticates_and_records_last_use(key):
     assert api_key.last_used_at is not None
 
 
-def test_verifier_returns_user_and_key_for_query_plus_body(key, user):
+def test_verifier_refuses_parameters_split_over_query_and_body(key, user):
     api_key, secret = key
     query, body = f"symbol=BTCUSDT&timestamp={now_ms()}", "side=BUY&quantity=1"
     signature = sign(secret, query + body)
     request = RequestFactory().post(f"/x?{query}&signature={signature}", data=body, content_type="application/x-www-form-urlencoded", HTTP_X_MBX_APIKEY=api_key.key)
+    with pytest.raises(errors.ParametersInQueryAndBody):
+        verify_signed_request(request)
+
+
+def test_signature_alone_in_the_query_with_parameters_in_the_body_is_accepted(key, user):
+    api_key, secret = key
+    body = f"symbol=BTCUSDT&side=BUY&quantity=1&timestamp={now_ms()}"
+    request = RequestFactory().post(f"/x?signature={sign(secret, body)}", data=body, content_type="application/x-www-form-urlencoded", HTTP_X_MBX_APIKEY=api_key.key)
     assert verify_signed_request(request) == (user, api_key)
 
 

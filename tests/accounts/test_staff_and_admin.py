@@ -50,18 +50,52 @@ def test_admin_login_refuses_staff_removed_from_the_allow_list_and_audits(client
     assert client.get("/admin/").status_code == 302  # has_permission re-checks the list
 
 
-def test_admin_login_works_for_allow_listed_staff(client, staff, password):
+@pytest.mark.real_staff_2fa
+def test_admin_login_works_for_allow_listed_staff_with_their_2fa_code(client, staff, password, enable_totp, clock):
     member = staff("support")
-    response = client.post("/admin/login/?next=/admin/", {"username": member.email, "password": password})
+    secret, _ = enable_totp(member)
+    response = client.post("/admin/login/?next=/admin/", {"username": member.email, "password": password, "otp": clock.code(secret)})
     assert response.status_code == 302
     assert client.get("/admin/").status_code == 200
 
 
-def test_admin_login_sends_2fa_staff_to_the_main_login(client, staff, password, enable_totp):
+@pytest.mark.real_staff_2fa
+def test_admin_login_refuses_staff_without_2fa(client, staff, password):
+    member = staff("support")
+    response = client.post("/admin/login/?next=/admin/", {"username": member.email, "password": password})
+    assert response.status_code == 200 and b"two-factor authentication" in response.content
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.real_staff_2fa
+def test_admin_login_refuses_a_wrong_or_missing_2fa_code(client, staff, password, enable_totp, clock):
     member = staff("compliance")
+    secret, _ = enable_totp(member)
+    assert b"send the 6-digit code" in client.post("/admin/login/", {"username": member.email, "password": password}).content
+    client.post("/admin/login/", {"username": member.email, "password": password, "otp": "000000"})
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.real_staff_2fa
+def test_a_session_that_skipped_2fa_cannot_reach_the_admin(client, staff, password, enable_totp):
+    member = staff("support")
     enable_totp(member)
-    response = client.post("/admin/login/", {"username": member.email, "password": password})
-    assert response.status_code == 200 and b"two-factor" in response.content
+    assert client.login(email=member.email, password=password)  # password only, no second factor
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.real_staff_2fa
+def test_the_main_login_2fa_step_opens_the_admin_and_switching_2fa_off_closes_it(client, staff, password, enable_totp, clock):
+    from accounts import services
+
+    member = staff("support")
+    secret, _ = enable_totp(member)
+    client.post("/login/", {"email": member.email, "password": password})
+    client.post("/login/2fa/", {"code": clock.code(secret)})
+    assert client.get("/admin/").status_code == 200
+    clock.step()
+    services.totp_disable(user=member, code=clock.code(secret))
+    assert client.get("/admin/").status_code == 302
 
 
 def test_system_check_reports_staff_outside_the_allow_list(staff, settings):

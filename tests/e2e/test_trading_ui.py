@@ -38,6 +38,11 @@ def test_two_traders_see_each_other_live(live_exchange, browser):
     a.fill("#id_password1", PASSWORD)
     a.fill("#id_password2", PASSWORD)
     a.click("form button[type=submit]")
+    a.wait_for_selector("#register-sent", timeout=TIMEOUT)  # the same answer for new and taken emails
+    a.goto(base + "/login/")
+    a.fill("#id_email", "alice.e2e@example.com")
+    a.fill("#id_password", PASSWORD)
+    a.click("form button[type=submit]")
     a.wait_for_url(re.compile(r".*/dashboard/.*"), timeout=TIMEOUT)
     live_exchange.fund("alice.e2e@example.com", {"USDT": "100000", "BTC": "2"})
 

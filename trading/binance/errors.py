@@ -25,6 +25,7 @@ class BinanceError(Exception):
 
 
 UNKNOWN = -1000
+DISCONNECTED = -1001
 TOO_MANY_REQUESTS = -1003
 TIMEOUT = -1007
 INVALID_MESSAGE = -1013
@@ -33,6 +34,7 @@ INVALID_TIMESTAMP = -1021
 INVALID_SIGNATURE = -1022
 ILLEGAL_CHARS = -1100
 TOO_MANY_PARAMETERS = -1101
+UNREAD_PARAMETERS = -1104
 MANDATORY_PARAM = -1102
 PARAM_NOT_REQUIRED = -1106
 INVALID_TIF = -1115
@@ -122,6 +124,11 @@ CATALOG: dict[str, Mapping] = {
     "invalid_recv_window": Mapping(BAD_RECV_WINDOW, "recvWindow must be less than {max_ms}"),
     "timestamp_outside_recv_window": Mapping(INVALID_TIMESTAMP, "Timestamp for this request is outside of the recvWindow."),
     "bad_signature": Mapping(INVALID_SIGNATURE, "Signature for this request is not valid."),
+    "replayed_request": Mapping(INVALID_TIMESTAMP, "This request was already received within the recvWindow."),
+    "replay_check_unavailable": Mapping(DISCONNECTED, "Internal error; unable to process your request. Please try again.", 503),
+    "unknown_parameter": Mapping(UNREAD_PARAMETERS, "Parameter '{param}' was not read: unknown or malformed name."),
+    "duplicate_parameter": Mapping(TOO_MANY_PARAMETERS, "Duplicate values for a parameter detected."),
+    "parameters_in_query_and_body": Mapping(TOO_MANY_PARAMETERS, "Signed parameters must be in the query string or the body, not both."),
     "invalid_api_key": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),
     "api_key_ip_not_allowed": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),
     "api_key_permission_denied": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),

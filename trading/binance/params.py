@@ -16,6 +16,17 @@ _CLIENT_ID = re.compile(r"^[a-zA-Z0-9_-]{1,36}$")
 _SYMBOL = re.compile(r"^[A-Z0-9_.-]{1,20}$")
 INT64_MAX = 2**63 - 1
 
+# Every parameter a signed /api/v3 endpoint reads (plus Binance's optional ones that are
+# accepted and ignored). The signature verifier refuses any other name (-1104): a name this
+# API does not read is a fragment of a re-cut request, not something a client meant.
+SIGNED_PARAMETERS = frozenset({
+    "symbol", "symbols", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price", "stopPrice",
+    "trailingDelta", "icebergQty", "newClientOrderId", "origClientOrderId", "orderId", "newOrderRespType",
+    "selfTradePreventionMode", "strategyId", "strategyType", "cancelRestrictions", "computeCommissionRates",
+    "fromId", "startTime", "endTime", "limit", "omitZeroBalances", "windowSize", "interval",
+    "pegPriceType", "pegOffsetValue", "pegOffsetType",
+})
+
 
 class Params:
     """The parameters of one request. ``get``/``require``/``int``/``decimal``/``enum`` raise

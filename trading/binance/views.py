@@ -33,7 +33,7 @@ from trading.binance import errors as E
 from trading.binance.errors import BinanceError, from_kk99
 from trading.binance.formats import Fmt, dec, ms
 from trading.binance.limits import weight_consume, weight_limit
-from trading.binance.params import Params
+from trading.binance.params import SIGNED_PARAMETERS, Params
 from trading.errors import TradingError, TradingErrorCode
 from trading.models import Market, Order
 from trading.orders import OrderRequest, order_request_build
@@ -65,7 +65,7 @@ def _authenticate(ctx: Ctx, permission: str) -> None:
     if not key or len(key) > 64 or not key.isalnum():
         raise BinanceError(E.BAD_API_KEY_FMT, "API-key format invalid.", status=401)
     try:
-        user, api_key = verify_signed_request(ctx.request)
+        user, api_key = verify_signed_request(ctx.request, allowed_params=SIGNED_PARAMETERS)
     except SignedRequestError as exc:
         if exc.code == "timestamp_outside_recv_window":
             ts_value = ctx.params.get("timestamp")

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from accounts.sockets import CLOSE_AUTH_REVOKED, socket_should_close
 from kk99.publish import user_group
 from trading.selectors import market_list
 from trading.streams import binance as bn
@@ -118,6 +119,13 @@ class MarketUiConsumer(RouterConsumer):
             self.outbox.put(fr.render_heartbeat(now_ms()))
 
     # user group → this connection (only the owner's connections join it)
+    async def auth_revoked(self, event):
+        """The user's credentials changed (logout of this session, password, deactivation, a
+        key revoked): stop streaming private data (accounts.sockets)."""
+        session = self.scope.get("session")
+        if self.private_group and socket_should_close(event.get("payload") or {}, user_ids=[self.user.pk], session_key=getattr(session, "session_key", None)):
+            await self.close(code=CLOSE_AUTH_REVOKED)
+
     async def order_update(self, event):
         self._private_changed()
 

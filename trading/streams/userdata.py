@@ -18,19 +18,21 @@ Responses: ``{"id", "status": 200, "result", "rateLimits"}``; errors
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import json
 import time
 from decimal import Decimal
 
 from channels.db import database_sync_to_async
 
-from kk99.conf import kk99_setting
+from accounts.errors import SignedRequestError
+from accounts.network import client_ip
+from accounts.signing import SignedRequest, signed_request_verify
+from accounts.sockets import CLOSE_AUTH_REVOKED, socket_should_close
 from kk99.publish import user_group
+from trading.binance.errors import from_kk99
 from trading.streams.base import BINANCE_OUTBOX_LIMIT, MAX_INCOMING_PER_SECOND, CLOSE_POLICY, RouterConsumer
 
 REQUEST_WEIGHT_LIMIT = 6000
-FUTURE_TOLERANCE_MS = 1000
 
 
 class ApiError(Exception):
@@ -50,42 +52,40 @@ def _param_text(value) -> str:
     return str(value)
 
 
-@database_sync_to_async
-def verify_signed_params(params: dict, client_ip: str | None):
-    """The API key's user for signed WebSocket-API params, or :class:`ApiError`."""
-    from accounts import selectors, services
-    from accounts.signing import sign
-    from accounts.validators import ip_allowed
+WS_SUBSCRIBE_PARAMETERS = frozenset({"apiKey"})
 
-    if not isinstance(params, dict):
+
+def signed_request_from_ws(params, client_ip: str | None) -> SignedRequest:
+    """The WebSocket API's signed ``params`` as the one verifier's input: scalars only, the
+    payload is :func:`signature_payload`."""
+    if not isinstance(params, dict) or not params:
         raise ApiError(400, -1102, "Mandatory parameter 'params' was not sent, was empty/null, or malformed.")
+    if any(isinstance(v, (dict, list)) or v is None for v in params.values()):
+        raise ApiError(400, -1100, "Illegal characters found in a parameter: values must be strings or numbers.")
     key = params.get("apiKey")
     if not isinstance(key, str) or not key or len(key) > 64:
         raise ApiError(401, -2014, "API-key format invalid.")
-    for name in ("timestamp", "signature"):
-        if name not in params:
-            raise ApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-    api_key = selectors.api_key_get_active(key=key)
-    if api_key is None or not api_key.user.is_active:
-        raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-    if client_ip and not ip_allowed(client_ip, api_key.ip_allowlist):
-        raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+    signature = params.get("signature")
+    texts = {str(k): _param_text(v) for k, v in params.items() if k not in ("signature", "apiKey")}
+    return SignedRequest(
+        key=key, params=texts, payload=signature_payload(params).encode(),
+        signature=signature if isinstance(signature, str) else None, client_ip=client_ip,
+    )
+
+
+@database_sync_to_async
+def verify_signed_params(params: dict, client_ip: str | None):
+    """The API key's user for signed WebSocket-API params, or :class:`ApiError` — through
+    :func:`accounts.signing.signed_request_verify`, the same check as signed HTTP requests
+    (so an allow-listed key refuses a connection whose address is unknown). Returns
+    ``(user, api_key)``."""
+    signed = signed_request_from_ws(params, client_ip)
     try:
-        timestamp = int(params["timestamp"])
-        recv_window = int(params.get("recvWindow", kk99_setting("API_RECV_WINDOW_DEFAULT_MS")))
-    except (TypeError, ValueError):
-        raise ApiError(400, -1100, "Illegal characters found in parameter 'timestamp' or 'recvWindow'.") from None
-    if not 0 < recv_window <= int(kk99_setting("API_RECV_WINDOW_MAX_MS")):
-        raise ApiError(400, -1131, "recvWindow must be less than 60000")
-    now = int(time.time() * 1000)
-    if not (timestamp < now + FUTURE_TOLERANCE_MS and now - timestamp <= recv_window):
-        raise ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
-    expected = sign(services.api_key_secret(api_key=api_key), signature_payload(params))
-    # Compare bytes: compare_digest refuses non-ASCII str (a TypeError, not a bad signature).
-    if not hmac.compare_digest(expected.encode(), str(params["signature"]).lower().encode()):
-        raise ApiError(400, -1022, "Signature for this request is not valid.")
-    services.api_key_touch(api_key=api_key)
-    return api_key.user
+        user, api_key = signed_request_verify(signed, allowed_params=WS_SUBSCRIBE_PARAMETERS)
+    except SignedRequestError as exc:
+        err = from_kk99(exc)
+        raise ApiError(err.status, err.code, err.msg) from None
+    return user, api_key
 
 
 @database_sync_to_async
@@ -159,6 +159,7 @@ class WsApiConsumer(RouterConsumer):
 
     async def connect(self):
         self.subscriptions: dict[int, int] = {}  # subscriptionId → user id
+        self._sub_keys: dict[int, int] = {}  # subscriptionId → API key id it was signed with
         self._next_sub = 0
         self._orders: dict[int, dict] = {}
         self._announced: set[int] = set()
@@ -208,13 +209,13 @@ class WsApiConsumer(RouterConsumer):
         if method == "time":
             return {"serverTime": int(time.time() * 1000)}
         if method == "userDataStream.subscribe.signature":
-            client = self.scope.get("client") or [None]
-            user = await verify_signed_params(params, client[0])
+            user, api_key = await verify_signed_params(params, client_ip(self.scope))
             self._next_sub += 1
             sub_id = self._next_sub - 1
             if user.pk not in self.subscriptions.values():
                 await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
             self.subscriptions[sub_id] = user.pk
+            self._sub_keys[sub_id] = api_key.pk
             return {"subscriptionId": sub_id}
         if method == "userDataStream.unsubscribe":
             wanted = params.get("subscriptionId") if isinstance(params, dict) else None
@@ -231,6 +232,13 @@ class WsApiConsumer(RouterConsumer):
         raise ApiError(400, -1020, f"Unsupported operation: {method[:60]}")
 
     # --- the user's private events (only subscribed connections joined the user's group) ---
+
+    async def auth_revoked(self, message):
+        """A subscribed user's password changed, account was deactivated or an API key was
+        revoked: close the connection (accounts.sockets); the client re-subscribes with a
+        valid key."""
+        if socket_should_close(message.get("payload") or {}, user_ids=self.subscriptions.values()):
+            await self.close(code=CLOSE_AUTH_REVOKED)
 
     def _emit(self, user_id: int, event: dict) -> None:
         for sid, uid in self.subscriptions.items():
