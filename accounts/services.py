@@ -35,6 +35,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from django.views.decorators.debug import sensitive_variables
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -74,6 +75,7 @@ def _refresh_tokens_revoke_all(*, user: User) -> None:
 # --- Registration and email verification ----------------------------------------------------
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def user_register(*, email: str, password: str, request: HttpRequest | None = None) -> User:
     email = (email or "").strip().lower()
     if User.objects.filter(email__iexact=email).exists():
@@ -158,6 +160,7 @@ def password_reset_user(*, uidb64: str, token: str) -> User:
     return user
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def password_reset_confirm(*, uidb64: str, token: str, new_password: str, request: HttpRequest | None = None) -> User:
     user = password_reset_user(uidb64=uidb64, token=token)
     try:
@@ -172,6 +175,7 @@ def password_reset_confirm(*, uidb64: str, token: str, new_password: str, reques
     return user
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def password_change(*, user: User, old_password: str, new_password: str, request: HttpRequest | None = None) -> User:
     if not user.check_password(old_password):
         raise AccountsError(AccountsErrorCode.WRONG_PASSWORD, "The current password is not correct.")
@@ -190,6 +194,7 @@ def password_change(*, user: User, old_password: str, new_password: str, request
 # --- Login and logout -----------------------------------------------------------------------
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def credentials_check(*, email: str, password: str, request: HttpRequest | None = None) -> User:
     """The first factor. Audits a failure; raises ``invalid_credentials`` (401) for a wrong
     email, a wrong password or an inactive account alike."""
@@ -225,6 +230,7 @@ def login_failed_second_factor(*, user: User, request: HttpRequest | None = None
     audit_record(action=AuditAction.LOGIN_FAILED, target_user=user, target=f"user:{user.pk}", request=request, details={"reason": "totp"})
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def jwt_login(*, email: str, password: str, otp: str | None, request: HttpRequest | None = None) -> dict[str, str]:
     """API login: both factors, then an access + refresh pair."""
     user = credentials_check(email=email, password=password, request=request)
@@ -355,6 +361,7 @@ def _failure_count(user: User) -> None:
             cache.set(key, 1, TOTP_LOCK_SECONDS)
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def totp_verify(*, user: User, code: str | None, request: HttpRequest | None = None) -> bool:
     """True if ``code`` is a current TOTP code (not replayed) or an unused recovery code of
     ``user``, whose 2FA must be enabled. A recovery code is consumed. After
@@ -387,6 +394,7 @@ def totp_verify(*, user: User, code: str | None, request: HttpRequest | None = N
     return False
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def totp_setup_confirm(*, user: User, code: str, request: HttpRequest | None = None) -> list[str]:
     """Enable 2FA with the first valid code; return the recovery codes (shown once)."""
     if user.totp_enabled:
@@ -416,6 +424,7 @@ def _require_code(*, user: User, code: str | None, request: HttpRequest | None) 
         raise AccountsError(AccountsErrorCode.INVALID_TOTP_CODE, "The two-factor code is not correct.", status=403)
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def totp_disable(*, user: User, code: str, request: HttpRequest | None = None) -> None:
     if not user.totp_enabled:
         raise AccountsError(AccountsErrorCode.TOTP_NOT_ENABLED, "Two-factor authentication is not enabled.", status=409)
@@ -621,6 +630,7 @@ def user_set_kyc_tier(*, user: User, tier: int, actor: User, request: HttpReques
 # --- API keys -----------------------------------------------------------------------------
 
 
+@sensitive_variables("secret", "otp")
 def api_key_create(
     *,
     user: User,

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 from django.db import connections, router
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
+from django.views.decorators.debug import sensitive_variables
 
 from accounts import selectors, services
 from accounts.audit import client_ip
@@ -47,6 +48,7 @@ FUTURE_TOLERANCE_MS = 1000
 _FORM_TYPES = ("application/x-www-form-urlencoded", "")
 
 
+@sensitive_variables()
 def sign(secret: str, payload: str | bytes) -> str:
     """Hex HMAC-SHA256 of ``payload`` — what a client computes (used by tests and tools)."""
     data = payload.encode() if isinstance(payload, str) else payload
@@ -188,6 +190,7 @@ def _api_key_lookup(key: str, request=None) -> tuple[User, ApiKey] | None:
     return user, api_key
 
 
+@sensitive_variables()
 def verify_signed_request(request) -> tuple[User, ApiKey]:
     """Authenticate a Binance-style signed request. Returns ``(user, api_key)`` or raises a
     :class:`accounts.errors.SignedRequestError` subclass. Records the key's last use."""

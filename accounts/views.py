@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
@@ -57,6 +58,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/home.html")
 
 
+@sensitive_post_parameters()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("register")
@@ -76,6 +78,7 @@ def register(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/register.html", {"form": form})
 
 
+@sensitive_post_parameters()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("login")
@@ -97,6 +100,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/login.html", {"form": form, "next": next_url})
 
 
+@sensitive_post_parameters()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("login")
@@ -164,6 +168,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/password_reset.html", {"form": form})
 
 
+@sensitive_post_parameters()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("password_reset")
@@ -241,6 +246,7 @@ def _security_code_action(request: HttpRequest, action, on_success) -> HttpRespo
     return render(request, "accounts/security.html", _security_context(request, code_form=form), status=400)
 
 
+@sensitive_post_parameters()
 @login_required
 @never_cache
 @require_POST
@@ -258,6 +264,7 @@ def _totp_disabled(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:security")
 
 
+@sensitive_post_parameters()
 @login_required
 @never_cache
 @require_POST
@@ -266,6 +273,7 @@ def security_2fa_disable(request: HttpRequest) -> HttpResponse:
     return _security_code_action(request, services.totp_disable, lambda _: _totp_disabled(request))
 
 
+@sensitive_post_parameters()
 @login_required
 @never_cache
 @require_POST
@@ -278,6 +286,7 @@ def security_recovery_codes(request: HttpRequest) -> HttpResponse:
     )
 
 
+@sensitive_post_parameters()
 @login_required
 @never_cache
 @require_POST
@@ -301,6 +310,8 @@ def _api_keys_render(request: HttpRequest, form: ApiKeyForm, *, created=None, se
     return render(request, "accounts/api_keys.html", context, status=status)
 
 
+@sensitive_post_parameters()
+@sensitive_variables("secret")
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
