@@ -12,10 +12,10 @@ import os
 import secrets
 from pathlib import Path
 
-SECRET_KEY_FILE = "secret_key"
+KEY_FILE_NAME = "secret_key"
 
 
-def checkout_secret(var_dir: Path, name: str = SECRET_KEY_FILE, *, nbytes: int = 50) -> str:
+def checkout_secret(var_dir: Path, name: str = KEY_FILE_NAME, *, nbytes: int = 50) -> str:
     """The value kept in ``var_dir/name``, created (mode 0600) on first use. Safe when several
     processes of the checkout start at once: exactly one creates the file, all read it."""
     path = Path(var_dir) / name

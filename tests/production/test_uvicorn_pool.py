@@ -124,7 +124,7 @@ class Client:
         """Four requests: a FULL buy that crosses the resting sell, a FULL buy that rests, its
         cancel, the account. Returns (requests sent, status of the crossing order)."""
         taker = self.call("POST", "order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.0200", "price": "100.00", "newOrderRespType": "FULL"})
-        resting = self.call("POST", "order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.0200", "price": "90.00", "newOrderRespType": "FULL"})
+        resting = self.call("POST", "order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.0200", "price": "90.00", "newOrderRespType": "ACK"})
         if resting.get("orderId"):
             self.call("DELETE", "order", {"symbol": "BTCUSDT", "orderId": resting["orderId"]})
         self.call("GET", "account", {"omitZeroBalances": "true"})
