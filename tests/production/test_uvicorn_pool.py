@@ -71,6 +71,7 @@ def _production_env() -> dict[str, str]:
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "SECURE_SSL_REDIRECT": "0",
         "KK99_BINANCE_WEIGHT_PER_MINUTE": str(10**9),
+        "KK99_BINANCE_ORDER_RESULT_WAIT_SECONDS": "10",  # FULL waits for the fill even on a loaded machine
         "LOG_LEVEL": "WARNING",
     })
     return env
@@ -105,7 +106,7 @@ class Client:
         self.errors: list[str] = []
 
     def call(self, method: str, path: str, params: dict) -> dict:
-        query = signed_query(self.secret, params)
+        query = signed_query(self.secret, params, recv_window=60000)  # a loaded CI machine must not turn into -1021s
         headers = {"X-MBX-APIKEY": self.key}
         if method == "POST":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
