@@ -6,6 +6,8 @@ endpoints (2FA, API keys, KYC, password, logout) refuse API-key authentication: 
 trading key must not be able to mint more keys or switch 2FA off."""
 from __future__ import annotations
 
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
@@ -74,6 +76,7 @@ class _Scoped(APIView):
 # --- auth -------------------------------------------------------------------------------
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class RegisterApi(_Scoped):
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -112,6 +115,7 @@ class VerifyEmailResendApi(_Scoped):
         return Response({"detail": "A verification link is on its way."}, status=status.HTTP_202_ACCEPTED)
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class LoginApi(_Scoped):
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -139,6 +143,7 @@ class LoginApi(_Scoped):
         return Response(tokens)
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class RefreshApi(_Scoped):
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -177,6 +182,7 @@ class PasswordResetApi(_Scoped):
         return Response({"detail": "If an account exists for this email, a reset link is on its way."}, status=status.HTTP_202_ACCEPTED)
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class PasswordResetConfirmApi(_Scoped):
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -191,6 +197,7 @@ class PasswordResetConfirmApi(_Scoped):
         return Response({"detail": "Password changed. Sign in with the new password."})
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class PasswordChangeApi(APIView):
     permission_classes = ACCOUNT
 
@@ -238,6 +245,7 @@ class TotpSetupApi(APIView):
         return Response({"secret": setup.secret, "provisioning_uri": setup.provisioning_uri, "qr_data_uri": setup.qr_data_uri})
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class TotpConfirmApi(APIView):
     permission_classes = ACCOUNT
 
@@ -250,6 +258,7 @@ class TotpConfirmApi(APIView):
         return Response({"recovery_codes": codes})
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class TotpDisableApi(APIView):
     permission_classes = ACCOUNT
 
@@ -262,6 +271,7 @@ class TotpDisableApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class RecoveryCodesApi(APIView):
     permission_classes = ACCOUNT
 
@@ -319,6 +329,7 @@ ApiKeyPage = inline_serializer(
 )
 
 
+@method_decorator(sensitive_post_parameters(), name="dispatch")
 class ApiKeysApi(APIView):
     permission_classes = ACCOUNT
     parser_classes = [JSONParser, FormParser]

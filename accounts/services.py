@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from django.views.decorators.debug import sensitive_variables
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -77,6 +78,7 @@ def _refresh_tokens_revoke_all(*, user: User) -> None:
 # --- Registration and email verification ----------------------------------------------------
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def user_register(*, email: str, password: str, request: HttpRequest | None = None) -> User | None:
     """Register ``email``; answer the same whether or not it already has an account.
 
@@ -176,6 +178,7 @@ def password_reset_user(*, uidb64: str, token: str) -> User:
     return user
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def password_reset_confirm(*, uidb64: str, token: str, new_password: str, request: HttpRequest | None = None) -> User:
     user = password_reset_user(uidb64=uidb64, token=token)
     try:
@@ -211,6 +214,7 @@ def _api_keys_revoke_all(*, user: User, actor: User, request: HttpRequest | None
     return len(keys)
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def password_change(*, user: User, old_password: str, new_password: str, request: HttpRequest | None = None) -> User:
     if not user.check_password(old_password):
         raise AccountsError(AccountsErrorCode.WRONG_PASSWORD, "The current password is not correct.")
@@ -229,6 +233,7 @@ def password_change(*, user: User, old_password: str, new_password: str, request
 # --- Login and logout -----------------------------------------------------------------------
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def credentials_check(*, email: str, password: str, request: HttpRequest | None = None) -> User:
     """The first factor, for every password entry point (REST, HTML, admin). Audits a
     failure; raises ``invalid_credentials`` (401) for a wrong email, a wrong password or an
@@ -285,6 +290,7 @@ def login_failed_second_factor(*, user: User, request: HttpRequest | None = None
     audit_record(action=AuditAction.LOGIN_FAILED, target_user=user, target=f"user:{user.pk}", request=request, details={"reason": "totp"})
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def jwt_login(*, email: str, password: str, otp: str | None, request: HttpRequest | None = None) -> dict[str, str]:
     """API login: both factors, then an access + refresh pair."""
     user = credentials_check(email=email, password=password, request=request)
@@ -450,6 +456,7 @@ def _failure_count(user: User) -> None:
             cache.set(key, 1, TOTP_LOCK_SECONDS)
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def totp_verify(*, user: User, code: str | None, request: HttpRequest | None = None) -> bool:
     """True if ``code`` is a current TOTP code (not replayed) or an unused recovery code of
     ``user``, whose 2FA must be enabled. A recovery code is consumed. After
@@ -482,6 +489,7 @@ def totp_verify(*, user: User, code: str | None, request: HttpRequest | None = N
     return False
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def totp_setup_confirm(*, user: User, code: str, request: HttpRequest | None = None) -> list[str]:
     """Enable 2FA with the first valid code; return the recovery codes (shown once)."""
     if user.totp_enabled:
@@ -511,6 +519,7 @@ def _require_code(*, user: User, code: str | None, request: HttpRequest | None) 
         raise AccountsError(AccountsErrorCode.INVALID_TOTP_CODE, "The two-factor code is not correct.", status=403)
 
 
+@sensitive_variables("password", "new_password", "old_password", "otp", "code")
 def totp_disable(*, user: User, code: str, request: HttpRequest | None = None) -> None:
     if not user.totp_enabled:
         raise AccountsError(AccountsErrorCode.TOTP_NOT_ENABLED, "Two-factor authentication is not enabled.", status=409)
@@ -726,6 +735,7 @@ def user_set_kyc_tier(*, user: User, tier: int, actor: User, request: HttpReques
 # --- API keys -----------------------------------------------------------------------------
 
 
+@sensitive_variables("secret", "otp")
 def api_key_create(
     *,
     user: User,

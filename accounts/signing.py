@@ -70,6 +70,7 @@ FUTURE_TOLERANCE_MS = 1000
 _FORM_TYPES = ("application/x-www-form-urlencoded", "")
 
 
+@sensitive_variables()
 def sign(secret: str, payload: str | bytes) -> str:
     """Hex HMAC-SHA256 of ``payload`` — what a client computes (used by tests and tools)."""
     data = payload.encode() if isinstance(payload, str) else payload

@@ -14,7 +14,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
@@ -52,7 +52,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/home.html")
 
 
-@sensitive_post_parameters("password1", "password2")
+@sensitive_post_parameters()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("register")
@@ -72,7 +72,7 @@ def register(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/register.html", {"form": form})
 
 
-@sensitive_post_parameters("password")
+@sensitive_post_parameters()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("login")
@@ -98,7 +98,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/login.html", {"form": form, "next": next_url})
 
 
-@sensitive_post_parameters("code")
+@sensitive_post_parameters()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("login")
@@ -167,7 +167,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/password_reset.html", {"form": form})
 
 
-@sensitive_post_parameters("new_password1", "new_password2")
+@sensitive_post_parameters()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @form_ratelimit("password_reset")
@@ -245,6 +245,7 @@ def _security_code_action(request: HttpRequest, action, on_success) -> HttpRespo
     return render(request, "accounts/security.html", _security_context(request, code_form=form), status=400)
 
 
+@sensitive_post_parameters()
 @login_required
 @never_cache
 @require_POST
@@ -262,6 +263,7 @@ def _totp_disabled(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:security")
 
 
+@sensitive_post_parameters()
 @login_required
 @never_cache
 @require_POST
@@ -270,6 +272,7 @@ def security_2fa_disable(request: HttpRequest) -> HttpResponse:
     return _security_code_action(request, services.totp_disable, lambda _: _totp_disabled(request))
 
 
+@sensitive_post_parameters()
 @login_required
 @never_cache
 @require_POST
@@ -282,7 +285,7 @@ def security_recovery_codes(request: HttpRequest) -> HttpResponse:
     )
 
 
-@sensitive_post_parameters("old_password", "new_password1", "new_password2")
+@sensitive_post_parameters()
 @login_required
 @never_cache
 @require_POST
@@ -306,6 +309,8 @@ def _api_keys_render(request: HttpRequest, form: ApiKeyForm, *, created=None, se
     return render(request, "accounts/api_keys.html", context, status=status)
 
 
+@sensitive_post_parameters()
+@sensitive_variables("secret")
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])

@@ -3,7 +3,12 @@
 Browser WebSocket routes check their Origin themselves (kk99/routing.py); bot streams
 (Binance-compatible) send no Origin and must not be refused for it. In the embedded default
 (in-memory channel layer) the matching engine runs inside this process, started from the
-server's event loop (trading/streams/embedded.py)."""
+server's event loop (trading/streams/embedded.py).
+
+Without DJANGO_SETTINGS_MODULE this uses the development settings, which carry no published
+secret (a random SECRET_KEY per checkout, var/secret_key) and run with DEBUG off unless
+KK99_DEBUG=1. Production sets DJANGO_SETTINGS_MODULE=kk99.settings.production, which refuses
+to start on an unsafe configuration (docs/operations.md, "Fail-closed production settings")."""
 import os
 
 from django.core.asgi import get_asgi_application

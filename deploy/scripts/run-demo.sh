@@ -26,6 +26,11 @@ fi
 if has_command demo_bot; then
   "$PY" manage.py demo_bot & pids+=($!)
 fi
+# DEBUG stays off — friendly 404/500 pages, no settings or local variables shown — unless asked
+# for with KK99_DEBUG=1 (kk99/settings/dev.py). Static files are served by WhiteNoise either way.
+if [ "${KK99_DEBUG:-0}" = "1" ]; then
+  echo "KK99_DEBUG=1: DEBUG is ON — error pages show tracebacks; do not expose this server."
+fi
 "$PY" manage.py demo_banner
 "$PY" manage.py runserver "$HOST:$PORT" --noreload & pids+=($!)
 # Wait for the server; Ctrl-C or a TERM to this script stops every process it started.

@@ -11,12 +11,14 @@ from pathlib import Path
 import dj_database_url
 
 from .env import env_bool, env_int, env_list, env_str
+from .local_secrets import checkout_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("KK99_VAR_DIR", str(BASE_DIR / "var")))
 
-DEFAULT_SECRET_KEY = "kk99-insecure-development-key-do-not-use-in-production"
-SECRET_KEY = env_str("SECRET_KEY", DEFAULT_SECRET_KEY)
+# No published default: without SECRET_KEY in the environment, a random key generated once per
+# checkout and kept in var/ (kk99/settings/local_secrets.py). Production requires the variable.
+SECRET_KEY = env_str("SECRET_KEY") or checkout_secret(VAR_DIR)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -86,7 +88,19 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+    # PostgreSQL: psycopg's connection pool, one per process, bounded by DB_POOL_MAX_SIZE.
+    # Persistent connections (CONN_MAX_AGE > 0) are not safe under ASGI — every request may run
+    # on a new executor thread, and each thread kept its own connection until PostgreSQL's
+    # max_connections was reached. Sizing: docs/operations.md, "Database connections".
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DB_POOL", True):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+            # Seconds a request waits for a free connection before failing (PoolTimeout).
+            "timeout": env_int("DB_POOL_TIMEOUT", 10),
+        }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -236,6 +250,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+
+# Error reports (debug pages, logged tracebacks) hide @sensitive_variables /
+# @sensitive_post_parameters values and credential-like settings even with DEBUG on.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "kk99.debug.KK99ExceptionReporterFilter"
 
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -1,5 +1,15 @@
-"""Development and the embedded demo (`make run`)."""
+"""Development and the embedded demo (`make run`).
+
+DEBUG is off unless asked for (``KK99_DEBUG=1``, or ``DEBUG=1``): the demo shows the friendly
+404/500 pages, and a debug page — settings, local variables — appears only on purpose.
+Static files are served by WhiteNoise from the apps' static directories either way."""
+import warnings
+
 from .base import *  # noqa: F401,F403
 from .env import env_bool
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("KK99_DEBUG", env_bool("DEBUG", False))
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+# The demo serves static files from the apps (finders), not from a collectstatic output.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")

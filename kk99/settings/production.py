@@ -1,21 +1,26 @@
-"""Production: refuses to start with DEBUG on, the default secret key, or no hosts.
+"""Production: fails closed. It refuses to start — with one message listing every problem and
+its fix — when a setting would be unsafe with real money: DEBUG on, SECRET_KEY or the Fernet key
+missing/weak, no hosts, Vault not configured, an email backend that delivers nothing, Celery
+running tasks in-process, an in-memory channel layer or a per-process cache, unbounded database
+connections. The rules live in ``kk99/settings/safety.py`` and are also the ``kk99.E0xx``
+system checks, so ``manage.py check --deploy`` fails on each.
+
+``KK99_ALLOW_LOCAL_SECRETS=1`` lets a test deployment start without Vault (secrets from local
+settings / the development mnemonic); ``check --deploy`` still reports it as an error.
 HTTPS-only cookies, HSTS, JSON logs."""
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F401,F403
-from .base import DEFAULT_SECRET_KEY, KK99, LOGGING, SECRET_KEY
+from .base import KK99, LOGGING
 from .env import env_bool, env_int, env_list, env_str
+from .safety import deployment_problems, refusal_message
 
-if env_bool("DEBUG", False):
-    raise ImproperlyConfigured("DEBUG must be off in production settings.")
-DEBUG = False
-if not SECRET_KEY or SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50:
-    raise ImproperlyConfigured("SECRET_KEY must be set to a random value of at least 50 characters.")
+DEBUG = env_bool("DEBUG", False)
+# Only the environment: never the per-checkout development key base.py falls back to.
+SECRET_KEY = env_str("SECRET_KEY", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
-if not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("ALLOWED_HOSTS must name the hosts this exchange serves.")
-if not env_str("KK99_API_KEY_ENCRYPTION_KEY"):
-    raise ImproperlyConfigured("KK99_API_KEY_ENCRYPTION_KEY must be set (a Fernet key) in production.")
+ALLOW_LOCAL_SECRETS = env_bool("KK99_ALLOW_LOCAL_SECRETS", False)
+KK99 = {**KK99, "VAULT_ALLOW_LOCAL_FALLBACK": ALLOW_LOCAL_SECRETS}
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -26,4 +31,7 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 LOGGING = {**LOGGING, "handlers": {**LOGGING["handlers"], "console": {**LOGGING["handlers"]["console"], "formatter": "json"}}}
-KK99 = {**KK99}
+
+_problems = [p for p in deployment_problems(globals().get) if not (p.id == "kk99.E001" and ALLOW_LOCAL_SECRETS)]
+if _problems:
+    raise ImproperlyConfigured(refusal_message(_problems))

@@ -34,6 +34,7 @@ from bip_utils import (
     TrxAddrEncoder,
     WifEncoder,
 )
+from django.views.decorators.debug import sensitive_variables
 
 from wallets.chains.chain import Chain, btc_network
 
@@ -93,6 +94,7 @@ def _dev_seed() -> bytes:
     return Bip39SeedGenerator(DEVELOPMENT_MNEMONIC).Generate()
 
 
+@sensitive_variables()
 def development_secret(path: str) -> dict[str, Any] | None:
     """The development stand-in for the Vault secret at ``path`` (chains only), else None."""
     parts = path.strip("/").split("/")

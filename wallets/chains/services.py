@@ -30,6 +30,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.audit import audit_record
 from accounts.selectors import kyc_limits, user_can_withdraw
@@ -550,6 +551,7 @@ def withdrawal_reject(*, withdrawal_id: int, staff, reason: str, request: HttpRe
     return withdrawal
 
 
+@sensitive_variables()
 def withdrawal_sign(*, withdrawal_id: int, adapter: ChainAdapter | None = None) -> Withdrawal:
     """Sign an approved withdrawal with the hot-wallet key from Vault and commit the signed
     bytes, txid and nonce (status ``signed``). Never signs anything not ``approved``."""

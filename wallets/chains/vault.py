@@ -29,6 +29,7 @@ from typing import Any
 
 import hvac
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from hvac.exceptions import Forbidden, InvalidPath, VaultError
 from requests.exceptions import RequestException
 
@@ -99,6 +100,7 @@ def _warn_fallback(path: str) -> None:
         warnings.warn(message, LocalSecretsWarning, stacklevel=3)
 
 
+@sensitive_variables()
 def _fallback(path: str) -> dict[str, Any]:
     if not kk99_setting("VAULT_ALLOW_LOCAL_FALLBACK"):
         raise SecretUnavailable("Vault is not configured and the local fallback is disabled.", path=path)
@@ -114,6 +116,7 @@ def _fallback(path: str) -> dict[str, Any]:
     return secret
 
 
+@sensitive_variables()
 def secret_read(path: str) -> dict[str, Any]:
     """The latest version of the KV v2 secret at ``<prefix>/<path>``."""
     if not vault_configured():
@@ -154,6 +157,7 @@ def deposit_key_read(chain: str) -> dict[str, Any]:
     return secret_read(f"chains/{chain}/deposit")
 
 
+@sensitive_variables()
 def hot_wallet_read(chain: str) -> dict[str, Any]:
     """The hot wallet of ``chain`` (``private_key``, ``address``). Only the signing task calls this."""
     return secret_read(f"chains/{chain}/hot")

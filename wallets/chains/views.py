@@ -9,6 +9,7 @@ import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from kk99.conf import kk99_setting
@@ -49,6 +50,7 @@ def deposit_list(request):
     return render(request, "chains/_deposit_list.html", {"deposits": selectors.deposits_for_user(user=request.user, chain=chain), "chain": chain})
 
 
+@sensitive_post_parameters("otp")
 @login_required
 @require_http_methods(["GET", "POST"])
 def withdraw(request):

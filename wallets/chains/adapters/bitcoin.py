@@ -14,6 +14,7 @@ import json
 from decimal import Decimal
 
 from bitcoin.rpc import JSONRPCError, RawProxy
+from django.views.decorators.debug import sensitive_variables
 
 from wallets.chains.adapters.base import Block, ChainAdapter, SignedTx, Transfer, TxState, Watch
 from wallets.chains.errors import ChainsError, ChainsErrorCode, ChainUnavailable
@@ -100,6 +101,7 @@ class BitcoinAdapter(ChainAdapter):
             pass
         return DEFAULT_FEE_RATE_SAT_VB
 
+    @sensitive_variables()
     def sign_transfer(self, *, private_key: str, from_address: str, to: str, amount_base: int, contract: str, nonce: int | None) -> SignedTx:
         rate = self._fee_rate()
         chosen: list[dict] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from django.views.decorators.debug import sensitive_variables
 from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
 
@@ -97,6 +98,7 @@ class EthereumAdapter(ChainAdapter):
     def next_nonce(self, address: str) -> int:
         return int(self._call(self.w3.eth.get_transaction_count, to_checksum_address(address), "pending"))
 
+    @sensitive_variables()
     def sign_transfer(self, *, private_key: str, from_address: str, to: str, amount_base: int, contract: str, nonce: int | None) -> SignedTx:
         if nonce is None:
             raise ValueError("An Ethereum transaction needs a nonce.")

@@ -18,6 +18,7 @@ import urllib.request
 from itertools import count
 
 import base58
+from django.views.decorators.debug import sensitive_variables
 from nacl.signing import SigningKey
 
 from wallets.chains.adapters.base import Block, ChainAdapter, SignedTx, Transfer, TxState, Watch
@@ -122,6 +123,7 @@ class SolanaAdapter(ChainAdapter):
     def balance(self, address: str, contract: str = "") -> int:
         return int(self.rpc("getBalance", [address, {"commitment": "finalized"}])["value"])
 
+    @sensitive_variables()
     def sign_transfer(self, *, private_key: str, from_address: str, to: str, amount_base: int, contract: str, nonce: int | None) -> SignedTx:
         if contract:
             raise ChainUnavailable("SPL token withdrawals are not supported.")

@@ -16,6 +16,7 @@ import base58
 from tronpy import Tron
 from tronpy.keys import PrivateKey, to_hex_address
 from tronpy.providers import HTTPProvider
+from django.views.decorators.debug import sensitive_variables
 
 from wallets.chains.adapters.base import Block, ChainAdapter, SignedTx, Transfer, TxState, Watch
 from wallets.chains.errors import ChainUnavailable, TransactionExpired
@@ -99,6 +100,7 @@ class TronAdapter(ChainAdapter):
         )
         return int((result.get("constant_result") or ["0"])[0] or "0", 16)
 
+    @sensitive_variables()
     def sign_transfer(self, *, private_key: str, from_address: str, to: str, amount_base: int, contract: str, nonce: int | None) -> SignedTx:
         ref_block_id = self.solid_block()["blockID"]
         if contract:
