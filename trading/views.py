@@ -11,8 +11,11 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from kk99.devmail import mailbox_enabled
 from kk99.errors import KK99Error
+from kk99.numbers import fmt_amount
 from trading import selectors, services
+from trading.errors import TradingErrorCode
 from trading.models import Order
 from trading.streams import fragments as fr
 from trading.streams import stats
@@ -63,16 +66,32 @@ def _trade_context(request: HttpRequest, market) -> dict:
         for t in trade_list_recent(market=market, limit=fr.TRADE_ROWS)
     ]
     ticker = stats.ticker_24h(market=market)
+    ctx_markets = list(selectors.market_list())
     ctx = {
-        "market": market, "mf": mf, "markets": selectors.market_list(), "intervals": CHART_INTERVALS,
+        "market": market, "mf": mf, "markets": ctx_markets, "intervals": CHART_INTERVALS,
         "book": fr.book_context(mf, {"last_update_id": snapshot.get("last_update_id", 0), "bids": snapshot.get("bids", [])[:fr.BOOK_ROWS], "asks": snapshot.get("asks", [])[:fr.BOOK_ROWS]}, last_price=ticker.close),
         "trades": fr.trades_context(mf, trades), "ticker": fr.ticker_context(mf, ticker),
         "buy_form": _form_context(market, "BUY"), "sell_form": _form_context(market, "SELL"),
         "open_orders": fr.open_orders_context(user=user, market=market), "history": fr.history_context(user=user, market=market),
         "fills": fr.fills_context(user=user, market=market), "balances": fr.balances_context(user=user, market=market),
         "maker_fee_pct": market.maker_fee * 100, "taker_fee_pct": market.taker_fee * 100,
+        "trade_notice": _trade_notice(user), "demo_mailbox": mailbox_enabled(),
+        "picker": [fr.market_row(m, stats.ticker_24h(market=m)) for m in ctx_markets],
     }
     return ctx
+
+
+def _trade_notice(user) -> str:
+    """What a signed-in user who cannot trade yet has to do, shown above the order form."""
+    from accounts.selectors import user_can_trade
+
+    if not user.is_authenticated or user_can_trade(user=user):
+        return ""
+    if user.is_frozen:
+        return "frozen"
+    if user.email_verified_at is None:
+        return "verify_email"
+    return "kyc"
 
 
 FRAGMENTS = {
@@ -133,6 +152,69 @@ def _render_order_response(request: HttpRequest, market, side: str, form_ctx: di
     return HttpResponse(html)
 
 
+FIELD_LABELS = {"price": "price", "stop_price": "stop price", "quantity": "amount", "quote_order_qty": "total"}
+FILTER_FIELDS = {"PRICE_FILTER": "price", "PERCENT_PRICE": "price", "LOT_SIZE": "quantity", "NOTIONAL": "quantity"}
+
+
+def order_error_plain(exc: KK99Error, *, market, values: dict) -> tuple[str, str]:
+    """A refused order in the words a trader uses, and the form field it concerns ("form" when
+    none): chosen by the error's code and structured details, never by parsing API wording."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    code = exc.code
+    param = details.get("param")
+    if code == TradingErrorCode.INVALID_PARAMETER and param in FIELDS:
+        label = FIELD_LABELS[param]
+        if not values.get(param):
+            return param, f"Enter the {label}."
+        return param, f"The {label} must be a positive number, like 0.5 or 60000.25."
+    if code == TradingErrorCode.FILTER_FAILURE:
+        name = details.get("filter", "")
+        field = param if param in FIELDS else FILTER_FIELDS.get(name, "form")
+        if name == "PRICE_FILTER" and field in ("price", "stop_price"):
+            return field, f"The {FIELD_LABELS[field]} must be a multiple of {fmt_amount(market.tick_size, 18)} {market.quote.symbol}."
+        if name == "LOT_SIZE":
+            step, qty = market.step_size, _decimal_or_none(values.get("quantity"))
+            if qty is not None and qty % step:
+                return "quantity", f"The amount must be a multiple of {fmt_amount(step, 18)} {market.base.symbol}."
+            return "quantity", f"The amount must be between {fmt_amount(market.min_qty, 18)} and {fmt_amount(market.max_qty, 18)} {market.base.symbol}."
+        if name == "NOTIONAL":
+            return "quantity", f"The order is too small: its total must be at least {fmt_amount(market.min_notional, 18)} {market.quote.symbol}."
+        # PERCENT_PRICE and the rest: the service's sentence without the API's "Filter failure: X." prefix.
+        text = exc.message.split(". ", 1)[-1]
+        return field, text[:1].upper() + text[1:]
+    if code == TradingErrorCode.INSUFFICIENT_BALANCE:
+        asset = details.get("asset", "")
+        return "form", f"Not enough {asset}: this order needs {fmt_amount(details.get('required'))} {asset} available."
+    if code == TradingErrorCode.KYC_TRADING_NOT_ALLOWED:
+        return "form", "Verify your email address first (see your dashboard), then you can trade."
+    if code == TradingErrorCode.KYC_ORDER_LIMIT:
+        return "form", f"Orders above {fmt_amount(details.get('max_order_notional'))} USDT need a higher verification level."
+    field = param if param in FIELDS else "form"
+    return field, exc.message
+
+
+def _decimal_or_none(value):
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(value) if value else None
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def order_outcome_text(order: Order, mf) -> str:
+    """The inline status (and toast) right after placing: accepted, or what already happened."""
+    qty = mf.qty(order.quantity) + " " + mf.base if order.quantity is not None else fr.fmt(order.quote_order_qty, mf.price_places) + " " + mf.quote
+    at = f" at {mf.price(order.price)}" if order.price is not None else " at market"
+    what = f"{order.side.title()} {qty}{at}"
+    status = order.status
+    if status == Order.Status.FILLED:
+        return f"{what}: filled."
+    if status == Order.Status.REJECTED:
+        return f"{what}: rejected — {fr.reject_reason_text(order.reject_reason) or 'refused by the engine'}."
+    return f"{what}: order #{order.pk} placed."
+
+
 @require_POST
 @login_required
 def order_create(request: HttpRequest, symbol: str) -> HttpResponse:
@@ -151,13 +233,12 @@ def order_create(request: HttpRequest, symbol: str) -> HttpResponse:
     try:
         order = services.order_place(user=request.user, market=market, side=side, type=order_type, **kwargs)
     except KK99Error as exc:
-        field = exc.details.get("param") if isinstance(exc.details, dict) else None
-        errors = {field if field in FIELDS else "form": exc.message}
-        ctx = _form_context(market, side, values=values, errors=errors, order_type=order_type)
+        field, text = order_error_plain(exc, market=market, values=values)
+        ctx = _form_context(market, side, values=values, errors={field: text}, order_type=order_type)
         if not _is_htmx(request):
             return render(request, "trading/trade.html", {**_trade_context(request, market), f"{side.lower()}_form": ctx}, status=exc.status)
         return _render_order_response(request, market, side, ctx, placed=False)
-    message = f"{order.side.title()} order #{order.pk} placed."
+    message = order_outcome_text(order, fr.MarketFormat.of(market))
     if not _is_htmx(request):
         return redirect("trading:trade", symbol=market.symbol)
     keep = {"price": values["price"]} if order_type != "MARKET" else {}
@@ -180,6 +261,20 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
         return redirect(request.POST.get("next") or reverse("trading:orders"))
     ctx = fr.open_orders_context(user=request.user, market=order.market)
     return render(request, "trading/_open_orders.html", {**ctx, "error": error})
+
+
+@require_POST
+@login_required
+def order_cancel_all(request: HttpRequest, symbol: str) -> HttpResponse:
+    """Cancel every open order of the user in this market (the engine confirms each)."""
+    market = _market(symbol)
+    orders = services.order_cancel_all(user=request.user, market=market)
+    if not _is_htmx(request):
+        return redirect("trading:trade", symbol=market.symbol)
+    ctx = fr.open_orders_context(user=request.user, market=market)
+    n = len(orders)
+    note = f"Cancelling {n} order{'s' if n != 1 else ''}." if n else "No open orders to cancel."
+    return render(request, "trading/_open_orders.html", {**ctx, "toast": note})
 
 
 # --- portfolio, orders, fills -------------------------------------------------------------
@@ -220,6 +315,6 @@ def _recent_fills(user, limit: int = 200) -> list[dict]:
         fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
         out.append({
             "symbol": t.market.symbol, "id": t.trade_id, "time": t.created_at, "side": t.side_for(user.pk), "price": mf.price(t.price), "qty": mf.qty(t.qty),
-            "quote": fr.fmt(t.quote_qty, mf.price_places), "fee": f"{fee.normalize():f}", "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
+            "quote": fr.fmt(t.quote_qty, mf.price_places), "fee": fmt_amount(fee), "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
         })
     return out

@@ -15,6 +15,8 @@ from decimal import Decimal
 
 from django.template.loader import render_to_string
 
+from kk99.numbers import fmt_amount, fmt_fixed
+
 ZERO = Decimal(0)
 BOOK_ROWS = 14
 TRADE_ROWS = 40
@@ -28,10 +30,8 @@ def places(increment: Decimal) -> int:
 
 
 def fmt(value, digits: int, *, grouping: bool = True) -> str:
-    if value is None or value == "":
-        return "—"
-    d = Decimal(str(value))
-    return f"{d:,.{digits}f}" if grouping else f"{d:.{digits}f}"
+    """A market column at its precision: the one formatter, :func:`kk99.numbers.fmt_fixed`."""
+    return fmt_fixed(value, digits, grouping=grouping)
 
 
 def fmt_compact(value: Decimal) -> str:
@@ -188,7 +188,7 @@ def fills_context(*, user, market, limit: int = 30) -> dict:
             fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
             rows.append({
                 "id": t.trade_id, "time": t.created_at, "side": t.side_for(user.pk), "price": mf.price(t.price), "qty": mf.qty(t.qty),
-                "quote": fmt(t.quote_qty, mf.price_places), "fee": f"{fee.normalize():f}", "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
+                "quote": fmt(t.quote_qty, mf.price_places), "fee": fmt_amount(fee), "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
             })
     return {"mf": mf, "fills": rows}
 
@@ -201,8 +201,41 @@ def balances_context(*, user, market) -> dict:
     if user.is_authenticated:
         for asset in (market.base, market.quote):
             b = balance_get(user=user, asset=asset)
-            rows[asset.symbol] = {"asset": asset.symbol, "available": b.available, "locked": b.locked, "available_fmt": fmt(b.available, min(asset.precision, 8))}
-    return {"mf": mf, "base": rows.get(market.base.symbol), "quote": rows.get(market.quote.symbol), "authenticated": user.is_authenticated}
+            rows[asset.symbol] = {
+                "asset": asset.symbol, "available": b.available, "locked": b.locked, "total": b.available + b.locked,
+                "available_fmt": fmt_amount(b.available, asset.precision),
+            }
+    return {
+        "mf": mf, "base": rows.get(market.base.symbol), "quote": rows.get(market.quote.symbol), "rows": list(rows.values()),
+        "authenticated": user.is_authenticated,
+    }
+
+
+REASON_TEXT = {
+    "would_trigger_immediately": "the stop price was already reached; use a limit order",
+    "no_liquidity": "nothing to trade against in the book",
+    "fok_unfillable": "could not be filled completely at once",
+    "ioc_remainder": "the part not filled at once was cancelled",
+    "post_only_would_take": "post-only order would have traded at once",
+    "budget_exhausted": "the amount to spend ran out",
+    "session_closed": "the market's trading session is closed",
+    "stp_expire_taker": "it would have traded with your own order",
+    "stp_expire_maker": "another order of yours would have traded with it",
+    "stp_expire_both": "it would have traded with your own order",
+    "stp_decrement": "it would have traded with your own order",
+    "user_cancel": "",
+}
+
+
+def reject_reason_text(reason: str) -> str:
+    """An order's end reason (engine code, e.g. ``would_trigger_immediately``) in plain words."""
+    if not reason:
+        return ""
+    if reason in REASON_TEXT:
+        return REASON_TEXT[reason]
+    if reason.startswith("market_"):
+        return "the market is " + reason.removeprefix("market_").replace("_", " ")
+    return reason.replace("_", " ")
 
 
 def _order_row(mf: MarketFormat, o) -> dict:
@@ -214,17 +247,20 @@ def _order_row(mf: MarketFormat, o) -> dict:
         "price": mf.price(o.price) if o.price is not None else "Market", "stop": mf.price(o.stop_price) if o.stop_price is not None else "",
         "qty": mf.qty(o.quantity) if o.quantity is not None else fmt(o.quote_order_qty, mf.price_places) + " " + mf.quote,
         "executed": mf.qty(executed), "filled_pct": filled_pct, "avg": mf.price(avg) if avg is not None else "—",
-        "status": o.display_status.replace("_", " ").title(), "reason": o.reject_reason, "cancelable": o.is_open and not o.cancel_requested,
+        "status": o.display_status.replace("_", " ").title(), "reason": reject_reason_text(o.reject_reason), "raw_status": o.status, "raw_price": f"{o.price.normalize():f}" if o.price is not None else "",
+        "raw_qty": str(o.quantity or ""), "raw_executed": str(executed), "symbol": mf.symbol, "base": mf.base, "quote": mf.quote, "cancelable": o.is_open and not o.cancel_requested,
         "canceling": o.is_open and o.cancel_requested,
     }
 
 
 def render_private(*, user, market) -> str:
     """Every private fragment of the trading page, concatenated for one out-of-band push."""
+    balances = balances_context(user=user, market=market)
     parts = [
         render_to_string("trading/_open_orders.html", open_orders_context(user=user, market=market)),
         render_to_string("trading/_order_history.html", history_context(user=user, market=market)),
         render_to_string("trading/_fills.html", fills_context(user=user, market=market)),
-        render_to_string("trading/_balances.html", balances_context(user=user, market=market)),
+        render_to_string("trading/_balances.html", balances),
+        render_to_string("trading/_balances_tab.html", balances),
     ]
     return "".join(parts)
