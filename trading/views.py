@@ -41,8 +41,7 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 @require_GET
 def markets(request: HttpRequest) -> HttpResponse:
-    rows = [fr.market_row(m, stats.ticker_24h(market=m)) for m in selectors.market_list()]
-    return render(request, "trading/markets.html", {"rows": rows})
+    return render(request, "trading/markets.html", {"rows": fr.market_rows()})
 
 
 # --- the trading page ----------------------------------------------------------------------
@@ -76,7 +75,7 @@ def _trade_context(request: HttpRequest, market) -> dict:
         "fills": fr.fills_context(user=user, market=market), "balances": fr.balances_context(user=user, market=market),
         "maker_fee_pct": market.maker_fee * 100, "taker_fee_pct": market.taker_fee * 100,
         "trade_notice": _trade_notice(user), "demo_mailbox": mailbox_enabled(),
-        "picker": [fr.market_row(m, stats.ticker_24h(market=m)) for m in ctx_markets],
+        "picker": fr.market_rows(ctx_markets),
     }
     return ctx
 

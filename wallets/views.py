@@ -1,5 +1,6 @@
 """Browser views of the ledger: the balances fragment (loaded by the dashboard with HTMX) and
-the journal page. Read-only; every amount is formatted by :func:`wallets.formatting.amount_str`."""
+the journal page. Read-only; balances are shown by the UI's formatter (:func:`kk99.numbers.fmt_amount`:
+thousands separators, no trailing zeros), journal amounts exactly (:func:`wallets.formatting.amount_str`)."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
@@ -8,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from kk99.numbers import fmt_amount
 from wallets.formatting import amount_str
 from wallets.models import Asset
 from wallets.selectors import balances_for_user, journal_for_user
@@ -20,9 +22,9 @@ def balances_context(*, user) -> dict:
         {
             "symbol": row.asset.symbol,
             "name": row.asset.name,
-            "available": amount_str(row.available, row.asset),
-            "locked": amount_str(row.locked, row.asset),
-            "total": amount_str(row.total, row.asset),
+            "available": fmt_amount(row.available, row.asset.precision),
+            "locked": fmt_amount(row.locked, row.asset.precision),
+            "total": fmt_amount(row.total, row.asset.precision),
             "is_zero": not row.available and not row.locked,
         }
         for row in balances_for_user(user=user)

@@ -160,16 +160,23 @@
     return isNaN(n) ? -Infinity : n;
   }
 
+  function applyFilter(box) {
+    var table = document.getElementById(box.dataset.filterFor);
+    var q = box.value.trim().toLowerCase();
+    if (!table) return;
+    table.querySelectorAll("tbody tr[data-search]").forEach(function (row) {
+      row.hidden = q !== "" && row.dataset.search.toLowerCase().indexOf(q) < 0;
+    });
+  }
+
   function initTables() {
     document.addEventListener("input", function (e) {
-      var box = e.target.closest("[data-filter-for]");
-      if (!box) return;
-      var table = document.getElementById(box.dataset.filterFor);
-      var q = box.value.trim().toLowerCase();
-      if (!table) return;
-      table.querySelectorAll("tbody tr[data-search]").forEach(function (row) {
-        row.hidden = q !== "" && row.dataset.search.toLowerCase().indexOf(q) < 0;
-      });
+      var box = e.target.closest && e.target.closest("[data-filter-for]");
+      if (box) applyFilter(box);
+    });
+    // Live rows are swapped in whole: filter them again.
+    document.body.addEventListener("htmx:oobAfterSwap", function () {
+      document.querySelectorAll("[data-filter-for]").forEach(function (box) { if (box.value) applyFilter(box); });
     });
     document.addEventListener("click", function (e) {
       var th = e.target.closest("th[data-sort]");
@@ -230,8 +237,8 @@
     initCopy();
     initFill();
     showServerToasts(document);
-    document.body.addEventListener("htmx:afterSettle", function (e) { showServerToasts(e.target); });
-    document.body.addEventListener("htmx:oobAfterSwap", function (e) { showServerToasts(e.target); });
+    document.body.addEventListener("htmx:afterSettle", function () { showServerToasts(document); });
+    document.body.addEventListener("htmx:oobAfterSwap", function () { showServerToasts(document); });
   }
   if (document.readyState !== "loading") init(); else document.addEventListener("DOMContentLoaded", init);
 })();

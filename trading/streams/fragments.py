@@ -111,7 +111,7 @@ def ticker_context(mf: MarketFormat, ticker, *, direction: str = "") -> dict:
         "t": {
             "last": mf.price(ticker.close), "change": mf.price(ticker.change), "pct": f"{pct:+.2f}", "up": pct >= 0,
             "high": mf.price(ticker.high), "low": mf.price(ticker.low), "volume": fmt_compact(ticker.volume),
-            "quote_volume": fmt_compact(ticker.quote_volume), "raw_last": str(ticker.close),
+            "quote_volume": fmt_compact(ticker.quote_volume), "raw_last": str(ticker.close), "raw_quote_volume": str(ticker.quote_volume),
         },
         "direction": direction,
     }
@@ -144,6 +144,14 @@ def render_heartbeat(ts: int) -> str:
 
 def render_market_row(market_row: dict) -> str:
     return render_to_string("trading/_market_row.html", {"m": market_row, "oob": True})
+
+
+def market_rows(markets=None) -> list[dict]:
+    """Every market with its 24 h ticker, as rows (markets page, home page, market picker)."""
+    from trading.selectors import market_list
+    from trading.streams.stats import ticker_24h
+
+    return [market_row(m, ticker_24h(market=m)) for m in (market_list() if markets is None else markets)]
 
 
 def market_row(market, ticker) -> dict:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from kk99.numbers import fmt_amount
 from wallets.chains.models import ChainAsset
 
 
@@ -14,4 +15,4 @@ class WithdrawalForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["chain_asset"].queryset = ChainAsset.objects.filter(is_active=True, asset__withdraw_enabled=True).select_related("asset")
-        self.fields["chain_asset"].label_from_instance = lambda ca: f"{ca.asset.symbol} on {ca.get_chain_display()} (network fee {ca.withdrawal_fee.normalize()}, min {ca.min_withdrawal.normalize()})"
+        self.fields["chain_asset"].label_from_instance = lambda ca: f"{ca.asset.symbol} on {ca.get_chain_display()} (network fee {fmt_amount(ca.withdrawal_fee)}, min {fmt_amount(ca.min_withdrawal)})"
