@@ -358,7 +358,13 @@
       if (last && last.textContent.trim()) document.title = last.textContent.trim() + " " + pair + " · KK99";
     }
     afterUpdate();
-    document.body.addEventListener("htmx:afterSettle", afterUpdate);
+    // Whatever swapped (socket push, form response, cancel), look once per frame.
+    var queued = false;
+    new MutationObserver(function () {
+      if (queued) return;
+      queued = true;
+      window.requestAnimationFrame(function () { queued = false; afterUpdate(); });
+    }).observe(root, { childList: true, subtree: true });
 
     // Live connection state, heartbeat watchdog, a fresh chart history after a reconnect.
     var live = document.getElementById("live-indicator");
@@ -381,7 +387,6 @@
     root.addEventListener("htmx:wsAfterMessage", function (e) {
       lastMessage = Date.now();
       if (chart && e.detail.message.indexOf('id="chart-ticks"') >= 0) chart.applyTicks();
-      afterUpdate();
     });
     setInterval(function () {
       if (socket && Date.now() - lastMessage > STALE_MS) {
