@@ -4,6 +4,7 @@ orders and fills. Views validate input and call services / selectors; a business
 gets only the fragment it asked for — the same template the WebSocket pushes."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
@@ -287,12 +288,79 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     return render(request, "trading/portfolio.html", portfolio_for_user(user=request.user))
 
 
+class OrderFilterForm(forms.Form):
+    """The Orders page's filters (GET); every field optional."""
+    symbol = forms.ChoiceField(required=False, label="Market")
+    side = forms.ChoiceField(required=False, choices=[("", "Any side"), ("BUY", "Buy"), ("SELL", "Sell")])
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), ("open", "Open"), *[(s.value, s.value.replace("_", " ").title()) for s in Order.Status if s.value not in Order.OPEN_STATUSES]])
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["symbol"].choices = [("", "All markets")] + [(m.symbol, f"{m.base.symbol}/{m.quote.symbol}") for m in selectors.market_list()]
+
+
+ORDER_LIMIT = 500
+CSV_LIMIT = 10_000
+
+
+def _filtered_orders(user, data: dict, *, limit: int = ORDER_LIMIT):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user)
+    if data.get("symbol"):
+        qs = qs.filter(market__symbol=data["symbol"])
+    if data.get("side"):
+        qs = qs.filter(side=data["side"])
+    if data.get("status") == "open":
+        qs = qs.filter(status__in=Order.OPEN_STATUSES)
+    elif data.get("status"):
+        qs = qs.filter(status=data["status"])
+    if data.get("start"):
+        qs = qs.filter(created_at__gte=dt.datetime.combine(data["start"], dt.time.min, tzinfo=timezone.get_current_timezone()))
+    if data.get("end"):
+        qs = qs.filter(created_at__lt=dt.datetime.combine(data["end"] + dt.timedelta(days=1), dt.time.min, tzinfo=timezone.get_current_timezone()))
+    return qs.order_by("-id")[:limit]
+
+
+def _orders_csv(qs) -> HttpResponse:
+    """Exact values (no thousands separators, no rounding): for spreadsheets and tax tools."""
+    import csv
+
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="kk99-orders.csv"'
+    w = csv.writer(response)
+    w.writerow(["id", "time_utc", "symbol", "side", "type", "price", "stop_price", "quantity", "executed_qty", "quote_executed", "average_price", "status", "reason"])
+    for o in qs:
+        executed = o.executed_qty or 0
+        avg = (o.cumulative_quote_qty / executed) if executed else None
+        w.writerow([
+            o.pk, o.created_at.strftime("%Y-%m-%d %H:%M:%S"), o.market.symbol, o.side, o.type, _plain(o.price), _plain(o.stop_price), _plain(o.quantity),
+            _plain(o.executed_qty), _plain(o.cumulative_quote_qty), _plain(avg.quantize(o.market.tick_size) if avg is not None else None), o.status, o.reject_reason,
+        ])
+    return response
+
+
+def _plain(value) -> str:
+    return "" if value is None else f"{value.normalize():f}"
+
+
 @never_cache
 @login_required
+@require_GET
 def orders(request: HttpRequest) -> HttpResponse:
-    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=request.user).order_by("-id")[:200]
+    form = OrderFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    if request.GET.get("format") == "csv":
+        return _orders_csv(_filtered_orders(request.user, data, limit=CSV_LIMIT))
+    qs = _filtered_orders(request.user, data)
     rows = [{**fr._order_row(fr.MarketFormat.of(o.market), o), "symbol": o.market.symbol} for o in qs]
-    return render(request, "trading/orders.html", {"orders": rows})
+    query = request.GET.copy()
+    query["format"] = "csv"
+    return render(request, "trading/orders.html", {"orders": rows, "form": form, "csv_query": query.urlencode(), "limit": ORDER_LIMIT})
 
 
 @never_cache

@@ -210,3 +210,28 @@ def test_favicon_is_linked_and_served(db):
     assert 'rel="icon"' in body
     r = Client().get("/favicon.ico")
     assert r.status_code == 301 and r["Location"].endswith("favicon.svg")
+
+
+# --- the Orders page: filters and CSV ---------------------------------------------------------------
+
+
+def test_orders_page_filters_by_side_and_status_and_exports_exact_csv(market, alice, alice_client):
+    _post_order(alice_client, side="SELL", price="101.5", quantity="0.5")
+    _post_order(alice_client, side="BUY", price="99.25", quantity="1.25")
+    Order.objects.filter(side="BUY").update(status=Order.Status.CANCELED)
+    url = reverse("trading:orders")
+
+    sells = alice_client.get(url, {"side": "SELL"}).content.decode()
+    cancelled = alice_client.get(url, {"status": "CANCELED"}).content.decode()
+    csv_body = alice_client.get(url, {"status": "open", "format": "csv"})
+
+    assert sells.count("data-order-id=") == 1 and "101.50" in sells
+    assert cancelled.count("data-order-id=") == 1 and "99.25" in cancelled
+    assert csv_body["Content-Type"].startswith("text/csv")
+    lines = csv_body.content.decode().strip().splitlines()
+    assert len(lines) == 2 and lines[1].split(",")[2:8] == ["BTCUSDT", "SELL", "LIMIT", "101.5", "", "0.5"]
+
+
+def test_orders_page_with_a_bad_filter_says_so_and_shows_everything(market, alice_client):
+    body = alice_client.get(reverse("trading:orders"), {"start": "not-a-date"}).content.decode()
+    assert "Check the filters" in body
