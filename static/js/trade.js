@@ -233,6 +233,82 @@
     estimate(form);
   }
 
+  // --- book grouping: levels merged into multiples of the chosen step (display only) --------
+  function scaled(value, d) { return Math.round(Number(value) * Math.pow(10, d)); }
+
+  function groupBook(step) {
+    var book = document.getElementById("ob-book");
+    if (!book || book.dataset.grouped === step) return;
+    var tick = document.getElementById("ob-group");
+    if (!tick || step === tick.options[0].value) { book.dataset.grouped = step; return; }
+    var pp = Number(book.dataset.pricePlaces), qp = Number(book.dataset.qtyPlaces);
+    var d = Math.max(pp, decimals(step));
+    var g = scaled(step, d);
+    var groupPlaces = decimals(step);
+    var levels = {};
+    [["ob-asks", "ask"], ["ob-bids", "bid"]].forEach(function (pair) {
+      var side = book.querySelector("." + pair[0]);
+      if (!side) return;
+      var rows = side.querySelectorAll(".ob-row[data-price]");
+      if (!rows.length) return;
+      var buckets = {}, order = [];
+      rows.forEach(function (row) {
+        var p = scaled(row.dataset.price, d);
+        var key = pair[1] === "bid" ? Math.floor(p / g) * g : Math.ceil(p / g) * g;
+        if (!(key in buckets)) { buckets[key] = 0; order.push(key); }
+        buckets[key] += Number(row.dataset.qty || 0);
+      });
+      order.sort(function (a, b) { return b - a; }); // high → low on both sides, like the server
+      levels[pair[1]] = { side: side, keys: order, qty: buckets };
+    });
+    var top = 0;
+    Object.keys(levels).forEach(function (k) {
+      var L = levels[k], cum = 0;
+      var fromBest = k === "bid" ? L.keys : L.keys.slice().reverse();
+      L.cum = {};
+      fromBest.forEach(function (key) { cum += L.qty[key]; L.cum[key] = cum; });
+      top = Math.max(top, cum);
+    });
+    Object.keys(levels).forEach(function (k) {
+      var L = levels[k];
+      var frag = document.createDocumentFragment();
+      L.keys.forEach(function (key) {
+        var price = (key / Math.pow(10, d)).toFixed(d);
+        var row = document.createElement("div");
+        row.className = "ob-row " + k + " d" + (top ? Math.round(L.cum[key] / top * 20) : 0);
+        row.dataset.price = price;
+        row.dataset.qty = L.qty[key].toFixed(qp);
+        [[window.KK99.fmt(price, groupPlaces), k === "bid" ? "up" : "down"], [window.KK99.fmt(L.qty[key].toFixed(qp), qp), "num"], [window.KK99.fmt(L.cum[key].toFixed(qp), qp), "num muted"]].forEach(function (c) {
+          var span = document.createElement("span");
+          span.className = c[1];
+          span.textContent = c[0];
+          row.appendChild(span);
+        });
+        frag.appendChild(row);
+      });
+      L.side.replaceChildren(frag);
+    });
+    book.dataset.grouped = step;
+  }
+
+  // The user's open orders as price lines on the chart.
+  function orderLines(chart) {
+    if (!chart) return;
+    var wanted = {};
+    document.querySelectorAll("#open-orders tr[data-order-id][data-price]").forEach(function (row) {
+      if (row.dataset.price) wanted[row.dataset.orderId] = { price: Number(row.dataset.price), side: row.dataset.side };
+    });
+    chart.lines = chart.lines || {};
+    Object.keys(chart.lines).forEach(function (id) {
+      if (!wanted[id]) { chart.candles.removePriceLine(chart.lines[id]); delete chart.lines[id]; }
+    });
+    Object.keys(wanted).forEach(function (id) {
+      if (chart.lines[id]) return;
+      var w = wanted[id];
+      chart.lines[id] = chart.candles.createPriceLine({ price: w.price, color: w.side === "BUY" ? "#0ecb81" : "#f6465d", lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: (w.side === "BUY" ? "Buy #" : "Sell #") + id });
+    });
+  }
+
   // --- private events → toasts ------------------------------------------------------------
   // The user's own fragments (pushed whole over the socket) are diffed against what this page
   // has already seen: a new fill row is a fill toast; a new finished order is its outcome.
@@ -351,9 +427,27 @@
     });
     var pair = root.dataset.pair;
     var events = new PrivateEvents();
+    var groupSelect = document.getElementById("ob-group");
+    if (groupSelect) groupSelect.addEventListener("change", function () {
+      // Regroup from the next push (the server's rows are the source): ask for a fresh book.
+      var book = document.getElementById("ob-book");
+      if (book) book.dataset.grouped = "";
+      fetch(window.location.pathname + "?fragment=book", { credentials: "same-origin", headers: { "HX-Request": "true" } })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var cur = document.getElementById("ob-book");
+          var tpl = document.createElement("template");
+          tpl.innerHTML = html.trim();
+          var fresh = tpl.content.firstElementChild;
+          if (cur && fresh && fresh.id === "ob-book" && Number(fresh.dataset.seq) >= Number(cur.dataset.seq || 0)) cur.replaceWith(fresh);
+          afterUpdate();
+        });
+    });
     function afterUpdate() {
+      if (groupSelect) groupBook(groupSelect.value);
       events.scan();
       markOwnOrders();
+      orderLines(chart);
       var last = document.querySelector("#market-ticker .tk-last");
       if (last && last.textContent.trim()) document.title = last.textContent.trim() + " " + pair + " · KK99";
     }

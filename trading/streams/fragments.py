@@ -74,7 +74,7 @@ def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int = 
         for price, qty in levels[:rows]:
             q = Decimal(str(qty))
             cum += q
-            out.append({"price": mf.price(price), "raw_price": str(price), "qty": mf.qty(q), "total": mf.qty(cum), "cum": cum})
+            out.append({"price": mf.price(price), "raw_price": str(price), "qty": mf.qty(q), "raw_qty": str(q), "total": mf.qty(cum), "cum": cum})
         return out
 
     bids, asks = side(state.get("bids") or []), side(state.get("asks") or [])
