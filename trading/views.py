@@ -364,25 +364,70 @@ def orders(request: HttpRequest) -> HttpResponse:
     return render(request, "trading/orders.html", {"orders": rows, "form": form, "csv_query": query.urlencode(), "limit": ORDER_LIMIT})
 
 
-@never_cache
-@login_required
-def fills(request: HttpRequest) -> HttpResponse:
-    return render(request, "trading/fills.html", {"fills": _recent_fills(request.user)})
+class FillFilterForm(OrderFilterForm):
+    """Trade history filters: market, side, dates (a fill has no status)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["status"]
 
 
-def _recent_fills(user, limit: int = 200) -> list[dict]:
+def _filtered_fills(user, data: dict, *, limit: int = ORDER_LIMIT):
+    import datetime as dt
+
     from django.db.models import Q
+    from django.utils import timezone
 
     from trading.models import Trade
 
-    out = []
-    qs = Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user)).select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset").order_by("-created_at", "-id")[:limit]
+    qs = Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user)).select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset")
+    if data.get("symbol"):
+        qs = qs.filter(market__symbol=data["symbol"])
+    if data.get("side") == "BUY":
+        qs = qs.filter(Q(maker_user=user, is_buyer_maker=True) | Q(taker_user=user, is_buyer_maker=False))
+    elif data.get("side") == "SELL":
+        qs = qs.filter(Q(maker_user=user, is_buyer_maker=False) | Q(taker_user=user, is_buyer_maker=True))
+    tz = timezone.get_current_timezone()
+    if data.get("start"):
+        qs = qs.filter(created_at__gte=dt.datetime.combine(data["start"], dt.time.min, tzinfo=tz))
+    if data.get("end"):
+        qs = qs.filter(created_at__lt=dt.datetime.combine(data["end"] + dt.timedelta(days=1), dt.time.min, tzinfo=tz))
+    return qs.order_by("-created_at", "-id")[:limit]
+
+
+def _fill_row(user, t) -> dict:
+    mf = fr.MarketFormat.of(t.market)
+    maker = t.maker_user_id == user.pk
+    fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
+    return {
+        "symbol": t.market.symbol, "id": t.trade_id, "time": t.created_at, "side": t.side_for(user.pk), "price": mf.price(t.price), "qty": mf.qty(t.qty),
+        "quote": fr.fmt(t.quote_qty, mf.price_places), "fee": fmt_amount(fee), "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
+        "raw": t, "raw_fee": fee,
+    }
+
+
+def _fills_csv(user, qs) -> HttpResponse:
+    import csv
+
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="kk99-trades.csv"'
+    w = csv.writer(response)
+    w.writerow(["trade_id", "time_utc", "symbol", "side", "price", "quantity", "quote_quantity", "fee", "fee_asset", "role"])
     for t in qs:
-        mf = fr.MarketFormat.of(t.market)
-        maker = t.maker_user_id == user.pk
-        fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
-        out.append({
-            "symbol": t.market.symbol, "id": t.trade_id, "time": t.created_at, "side": t.side_for(user.pk), "price": mf.price(t.price), "qty": mf.qty(t.qty),
-            "quote": fr.fmt(t.quote_qty, mf.price_places), "fee": fmt_amount(fee), "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
-        })
-    return out
+        r = _fill_row(user, t)
+        w.writerow([t.trade_id, t.created_at.strftime("%Y-%m-%d %H:%M:%S"), t.market.symbol, r["side"], _plain(t.price), _plain(t.qty), _plain(t.quote_qty), _plain(r["raw_fee"]), r["fee_asset"], r["role"]])
+    return response
+
+
+@never_cache
+@login_required
+@require_GET
+def fills(request: HttpRequest) -> HttpResponse:
+    form = FillFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    if request.GET.get("format") == "csv":
+        return _fills_csv(request.user, _filtered_fills(request.user, data, limit=CSV_LIMIT))
+    query = request.GET.copy()
+    query["format"] = "csv"
+    rows = [_fill_row(request.user, t) for t in _filtered_fills(request.user, data)]
+    return render(request, "trading/fills.html", {"fills": rows, "form": form, "csv_query": query.urlencode(), "limit": ORDER_LIMIT})

@@ -235,3 +235,19 @@ def test_orders_page_filters_by_side_and_status_and_exports_exact_csv(market, al
 def test_orders_page_with_a_bad_filter_says_so_and_shows_everything(market, alice_client):
     body = alice_client.get(reverse("trading:orders"), {"start": "not-a-date"}).content.decode()
     assert "Check the filters" in body
+
+
+def test_trade_history_filters_by_side_and_exports_exact_csv(market, exchange, alice, bob):
+    from asgiref.sync import async_to_sync
+
+    async_to_sync(exchange.place)(alice, "SELL", "100.00", "1")
+    async_to_sync(exchange.place)(bob, "BUY", "100.00", "0.4")
+    async_to_sync(exchange.match)()
+    c = Client()
+    c.force_login(alice)
+    url = reverse("trading:fills")
+
+    assert c.get(url, {"side": "SELL"}).content.decode().count("data-trade-id=") == 1
+    assert c.get(url, {"side": "BUY"}).content.decode().count("data-trade-id=") == 0
+    lines = c.get(url, {"format": "csv"}).content.decode().strip().splitlines()
+    assert len(lines) == 2 and lines[1].split(",")[2:7] == ["BTCUSDT", "SELL", "100", "0.4", "40"]
