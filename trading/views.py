@@ -4,6 +4,8 @@ orders and fills. Views validate input and call services / selectors; a business
 gets only the fragment it asked for — the same template the WebSocket pushes."""
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -133,7 +135,13 @@ def klines(request: HttpRequest, symbol: str) -> JsonResponse:
         limit = max(1, min(int(request.GET.get("limit", "300")), 1000))
     except ValueError:
         limit = 300
-    rows = [c.chart_row() for c in stats.candles(market=market, interval=interval, limit=limit)]
+    end = None
+    if request.GET.get("end"):  # older history when the chart is scrolled left (unix seconds)
+        try:
+            end = dt.datetime.fromtimestamp(int(request.GET["end"]), tz=dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            return JsonResponse({"error": {"code": "invalid_input", "message": "end must be a unix time in seconds."}}, status=400)
+    rows = [c.chart_row() for c in stats.candles(market=market, interval=interval, limit=limit, end=end)]
     return JsonResponse({"symbol": market.symbol, "interval": interval, "candles": rows})
 
 

@@ -229,6 +229,40 @@
     });
   }
 
+  // --- favourite markets: ☆ buttons [data-fav=SYMBOL], kept in this browser (localStorage) ---
+  var FAV_KEY = "kk99.favourites";
+  function favourites() {
+    try { return JSON.parse(window.localStorage.getItem(FAV_KEY) || "[]"); } catch (e) { return []; }
+  }
+  function applyFavourites() {
+    var favs = favourites();
+    document.querySelectorAll("[data-fav]").forEach(function (btn) {
+      var on = favs.indexOf(btn.dataset.fav) >= 0;
+      btn.setAttribute("aria-pressed", on ? "true" : "false");
+      btn.textContent = on ? "★" : "☆";
+      var row = btn.closest("tr");
+      if (row) row.classList.toggle("is-fav", on);
+    });
+    // favourites first, in their original order otherwise
+    document.querySelectorAll("tbody").forEach(function (body) {
+      var favRows = Array.prototype.filter.call(body.rows, function (r) { return r.classList.contains("is-fav"); });
+      for (var i = favRows.length - 1; i >= 0; i--) body.insertBefore(favRows[i], body.firstChild);
+    });
+  }
+  function initFavourites() {
+    applyFavourites();
+    document.addEventListener("click", function (e) {
+      var btn = e.target.closest("[data-fav]");
+      if (!btn) return;
+      e.preventDefault();
+      var favs = favourites(), i = favs.indexOf(btn.dataset.fav);
+      if (i >= 0) favs.splice(i, 1); else favs.push(btn.dataset.fav);
+      try { window.localStorage.setItem(FAV_KEY, JSON.stringify(favs)); } catch (err) { /* private mode: this page only */ }
+      applyFavourites();
+    });
+    document.body.addEventListener("htmx:oobAfterSwap", applyFavourites);
+  }
+
   window.KK99 = { fmt: fmt, fmtAmount: fmtAmount, toast: toast, showServerToasts: showServerToasts, selectTab: selectTab };
 
   function init() {
@@ -236,6 +270,7 @@
     initTables();
     initCopy();
     initFill();
+    initFavourites();
     showServerToasts(document);
     document.body.addEventListener("htmx:afterSettle", function () { showServerToasts(document); });
     document.body.addEventListener("htmx:oobAfterSwap", function () { showServerToasts(document); });

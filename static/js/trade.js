@@ -53,6 +53,9 @@
     this.overlays = {};
     this.legend = document.getElementById("chart-legend");
     var self = this;
+    this.chart.timeScale().subscribeVisibleLogicalRangeChange(function (range) {
+      if (range && range.from < 5 && self.el.dataset.loaded === "1") self.loadOlder();
+    });
     this.chart.subscribeCrosshairMove(function (param) {
       var bar = param && param.time ? param.seriesData.get(self.candles) : null;
       self.showLegend(bar || self.lastBar);
@@ -129,8 +132,29 @@
     Object.keys(this.overlays).forEach(function (name) { self.setIndicator(name, true); });
   };
 
+  // Older bars when the user scrolls to the left edge ("history loading on scroll").
+  Chart.prototype.loadOlder = function () {
+    var self = this;
+    if (self.loadingOlder || self.exhausted || !self.rows.length) return;
+    self.loadingOlder = true;
+    var interval = self.interval;
+    var url = self.el.dataset.klinesUrl + "?interval=" + encodeURIComponent(interval) + "&limit=500&end=" + (self.rows[0].time - 1);
+    fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (body) {
+      self.loadingOlder = false;
+      if (interval !== self.interval) return;
+      var older = (body.candles || []).filter(function (c) { return c.time < self.rows[0].time; });
+      if (!older.length) { self.exhausted = true; return; }
+      self.rows = older.map(function (c) { return { time: c.time, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume }; }).concat(self.rows);
+      self.candles.setData(self.rows.map(function (c) { return { time: c.time, open: c.open, high: c.high, low: c.low, close: c.close }; }));
+      self.volume.setData(self.rows.map(function (c) { return { time: c.time, value: c.volume, color: c.close >= c.open ? "rgba(14,203,129,.45)" : "rgba(246,70,93,.45)" }; }));
+      self.refreshIndicators();
+      self.el.dataset.bars = String(self.rows.length);
+    }, function () { self.loadingOlder = false; });
+  };
+
   Chart.prototype.load = function (interval) {
     var self = this;
+    self.exhausted = false;
     if (interval) self.interval = interval;
     var url = self.el.dataset.klinesUrl + "?interval=" + encodeURIComponent(self.interval) + "&limit=500";
     return fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (body) {

@@ -251,3 +251,19 @@ def test_trade_history_filters_by_side_and_exports_exact_csv(market, exchange, a
     assert c.get(url, {"side": "BUY"}).content.decode().count("data-trade-id=") == 0
     lines = c.get(url, {"format": "csv"}).content.decode().strip().splitlines()
     assert len(lines) == 2 and lines[1].split(",")[2:7] == ["BTCUSDT", "SELL", "100", "0.4", "40"]
+
+
+def test_klines_end_returns_only_older_bars_and_refuses_a_bad_end(market, exchange, alice, bob):
+    import time
+
+    from asgiref.sync import async_to_sync
+
+    async_to_sync(exchange.place)(alice, "SELL", "100.00", "1")
+    async_to_sync(exchange.place)(bob, "BUY", "100.00", "1")
+    async_to_sync(exchange.match)()
+    url = reverse("trading:klines", args=["BTCUSDT"])
+    now = Client().get(url, {"interval": "1m"}).json()["candles"]
+    before = Client().get(url, {"interval": "1m", "end": str(now[0]["time"] - 1)}).json()["candles"]
+    assert len(now) == 1 and before == []
+    assert Client().get(url, {"interval": "1m", "end": str(int(time.time()) + 60)}).json()["candles"] == now
+    assert Client().get(url, {"interval": "1m", "end": "soon"}).status_code == 400
