@@ -4,22 +4,27 @@ orders and fills. Views validate input and call services / selectors; a business
 gets only the fragment it asked for — the same template the WebSocket pushes."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.selectors import user_can_trade
 from kk99.devmail import mailbox_enabled
 from kk99.errors import KK99Error
 from kk99.numbers import fmt_amount
 from trading import selectors, services
 from trading.errors import TradingErrorCode
-from trading.models import Order
+from trading.models import Order, Trade
 from trading.streams import fragments as fr
 from trading.streams import stats
 
@@ -86,8 +91,6 @@ def _trade_context(request: HttpRequest, market) -> dict:
 
 def _trade_notice(user) -> str:
     """What a signed-in user who cannot trade yet has to do, shown above the order form."""
-    from accounts.selectors import user_can_trade
-
     if not user.is_authenticated or user_can_trade(user=user):
         return ""
     if user.is_frozen:
@@ -203,8 +206,6 @@ def order_error_plain(exc: KK99Error, *, market, values: dict) -> tuple[str, str
 
 
 def _decimal_or_none(value):
-    from decimal import Decimal, InvalidOperation
-
     try:
         return Decimal(value) if value else None
     except (InvalidOperation, ValueError):
@@ -315,10 +316,6 @@ CSV_LIMIT = 10_000
 
 
 def _filtered_orders(user, data: dict, *, limit: int = ORDER_LIMIT):
-    import datetime as dt
-
-    from django.utils import timezone
-
     qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user)
     if data.get("symbol"):
         qs = qs.filter(market__symbol=data["symbol"])
@@ -337,8 +334,6 @@ def _filtered_orders(user, data: dict, *, limit: int = ORDER_LIMIT):
 
 def _orders_csv(qs) -> HttpResponse:
     """Exact values (no thousands separators, no rounding): for spreadsheets and tax tools."""
-    import csv
-
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="kk99-orders.csv"'
     w = csv.writer(response)
@@ -381,13 +376,6 @@ class FillFilterForm(OrderFilterForm):
 
 
 def _filtered_fills(user, data: dict, *, limit: int = ORDER_LIMIT):
-    import datetime as dt
-
-    from django.db.models import Q
-    from django.utils import timezone
-
-    from trading.models import Trade
-
     qs = Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user)).select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset")
     if data.get("symbol"):
         qs = qs.filter(market__symbol=data["symbol"])
@@ -415,8 +403,6 @@ def _fill_row(user, t) -> dict:
 
 
 def _fills_csv(user, qs) -> HttpResponse:
-    import csv
-
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="kk99-trades.csv"'
     w = csv.writer(response)

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from kk99.numbers import fmt_amount
 from wallets.formatting import amount_str
-from wallets.models import Asset
+from wallets.models import Asset, Bucket, JournalEventKind
 from wallets.selectors import balances_for_user, journal_for_user
 
 JOURNAL_PAGE_SIZE = 50
@@ -49,18 +49,23 @@ def journal(request: HttpRequest) -> HttpResponse:
         asset = Asset.objects.filter(symbol__iexact=symbol).first()
     entries = journal_for_user(user=request.user, asset=asset) if (asset or not symbol) else journal_for_user(user=request.user).none()
     page = Paginator(entries, JOURNAL_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [
-        {
-            "time": e.event.created_at,
-            "kind": e.event.get_kind_display(),
-            "asset": e.asset.symbol,
-            "bucket": e.get_bucket_display(),
-            "amount": amount_str(e.amount, e.asset),
-            "credit": e.amount > 0,
-            "memo": e.event.memo,
-            "reference": e.event.reference,
-        }
-        for e in page.object_list
-    ]
+    rows = [_journal_row(e) for e in page.object_list]
     context = {"page": page, "rows": rows, "asset": asset, "symbol": symbol, "assets": Asset.objects.order_by("symbol")}
     return render(request, "wallets/journal.html", context)
+
+
+def _journal_row(e) -> dict:
+    """One ledger entry as a user reads it. The engine settles a whole batch (fills, fees and
+    the funds a finished or cancelled order no longer needs) in one event: it is shown as
+    "Trading" with the market, not as "Trade settlement" with an internal batch number."""
+    event = e.event
+    kind, memo, reference = event.get_kind_display(), event.memo, event.reference
+    if event.kind == JournalEventKind.TRADE and reference.startswith("engine:"):
+        symbol = reference.removeprefix("engine:")
+        kind = "Trading"
+        memo = f"{symbol}: fills, fees and order funds released" if e.bucket == Bucket.LOCKED else f"{symbol}: fills and fees"
+        reference = ""
+    return {
+        "time": event.created_at, "kind": kind, "asset": e.asset.symbol, "bucket": e.get_bucket_display(),
+        "amount": amount_str(e.amount, e.asset), "credit": e.amount > 0, "memo": memo, "reference": reference,
+    }

@@ -165,8 +165,12 @@ def test_new_trader_journey(live_exchange, browser):
     expect(a.locator("#ob-book .ob-row.ask.own")).to_have_count(1)  # her order marked in the book
     shot(a, "1-alice-order-placed")
 
-    # Bob's book shows it without a reload; he crosses it.
+    # Bob's book shows it without a reload; grouped by 10 USDT it reads 60,000; he crosses it.
     expect(b.locator("#ob-book .ob-row.ask").first).to_contain_text("60,000.00")
+    b.select_option("#ob-group", "10")
+    expect(b.locator("#ob-book .ob-row.ask").first.locator("span").first).to_have_text("60,000")
+    b.select_option("#ob-group", "0.01")
+    expect(b.locator("#ob-book .ob-row.ask").first.locator("span").first).to_have_text("60,000.00")
     buy = b.locator("#order-form-BUY")
     buy.locator("input[name=price]").fill("60000")
     buy.locator("input[name=quantity]").fill("0.2")

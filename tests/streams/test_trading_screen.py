@@ -267,3 +267,18 @@ def test_klines_end_returns_only_older_bars_and_refuses_a_bad_end(market, exchan
     assert len(now) == 1 and before == []
     assert Client().get(url, {"interval": "1m", "end": str(int(time.time()) + 60)}).json()["candles"] == now
     assert Client().get(url, {"interval": "1m", "end": "soon"}).status_code == 400
+
+
+def test_balance_history_says_trading_not_engine_batch_numbers(market, exchange, alice, bob):
+    from asgiref.sync import async_to_sync
+
+    async_to_sync(exchange.place)(alice, "SELL", "100.00", "1")
+    async_to_sync(exchange.place)(bob, "BUY", "100.00", "0.4")
+    async_to_sync(exchange.match)()
+    c = Client()
+    c.force_login(alice)
+
+    body = c.get(reverse("wallets:journal")).content.decode()
+
+    assert "Trading" in body and "BTCUSDT: fills" in body
+    assert "engine batch" not in body and "Trade settlement" not in body
