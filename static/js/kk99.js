@@ -67,6 +67,7 @@
 
   // --- toasts: one live region, every outcome the user should not miss ------------------------
   var recent = {};
+  var log = []; // the last 50 toasts (tests and screen readers' history): KK99.toastLog
   function toastRoot() {
     var root = document.getElementById("toasts");
     if (!root) {
@@ -86,6 +87,8 @@
     var now = Date.now();
     if (recent[key] && now - recent[key] < 1000) return null;
     recent[key] = now;
+    log.push({ kind: kind, title: title, text: text || "" });
+    if (log.length > 50) log.shift();
     var el = document.createElement("div");
     el.className = "toast toast-" + (kind || "info");
     el.setAttribute("data-kind", kind || "info");
@@ -263,7 +266,7 @@
     document.body.addEventListener("htmx:oobAfterSwap", applyFavourites);
   }
 
-  window.KK99 = { fmt: fmt, fmtAmount: fmtAmount, toast: toast, showServerToasts: showServerToasts, selectTab: selectTab };
+  window.KK99 = { toastLog: log, fmt: fmt, fmtAmount: fmtAmount, toast: toast, showServerToasts: showServerToasts, selectTab: selectTab };
 
   function init() {
     initTabs();

@@ -236,9 +236,11 @@
     var totalEl = box.querySelector("[data-est-total]");
     var feeEl = box.querySelector("[data-est-fee]");
     if (!qty || !price) { totalEl.textContent = "—"; feeEl.textContent = "—"; return; }
-    totalEl.textContent = (type === "MARKET" ? "≈ " : "") + total.toFixed(2) + " " + box.dataset.quote;
+    var pp = decimals(form.dataset.tick || "0.01");
+    var f = window.KK99;
+    totalEl.textContent = (type === "MARKET" ? "≈ " : "") + f.fmt(total.toFixed(pp), pp) + " " + box.dataset.quote;
     // Fees are charged in the asset received: base for a buy, quote for a sell.
-    feeEl.textContent = side === "BUY" ? (qty * feeRate).toPrecision(4) + " " + box.dataset.base : (total * feeRate).toFixed(4) + " " + box.dataset.quote;
+    feeEl.textContent = side === "BUY" ? f.fmtAmount((qty * feeRate).toFixed(8)) + " " + box.dataset.base : f.fmtAmount((total * feeRate).toFixed(8)) + " " + box.dataset.quote;
   }
 
   function onPct(button) {
