@@ -8,13 +8,15 @@
     var select = form.querySelector("select[name=chain_asset]");
     var amount = form.querySelector("input[name=amount]");
     function current() {
-      var id = select && select.value;
+      var id = select ? select.value : "";
       var shown = null;
-      form.querySelectorAll("#withdraw-info [data-option]").forEach(function (dl, i) {
-        var on = id ? dl.dataset.option === id : i === 0;
+      form.querySelectorAll("#withdraw-info [data-option]").forEach(function (dl) {
+        var on = !!id && dl.dataset.option === id;
         dl.hidden = !on;
         if (on) shown = dl;
       });
+      var hint = form.querySelector("#withdraw-info [data-choose]");
+      if (hint) hint.hidden = !!shown;
       return shown;
     }
     function update() {

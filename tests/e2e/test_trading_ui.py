@@ -51,7 +51,8 @@ class ConsoleWatch:
         self.problems: list[str] = []
         page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}") if r.url.startswith(base) else None)
+        # ERR_ABORTED is the browser cancelling the previous page's requests on navigation.
+        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}") if r.url.startswith(base) and "ERR_ABORTED" not in (r.failure or "") else None)
         page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
 
 
@@ -71,6 +72,7 @@ def login(ctx, base: str, email: str):
     page.fill("#id_password", PASSWORD)
     page.click("form button[type=submit]")
     page.wait_for_url(re.compile(r".*/dashboard/.*"), timeout=TIMEOUT)
+    page.wait_for_load_state("networkidle")
     return page
 
 
@@ -222,7 +224,12 @@ def test_new_trader_journey(live_exchange, browser):
 
     # The withdraw form shows what she has, the fee and the most she can send.
     a.goto(base + "/wallets/chains/withdraw/")
+    expect(a.locator("#withdraw-info [data-choose]")).to_be_visible()
+    btc = a.locator("#id_chain_asset option", has_text="BTC on").first.get_attribute("value")
+    a.select_option("#id_chain_asset", btc)
     info = a.locator("#withdraw-info dl:not([hidden])")
+    expect(info).to_have_count(1)
+    expect(info).to_contain_text("1.8 BTC")  # 2 − 0.2 sold
     expect(info).to_contain_text("Available")
     expect(info).to_contain_text("Network fee")
     expect(info.locator("[data-max]")).not_to_be_empty()

@@ -96,6 +96,6 @@ def _withdraw_options(user, form) -> list[dict]:
         out.append({
             "id": ca.pk, "asset": ca.asset.symbol, "chain": ca.get_chain_display(), "available": fmt_amount(available, places),
             "fee": fmt_amount(ca.withdrawal_fee, places), "raw_fee": f"{ca.withdrawal_fee.normalize():f}", "min": fmt_amount(ca.min_withdrawal, places),
-            "max": fmt_amount(most, places, grouping=False), "places": places,
+            "max": fmt_amount(most, places), "max_raw": fmt_amount(most, places, grouping=False), "places": places,
         })
     return out
