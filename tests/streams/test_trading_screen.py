@@ -106,6 +106,7 @@ def test_unverified_account_is_told_what_to_do_before_filling_the_form(market, d
     c.force_login(user)
     body = c.get(reverse("trading:trade", args=["BTCUSDT"])).content.decode()
     assert 'id="trade-notice" data-notice="verify_email"' in body
+    assert body.count('disabled aria-describedby="trade-notice"') == 2  # both submit buttons
 
 
 def test_verified_trader_sees_no_notice(market, alice_client):
