@@ -41,7 +41,8 @@
     });
     this.candles = this.chart.addSeries(LC.CandlestickSeries, {
       upColor: "#0ecb81", downColor: "#f6465d", borderVisible: false, wickUpColor: "#0ecb81", wickDownColor: "#f6465d",
-      priceFormat: { type: "price", precision: places, minMove: Math.pow(10, -places) }
+      // The site's one formatter on the price axis too (thousands separators, market precision).
+      priceFormat: { type: "custom", minMove: Math.pow(10, -places), formatter: function (p) { return window.KK99.fmt(p.toFixed(places), places); } }
     });
     // Volume in its own pane (its own scale: never read as a price).
     this.volume = this.chart.addSeries(LC.HistogramSeries, { priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false }, 1);
@@ -335,6 +336,24 @@
     });
   }
 
+  // --- optional sound on fills (off by default; the choice is kept in this browser) -------
+  var audio = null;
+  function soundOn() {
+    try { return window.localStorage.getItem("kk99.sound") === "1"; } catch (e) { return false; }
+  }
+  function beep() {
+    if (!soundOn()) return;
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.08, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.25);
+    } catch (e) { /* no audio: the toast is enough */ }
+  }
+
   // --- private events → toasts ------------------------------------------------------------
   // The user's own fragments (pushed whole over the socket) are diffed against what this page
   // has already seen: a new fill row is a fill toast; a new finished order is its outcome.
@@ -356,6 +375,7 @@
       if (self.seenFills[id]) return;
       var r = fills[id].dataset;
       window.KK99.toast("fill", (r.side === "BUY" ? "Bought " : "Sold ") + r.qty + " " + r.base, "at " + r.price + " " + r.quote);
+      beep();
     });
     Object.keys(finals).forEach(function (id) {
       if (self.seenFinal[id]) return;
@@ -448,6 +468,14 @@
 
     // Tabs (orders, Buy/Sell switch, Chart/Book/Trades) are kk99.js's: they set data-tab,
     // data-side and data-view on this root, and CSS shows the matching parts.
+    var sound = document.querySelector("[data-sound]");
+    if (sound) {
+      sound.checked = soundOn();
+      sound.addEventListener("change", function () {
+        try { window.localStorage.setItem("kk99.sound", sound.checked ? "1" : "0"); } catch (e) { /* this page only */ }
+        if (sound.checked) beep();
+      });
+    }
     document.querySelectorAll("[data-indicator]").forEach(function (box) {
       box.addEventListener("change", function () { if (chart) chart.setIndicator(box.dataset.indicator, box.checked); });
     });
