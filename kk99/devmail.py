@@ -2,8 +2,10 @@
 newest first, so a new account can open its verification link when no mail server exists.
 
 Only served when ``EMAIL_BACKEND`` is Django's file-based backend (the dev settings' default);
-everywhere else the page is a 404. A signed-in user sees the mail addressed to them; a visitor
-who is not signed in (password reset) sees the mail of the address they type."""
+everywhere else the page is a 404. A signed-in user sees the mail addressed to them. A visitor
+who is not signed in (a password reset) may type an address only when ``DEBUG`` is on — a
+local development machine —, never on a demo served with ``DEBUG`` off, where that would let
+anyone read anyone's reset link."""
 from __future__ import annotations
 
 import email
@@ -54,5 +56,6 @@ def mailbox_messages(*, to: str) -> list[dict]:
 def mailbox(request: HttpRequest) -> HttpResponse:
     if not mailbox_enabled():
         raise Http404("The demo mailbox is off: a real email backend is configured.")
-    to = request.user.email if request.user.is_authenticated else (request.GET.get("to") or "").strip()[:254]
-    return render(request, "dev/mailbox.html", {"to": to, "mail": mailbox_messages(to=to)})
+    anyone = settings.DEBUG and not request.user.is_authenticated
+    to = request.user.email if request.user.is_authenticated else ((request.GET.get("to") or "").strip()[:254] if anyone else "")
+    return render(request, "dev/mailbox.html", {"to": to, "mail": mailbox_messages(to=to), "ask_address": anyone})

@@ -134,6 +134,23 @@ def test_demo_mailbox_shows_the_users_own_verification_link(settings, tmp_path, 
     assert body.count('class="card mail"') == 1  # Bob's mail is not shown to Alice
 
 
+def test_demo_mailbox_shows_nothing_to_visitors_when_debug_is_off(settings, tmp_path, django_user_model):
+    from django.test import TestCase
+
+    from accounts.services import email_verification_send
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    settings.DEBUG = False
+    alice = django_user_model.objects.create_user(email="alice.mail@example.com", password="pw-not-used-123")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        email_verification_send(user=alice, request=None)
+
+    body = Client().get(reverse("dev-mailbox"), {"to": "alice.mail@example.com"}).content.decode()
+
+    assert "/verify-email/" not in body and "Log in" in body
+
+
 def test_demo_mailbox_is_a_404_with_a_real_email_backend(settings, alice_client):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     assert alice_client.get(reverse("dev-mailbox")).status_code == 404
