@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from kk99 import devmail, views
@@ -22,7 +22,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI from the sidecar's static files, its initialiser a script URL: works under the CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("favicon.svg"))),  # resolved per request (manifest-safe)
     path("dev/mailbox/", devmail.mailbox, name="dev-mailbox"),
     path("wallets/chains/", include("wallets.chains.urls")),
     path("wallets/", include("wallets.urls")),
