@@ -25,7 +25,9 @@ from accounts.models import RecoveryCode, User
 from accounts.ratelimits import form_ratelimit
 from accounts.redirects import safe_next_url
 from accounts.staff import staff_email_allowed
+from kk99.devmail import mailbox_enabled
 from kk99.errors import KK99Error
+from trading.streams.fragments import market_rows
 
 PENDING_2FA_SESSION_KEY = "accounts:pending_2fa"
 PENDING_2FA_MAX_AGE_SECONDS = 300
@@ -49,7 +51,7 @@ def _session_login(request: HttpRequest, user: User) -> None:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/home.html")
+    return render(request, "accounts/home.html", {"rows": market_rows()})
 
 
 @sensitive_post_parameters()
@@ -207,6 +209,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "can_withdraw": selectors.user_can_withdraw(user=user),
         "balances_url": _balances_url(),
         "latest_kyc": selectors.kyc_submission_latest(user=user),
+        "demo_mailbox": mailbox_enabled(),
     })
 
 

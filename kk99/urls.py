@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from kk99 import views
+from kk99 import devmail, views
 
 api_v1 = [
     path("", include("accounts.api_urls")),
@@ -18,7 +20,10 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/v3/", include("trading.binance.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI from the sidecar's static files, its initialiser a script URL: works under the CSP.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("favicon.svg"))),  # resolved per request (manifest-safe)
+    path("dev/mailbox/", devmail.mailbox, name="dev-mailbox"),
     path("wallets/chains/", include("wallets.chains.urls")),
     path("wallets/", include("wallets.urls")),
     path("", include("trading.urls")),

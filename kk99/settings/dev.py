@@ -6,10 +6,15 @@ Static files are served by WhiteNoise from the apps' static directories either w
 import warnings
 
 from .base import *  # noqa: F401,F403
-from .env import env_bool
+from .env import env_bool, env_str
 
 DEBUG = env_bool("KK99_DEBUG", env_bool("DEBUG", False))
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 # The demo serves static files from the apps (finders), not from a collectstatic output.
 warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+
+# The demo's outgoing mail lands in files that /dev/mailbox/ shows (kk99.devmail), so a new
+# account can open its verification link; production refuses file/console backends.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mailbox"))  # noqa: F405

@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from trading.models import Order
 from trading.selectors import fills_for_user, order_list_open, orders_for_user
 from wallets.selectors import balance_get
+from kk99.numbers import fmt_amount, fmt_fixed
 
 ZERO = Decimal(0)
 BOOK_ROWS = 14
@@ -33,10 +34,8 @@ def places(increment: Decimal) -> int:
 
 
 def fmt(value, digits: int, *, grouping: bool = True) -> str:
-    if value is None or value == "":
-        return "—"
-    d = Decimal(str(value))
-    return f"{d:,.{digits}f}" if grouping else f"{d:.{digits}f}"
+    """A market column at its precision: the one formatter, :func:`kk99.numbers.fmt_fixed`."""
+    return fmt_fixed(value, digits, grouping=grouping)
 
 
 def fmt_compact(value: Decimal) -> str:
@@ -79,7 +78,7 @@ def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int = 
         for price, qty in levels[:rows]:
             q = Decimal(str(qty))
             cum += q
-            out.append({"price": mf.price(price), "raw_price": str(price), "qty": mf.qty(q), "total": mf.qty(cum), "cum": cum})
+            out.append({"price": mf.price(price), "raw_price": str(price), "qty": mf.qty(q), "raw_qty": str(q), "total": mf.qty(cum), "cum": cum})
         return out
 
     bids, asks = side(state.get("bids") or []), side(state.get("asks") or [])
@@ -114,7 +113,7 @@ def ticker_context(mf: MarketFormat, ticker, *, direction: str = "") -> dict:
         "t": {
             "last": mf.price(ticker.close), "change": mf.price(ticker.change), "pct": f"{pct:+.2f}", "up": pct >= 0,
             "high": mf.price(ticker.high), "low": mf.price(ticker.low), "volume": fmt_compact(ticker.volume),
-            "quote_volume": fmt_compact(ticker.quote_volume), "raw_last": str(ticker.close),
+            "quote_volume": fmt_compact(ticker.quote_volume), "raw_last": str(ticker.close), "raw_quote_volume": str(ticker.quote_volume),
         },
         "direction": direction,
     }
@@ -149,6 +148,14 @@ def render_market_row(market_row: dict) -> str:
     return render_to_string("trading/_market_row.html", {"m": market_row, "oob": True})
 
 
+def market_rows(markets=None) -> list[dict]:
+    """Every market with its 24 h ticker, as rows (markets page, home page, market picker)."""
+    from trading.selectors import market_list
+    from trading.streams.stats import ticker_24h
+
+    return [market_row(m, ticker_24h(market=m)) for m in (market_list() if markets is None else markets)]
+
+
 def market_row(market, ticker) -> dict:
     mf = MarketFormat.of(market)
     ctx = ticker_context(mf, ticker)["t"] or {}
@@ -179,7 +186,7 @@ def fill_row(mf: MarketFormat, t, user_id: int) -> dict:
     fee, fee_asset = (t.maker_fee, t.maker_fee_asset) if maker else (t.taker_fee, t.taker_fee_asset)
     return {
         "id": t.trade_id, "time": t.created_at, "side": t.side_for(user_id), "price": mf.price(t.price), "qty": mf.qty(t.qty),
-        "quote": fmt(t.quote_qty, mf.price_places), "fee": f"{fee.normalize():f}", "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
+        "quote": fmt(t.quote_qty, mf.price_places), "fee": fmt_amount(fee), "fee_asset": fee_asset.symbol, "role": "Maker" if maker else "Taker",
     }
 
 
@@ -197,8 +204,41 @@ def balances_context(*, user, market) -> dict:
     if user.is_authenticated:
         for asset in (market.base, market.quote):
             b = balance_get(user=user, asset=asset)
-            rows[asset.symbol] = {"asset": asset.symbol, "available": b.available, "locked": b.locked, "available_fmt": fmt(b.available, min(asset.precision, 8))}
-    return {"mf": mf, "base": rows.get(market.base.symbol), "quote": rows.get(market.quote.symbol), "authenticated": user.is_authenticated}
+            rows[asset.symbol] = {
+                "asset": asset.symbol, "available": b.available, "locked": b.locked, "total": b.available + b.locked,
+                "available_fmt": fmt_amount(b.available, asset.precision),
+            }
+    return {
+        "mf": mf, "base": rows.get(market.base.symbol), "quote": rows.get(market.quote.symbol), "rows": list(rows.values()),
+        "authenticated": user.is_authenticated,
+    }
+
+
+REASON_TEXT = {
+    "would_trigger_immediately": "the stop price was already reached; use a limit order",
+    "no_liquidity": "nothing to trade against in the book",
+    "fok_unfillable": "could not be filled completely at once",
+    "ioc_remainder": "the part not filled at once was cancelled",
+    "post_only_would_take": "post-only order would have traded at once",
+    "budget_exhausted": "the amount to spend ran out",
+    "session_closed": "the market's trading session is closed",
+    "stp_expire_taker": "it would have traded with your own order",
+    "stp_expire_maker": "another order of yours would have traded with it",
+    "stp_expire_both": "it would have traded with your own order",
+    "stp_decrement": "it would have traded with your own order",
+    "user_cancel": "",
+}
+
+
+def reject_reason_text(reason: str) -> str:
+    """An order's end reason (engine code, e.g. ``would_trigger_immediately``) in plain words."""
+    if not reason:
+        return ""
+    if reason in REASON_TEXT:
+        return REASON_TEXT[reason]
+    if reason.startswith("market_"):
+        return "the market is " + reason.removeprefix("market_").replace("_", " ")
+    return reason.replace("_", " ")
 
 
 def order_row(mf: MarketFormat, o) -> dict:
@@ -211,17 +251,20 @@ def order_row(mf: MarketFormat, o) -> dict:
         "price": mf.price(o.price) if o.price is not None else "Market", "stop": mf.price(o.stop_price) if o.stop_price is not None else "",
         "qty": mf.qty(o.quantity) if o.quantity is not None else fmt(o.quote_order_qty, mf.price_places) + " " + mf.quote,
         "executed": mf.qty(executed), "filled_pct": filled_pct, "avg": mf.price(avg) if avg is not None else "—",
-        "status": o.display_status.replace("_", " ").title(), "reason": o.reject_reason, "cancelable": o.is_open and not o.cancel_requested,
+        "status": o.display_status.replace("_", " ").title(), "reason": reject_reason_text(o.reject_reason), "raw_status": o.status, "raw_price": f"{o.price.normalize():f}" if o.price is not None else "",
+        "raw_qty": str(o.quantity or ""), "raw_executed": str(executed), "symbol": mf.symbol, "base": mf.base, "quote": mf.quote, "cancelable": o.is_open and not o.cancel_requested,
         "canceling": o.is_open and o.cancel_requested,
     }
 
 
 def render_private(*, user, market) -> str:
     """Every private fragment of the trading page, concatenated for one out-of-band push."""
+    balances = balances_context(user=user, market=market)
     parts = [
         render_to_string("trading/_open_orders.html", open_orders_context(user=user, market=market)),
         render_to_string("trading/_order_history.html", history_context(user=user, market=market)),
         render_to_string("trading/_fills.html", fills_context(user=user, market=market)),
-        render_to_string("trading/_balances.html", balances_context(user=user, market=market)),
+        render_to_string("trading/_balances.html", balances),
+        render_to_string("trading/_balances_tab.html", balances),
     ]
     return "".join(parts)

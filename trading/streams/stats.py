@@ -76,13 +76,14 @@ def _live(c: md.Candle, iv: Interval) -> Candle:
     )
 
 
-def candles(*, market: Market, interval: str, limit: int = 500, end: dt.datetime | None = None) -> list[Candle]:
-    """The last ``limit`` candles of ``interval`` up to ``end`` (now), oldest first
-    (marketdata's gap-free candles)."""
+def candles(*, market: Market, interval: str, limit: int = 500, end: dt.datetime | None = None, now: dt.datetime | None = None) -> list[Candle]:
+    """The last ``limit`` candles of ``interval`` up to ``end`` (default: now), oldest first
+    (marketdata's gap-free candles); never past the bucket of ``now`` (default: the clock), so
+    an ``end`` in the future adds no empty future candle."""
     iv = interval_get(interval)
     if iv is None or iv.is_month:
         raise ValueError(f"unsupported interval {interval!r}")
-    rows = md.candles_for_market(market=market, interval=iv, end=end, limit=max(1, min(limit, 1000)), now=end)
+    rows = md.candles_for_market(market=market, interval=iv, end=end, limit=max(1, min(limit, 1000)), now=now)
     return [_live(c, iv) for c in rows]
 
 
@@ -90,7 +91,7 @@ def candle_current(*, market: Market, interval: str, now: dt.datetime | None = N
     """The open candle of ``interval`` (None when it has no trade yet)."""
     iv = interval_get(interval)
     now = now or timezone.now()
-    found = candles(market=market, interval=interval, limit=1, end=now)
+    found = candles(market=market, interval=interval, limit=1, end=now, now=now)
     return found[-1] if found and found[-1].open_time == iv.floor(now) and found[-1].trades else None
 
 

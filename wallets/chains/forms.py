@@ -4,6 +4,7 @@ import uuid
 
 from django import forms
 
+from kk99.numbers import fmt_amount
 from wallets.chains.models import IDEMPOTENCY_KEY_MAX_LENGTH, ChainAsset
 
 
@@ -21,4 +22,4 @@ class WithdrawalForm(forms.Form):
         kwargs["initial"].setdefault("idempotency_key", f"form:{uuid.uuid4().hex}")
         super().__init__(*args, **kwargs)
         self.fields["chain_asset"].queryset = ChainAsset.objects.filter(is_active=True, asset__withdraw_enabled=True).select_related("asset")
-        self.fields["chain_asset"].label_from_instance = lambda ca: f"{ca.asset.symbol} on {ca.get_chain_display()} (network fee {ca.withdrawal_fee.normalize()}, min {ca.min_withdrawal.normalize()})"
+        self.fields["chain_asset"].label_from_instance = lambda ca: f"{ca.asset.symbol} on {ca.get_chain_display()} (network fee {fmt_amount(ca.withdrawal_fee)}, min {fmt_amount(ca.min_withdrawal)})"

@@ -3,6 +3,7 @@ validate input and call services; HTML comes from templates (HTMX fragments by n
 from __future__ import annotations
 
 import base64
+from decimal import ROUND_DOWN, Decimal
 
 import qrcode
 import qrcode.image.svg
@@ -13,6 +14,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from kk99.conf import kk99_setting
+from kk99.numbers import fmt_amount
 from wallets.chains import selectors, services
 from wallets.chains.chain import Chain
 from wallets.chains.errors import ChainsError
@@ -21,7 +23,9 @@ from wallets.errors import LedgerError
 
 
 def _qr(text: str) -> str:
-    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    # Dark modules on a white background with the standard 4-module quiet zone: scannable on
+    # the dark theme (a transparent QR on a dark card is not).
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathFillImage, box_size=8, border=4)
     return "data:image/svg+xml;base64," + base64.b64encode(image.to_string()).decode()
 
 
@@ -40,14 +44,25 @@ def deposit(request):
     except ChainsError as exc:
         context["error"] = exc.message
     context["deposits"] = selectors.deposits_for_user(user=request.user, chain=chain)
+    context["confirmations"] = _confirmations(chain)
     return render(request, "chains/deposit.html", context)
+
+
+def _confirmations(chain: str):
+    from wallets.chains.chain import confirmations_rule
+
+    try:
+        rule = confirmations_rule(chain)
+    except KeyError:
+        return None
+    return rule if isinstance(rule, int) else None  # "finalized"-style rules have no count
 
 
 @login_required
 def deposit_list(request):
     """The live list fragment (polled by HTMX)."""
     chain = request.GET.get("chain") or None
-    return render(request, "chains/_deposit_list.html", {"deposits": selectors.deposits_for_user(user=request.user, chain=chain), "chain": chain})
+    return render(request, "chains/_deposit_list.html", {"deposits": selectors.deposits_for_user(user=request.user, chain=chain), "chain": chain, "confirmations": _confirmations(chain) if chain else None})
 
 
 @sensitive_post_parameters("otp")
@@ -72,4 +87,23 @@ def withdraw(request):
         else:
             messages.success(request, f"Withdrawal #{withdrawal.pk} requested ({withdrawal.get_status_display().lower()}).")
             return redirect("chains:withdraw")
-    return render(request, "chains/withdraw.html", {"form": form, "withdrawals": selectors.withdrawals_for_user(user=request.user)})
+    return render(request, "chains/withdraw.html", {"form": form, "withdrawals": selectors.withdrawals_for_user(user=request.user), "options": _withdraw_options(request.user, form)})
+
+
+def _withdraw_options(user, form) -> list[dict]:
+    """Per asset-and-network choice of the form: what the page shows next to the amount
+    (available balance, network fee, minimum, the most that can be sent) — read only."""
+    from wallets.selectors import balance_get
+
+    out = []
+    for ca in form.fields["chain_asset"].queryset:
+        available = balance_get(user=user, asset=ca.asset).available
+        most = max(available - ca.withdrawal_fee, Decimal(0))
+        places = min(ca.asset.precision, 8)
+        most = most.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+        out.append({
+            "id": ca.pk, "asset": ca.asset.symbol, "chain": ca.get_chain_display(), "available": fmt_amount(available, places),
+            "fee": fmt_amount(ca.withdrawal_fee, places), "raw_fee": f"{ca.withdrawal_fee.normalize():f}", "min": fmt_amount(ca.min_withdrawal, places),
+            "max": fmt_amount(most, places), "max_raw": fmt_amount(most, places, grouping=False), "places": places,
+        })
+    return out
