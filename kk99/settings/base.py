@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "marketdata",
     "risk",
     "wallets.chains",
+    "quant",
 ]
 
 MIDDLEWARE = [
