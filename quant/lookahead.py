@@ -7,8 +7,9 @@ that reads any later bar (``np.roll(x, -1)``, a centred window, tomorrow's close
 different value at some cut and raises ``QuantError(LOOK_AHEAD)``. Every engine runs it
 before a backtest unless told not to.
 
-``shift_consistency`` is the second check: feeding the strategy the same data delayed by one
-bar must delay its signals by exactly one bar (and change results accordingly).
+``future_invariance`` is the second check: scrambling the bars after t must leave the
+signals up to t unchanged. (The third, in the tests: delaying the data by one bar delays
+every fill by exactly one bar.)
 """
 from __future__ import annotations
 
@@ -51,10 +52,21 @@ def check_no_lookahead(strategy, bars: Bars, *, cuts: int = DEFAULT_CUTS, seed: 
             )
 
 
-def shift_consistency(strategy, bars: Bars) -> bool:
-    """True when delaying the data by one bar delays the signals by exactly one bar."""
+def future_invariance(strategy, bars: Bars, *, points: int = 20, seed: int = 1) -> bool:
+    """True when scrambling every bar after t (for ``points`` random t) leaves the signals
+    up to t unchanged — the second, independent look-ahead check."""
     n = len(bars)
+    if n < 3:
+        return True
     base = _signals(strategy, bars)
-    delayed = Bars(bars.time[1:], bars.open[:-1], bars.high[:-1], bars.low[:-1], bars.close[:-1], bars.volume[:-1])
-    shifted = _signals(strategy, delayed)
-    return n > 1 and np.array_equal(base[:-1], shifted)
+    rng = np.random.default_rng(seed)
+    for t in rng.integers(1, n - 1, size=points).tolist():
+        noise = np.ones(n)
+        noise[t + 1:] = np.exp(rng.normal(0.0, 0.05, n - t - 1))
+        o, c = bars.open * noise, bars.close * noise
+        h = np.maximum(bars.high * noise, np.maximum(o, c))
+        lo = np.minimum(bars.low * noise, np.minimum(o, c))
+        scrambled = Bars(bars.time, o, h, lo, c, bars.volume)
+        if not np.array_equal(_signals(strategy, scrambled)[: t + 1], base[: t + 1]):
+            return False
+    return True

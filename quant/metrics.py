@@ -43,7 +43,10 @@ def annual_return(returns, periods_per_year: float) -> float:
     ending = float(np.prod(1.0 + r))
     if ending <= 0:
         return -1.0
-    return ending ** (periods_per_year / len(r)) - 1.0
+    try:
+        return ending ** (periods_per_year / len(r)) - 1.0
+    except OverflowError:  # a short, extreme run annualised: unbounded
+        return math.inf
 
 
 def annual_volatility(returns, periods_per_year: float) -> float:
