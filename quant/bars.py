@@ -17,6 +17,7 @@ from quant.errors import QuantError, QuantErrorCode
 
 MAX_CSV_BYTES = 50 * 1024 * 1024
 MAX_CSV_ROWS = 2_000_000
+SYNTHETIC_START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 
 _ALIASES = {
     "time": ("time", "timestamp", "date", "datetime", "open_time", "opentime"),
@@ -168,5 +169,5 @@ def synthetic_bars(n: int, *, seed: int = 0, start: float = 100.0, vol: float = 
     high = np.maximum(open_, close) * np.exp(wick[0])
     low = np.minimum(open_, close) * np.exp(-wick[1])
     volume = rng.uniform(1.0, 10.0, n)
-    return Bars.from_arrays(time=np.arange(n, dtype=np.int64) * step_ms, open=open_, high=high, low=low,
+    return Bars.from_arrays(time=SYNTHETIC_START_MS + np.arange(n, dtype=np.int64) * step_ms, open=open_, high=high, low=low,
                             close=close, volume=volume)

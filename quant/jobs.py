@@ -1,0 +1,62 @@
+"""The work of one backtest run (the Celery task's body): load bars, run the engine, store
+thinned equity and metrics, with progress on the row. Writes only its own run row."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from django.utils import timezone
+
+from kk99.errors import KK99Error
+from quant.backtest import Costs, OrderRules, run_backtest
+from quant.bars import Bars, bars_from_csv
+from quant.models import BacktestRun
+from quant.replay import Venue, run_replay
+from quant.selectors import bars_for_market
+from quant.strategies import strategy_build
+
+logger = logging.getLogger("kk99.quant")
+EQUITY_POINTS = 2000
+
+
+def _progress(run: BacktestRun, value: int) -> None:
+    BacktestRun.objects.filter(pk=run.pk).update(progress=value)
+
+
+def _load_bars(run: BacktestRun) -> Bars:
+    if run.csv_data is not None:
+        data = bars_from_csv(bytes(run.csv_data))
+        return data[-run.bars:] if len(data) > run.bars else data
+    return bars_for_market(symbol=run.symbol, interval=run.interval, limit=run.bars)
+
+
+def backtest_run_execute(*, run_id: int) -> BacktestRun | None:
+    """Run a PENDING run (claimed by a state change, so a redelivered task does nothing)."""
+    claimed = BacktestRun.objects.filter(pk=run_id, status=BacktestRun.Status.PENDING).update(
+        status=BacktestRun.Status.RUNNING, progress=5)
+    if not claimed:
+        return None
+    run = BacktestRun.objects.get(pk=run_id)
+    try:
+        bars = _load_bars(run)
+        _progress(run, 30)
+        strategy = strategy_build(run.strategy, run.params)
+        costs, orders = Costs(fee=run.fee), OrderRules(stop_loss=run.stop_loss)
+        if run.engine == BacktestRun.Engine.REPLAY:
+            tick = 10.0 ** np.floor(np.log10(float(np.median(bars.close)))) / 10_000
+            result, _ = run_replay(bars, strategy, costs=costs, orders=orders, venue=Venue(tick_size=tick, lot_size=1e-6))
+        else:
+            result = run_backtest(bars, strategy, costs=costs, orders=orders)
+        _progress(run, 80)
+        step = max(1, len(result.equity) // EQUITY_POINTS)
+        run.equity = [round(float(v), 6) for v in result.equity[::step]]
+        run.metrics = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.metrics.as_dict().items()}
+        run.status, run.progress = BacktestRun.Status.DONE, 100
+    except KK99Error as exc:
+        run.status, run.error = BacktestRun.Status.FAILED, exc.message
+    except Exception:  # a bug must not leave the run RUNNING forever
+        logger.exception("backtest run %s failed", run_id)
+        run.status, run.error = BacktestRun.Status.FAILED, "internal error"
+    run.finished_at = timezone.now()
+    run.save(update_fields=["equity", "metrics", "status", "progress", "error", "finished_at"])
+    return run
