@@ -45,10 +45,17 @@ class Costs:
     fee: float = 0.001  # fraction of notional per fill
     slippage_bps: float = 0.0
     half_spread: float = 0.0  # absolute price units added to buys / taken from sells
+    # "per_fill": the fee is paid on every fill and an entry is sized at price × (1 + fee)
+    # (backtesting.py 0.6's rules). "entry_adjusted": the fee is folded into the entry price,
+    # price × (1 ± fee), and exits pay none (backtesting.py ≤ 0.3, whose published GOOG
+    # example tests/quant/test_reference.py reproduces).
+    fee_model: str = "per_fill"
 
     def __post_init__(self) -> None:
         if not (0 <= self.fee < 0.1 and 0 <= self.slippage_bps < 1000 and self.half_spread >= 0):
             raise QuantError(QuantErrorCode.BAD_PARAMETER, "fee must be in [0, 0.1), slippage in [0, 1000) bps", param="fee")
+        if self.fee_model not in ("per_fill", "entry_adjusted"):
+            raise QuantError(QuantErrorCode.BAD_PARAMETER, "fee_model must be per_fill or entry_adjusted", param="fee_model")
 
     def market_price(self, price: float, side: int) -> float:
         """Fill price of a market order of ``side`` (+1 buy, -1 sell) at reference ``price``."""
@@ -152,6 +159,7 @@ def simulate(bars: Bars, sig: np.ndarray, exposure: np.ndarray, *, costs: Costs,
     decided = decided[decided + 1 < n]
     sig_list, exp_list, c_list = sig.tolist(), exposure.tolist(), c.tolist()
     fee = costs.fee
+    adjusted = costs.fee_model == "entry_adjusted"
     sl, tp = orders.stop_loss, orders.take_profit
     use_limit = orders.entry == "limit"
 
@@ -172,7 +180,7 @@ def simulate(bars: Bars, sig: np.ndarray, exposure: np.ndarray, *, costs: Costs,
 
     def close_position(bar: int, price: float, reason: str) -> None:
         nonlocal cash, units, traded_notional
-        f = abs(units) * price * fee
+        f = 0.0 if adjusted else abs(units) * price * fee
         cash += units * price - f
         traded_notional += abs(units) * price
         fills.append((bar, -units, price))
@@ -183,7 +191,7 @@ def simulate(bars: Bars, sig: np.ndarray, exposure: np.ndarray, *, costs: Costs,
     def open_position(bar: int, price: float, side: int, weight: float) -> None:
         nonlocal cash, units, traded_notional, entry_bar, entry_price, entry_fee
         equity = cash
-        qty = _round_units(weight * equity / (price * (1.0 + fee)), lot_size, fractional)
+        qty = _round_units(weight * equity / (price * (1.0 + (side if adjusted else 1) * fee)), lot_size, fractional)
         if qty <= 0:
             return
         f = qty * price * fee

@@ -117,6 +117,8 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
     n = len(bars)
     if n < 2:
         raise QuantError(QuantErrorCode.NOT_ENOUGH_DATA, "need at least two bars")
+    if costs.fee_model != "per_fill":
+        raise QuantError(QuantErrorCode.BAD_PARAMETER, "the replay engine pays fees per fill, as the exchange does", param="fee_model")
     if check_lookahead:
         check_no_lookahead(strategy, bars)
     sig = np.sign(np.nan_to_num(np.asarray(strategy.signals(bars), dtype=np.float64), nan=0.0)).tolist()

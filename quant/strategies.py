@@ -102,7 +102,12 @@ def _positive(strategy: Strategy, *keys: str) -> None:
 
 
 class _Crossover(Strategy):
-    defaults = {"fast": 10, "slow": 20, "allow_short": False}
+    """Long while the fast average is above the slow one (short below, if allowed). With
+    ``wait_for_cross`` positions change only where the averages actually cross (strictly
+    below on the previous bar, strictly above on this one, or the reverse) — flat until the
+    first cross — which is how backtesting.py's SmaCross example trades."""
+
+    defaults = {"fast": 10, "slow": 20, "allow_short": False, "wait_for_cross": False}
     average: ClassVar[Callable] = staticmethod(ta.sma)
 
     def validate(self) -> None:
@@ -117,6 +122,16 @@ class _Crossover(Strategy):
     def signals(self, bars: Bars) -> np.ndarray:
         fast = self.average(bars.close, self.params["fast"])
         slow = self.average(bars.close, self.params["slow"])
+        if self.params["wait_for_cross"]:
+            diff = fast - slow
+            up = np.zeros(len(diff), bool)
+            down = np.zeros(len(diff), bool)
+            with np.errstate(invalid="ignore"):
+                up[1:] = (diff[:-1] < 0) & (diff[1:] > 0)
+                down[1:] = (diff[:-1] > 0) & (diff[1:] < 0)
+            if self.params["allow_short"]:
+                return hold_states(up, down, down, up)
+            return hold_states(up, down)
         above = fast > slow
         below = fast < slow
         if self.params["allow_short"]:
