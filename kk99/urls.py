@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("wallets/chains/", include("wallets.chains.urls")),
     path("wallets/", include("wallets.urls")),
+    path("strategies/", include("quant.urls")),
     path("", include("trading.urls")),
     path("", include("accounts.urls")),
 ]
