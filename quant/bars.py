@@ -76,6 +76,12 @@ class Bars:
             bad = int(np.argmax(np.diff(self.time) <= 0))
             raise QuantError(QuantErrorCode.BAD_DATA, f"row {bad + 2}: times must strictly increase")
 
+    def rounded_to(self, tick: float) -> Bars:
+        """The same bars with prices on a ``tick`` grid (how the exchange-replay engine sees
+        them: integer ticks)."""
+        r = lambda a: np.maximum(np.round(a / tick), 1.0) * tick  # noqa: E731
+        return Bars(self.time, r(self.open), r(self.high), r(self.low), r(self.close), self.volume)
+
     def median_step_ms(self) -> int:
         return int(np.median(np.diff(self.time))) if len(self.time) > 1 else 0
 

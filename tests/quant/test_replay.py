@@ -26,15 +26,9 @@ class Fixed(Strategy):
         return self.sig[: len(bars)]
 
 
-def on_ticks(bars: Bars, tick: float) -> Bars:
-    r = lambda a: np.round(a / tick) * tick  # noqa: E731
-    return Bars.from_arrays(time=bars.time, open=r(bars.open), high=r(bars.high), low=r(bars.low), close=r(bars.close),
-                            volume=bars.volume)
-
-
 @pytest.mark.parametrize("strategy", [SmaCross(fast=10, slow=30, allow_short=True), EmaCross(fast=5, slow=20)])
 def test_replay_agrees_with_the_vectorised_engine_when_the_touch_is_deep_enough(strategy):
-    bars = on_ticks(synthetic_bars(1500, seed=4), 0.01)
+    bars = synthetic_bars(1500, seed=4).rounded_to(0.01)
     venue = Venue(tick_size=0.01, lot_size=0.001, half_spread_ticks=2, maker_lots=10**9)
     fast = run_backtest(bars, strategy, costs=Costs(fee=0.001, half_spread=0.02), lot_size=0.001, sizing=Sizing(fraction=0.5))
     slow, stats = run_replay(bars, strategy, costs=Costs(fee=0.001), venue=venue, sizing=Sizing(fraction=0.5))
