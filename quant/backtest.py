@@ -118,7 +118,7 @@ def periods_per_year(bars: Bars) -> float:
     return MS_PER_YEAR / step if step > 0 else 365.0
 
 
-def _round_units(units: float, lot_size: float, fractional: bool) -> float:
+def round_units(units: float, lot_size: float, fractional: bool) -> float:
     if not fractional:
         return float(math.floor(units + 1e-9))
     if lot_size > 0:
@@ -191,7 +191,7 @@ def simulate(bars: Bars, sig: np.ndarray, exposure: np.ndarray, *, costs: Costs,
     def open_position(bar: int, price: float, side: int, weight: float) -> None:
         nonlocal cash, units, traded_notional, entry_bar, entry_price, entry_fee
         equity = cash
-        qty = _round_units(weight * equity / (price * (1.0 + (side if adjusted else 1) * fee)), lot_size, fractional)
+        qty = round_units(weight * equity / (price * (1.0 + (side if adjusted else 1) * fee)), lot_size, fractional)
         if qty <= 0:
             return
         f = qty * price * fee

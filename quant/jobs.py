@@ -12,7 +12,7 @@ from quant.backtest import Costs, OrderRules, run_backtest
 from quant.bars import Bars, bars_from_csv
 from quant.models import BacktestRun
 from quant.replay import Venue, run_replay
-from quant.selectors import bars_for_market
+from quant.selectors import bars_for_market, flow_for_market, market_grid
 from quant.strategies import strategy_build
 
 logger = logging.getLogger("kk99.quant")
@@ -43,8 +43,13 @@ def backtest_run_execute(*, run_id: int) -> BacktestRun | None:
         strategy = strategy_build(run.strategy, run.params)
         costs, orders = Costs(fee=run.fee), OrderRules(stop_loss=run.stop_loss)
         if run.engine == BacktestRun.Engine.REPLAY:
-            tick = 10.0 ** np.floor(np.log10(float(np.median(bars.close)))) / 10_000
-            result, _ = run_replay(bars, strategy, costs=costs, orders=orders, venue=Venue(tick_size=tick, lot_size=1e-6))
+            if run.csv_data is not None:  # own data: a tick of 1/10,000 of the price's order of magnitude
+                tick, lot, recorded = 10.0 ** np.floor(np.log10(float(np.median(bars.close)))) / 10_000, 1e-6, None
+            else:  # the exchange's candles: its own grid, and the market's recorded trades as the taker flow
+                tick, lot = market_grid(symbol=run.symbol)
+                recorded = flow_for_market(symbol=run.symbol, bars=bars, interval=run.interval)
+            result, _ = run_replay(bars.rounded_to(tick), strategy, costs=costs, orders=orders,
+                                   venue=Venue(tick_size=tick, lot_size=lot), recorded=recorded)
         else:
             result = run_backtest(bars, strategy, costs=costs, orders=orders)
         _progress(run, 80)

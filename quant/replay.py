@@ -34,7 +34,14 @@ from typing import Iterable
 
 import numpy as np
 
-from quant.backtest import Costs, OrderRules, Result, Trade, _round_units, periods_per_year
+from quant.backtest import (
+    Costs,
+    OrderRules,
+    Result,
+    Trade,
+    round_units,
+    periods_per_year,
+)
 from quant.bars import Bars
 from quant.errors import QuantError, QuantErrorCode
 from quant.lookahead import check_no_lookahead
@@ -235,7 +242,7 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
                 else:
                     best = book.best_ask() if want > 0 else book.best_bid()
                     px = best[0] if best else p0
-                qty = _round_units(weight * acct.cash / (px * tick * (1.0 + costs.fee)), lot, sizing.fractional)
+                qty = round_units(weight * acct.cash / (px * tick * (1.0 + costs.fee)), lot, sizing.fractional)
                 lots = int(round(qty / lot))
                 if lots > 0 and weight > 0:
                     side = Side.BUY if want > 0 else Side.SELL

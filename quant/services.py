@@ -10,8 +10,8 @@ from quant.backtest import Costs, OrderRules
 from quant.bars import bars_from_csv
 from quant.errors import QuantError, QuantErrorCode
 from quant.models import BacktestRun
-from quant.tasks import backtest_run_task
 from quant.strategies import strategy_build
+from quant.tasks import backtest_run_task
 
 MAX_REPLAY_BARS = 20_000
 

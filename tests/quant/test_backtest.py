@@ -9,7 +9,16 @@ from quant.backtest import Costs, OrderRules, run_backtest
 from quant.bars import Bars
 from quant.errors import QuantError, QuantErrorCode
 from quant.lookahead import check_no_lookahead, future_invariance
-from quant.strategies import STRATEGIES, RsiReversion, SmaCross, Sizing, Strategy, Vote, hold_states, strategy_build
+from quant.strategies import (
+    STRATEGIES,
+    RsiReversion,
+    Sizing,
+    SmaCross,
+    Strategy,
+    Vote,
+    hold_states,
+    strategy_build,
+)
 
 
 class Fixed(Strategy):

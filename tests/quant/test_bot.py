@@ -15,8 +15,8 @@ from kk99.management.commands.demo_bot import ApiClient
 from quant.bot import RiskLimits, StrategyBot, round_down
 from quant.errors import QuantError
 from quant.strategies import SmaCross, Strategy
-from trading.models import Trade
 from tests.api.factories import make_market, make_trader, run_engine, write_trade
+from trading.models import Trade
 
 UTC = dt.timezone.utc
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from quant.backtest import Costs, run_backtest
-from quant.strategies import SmaCross, Sizing
+from quant.strategies import Sizing, SmaCross
 
 SMA_CROSS = dict(fast=10, slow=20, allow_short=True, wait_for_cross=True)
 

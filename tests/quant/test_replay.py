@@ -9,7 +9,7 @@ import pytest
 from quant.backtest import Costs, OrderRules, run_backtest
 from quant.bars import Bars, synthetic_bars
 from quant.replay import Venue, run_replay
-from quant.strategies import EmaCross, SmaCross, Sizing, Strategy
+from quant.strategies import EmaCross, Sizing, SmaCross, Strategy
 
 pytest.importorskip("trading.native._orderbook")
 

@@ -143,3 +143,15 @@ def test_a_redelivered_task_does_not_run_twice(client_in, market_with_candles):
                                      params={"fast": 5, "slow": 20})
     assert backtest_run_execute(run_id=run.pk).status == "DONE"
     assert backtest_run_execute(run_id=run.pk) is None  # already claimed: nothing happens
+
+
+def test_a_replay_run_on_the_exchange_replays_its_recorded_trades(client_in, market_with_candles, eager_task,
+                                                                  django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        client_in.post(reverse("quant:run_create"), {
+            "strategy": "ema_cross", "params": "fast=3, slow=8", "symbol": "BTCUSDT", "interval": "1h", "bars": "100",
+            "engine": "replay", "fee": "0.001",
+        })
+    run = BacktestRun.objects.get()
+    assert (run.status, run.engine, len(run.equity)) == ("DONE", "replay", 100), run.error
+    assert run.metrics["trades"] >= 1

@@ -14,7 +14,7 @@ from quant.backtest import Costs, OrderRules, run_backtest
 from quant.bars import bars_from_csv
 from quant.replay import Venue, run_replay
 from quant.report import figure, html_report
-from quant.selectors import bars_for_market
+from quant.selectors import bars_for_market, flow_for_market
 from quant.strategies import STRATEGIES, Sizing, strategy_build
 
 
@@ -48,10 +48,13 @@ class Command(BaseCommand):
         parser.add_argument("--cash", type=float, default=10_000.0)
         parser.add_argument("--tick-size", type=float, default=0.01, help="replay engine: price tick")
         parser.add_argument("--lot-size", type=float, default=1e-6, help="replay engine: quantity step")
+        parser.add_argument("--flow", choices=["synthetic", "recorded"], default="synthetic",
+                            help="replay engine: taker flow from the candles, or the market's recorded trades")
         parser.add_argument("--out", default="backtest-report", help="report path without extension (.html and .png)")
 
     def handle(self, *args, **o):
         try:
+            strategy = strategy_build(o["strategy"], parse_params(o["param"]))
             if o["csv"]:
                 try:
                     bars = bars_from_csv(Path(o["csv"]).read_bytes())
@@ -61,14 +64,17 @@ class Command(BaseCommand):
             else:
                 bars = bars_for_market(symbol=o["symbol"], interval=o["interval"], limit=o["bars"])
                 source = f"{o['symbol'].upper()} {o['interval']}"
-            params = parse_params(o["param"])
-            strategy = strategy_build(o["strategy"], params)
             costs = Costs(fee=o["fee"], slippage_bps=o["slippage_bps"])
             orders = OrderRules(stop_loss=o["stop_loss"], take_profit=o["take_profit"])
             sizing = Sizing(fraction=o["fraction"], fractional=not o["whole_units"])
             if o["engine"] == "replay":
+                recorded = None
+                if o["flow"] == "recorded":
+                    if o["csv"]:
+                        raise CommandError("--flow recorded replays the exchange's trades: use it without --csv")
+                    recorded = flow_for_market(symbol=o["symbol"], bars=bars, interval=o["interval"])
                 result, stats = run_replay(bars, strategy, sizing=sizing, costs=costs, orders=orders, initial_cash=o["cash"],
-                                           venue=Venue(tick_size=o["tick_size"], lot_size=o["lot_size"]))
+                                           venue=Venue(tick_size=o["tick_size"], lot_size=o["lot_size"]), recorded=recorded)
             else:
                 result, stats = run_backtest(bars, strategy, sizing=sizing, costs=costs, orders=orders, initial_cash=o["cash"]), None
         except KK99Error as exc:
