@@ -270,14 +270,53 @@ class Vote(Strategy):
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (SmaCross, EmaCross, RsiReversion, BollingerReversion, MacdTrend)
 }
+VOTE_DEFAULTS = {"members": "sma_cross+rsi_reversion+macd_trend", "mode": "majority"}
+STRATEGY_NAMES: tuple[str, ...] = (*STRATEGIES, Vote.name)
 
 
 def strategy_build(name: str, params: dict[str, Any] | None = None) -> Strategy:
     """The one way to build a strategy by name (commands, the page, the bot)."""
+    if name == Vote.name:
+        return vote_build(params or {})
     cls = STRATEGIES.get(name)
     if cls is None:
-        raise QuantError(QuantErrorCode.UNKNOWN_STRATEGY, f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
+        raise QuantError(QuantErrorCode.UNKNOWN_STRATEGY, f"unknown strategy {name!r}; one of {', '.join(STRATEGY_NAMES)}")
     return cls(**(params or {}))
+
+
+def _plus_list(value: Any) -> list[str]:
+    return [part.strip() for part in str(value).split("+") if part.strip()]
+
+
+def vote_build(params: dict[str, Any]) -> Vote:
+    """A vote from flat parameters (what a form or ``--param`` can carry):
+    ``members=sma_cross+rsi_reversion+macd_trend``, ``mode=majority|weighted|unanimous``,
+    ``weights=2+1+1``, ``threshold=0.5``, and member parameters as ``<member>.<param>``
+    (``sma_cross.fast=5``). ``params`` of the result has the same flat form, complete, so a
+    stored run can be rebuilt from it."""
+    p = {**VOTE_DEFAULTS, **params}
+    names = _plus_list(p.pop("members"))
+    if not names or len(set(names)) != len(names) or any(n not in STRATEGIES for n in names):
+        raise QuantError(QuantErrorCode.BAD_PARAMETER, f"members: distinct names among {', '.join(STRATEGIES)}, joined by +",
+                         param="members")
+    mode = str(p.pop("mode"))
+    try:
+        weights = [float(w) for w in _plus_list(p.pop("weights"))] if "weights" in p else None
+        threshold = float(p.pop("threshold", 0.0))
+    except ValueError:
+        raise QuantError(QuantErrorCode.BAD_PARAMETER, "weights and threshold must be numbers", param="weights") from None
+    own: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for key, value in p.items():
+        member, dot, sub = key.partition(".")
+        if not dot or member not in own:
+            raise QuantError(QuantErrorCode.BAD_PARAMETER, f"unknown parameter for vote: {key}", param=key)
+        own[member][sub] = value
+    members = [STRATEGIES[n](**own[n]) for n in names]
+    vote = Vote(members=members, mode=mode, weights=weights, threshold=threshold)
+    vote.params = {"members": "+".join(names), "mode": mode, "weights": "+".join(f"{w:g}" for w in vote.weights),
+                   "threshold": threshold,
+                   **{f"{m.name}.{k}": v for m in members for k, v in m.params.items()}}
+    return vote
 
 
 # ---- sizing ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from quant.metrics import Metrics, format_metric
 from quant.models import BacktestRun
 from quant.report import figure
 from quant.services import backtest_run_create
-from quant.strategies import STRATEGIES
+from quant.strategies import STRATEGIES, VOTE_DEFAULTS, Vote
 from trading.selectors import market_list
 
 INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"]
@@ -47,8 +47,10 @@ def _float_or_none(value: str, name: str) -> float | None:
 
 
 def _strategy_choices() -> list[dict]:
-    return [{"name": name, "label": cls.label, "defaults": ", ".join(f"{k}={v}" for k, v in cls.defaults.items())}
+    rows = [{"name": name, "label": cls.label, "defaults": ", ".join(f"{k}={v}" for k, v in cls.defaults.items())}
             for name, cls in STRATEGIES.items()]
+    vote = ", ".join(f"{k}={v}" for k, v in VOTE_DEFAULTS.items())
+    return [*rows, {"name": Vote.name, "label": Vote.label, "defaults": vote + ", weights=…, threshold=…, sma_cross.fast=…"}]
 
 
 def _page_context(request: HttpRequest, *, values: dict | None = None, error: str = "") -> dict:

@@ -191,3 +191,27 @@ def test_bad_parameters_are_refused_with_a_code():
         RsiReversion(lower=80, upper=20)
     with pytest.raises(QuantError):
         SmaCross(speed=3)
+
+
+def test_a_vote_is_built_from_flat_parameters_and_rebuilt_from_its_own():
+    vote = strategy_build("vote", {"members": "sma_cross+macd_trend", "mode": "weighted", "weights": "2+1",
+                                   "threshold": "0.4", "sma_cross.fast": "5"})
+    assert [m.name for m in vote.members] == ["sma_cross", "macd_trend"] and vote.members[0].params["fast"] == 5
+    assert vote.weights == [2.0, 1.0] and vote.threshold == 0.4
+    again = strategy_build("vote", vote.params)
+    assert again.params == vote.params and repr(again) == repr(vote)
+
+
+@pytest.mark.parametrize("params", [
+    {"members": "sma_cross+nope"}, {"members": "sma_cross+sma_cross"}, {"members": ""}, {"mode": "loudest"},
+    {"weights": "1+x+1"}, {"weights": "1+1"}, {"rsi.period": "3"}, {"sma_cross.speed": "1"}, {"macd_trend.fast": "40"},
+])
+def test_bad_vote_parameters_are_refused(params):
+    with pytest.raises(QuantError) as exc:
+        strategy_build("vote", params)
+    assert exc.value.code == QuantErrorCode.BAD_PARAMETER
+
+
+def test_the_default_vote_runs_and_passes_the_look_ahead_check(walk):
+    res = run_backtest(walk, strategy_build("vote", {}))
+    assert res.metrics.trades > 0

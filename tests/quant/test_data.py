@@ -118,3 +118,25 @@ def test_backtest_command_refuses_bad_arguments(args, message, tmp_path):
     with pytest.raises(CommandError) as exc:
         call_command("backtest", "--strategy", "sma_cross", *args, "--out", str(tmp_path / "r"))
     assert message in str(exc.value)
+
+
+def test_backtest_command_grid_and_walk_forward(tmp_path, capsys):
+    csv = tmp_path / "mine.csv"
+    csv.write_text(bars_to_csv(synthetic_bars(1200, seed=9)))
+    call_command("backtest", "--strategy", "sma_cross", "--grid", "fast=5,10", "--grid", "slow=20,40", "--csv", str(csv),
+                 "--out", str(tmp_path / "g"))
+    text = capsys.readouterr().out
+    assert "grid of 4 combinations" in text and text.count("sharpe") == 4
+    call_command("backtest", "--strategy", "sma_cross", "--grid", "fast=5,10", "--grid", "slow=20,40", "--csv", str(csv),
+                 "--walk-forward", "600:200", "--anchored", "--out", str(tmp_path / "wf"))
+    text = capsys.readouterr().out
+    assert "walk-forward (anchored)" in text and text.count("train 0-") == 3 and "out of sample, all folds chained" in text
+    assert (tmp_path / "wf.png").exists()
+
+
+def test_backtest_command_runs_a_vote(tmp_path, capsys):
+    csv = tmp_path / "mine.csv"
+    csv.write_text(bars_to_csv(synthetic_bars(600, seed=10)))
+    call_command("backtest", "--strategy", "vote", "--param", "members=ema_cross+rsi_reversion+bollinger_reversion",
+                 "--param", "mode=majority", "--param", "ema_cross.fast=5", "--csv", str(csv), "--out", str(tmp_path / "v"))
+    assert "vote[majority](ema_cross(fast=5" in capsys.readouterr().out

@@ -10,12 +10,14 @@ from pathlib import Path
 from django.core.management import BaseCommand, CommandError
 
 from kk99.errors import KK99Error
-from quant.backtest import Costs, OrderRules, run_backtest
+from quant.backtest import Costs, OrderRules, periods_per_year, run_backtest
 from quant.bars import bars_from_csv
 from quant.replay import Venue, run_replay
 from quant.report import figure, html_report
 from quant.selectors import bars_for_market, flow_for_market
-from quant.strategies import STRATEGIES, Sizing, strategy_build
+from quant.metrics import Metrics
+from quant.strategies import STRATEGY_NAMES, Sizing, strategy_build
+from quant.walkforward import grid_search, walk_forward
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -32,7 +34,7 @@ class Command(BaseCommand):
     help = "Backtest a strategy on the exchange's candles or a CSV file; prints metrics, writes an HTML/PNG report."
 
     def add_arguments(self, parser):
-        parser.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
+        parser.add_argument("--strategy", required=True, choices=sorted(STRATEGY_NAMES))
         parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
         parser.add_argument("--symbol", default="BTCUSDT")
         parser.add_argument("--interval", default="1h")
@@ -51,6 +53,11 @@ class Command(BaseCommand):
         parser.add_argument("--flow", choices=["synthetic", "recorded"], default="synthetic",
                             help="replay engine: taker flow from the candles, or the market's recorded trades")
         parser.add_argument("--out", default="backtest-report", help="report path without extension (.html and .png)")
+        parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,…",
+                            help="parameter grid: run every combination and rank them (repeatable)")
+        parser.add_argument("--objective", default="sharpe", help="metric that ranks grid rows (default sharpe)")
+        parser.add_argument("--walk-forward", metavar="TRAIN:TEST", help="with --grid: walk-forward in bars, out-of-sample report")
+        parser.add_argument("--anchored", action="store_true", help="walk-forward training windows start at bar 0")
 
     def handle(self, *args, **o):
         try:
@@ -79,6 +86,8 @@ class Command(BaseCommand):
                 result, stats = run_backtest(bars, strategy, sizing=sizing, costs=costs, orders=orders, initial_cash=o["cash"]), None
         except KK99Error as exc:
             raise CommandError(exc.message) from None
+        if o["grid"]:
+            return self._grid(bars, source, o, sizing=sizing, costs=costs, orders=orders)
         title = f"{strategy!r} on {source}"
         self.stdout.write(f"{title}: {len(bars)} bars, engine {o['engine']}")
         width = max(len(label) for label, _ in result.metrics.rows())
@@ -93,3 +102,46 @@ class Command(BaseCommand):
         out.with_suffix(".html").write_text(html_report(title=title, metrics=result.metrics, result=result, bars=bars,
                                                          params=strategy.params))
         self.stdout.write(f"report: {out.with_suffix('.html')} and {out.with_suffix('.png')}")
+
+    def _grid(self, bars, source: str, o: dict, **engine) -> None:
+        grid = {}
+        for item in o["grid"]:
+            key, sep, values = item.partition("=")
+            if not sep or not values:
+                raise CommandError(f"--grid wants key=v1,v2,…, got {item!r}")
+            grid[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+        fixed = parse_params(o["param"])
+        if o["objective"] not in Metrics.LABELS:
+            raise CommandError(f"--objective must be one of {', '.join(Metrics.LABELS)}")
+        try:
+            if not o["walk_forward"]:
+                rows = grid_search(bars, o["strategy"], grid, objective=o["objective"], fixed=fixed,
+                                   initial_cash=o["cash"], check_lookahead=True, **engine)
+                self.stdout.write(f"grid of {len(rows)} combinations of {o['strategy']} on {source}, best {o['objective']} first:")
+                for row in rows[:20]:
+                    m = row.metrics
+                    params = " ".join(f"{k}={v}" for k, v in row.params.items())
+                    self.stdout.write(f"  {params:<30} sharpe {m.sharpe:7.3f}  return {m.total_return * 100:8.2f} %  "
+                                      f"max dd {m.max_drawdown * 100:7.2f} %  trades {m.trades}")
+                return
+            train, _, test = o["walk_forward"].partition(":")
+            wf = walk_forward(bars, o["strategy"], grid, train=int(train), test=int(test), anchored=o["anchored"],
+                              objective=o["objective"], fixed=fixed, initial_cash=o["cash"], ppy=periods_per_year(bars), **engine)
+        except ValueError:
+            raise CommandError("--walk-forward wants TRAIN:TEST in bars, e.g. 2000:500") from None
+        except KK99Error as exc:
+            raise CommandError(exc.message) from None
+        kind = "anchored" if o["anchored"] else "rolling"
+        self.stdout.write(f"walk-forward ({kind}) of {o['strategy']} on {source}, chosen by {o['objective']}:")
+        for f in wf.folds:
+            params = " ".join(f"{k}={v}" for k, v in f.params.items())
+            self.stdout.write(f"  train {f.train[0]}-{f.train[1]} test {f.test[0]}-{f.test[1]}  {params:<24} "
+                              f"in-sample sharpe {f.in_sample.sharpe:7.3f}  out-of-sample sharpe {f.out_of_sample.sharpe:7.3f}  "
+                              f"return {f.out_of_sample.total_return * 100:7.2f} %")
+        self.stdout.write("out of sample, all folds chained:")
+        for label, value in wf.oos_metrics.rows():
+            self.stdout.write(f"  {label:<30}  {value:>14}")
+        out = Path(o["out"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".png").write_bytes(figure(equity=wf.oos_equity, title=f"walk-forward {o['strategy']} on {source}"))
+        self.stdout.write(f"out-of-sample equity: {out.with_suffix('.png')}")

@@ -20,7 +20,7 @@ from kk99.errors import KK99Error
 from kk99.management.commands.demo_bot import ApiClient
 from quant.bot import RiskLimits, StrategyBot
 from quant.management.commands.backtest import parse_params
-from quant.strategies import STRATEGIES, strategy_build
+from quant.strategies import STRATEGY_NAMES, strategy_build
 
 BOT_LABEL = "strategy-bot"
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
     help = "Run a strategy live through the Binance-compatible API, with risk limits and a kill switch."
 
     def add_arguments(self, parser):
-        parser.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
+        parser.add_argument("--strategy", required=True, choices=sorted(STRATEGY_NAMES))
         parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
         parser.add_argument("--symbol", required=True)
         parser.add_argument("--interval", default="1m")
