@@ -126,7 +126,7 @@ def test_backtest_command_grid_and_walk_forward(tmp_path, capsys):
     call_command("backtest", "--strategy", "sma_cross", "--grid", "fast=5,10", "--grid", "slow=20,40", "--csv", str(csv),
                  "--out", str(tmp_path / "g"))
     text = capsys.readouterr().out
-    assert "grid of 4 combinations" in text and text.count("sharpe") == 4
+    assert "grid of 4 combinations" in text and text.count("  sharpe ") == 4
     call_command("backtest", "--strategy", "sma_cross", "--grid", "fast=5,10", "--grid", "slow=20,40", "--csv", str(csv),
                  "--walk-forward", "600:200", "--anchored", "--out", str(tmp_path / "wf"))
     text = capsys.readouterr().out
