@@ -34,7 +34,7 @@ import numpy as np
 from quant.bars import Bars
 from quant.errors import QuantError, QuantErrorCode
 from quant.lookahead import check_no_lookahead
-from quant.metrics import Metrics, compute_metrics
+from quant.metrics import Metrics, compute_metrics, drawdown_series
 from quant.strategies import Sizing, Strategy
 
 MS_PER_YEAR = 365.25 * 24 * 3600 * 1000
@@ -108,8 +108,6 @@ class Result:
 
     @property
     def drawdown(self) -> np.ndarray:
-        from quant.metrics import drawdown_series
-
         return drawdown_series(self.equity)
 
 

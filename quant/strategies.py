@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from quant import indicators as ta
 from quant.bars import Bars
@@ -358,8 +359,6 @@ class Sizing:
         r[1:] = np.diff(np.log(bars.close))
         out = np.full(n, np.nan)
         if n > self.lookback:
-            from numpy.lib.stride_tricks import sliding_window_view
-
             sd = sliding_window_view(r[1:], self.lookback).std(axis=1, ddof=1) * math.sqrt(self.periods_per_year)
             with np.errstate(divide="ignore"):
                 out[self.lookback:] = np.minimum(self.max_leverage, self.target_vol / sd)
