@@ -2,9 +2,11 @@
 thinned equity and metrics, with progress on the row. Writes only its own run row."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import numpy as np
+from django.db.models import Q
 from django.utils import timezone
 
 from kk99.errors import KK99Error
@@ -17,6 +19,7 @@ from quant.strategies import strategy_build
 
 logger = logging.getLogger("kk99.quant")
 EQUITY_POINTS = 2000
+STALE_AFTER = dt.timedelta(minutes=15)  # far above any allowed run (100,000 bars take seconds)
 
 
 def _progress(run: BacktestRun, value: int) -> None:
@@ -31,9 +34,13 @@ def _load_bars(run: BacktestRun) -> Bars:
 
 
 def backtest_run_execute(*, run_id: int) -> BacktestRun | None:
-    """Run a PENDING run (claimed by a state change, so a redelivered task does nothing)."""
-    claimed = BacktestRun.objects.filter(pk=run_id, status=BacktestRun.Status.PENDING).update(
-        status=BacktestRun.Status.RUNNING, progress=5)
+    """Run a PENDING run. The run is claimed by a state change, so a redelivered task finds
+    it taken and does nothing — unless the claim is older than ``STALE_AFTER``: the worker
+    that held it died (kill -9, OOM), and the redelivered task (``acks_late``) takes it over."""
+    now = timezone.now()
+    claimable = Q(status=BacktestRun.Status.PENDING) | Q(status=BacktestRun.Status.RUNNING, started_at__lt=now - STALE_AFTER)
+    claimed = BacktestRun.objects.filter(claimable, pk=run_id).update(status=BacktestRun.Status.RUNNING, progress=5,
+                                                                      started_at=now)
     if not claimed:
         return None
     run = BacktestRun.objects.get(pk=run_id)

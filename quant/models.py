@@ -35,6 +35,7 @@ class BacktestRun(models.Model):
     equity = models.JSONField(default=list, blank=True, help_text="Equity curve, thinned to at most 2000 points.")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last claimed the run.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -155,3 +155,18 @@ def test_a_replay_run_on_the_exchange_replays_its_recorded_trades(client_in, mar
     run = BacktestRun.objects.get()
     assert (run.status, run.engine, len(run.equity)) == ("DONE", "replay", 100), run.error
     assert run.metrics["trades"] >= 1
+
+
+def test_a_run_whose_worker_died_is_taken_over_by_the_redelivered_task(client_in, market_with_candles):
+    from django.utils import timezone
+
+    from quant.jobs import STALE_AFTER
+
+    dead = BacktestRun.objects.create(user=client_in.user, strategy="sma_cross", symbol="BTCUSDT", interval="1h", bars=50,
+                                      params={"fast": 5, "slow": 20}, status=BacktestRun.Status.RUNNING, progress=30,
+                                      started_at=timezone.now() - STALE_AFTER - dt.timedelta(seconds=1))
+    busy = BacktestRun.objects.create(user=client_in.user, strategy="sma_cross", symbol="BTCUSDT", interval="1h", bars=50,
+                                      params={"fast": 5, "slow": 20}, status=BacktestRun.Status.RUNNING, progress=30,
+                                      started_at=timezone.now())
+    assert backtest_run_execute(run_id=dead.pk).status == "DONE"
+    assert backtest_run_execute(run_id=busy.pk) is None  # a live worker's claim is respected
