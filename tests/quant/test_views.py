@@ -170,3 +170,13 @@ def test_a_run_whose_worker_died_is_taken_over_by_the_redelivered_task(client_in
                                       started_at=timezone.now())
     assert backtest_run_execute(run_id=dead.pk).status == "DONE"
     assert backtest_run_execute(run_id=busy.pk) is None  # a live worker's claim is respected
+
+
+def test_staff_see_runs_read_only_in_the_admin(client, django_user_model):
+    from django.contrib import admin
+
+    from quant.models import BacktestRun as Model
+
+    model_admin = admin.site._registry[Model]
+    assert not model_admin.has_add_permission(None) and not model_admin.has_change_permission(None)
+    assert "csv_data" in model_admin.exclude
