@@ -18,7 +18,9 @@ The flow of one bar (prices in integer ticks, quantities in integer lots, like t
    priority: our limit order fills only after the orders ahead of it in the queue, and maybe
    only partly. A stop-loss triggers when the sweep reaches the stop price; it is then a
    market order against what is left in the book (a bar that opens through the stop fires
-   at the open, against the fresh ladder).
+   at the open, against the fresh ladder). A take-profit is a resting limit order for the
+   whole position, placed once the entry fills: it trades when the flow reaches it, after
+   the orders queued ahead of it at that price.
 
 ``recorded`` flow: instead of step 3, replay a list of taker orders per bar (e.g. from the
 exchange's trades) as IOC limit orders ``(bar, side, price, qty)`` in float units.
@@ -149,6 +151,7 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
     next_id = [1]
     maker_ids: list[int] = []
     our_limit: dict = {}  # {"id", "expires"}
+    take_profit: dict = {}  # our resting take-profit order: {"id", "lots"}
     stop_ticks = [0]
     equity = np.empty(n)
     units = np.empty(n)
@@ -158,6 +161,7 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
         return next_id[0]
 
     def apply(events, bar: int, reason: str = "signal") -> None:
+        nonlocal take_profit
         for ev in events:
             if ev.kind != EventKind.TRADE:
                 continue
@@ -170,7 +174,33 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
             stats.our_fills += 1
             if (ev.taker_owner == US and ev.taker_remaining) or (ev.maker_owner == US and ev.maker_remaining):
                 stats.partial_fills += 1
-            acct.fill(bar, ev.qty if side == Side.BUY else -ev.qty, ev.price, reason)
+            hit_tp = bool(take_profit) and ev.maker_owner == US and ev.maker_id == take_profit["id"]
+            acct.fill(bar, ev.qty if side == Side.BUY else -ev.qty, ev.price, "take_profit" if hit_tp else reason)
+            if hit_tp and not ev.maker_remaining:
+                take_profit = {}
+
+    def cancel_take_profit() -> None:
+        nonlocal take_profit
+        if take_profit:
+            run([Command.cancel(take_profit["id"])])
+            take_profit = {}
+
+    def arm_take_profit(bar: int) -> None:
+        """Keep one resting limit order for the whole position at entry × (1 ± take_profit):
+        it fills when the flow reaches it, behind the orders already at that price."""
+        nonlocal take_profit
+        if not orders.take_profit or not acct.lots or (take_profit and take_profit["lots"] == abs(acct.lots)):
+            return
+        cancel_take_profit()
+        sign = 1 if acct.lots > 0 else -1
+        oid = new_id()
+        lots = abs(acct.lots)
+        take_profit = {"id": oid, "lots": lots}
+        stats.our_orders += 1
+        apply(run([Command.limit(oid, US, Side.SELL if sign > 0 else Side.BUY,
+                                 to_ticks(acct.entry_price * (1.0 + sign * orders.take_profit)), lots)]), bar)
+        if take_profit and book.get_order(oid) is None:
+            take_profit = {}
 
     def run(cmds: list) -> list:
         stats.commands += len(cmds)
@@ -187,6 +217,7 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
         if not stop_ticks[0] or not acct.lots:
             return
         if (acct.lots > 0 and reached_ticks <= stop_ticks[0]) or (acct.lots < 0 and reached_ticks >= stop_ticks[0]):
+            cancel_take_profit()
             our_market(bar, Side.SELL if acct.lots > 0 else Side.BUY, abs(acct.lots), "stop")
             if not acct.lots:
                 stop_ticks[0] = 0
@@ -208,6 +239,8 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
         apply(run([Command.limit(new_id(), FLOW, side, limit_ticks, lots, TimeInForce.IOC)]), bar)
 
     for i in range(n):
+        if not acct.lots:
+            stop_ticks[0] = 0
         # 1. the maker refreshes its ladder around the open
         p0 = o_t[i]
         cmds = [Command.cancel(oid) for oid in maker_ids]
@@ -232,6 +265,7 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
                 if our_limit:
                     run([Command.cancel(our_limit["id"])])
                     our_limit = {}
+                cancel_take_profit()
                 our_market(i, Side.SELL if acct.lots > 0 else Side.BUY, abs(acct.lots), "signal")
                 stop_ticks[0] = 0
             changed = i == 1 or sig[i - 1] != sig[i - 2]
@@ -256,10 +290,14 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
                         our_market(i, side, lots, "signal")
                     if acct.lots and orders.stop_loss:
                         stop_ticks[0] = to_ticks(acct.entry_price * (1.0 - want * orders.stop_loss))
+                    arm_take_profit(i)
         # 3. the bar's taker flow
         if recorded is not None:
             for side, price, lots in flow_by_bar.get(i, ()):
                 sweep(i, side, price, lots)
+                if acct.lots and orders.stop_loss and not stop_ticks[0]:
+                    stop_ticks[0] = to_ticks(acct.entry_price * (1.0 - (1 if acct.lots > 0 else -1) * orders.stop_loss))
+                arm_take_profit(i)
         else:
             flow_lots = int(vol[i] * venue.taker_share / lot)
             path = ((Side.SELL, l_t[i]), (Side.BUY, h_t[i])) if c_list[i] >= bars.open[i] else ((Side.BUY, h_t[i]), (Side.SELL, l_t[i]))
@@ -267,6 +305,7 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
                 sweep(i, side, limit_ticks, flow_lots)
                 if acct.lots and orders.stop_loss and not stop_ticks[0]:
                     stop_ticks[0] = to_ticks(acct.entry_price * (1.0 - (1 if acct.lots > 0 else -1) * orders.stop_loss))
+                arm_take_profit(i)
         units[i] = acct.lots * lot
         equity[i] = acct.cash + units[i] * c_list[i]
 
