@@ -41,8 +41,8 @@ from quant.backtest import (
     OrderRules,
     Result,
     Trade,
-    round_units,
     periods_per_year,
+    round_units,
 )
 from quant.bars import Bars
 from quant.errors import QuantError, QuantErrorCode

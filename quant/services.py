@@ -6,10 +6,12 @@ from typing import Any
 
 from django.db import transaction
 
+from marketdata.intervals import interval_get
 from quant.backtest import Costs, OrderRules
 from quant.bars import bars_from_csv
 from quant.errors import QuantError, QuantErrorCode
 from quant.models import BacktestRun
+from quant.selectors import market_grid
 from quant.strategies import strategy_build
 from quant.tasks import backtest_run_task
 
@@ -30,6 +32,10 @@ def backtest_run_create(*, user, strategy: str, params: dict[str, Any], symbol: 
         bars_from_csv(csv_data)
     elif not symbol:
         raise QuantError(QuantErrorCode.BAD_PARAMETER, "pick a market or upload a CSV file", param="symbol")
+    else:
+        market_grid(symbol=symbol)  # raises for an unknown market
+        if interval_get(interval) is None:
+            raise QuantError(QuantErrorCode.BAD_PARAMETER, f"unknown interval {interval!r}", param="interval")
     if not 2 <= bars <= 100_000 or (engine == BacktestRun.Engine.REPLAY and bars > MAX_REPLAY_BARS):
         raise QuantError(QuantErrorCode.BAD_PARAMETER, "bars out of range", param="bars")
     with transaction.atomic():

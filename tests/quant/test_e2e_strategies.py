@@ -20,7 +20,7 @@ LOADED = "() => { const img = document.querySelector('.quant-plot'); return img 
 
 
 @pytest.fixture(scope="module")
-def worker(live_exchange):
+def worker(live_exchange):  # noqa: F811
     env = {**live_exchange.env, "CELERY_TASK_ALWAYS_EAGER": "0"}
     if not env.get("REDIS_URL"):
         pytest.skip("the page's jobs need a broker (REDIS_URL) for a separate worker")

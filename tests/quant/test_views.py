@@ -103,6 +103,8 @@ def test_a_csv_upload_is_backtested_on_the_users_own_data(client_in, eager_task,
     ({"fee": "0.5"}, "fee must be in"),
     ({"bars": "1"}, "bars out of range"),
     ({"stop_loss": "2"}, "stop_loss must be in"),
+    ({"symbol": "NOPEUSDT"}, "no market"),
+    ({"interval": "7h"}, "unknown interval"),
 ])
 def test_bad_input_is_refused_with_a_4xx_and_saves_nothing(client_in, market_with_candles, fields, message):
     data = {"strategy": "sma_cross", "params": "fast=5, slow=20", "symbol": "BTCUSDT", "interval": "1h", "bars": "100",

@@ -12,10 +12,10 @@ from django.core.management import BaseCommand, CommandError
 from kk99.errors import KK99Error
 from quant.backtest import Costs, OrderRules, periods_per_year, run_backtest
 from quant.bars import bars_from_csv
+from quant.metrics import Metrics
 from quant.replay import Venue, run_replay
 from quant.report import figure, html_report
 from quant.selectors import bars_for_market, flow_for_market
-from quant.metrics import Metrics
 from quant.strategies import STRATEGY_NAMES, Sizing, strategy_build
 from quant.walkforward import grid_search, walk_forward
 
