@@ -26,6 +26,7 @@ urlpatterns = [
     path("dev/mailbox/", devmail.mailbox, name="dev-mailbox"),
     path("wallets/chains/", include("wallets.chains.urls")),
     path("wallets/", include("wallets.urls")),
+    path("strategies/", include("quant.urls")),
     path("", include("trading.urls")),
     path("", include("accounts.urls")),
 ]

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "marketdata",
     "risk",
     "wallets.chains",
+    "quant",
 ]
 
 MIDDLEWARE = [
