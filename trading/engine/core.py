@@ -622,7 +622,7 @@ class MarketEngine:
             return
         market = self.market
         discount = Decimal(kk99_setting("KK99_FEE_DISCOUNT"))
-        price = kk99_price_usdt(engine_symbol=self.symbol, engine_last_price=state.last_price)
+        price = kk99_price_usdt(now=b.now)
         quote_usdt = usdt_value_of(market.quote.symbol)
         budgets: dict[int, Decimal] = dict(
             Balance.objects.select_for_update(of=("self",))
