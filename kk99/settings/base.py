@@ -295,7 +295,7 @@ KK99 = {
     # How long the engine caches a user's fee tier (seconds); 0 = recompute every batch.
     "FEE_TIER_CACHE_SECONDS": env_int("KK99_FEE_TIER_CACHE_SECONDS", 300),
     # Fees paid in the KK99 token (users opt in, trading.FeePreference): the fee's USDT value
-    # ÷ the KK99 price × (1 − this discount). The KK99 price (trading.engine.fees.kk99_price_usdt)
+    # ÷ the KK99 price × (1 − this discount). The KK99 price (trading.fees.kk99_price_usdt)
     # is manipulation-resistant: "twap" = time-weighted price of KK99_FEE_PRICE_MARKET over the
     # window, self-trades excluded, else REFERENCE_PRICES_USDT["KK99"]; "reference" = always the
     # configured price (the oracle). Clamped to [FLOOR, CEILING] (None = unbounded).

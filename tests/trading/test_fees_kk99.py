@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.trading.conftest import fund, market_create, place
-from trading.engine.fees import kk99_fee_amount
+from trading.fees import kk99_fee_amount
 from trading.models import Market, Trade
 from trading.services import fee_preference_set
 from wallets.audit import ledger_audit_run
@@ -160,7 +160,7 @@ def test_kk99_twap_is_none_without_trades():
 
     from django.utils import timezone
 
-    from trading.engine.fees import kk99_twap
+    from trading.fees import kk99_twap
 
     # No trades at all: no TWAP (the caller falls back to the configured price).
     assert kk99_twap(symbol="NOPE", now=timezone.now(), window=timedelta(hours=1)) is None
