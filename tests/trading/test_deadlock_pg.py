@@ -248,3 +248,74 @@ def test_the_engine_process_survives_deadlocks_and_finishes_the_work(tmp_path, m
     assert log.count("rolled back by DeadlockDetected") == 3, log[-3000:]
     assert fresh(sell).status == Order.Status.FILLED and Trade.objects.count() == 1
     assert_ledger_clean()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_engine_never_holds_a_balance_lock_out_of_the_global_order(engine, market, alice, bob, btc, usdt, make_user):
+    """Deterministic: a competing posting holds alice's USDT row, waits until the engine's batch
+    is blocked on it, then asks for alice's KK99 row (the global order: USDT before KK99). An
+    engine that locked the KK99 fee budgets first (by pk, before settling) held that row:
+    deadlock. Locking everything in one ordered statement, it holds only rows ordered before
+    USDT, so the competitor finishes and the batch goes on."""
+    import threading
+
+    from wallets.services import ledger_lock
+
+    # Arrange: alice pays fees in KK99 and takes bob's offer.
+    kk99 = token_asset()
+    _kk99_issue(make_user, alice, "100")
+    fee_preference_set(user=alice, pay_fees_in_kk99=True)
+    place(bob, market, "SELL", quantity="1", price="100")
+    engine.run_until_idle()
+    buy = place(alice, market, "BUY", quantity="1", price="100")
+    deadlocks_before = _pg_deadlocks()
+    held, engine_blocked = threading.Event(), threading.Event()
+    errors: dict[str, BaseException] = {}
+    results = {}
+
+    def competitor():
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                ledger_lock(pairs=[(alice, usdt)])
+                held.set()
+                engine_blocked.wait(30)
+                ledger_lock(pairs=[(alice, usdt), (alice, kk99)])
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors["competitor"] = exc
+        finally:
+            connection.close()
+
+    def run_engine():
+        try:
+            results["batch"] = engine.process_batch()
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors["engine"] = exc
+        finally:
+            connection.close()
+
+    # Act
+    threads = [threading.Thread(target=competitor)]
+    threads[0].start()
+    assert held.wait(30)
+    threads.append(threading.Thread(target=run_engine))
+    threads[1].start()
+    _wait(_someone_waits_on_a_row_lock, 30, "the engine to wait on alice's USDT row")
+    engine_blocked.set()
+    for t in threads:
+        t.join(60)
+    # Assert: nobody deadlocked; the batch settled the trade with the fee in KK99.
+    assert errors == {}, errors
+    assert results["batch"].retried == 0 and results["batch"].trades == 1
+    assert fresh(buy).status == Order.Status.FILLED
+    assert Trade.objects.get(taker_order_id=buy.pk).taker_fee_asset_id == kk99.pk
+    assert _pg_deadlocks() - deadlocks_before == 0
+    assert_ledger_clean()
+
+
+def _someone_waits_on_a_row_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
