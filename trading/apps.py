@@ -7,3 +7,6 @@ class TradingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .services import market_cache_signals_connect
+
+        market_cache_signals_connect()

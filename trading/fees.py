@@ -15,6 +15,7 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
+from trading.models import Trade
 
 
 def fee_tier_for_volume(volume: Decimal) -> dict:
@@ -27,8 +28,6 @@ def fee_tier_for_volume(volume: Decimal) -> dict:
 
 
 def user_volume_30d(*, user_id: int, now=None) -> Decimal:
-    from trading.models import Trade
-
     since = (now or timezone.now()) - timedelta(days=30)
     total = (
         Trade.objects.filter(Q(maker_user_id=user_id) | Q(taker_user_id=user_id), created_at__gte=since)
@@ -125,8 +124,6 @@ def kk99_twap(*, symbol: str, now, window: timedelta) -> Decimal | None:
     """Time-weighted average trade price of ``symbol`` over ``[now - window, now]``, self-trades
     excluded: each price counts for as long as it was the last (non-self) trade price; the
     price in force when the window opens counts from the window's start. None without trades."""
-    from trading.models import Trade
-
     start = now - window
     trades = Trade.objects.filter(market__symbol=symbol).exclude(maker_user_id=F("taker_user_id"))
     points = list(trades.filter(created_at__gte=start, created_at__lte=now).order_by("created_at", "trade_id").values_list("created_at", "price"))

@@ -130,7 +130,8 @@ def market_resolve(market: Market | str, *, cached: bool = False) -> Market:
     return found
 
 
-def _connect_market_cache_signals() -> None:
+def market_cache_signals_connect() -> None:
+    """Wired in :meth:`trading.apps.TradingConfig.ready`."""
     from django.db.models.signals import post_delete, post_migrate, post_save
 
     post_save.connect(market_cache_clear, sender=Market, dispatch_uid="trading.services.market_cache.save")
@@ -138,7 +139,6 @@ def _connect_market_cache_signals() -> None:
     post_migrate.connect(market_cache_clear, dispatch_uid="trading.services.market_cache.migrate")
 
 
-_connect_market_cache_signals()
 
 
 def market_reference_price(*, market: Market) -> Decimal | None:

@@ -143,3 +143,14 @@ def test_without_a_published_state_the_reference_is_the_committed_last_price(eng
     cache.clear()
     assert market_reference_price(market=market) == D("120")
     assert fresh(Order.objects.get(user=bob)).status == S.FILLED
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_wake_up_run_inside_a_callers_transaction_commits_nothing_of_it(market, alice, django_capture_on_commit_callbacks):
+    # Act: the on-commit wake-up runs while the test's own transaction is still open.
+    with django_capture_on_commit_callbacks(execute=True):
+        order = place(alice, market, "BUY", quantity="1", price="100")
+    # Assert: another session does not see the order — the caller's transaction was not committed.
+    with psycopg.connect(_db_url().replace("postgres://", "postgresql://", 1)) as other:
+        assert other.execute("SELECT count(*) FROM trading_order WHERE id = %s", [order.pk]).fetchone()[0] == 0

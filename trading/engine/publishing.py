@@ -14,7 +14,7 @@ from django.db import transaction
 
 from kk99.publish import market_group, publish_many_on_commit, publish_on_commit, user_group
 from trading.engine.wakeup import orders_done_on_commit
-from trading.models import Order, Trade
+from trading.models import Order
 
 logger = logging.getLogger(__name__)
 S = Order.Status

@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 
+import psycopg
 from django.db import close_old_connections, connection
 from django.db.backends.signals import connection_created
 from django.db.utils import InterfaceError, OperationalError
@@ -64,8 +65,6 @@ class EngineRunner:
         return list(self._market_ids)
 
     def _open_lock_connection(self):
-        import psycopg
-
         s = connection.settings_dict
         params = {
             "dbname": s["NAME"],

@@ -26,6 +26,7 @@ import threading
 import time
 from collections import defaultdict
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from psycopg import sql
@@ -63,9 +64,14 @@ def engine_wake_on_commit(symbol: str) -> None:
 
 
 def _notify(symbol: str) -> None:
-    statement = sql.SQL("BEGIN; SET LOCAL synchronous_commit = off; NOTIFY {}, {}; COMMIT").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(symbol))
     try:
         with connection.cursor() as cursor:
+            if connection.in_atomic_block or not connection.get_autocommit():
+                # Only when a caller still holds a transaction open (a test running on-commit
+                # callbacks inside its own): a plain transactional NOTIFY, never a COMMIT of theirs.
+                cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, symbol])
+                return
+            statement = sql.SQL("BEGIN; SET LOCAL synchronous_commit = off; NOTIFY {}, {}; COMMIT").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(symbol))
             cursor.execute(statement.as_string(connection.connection))
     except Exception:  # noqa: BLE001 — after commit: the engine's idle check finds the order anyway
         logger.exception("engine wake-up for %s failed", symbol)
@@ -83,8 +89,6 @@ def _redis():
         return None
     client = _redis_clients.get(os.getpid())
     if client is None:
-        import redis
-
         client = _redis_clients[os.getpid()] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     return client
 
