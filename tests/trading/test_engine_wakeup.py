@@ -29,8 +29,15 @@ def _listener() -> psycopg.Connection:
     return conn
 
 
-def _received(conn: psycopg.Connection) -> list[str]:
-    return [n.payload for n in conn.notifies(timeout=0.5)]
+def _received(conn: psycopg.Connection, timeout: float = 2.0) -> list[str]:
+    """Notifications until ``timeout`` passes without one (the sender thread sends after commit)."""
+    out = []
+    while True:
+        got = [n.payload for n in conn.notifies(timeout=timeout, stop_after=1)]
+        if not got:
+            return out
+        out += got
+        timeout = 0.5
 
 
 @pytest.mark.postgres

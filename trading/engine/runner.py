@@ -25,13 +25,13 @@ import socket
 import threading
 import time
 
-import psycopg
 from django.db import close_old_connections, connection
 from django.db.backends.signals import connection_created
 from django.db.utils import InterfaceError, OperationalError
 
 from kk99.conf import kk99_setting
 from trading.engine.core import Fenced, MarketEngine
+from trading.engine.sql import pg_connect
 from trading.engine.wakeup import NOTIFY_CHANNEL
 from trading.models import Market
 
@@ -65,16 +65,7 @@ class EngineRunner:
         return list(self._market_ids)
 
     def _open_lock_connection(self):
-        s = connection.settings_dict
-        params = {
-            "dbname": s["NAME"],
-            "user": s.get("USER") or None,
-            "password": s.get("PASSWORD") or None,
-            "host": s.get("HOST") or None,
-            "port": s.get("PORT") or None,
-            "application_name": f"kk99-engine {self.owner}",
-        }
-        conn = psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True)
+        conn = pg_connect(application_name=f"kk99-engine {self.owner}")
         conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         return conn
 

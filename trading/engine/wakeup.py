@@ -1,13 +1,13 @@
 """Wake-ups between the order requests and the engine, both directions after COMMIT.
 
 Request → engine (:func:`engine_wake_on_commit`)
-    After the order's (or cancel's) transaction commits, ONE ``NOTIFY kk99_engine, '<symbol>'``
-    per symbol per transaction (coalesced), sent in its own tiny transaction with
-    ``synchronous_commit = off``. A NOTIFY inside the order transaction made PostgreSQL take its
-    global notify lock at every order's commit and hold it across the commit's WAL flush: all
-    order commits were serialised. Now the order commits alone (group commit works) and the
-    wake-up costs one round trip that waits for no disk. A wake-up cannot be lost for good: if
-    the process dies between the commit and the NOTIFY, the engine still finds the order by
+    After the order's (or cancel's) transaction commits, ``NOTIFY kk99_engine, '<symbol>'`` —
+    once per symbol per transaction, and sent by a per-process sender thread on its own
+    connection (``synchronous_commit = off``), so the request does not wait for it and the
+    wake-ups of concurrent requests coalesce. A NOTIFY inside the order transaction made
+    PostgreSQL take its global notify lock at every order's commit and hold it across the
+    commit's WAL flush: all order commits were serialised. A wake-up cannot be lost for good:
+    if the process dies between the commit and the NOTIFY, the engine still finds the order by
     state at its next idle check (ENGINE_IDLE_WAIT_SECONDS).
 
 Engine → request (:func:`orders_done_on_commit`, :class:`OrderWaiter`)
@@ -31,11 +31,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from psycopg import sql
 
+from trading.engine.sql import pg_connect
+
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "kk99_engine"
 ORDERS_CHANNEL_PREFIX = "kk99:orders:"
 WAIT_SLICE_SECONDS = 0.25
+IDLE_CLOSE_SECONDS = 1.0  # the wake-up sender closes its connection after this long without work
 
 
 def orders_channel(symbol: str) -> str:
@@ -47,34 +50,75 @@ def orders_channel(symbol: str) -> str:
 
 def engine_wake_on_commit(symbol: str) -> None:
     """Wake the engine owning ``symbol`` once the current transaction commits (at once when
-    there is none). Several calls in one transaction send one NOTIFY; a rollback sends none."""
+    there is none). Several calls in one transaction make one wake-up; a rollback makes none."""
     if connection.vendor != "postgresql":
         return  # the SQLite engine polls
     if not connection.in_atomic_block:
-        _notify(symbol)
+        _notifier().wake(symbol)
         return
     if any(getattr(func, "kk99_wake", None) == symbol for _, func, *_ in connection.run_on_commit):
         return
 
     def send() -> None:
-        _notify(symbol)
+        _notifier().wake(symbol)
 
     send.kk99_wake = symbol
     transaction.on_commit(send)
 
 
-def _notify(symbol: str) -> None:
-    try:
-        with connection.cursor() as cursor:
-            if connection.in_atomic_block or not connection.get_autocommit():
-                # Only when a caller still holds a transaction open (a test running on-commit
-                # callbacks inside its own): a plain transactional NOTIFY, never a COMMIT of theirs.
-                cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, symbol])
-                return
-            statement = sql.SQL("BEGIN; SET LOCAL synchronous_commit = off; NOTIFY {}, {}; COMMIT").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(symbol))
-            cursor.execute(statement.as_string(connection.connection))
-    except Exception:  # noqa: BLE001 — after commit: the engine's idle check finds the order anyway
-        logger.exception("engine wake-up for %s failed", symbol)
+class _Notifier:
+    """One daemon thread per process with its own autocommit connection
+    (``synchronous_commit = off``) sends the NOTIFYs: the request never waits for them, and
+    wake-ups asked for while one is being sent are coalesced into the next."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: set[str] = set()
+        self.event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="kk99-engine-wakeups", daemon=True)
+        self.thread.start()
+
+    def wake(self, symbol: str) -> None:
+        with self.lock:
+            self.pending.add(symbol)
+        self.event.set()
+
+    def _run(self) -> None:
+        conn = None
+        while True:
+            if not self.event.wait(IDLE_CLOSE_SECONDS):
+                if conn is not None:
+                    conn.close()  # idle: give the connection back (re-opened on the next wake-up)
+                    conn = None
+                continue
+            self.event.clear()
+            with self.lock:
+                symbols, self.pending = self.pending, set()
+            try:
+                if conn is None or conn.closed:
+                    conn = pg_connect(application_name=f"kk99-wakeups {os.getpid()}")
+                    conn.execute("SET synchronous_commit = off")
+                for symbol in sorted(symbols):
+                    conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(symbol)))
+            except Exception:  # noqa: BLE001 — the engine's idle check finds the orders anyway
+                logger.exception("engine wake-up for %s failed", sorted(symbols))
+                conn = None
+                time.sleep(0.2)
+
+
+_notifiers: dict[int, _Notifier] = {}
+_notifiers_lock = threading.Lock()
+
+
+def _notifier() -> _Notifier:
+    pid = os.getpid()
+    n = _notifiers.get(pid)
+    if n is None:
+        with _notifiers_lock:
+            n = _notifiers.get(pid)
+            if n is None:
+                n = _notifiers[pid] = _Notifier()
+    return n
 
 
 # --- engine → request -----------------------------------------------------------------------
