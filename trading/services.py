@@ -139,12 +139,11 @@ def market_cache_signals_connect() -> None:
     post_migrate.connect(market_cache_clear, dispatch_uid="trading.services.market_cache.migrate")
 
 
-
-
 def market_reference_price(*, market: Market) -> Decimal | None:
-    """The price band's reference: the last trade price from the engine's published state (the
-    committed depth snapshot in the cache, no query per order); on a cache miss the committed
-    EngineState; the market's configured reference price before the first trade."""
+    """The price band's reference: the last trade price the engine published after its latest
+    commit (a cache read, no query per order; :func:`trading.engine.publishing.market_last_price_published`);
+    on a cache miss the committed EngineState; the market's configured reference price before
+    the first trade."""
     published, last = market_last_price_published(market.symbol)
     if not published:
         last = EngineState.objects.filter(market=market).values_list("last_price", flat=True).first()
