@@ -18,10 +18,12 @@ A fee paid in KK99 (opted in)       the received asset's fee goes back to the us
 =================================  ==========================================================
 
 Locking (the one global order): a batch locks its ``EngineState`` row, then the order rows it
-claims or updates, then — in ONE :func:`wallets.services.ledger_lock` statement, sorted by
-(account, asset) through :mod:`wallets.locks` — every balance row it will post to, before it
-reads any balance. The posting itself (:meth:`Settlement.post`, one ``ledger_settle``) then
-waits on nothing.
+claims or updates, then its balance rows in ONE statement sorted by (account, asset) through
+:mod:`wallets.locks`. Usually that statement is the posting's own (:meth:`Settlement.post`, one
+``ledger_settle``). When the batch must READ balances first (KK99 fee budgets),
+:meth:`Settlement.lock` takes every row the posting will touch, those included, in one
+statement before the read, and the posting then waits on nothing. Never lock a balance row
+outside these two paths.
 """
 from __future__ import annotations
 

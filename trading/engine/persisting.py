@@ -44,9 +44,11 @@ def batch_write(engine, b, state: EngineState, depth_id: int) -> None:
 
 
 def _balances_lock(engine, b) -> dict:
-    """Lock every balance row the batch posts to — plus the KK99 rows of users who pay fees in
-    KK99 — in ONE ordered statement; then swap those fees (they read the locked KK99
-    balances). Returns the assets the posting uses, by id."""
+    """When some user of the batch pays fees in KK99 (the only balance the engine READS before
+    posting): lock every balance row the batch posts to, plus those KK99 rows, in ONE ordered
+    statement, then swap the fees from the locked budgets. Otherwise nothing is locked here —
+    the posting's own single ordered lock statement is the batch's only balance lock. Returns
+    the assets the posting uses, by id."""
     market = engine.market
     assets = {market.base_id: market.base, market.quote_id: market.quote}
     opted: set[int] = set()
@@ -55,8 +57,7 @@ def _balances_lock(engine, b) -> dict:
         opted = kk99_opted_users({t.maker_user_id for t in b.trades} | {t.taker_user_id for t in b.trades})
         kk99 = engine.kk99_asset() if opted else None
     if kk99 is None:
-        b.settlement.lock(assets)
-        return assets
+        return assets  # nothing to read first: ledger_settle's ONE ordered lock statement suffices
     assets.setdefault(kk99.pk, kk99)
     also = [(USER, uid, kk99.pk) for uid in opted] + [(FEES, 0, kk99.pk)]
     rows = b.settlement.lock(assets, also=also)
