@@ -66,10 +66,11 @@ test: install test-native test-python
 # quiet machine: the numbers are only as good as the cores are idle). PostgreSQL and Redis on
 # 127.0.0.1 are used by the engine, HTTP and WebSocket benchmarks (each makes its own database).
 bench: install
-	$(PY) -m trading.native.bench --write docs/benchmarks.md
-	$(PY) -m trading.engine.bench --profile --write docs/benchmarks.md
-	$(PY) -m trading.binance.bench_http --engine --write docs/benchmarks.md
-	$(PY) -m trading.streams.bench_ws --write docs/benchmarks.md
+	$(PY) -m bench.orderbook --write docs/benchmarks.md
+	$(PY) -m bench.engine --profile --write docs/benchmarks.md
+	$(PY) -m bench.http_api --engine --write docs/benchmarks.md
+	$(PY) -m bench.order_latency --write docs/benchmarks.md
+	$(PY) -m bench.ws --write docs/benchmarks.md
 	$(PY) -m bench.quant_bench --write docs/benchmarks.md
 
 clean:

@@ -7,8 +7,9 @@ services only *record intent*:
   arguments), runs the ordered checks of :data:`trading.orders.ORDER_CHECKS`, computes the hold
   with :func:`trading.holds.order_hold`, and in ONE transaction inserts the order as
   ``PENDING_NEW`` and holds it (:func:`order_record`; ``wallets.services.balance_hold`` is the
-  funds check, under the balance row lock). On commit the engine is woken (PostgreSQL
-  ``NOTIFY`` — transactional, so it fires only if the order committed).
+  funds check, under the balance row lock). On commit the engine is woken right after the
+  commit (:mod:`trading.engine.wakeup`: a coalesced ``NOTIFY`` outside the order transaction,
+  only if the order committed).
 * :func:`order_cancel` / :func:`order_cancel_all` set ``cancel_requested``; the engine cancels
   and releases the hold in its batch transaction. Pass ``wait=`` to block until it has.
 
@@ -27,6 +28,8 @@ from django.utils import timezone
 
 from kk99.conf import kk99_setting
 from kk99.publish import publish_on_commit, user_group
+from trading.engine.publishing import market_last_price_published
+from trading.engine.wakeup import OrderWaiter, engine_wake_on_commit
 from trading.errors import TradingError, TradingErrorCode
 from trading.holds import Hold, order_hold
 from trading.models import EngineState, FeePreference, Market, Order
@@ -36,23 +39,26 @@ from trading.selectors import market_resolve
 from wallets.errors import InsufficientFunds
 from wallets.services import balance_hold
 
-NOTIFY_CHANNEL = "kk99_engine"
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
 def engine_notify(*, symbol: str) -> None:
-    """Wake the engine owning ``symbol``. On PostgreSQL a transactional NOTIFY: delivered at
-    commit, dropped on rollback. On SQLite a no-op (the engine polls)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, symbol])
+    """Wake the engine owning ``symbol`` once the current transaction commits — outside it,
+    coalesced per transaction, dropped on rollback (:func:`trading.engine.wakeup.engine_wake_on_commit`).
+    On SQLite a no-op (the engine polls)."""
+    engine_wake_on_commit(symbol)
 
 
 def market_reference_price(*, market: Market) -> Decimal | None:
-    """Last trade price, or the market's configured reference price before the first trade."""
-    last = EngineState.objects.filter(market=market).values_list("last_price", flat=True).first()
+    """The price band's reference: the last trade price the engine published after its latest
+    commit (a cache read, no query per order; :func:`trading.engine.publishing.market_last_price_published`);
+    on a cache miss the committed EngineState; the market's configured reference price before
+    the first trade."""
+    published, last = market_last_price_published(market.symbol)
+    if not published:
+        last = EngineState.objects.filter(market=market).values_list("last_price", flat=True).first()
     return last if last is not None else market.reference_price
 
 
@@ -173,21 +179,22 @@ def order_cancel_all(*, user, market: Market | str, wait: float | None = None) -
 
 def order_wait(*, order: Order, timeout: float | None = None, until_final: bool = True) -> Order:
     """Re-read ``order`` until the engine has processed it: final (``until_final``) or at
-    least out of PENDING_NEW with no cancel pending. Raises ``engine_timeout`` after
-    ``timeout`` seconds (default settings KK99 ENGINE_WAIT_SECONDS)."""
+    least out of PENDING_NEW with no cancel pending. Woken by the engine's commit
+    (:class:`trading.engine.wakeup.OrderWaiter`), not a polling loop. Raises ``engine_timeout``
+    (Binance -1007) after ``timeout`` seconds (default settings KK99 ENGINE_WAIT_SECONDS)."""
     timeout = kk99_setting("ENGINE_WAIT_SECONDS") if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        current = Order.objects.select_related("market").get(pk=order.pk)
-        if until_final and current.status in Order.FINAL_STATUSES:
-            return current
-        if not until_final and current.status != Order.Status.PENDING_NEW and not (current.cancel_requested and current.is_open):
-            return current
-        if time.monotonic() >= deadline:
-            raise TradingError(TradingErrorCode.ENGINE_TIMEOUT, "The matching engine did not answer in time.", status=503, order_id=order.pk)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    with OrderWaiter(order.pk) as waiter:  # registered before the first read: no lost wake-up
+        while True:
+            current = Order.objects.select_related("market").get(pk=order.pk)
+            if until_final and current.status in Order.FINAL_STATUSES:
+                return current
+            if not until_final and current.status != Order.Status.PENDING_NEW and not (current.cancel_requested and current.is_open):
+                return current
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TradingError(TradingErrorCode.ENGINE_TIMEOUT, "The matching engine did not answer in time.", status=503, order_id=order.pk)
+            waiter.wait(left)
 
 
 def order_cancel_replace(

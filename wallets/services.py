@@ -441,6 +441,28 @@ def ledger_settle(
     return _post(kind=kind, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference, actor=actor)
 
 
+def ledger_lock(*, pairs: Iterable[tuple[AccountRef, Asset]]) -> dict[tuple[tuple[str, Any], int], Balance]:
+    """Lock (creating if need be) the balance rows of ``(account ref, asset)`` pairs through
+    :mod:`wallets.locks` — ONE statement, in the one global order — and return them keyed by
+    ``(ref key, asset id)`` (ref key: ``("user", user_id)``, ``("system", kind)``, ``("account", pk)``).
+
+    For a caller that must read balances before it posts (the engine's KK99 fee budgets): lock
+    every row the posting will touch first, so the later :func:`ledger_settle` waits on nothing
+    and no row is ever locked out of the global order."""
+    pairs = list(pairs)
+    if not pairs:
+        return {}
+    resolved = _resolve_accounts(ref for ref, _ in pairs)
+    wanted: dict[locks.BalanceKey, tuple[tuple[str, Any], int]] = {}
+    allow_negative: dict[int, bool] = {}
+    for ref, asset in pairs:
+        account = resolved[_ref_key(ref)]
+        wanted[(account.pk, asset.pk)] = (_ref_key(ref), asset.pk)
+        allow_negative[account.pk] = account.allow_negative
+    rows = locks.lock_balances(wanted.keys(), allow_negative=allow_negative)
+    return {wanted[key]: row for key, row in rows.items()}
+
+
 def ledger_credit(
     *,
     user: AbstractBaseUser,

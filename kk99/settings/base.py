@@ -335,10 +335,16 @@ KK99 = {
     # How long the engine caches a user's fee tier (seconds); 0 = recompute every batch.
     "FEE_TIER_CACHE_SECONDS": env_int("KK99_FEE_TIER_CACHE_SECONDS", 300),
     # Fees paid in the KK99 token (users opt in, trading.FeePreference): the fee's USDT value
-    # ÷ the KK99 price × (1 − this discount). The KK99 price is the last trade of
-    # KK99_FEE_PRICE_MARKET, else REFERENCE_PRICES_USDT["KK99"].
+    # ÷ the KK99 price × (1 − this discount). The KK99 price (trading.fees.kk99_price_usdt)
+    # is manipulation-resistant: "twap" = time-weighted price of KK99_FEE_PRICE_MARKET over the
+    # window, self-trades excluded, else REFERENCE_PRICES_USDT["KK99"]; "reference" = always the
+    # configured price (the oracle). Clamped to [FLOOR, CEILING] (None = unbounded).
     "KK99_FEE_DISCOUNT": Decimal(env_str("KK99_KK99_FEE_DISCOUNT", "0.25")),
     "KK99_FEE_PRICE_MARKET": env_str("KK99_KK99_FEE_PRICE_MARKET", "KK99USDT"),
+    "KK99_FEE_PRICE_SOURCE": env_str("KK99_KK99_FEE_PRICE_SOURCE", "twap"),
+    "KK99_FEE_PRICE_WINDOW_SECONDS": env_int("KK99_KK99_FEE_PRICE_WINDOW_SECONDS", 3600),
+    "KK99_FEE_PRICE_FLOOR": (lambda v: Decimal(v) if v else None)(env_str("KK99_KK99_FEE_PRICE_FLOOR", "")),
+    "KK99_FEE_PRICE_CEILING": (lambda v: Decimal(v) if v else None)(env_str("KK99_KK99_FEE_PRICE_CEILING", "")),
     # Engine: commands (new orders + cancel requests) taken per batch transaction.
     "ENGINE_BATCH_SIZE": env_int("KK99_ENGINE_BATCH_SIZE", 500),
     # Engine: longest idle wait before re-checking (PostgreSQL wakes earlier on NOTIFY).

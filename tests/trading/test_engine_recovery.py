@@ -56,7 +56,7 @@ def test_a_failed_batch_rolls_back_everything_and_the_book_is_rebuilt(engine, ma
     sell = place(alice, market, "SELL", quantity="1", price="100")
     engine.run_until_idle()
     buy = place(bob, market, "BUY", quantity="1", price="100")
-    with mock.patch("trading.engine.core.ledger_settle", side_effect=RuntimeError("database went away")):
+    with mock.patch("trading.settlement.ledger_settle", side_effect=RuntimeError("database went away")):
         with pytest.raises(RuntimeError):
             engine.process_batch()
     assert fresh(buy).status == S.PENDING_NEW and fresh(sell).status == S.NEW

@@ -250,13 +250,13 @@ def test_fee_tier_from_30_day_volume(engine, market, alice, bob, btc, usdt, sett
 
 
 def test_volume_older_than_30_days_does_not_count(db, alice, market):
-    from trading.engine.fees import user_volume_30d
+    from trading.fees import user_volume_30d
 
     assert user_volume_30d(user_id=alice.pk) == 0
 
 
 def test_fee_rounds_up_to_the_asset_precision():
-    from trading.engine.fees import fee_amount
+    from trading.fees import fee_amount
 
     assert fee_amount(D("0.00000001"), D("0.001"), 8) == D("0.00000001")
     assert fee_amount(D("100"), D("0.001"), 8) == D("0.1")

@@ -8,9 +8,9 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from tests.trading.conftest import market_create, place
-from trading.engine.fees import kk99_fee_amount
-from trading.models import EngineState, Trade
+from tests.trading.conftest import fund, market_create, place
+from trading.fees import kk99_fee_amount
+from trading.models import Market, Trade
 from trading.services import fee_preference_set
 from wallets.audit import ledger_audit_run
 from wallets.chains.token import token_asset, token_supply_approve, token_supply_report, token_supply_request
@@ -22,6 +22,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def kk99(db):
     return token_asset()
+
+
+@pytest.fixture
+def carol(trader):
+    return trader()
 
 
 @pytest.fixture
@@ -83,16 +88,107 @@ def test_an_opted_in_taker_pays_the_fee_in_kk99_at_the_discount(engine, market, 
     _assert_audits_clean()
 
 
-def test_the_kk99_price_comes_from_the_kk99usdt_market(engine, market, alice, bob, usdt, kk99, issue_kk99):
-    kk99_market = market_create("KK99USDT", kk99, usdt, reference_price=D("2"))
-    EngineState.objects.filter(market=kk99_market).update(last_price=D("2"))
+def _kk99_market_trades(kk99, usdt, maker, taker, *, price, times):
+    """``times`` trades of 1 KK99 at ``price`` on KK99USDT between ``maker`` and ``taker``
+    (the same user = self-trades), through the real order path and the market's own engine."""
+    from trading.engine.core import MarketEngine
+
+    kk99_market = Market.objects.filter(symbol="KK99USDT").first() or market_create("KK99USDT", kk99, usdt, reference_price=D(price))
+    engine = MarketEngine("KK99USDT", owner="test-kk99")
+    engine.start()
+    for _ in range(times):
+        place(maker, kk99_market, "SELL", quantity="1", price=price, stp_mode="NONE")
+        place(taker, kk99_market, "BUY", quantity="1", price=price, stp_mode="NONE")
+        engine.run_until_idle()
+    return kk99_market
+
+
+def test_the_kk99_price_comes_from_trades_between_different_users_on_kk99usdt(engine, market, alice, bob, carol, usdt, kk99, issue_kk99):
+    # Arrange: carol sells KK99 to alice at 2 USDT (a real trade between two users).
+    issue_kk99(carol, "10")
+    _kk99_market_trades(kk99, usdt, carol, alice, price="2", times=1)
     issue_kk99(bob, "10")
     fee_preference_set(user=bob, pay_fees_in_kk99=True)
+    # Act
     trade = _trade_once(engine, market, bob, alice)
-    # bob's maker fee: 0.1 USDT → 0.05 KK99 at 2 USDT → 0.0375 after 25 % off.
+    # Assert: bob's maker fee: 0.1 USDT → 0.05 KK99 at 2 USDT → 0.0375 after 25 % off.
     assert (trade.maker_fee, trade.maker_fee_asset_id) == (D("0.0375"), kk99.pk)
     assert _available(bob, kk99) == D("9.9625")
     _assert_audits_clean()
+
+
+def test_twelve_small_self_trades_do_not_cut_the_kk99_fee(engine, market, alice, bob, usdt, kk99, issue_kk99):
+    # Arrange: bob self-trades KK99USDT twelve times at 100 USDT (pushing a last-trade price up
+    # 100× would cut his KK99 fee 100×).
+    issue_kk99(bob, "20")
+    fund(bob, usdt, "2000")
+    _kk99_market_trades(kk99, usdt, bob, bob, price="100", times=12)
+    fee_preference_set(user=bob, pay_fees_in_kk99=True)
+    # Act
+    trade = _trade_once(engine, market, bob, alice)
+    # Assert: the fee price is still the configured 1 USDT: 0.1 USDT fee → 0.075 KK99.
+    assert (trade.maker_fee, trade.maker_fee_asset_id) == (D("0.075"), kk99.pk)
+    _assert_audits_clean()
+
+
+def test_the_kk99_fee_price_is_bounded_by_the_configured_ceiling(settings, engine, market, alice, bob, carol, usdt, kk99, issue_kk99):
+    # Arrange: a real trade at 100 USDT, but the operator bounds the fee price to [0.5, 2].
+    settings.KK99 = {**settings.KK99, "KK99_FEE_PRICE_FLOOR": D("0.5"), "KK99_FEE_PRICE_CEILING": D("2")}
+    issue_kk99(carol, "10")
+    fund(alice, usdt, "1000")
+    _kk99_market_trades(kk99, usdt, carol, alice, price="100", times=1)
+    issue_kk99(bob, "10")
+    fee_preference_set(user=bob, pay_fees_in_kk99=True)
+    # Act
+    trade = _trade_once(engine, market, bob, alice)
+    # Assert: priced at the ceiling, 2 USDT: 0.1 → 0.0375 KK99.
+    assert (trade.maker_fee, trade.maker_fee_asset_id) == (D("0.0375"), kk99.pk)
+
+
+def test_the_reference_source_ignores_the_market(settings, engine, market, alice, bob, carol, usdt, kk99, issue_kk99):
+    settings.KK99 = {**settings.KK99, "KK99_FEE_PRICE_SOURCE": "reference"}
+    issue_kk99(carol, "10")
+    _kk99_market_trades(kk99, usdt, carol, alice, price="2", times=1)
+    issue_kk99(bob, "10")
+    fee_preference_set(user=bob, pay_fees_in_kk99=True)
+    trade = _trade_once(engine, market, bob, alice)
+    assert (trade.maker_fee, trade.maker_fee_asset_id) == (D("0.075"), kk99.pk)
+
+
+def test_kk99_twap_is_none_without_trades():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from trading.fees import kk99_twap
+
+    # No trades at all: no TWAP (the caller falls back to the configured price).
+    assert kk99_twap(symbol="NOPE", now=timezone.now(), window=timedelta(hours=1)) is None
+
+
+def test_self_trades_never_count_toward_fee_tiers(settings, engine, market, alice, bob, btc, usdt):
+    # Arrange: anyone with 100 USDT of 30-day volume trades for free; alice self-trades 12 ×
+    # 1 BTC at 100 (1,200 USDT of "volume" that cost her nothing but fees).
+    settings.KK99 = {
+        **settings.KK99,
+        "FEE_TIERS": [
+            {"min_volume": D("0"), "maker_multiplier": D("1"), "taker_multiplier": D("1")},
+            {"min_volume": D("100"), "maker_multiplier": D("0"), "taker_multiplier": D("0")},
+        ],
+    }
+    for _ in range(12):
+        place(alice, market, "SELL", quantity="1", price="100", stp_mode="NONE")
+        place(alice, market, "BUY", quantity="1", price="100", stp_mode="NONE")
+        engine.run_until_idle()
+    assert Trade.objects.filter(maker_user=alice, taker_user=alice).count() == 12
+    # Act: her first trade with someone else.
+    place(bob, market, "SELL", quantity="1", price="100")
+    engine.run_until_idle()
+    place(alice, market, "BUY", quantity="1", price="100")
+    engine.run_until_idle()
+    # Assert: she pays the full taker fee (0.2 % of 1 BTC).
+    trade = Trade.objects.get(market=market, maker_user=bob)
+    assert trade.taker_fee == D("0.002")
 
 
 def test_without_enough_kk99_the_normal_fee_is_charged(engine, market, alice, bob, btc, kk99, issue_kk99):

@@ -91,7 +91,7 @@ def test_in_memory_layer_sends_synchronously(settings):
 
 
 def test_a_public_trade_event_carries_no_user_id_and_a_fill_no_counterparty(engine, market, alice, bob, django_capture_on_commit_callbacks):
-    from trading.engine.core import PUBLIC_TRADE_FIELDS
+    from trading.engine.publishing import PUBLIC_TRADE_FIELDS
 
     # Arrange: alice rests, bob takes.
     place(alice, market, "SELL", quantity="1", price="100")
@@ -117,7 +117,7 @@ def test_a_public_trade_event_carries_no_user_id_and_a_fill_no_counterparty(engi
 
 
 def test_the_engine_order_payload_equals_the_service_payload(engine, market, alice):
-    from trading.engine.core import _order_payload
+    from trading.engine.publishing import _order_payload
     from trading.models import Order
     from trading.services import order_payload
 

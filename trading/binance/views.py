@@ -420,11 +420,9 @@ def _order_new(ctx: Ctx) -> dict:
         return f.order_ack(order)
     wait = float(kk99_setting("BINANCE_ORDER_RESULT_WAIT_SECONDS"))
     if wait > 0 and order.status == Order.Status.PENDING_NEW:
-        try:
-            order = services.order_wait(order=order, timeout=wait, until_final=False)
-        except TradingError as exc:
-            if exc.code != TradingErrorCode.ENGINE_TIMEOUT:
-                raise
+        # Woken by the engine's commit; no answer in time = -1007 (the order is accepted and
+        # will be processed when the engine is back: execution status unknown, as on Binance).
+        order = services.order_wait(order=order, timeout=wait, until_final=False)
     if resp_type == "RESULT":
         return f.order_result(order)
     return f.order_full(order, ts.order_taker_fills(order=order))

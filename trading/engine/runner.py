@@ -10,8 +10,8 @@ PostgreSQL
     batch sees the new epoch and fails (:class:`~trading.engine.core.Fenced`), and the
     process exits with status 3.
     Idle, the loop blocks in ``connection.notifies(timeout=…)``; ``order_place`` and
-    ``order_cancel`` NOTIFY in their transaction, so a new order wakes the engine within
-    milliseconds of its commit.
+    ``order_cancel`` NOTIFY right after their commit (:mod:`trading.engine.wakeup`), so a new
+    order wakes the engine within milliseconds.
 SQLite (the embedded demo)
     No advisory locks and no NOTIFY: one engine process is assumed (the epoch still fences a
     second one) and the loop polls every ENGINE_SQLITE_POLL_SECONDS.
@@ -31,8 +31,9 @@ from django.db.utils import InterfaceError, OperationalError
 
 from kk99.conf import kk99_setting
 from trading.engine.core import Fenced, MarketEngine
+from trading.engine.sql import pg_connect
+from trading.engine.wakeup import NOTIFY_CHANNEL
 from trading.models import Market
-from trading.services import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +65,7 @@ class EngineRunner:
         return list(self._market_ids)
 
     def _open_lock_connection(self):
-        import psycopg
-
-        s = connection.settings_dict
-        params = {
-            "dbname": s["NAME"],
-            "user": s.get("USER") or None,
-            "password": s.get("PASSWORD") or None,
-            "host": s.get("HOST") or None,
-            "port": s.get("PORT") or None,
-            "application_name": f"kk99-engine {self.owner}",
-        }
-        conn = psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True)
+        conn = pg_connect(application_name=f"kk99-engine {self.owner}")
         conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         return conn
 
@@ -168,19 +158,3 @@ class EngineRunner:
         # Raises if the lock connection died: then our locks are gone too, and we must stop.
         for _ in self._lock_conn.notifies(timeout=timeout, stop_after=1):
             pass
-
-
-def start_embedded(symbols: list[str] | None = None) -> threading.Thread:
-    """Run the engine in a daemon thread of the current process (the ``make run`` demo).
-    The thread has its own database connection."""
-
-    def target() -> None:
-        runner = EngineRunner(symbols, owner=f"embedded:{os.getpid()}")
-        try:
-            runner.run()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=target, name="kk99-engine", daemon=True)
-    thread.start()
-    return thread

@@ -3,8 +3,8 @@
 With the in-memory channel layer, an event published in one process never reaches another,
 so the engine must live in the process that holds the WebSocket connections. It must also
 publish *through the server's event loop*: the in-memory layer's queues are asyncio objects
-of that loop, and waking them from a plain thread's private loop (what
-``trading.engine.runner.start_embedded`` would do) is not thread-safe — deliveries stall until
+of that loop, and waking them from a plain thread's private loop (a daemon thread running
+the engine loop) is not thread-safe — deliveries stall until
 something else wakes the loop.
 
 So :class:`EmbeddedEngineApp` wraps the ASGI application and, on the first connection,

@@ -1,6 +1,6 @@
 """Order-book benchmark: the same command streams through four paths.
 
-    python -m trading.native.bench [--write docs/benchmarks.md] [--commands N]
+    python -m bench.orderbook [--write docs/benchmarks.md] [--commands N]
 
 (a) the C program ``bench_orderbook`` (batch API for throughput; one ``ob_execute``
     per command, clock read around each, for latency);
@@ -30,11 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .book import CommandBuffer, OrderBook
-from .reference import ReferenceBook
-from .types import Command, CommandType, EventKind, Side, TimeInForce
+from trading.native.book import CommandBuffer, OrderBook
+from trading.native.reference import ReferenceBook
+from trading.native.types import Command, CommandType, EventKind, Side, TimeInForce
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "trading" / "native"  # the C sources and the bench program
 MID = 100_000
 BATCH = 10_000
 EXPECTED_ORDERS = 1 << 20
@@ -277,7 +277,7 @@ def render(results: dict, elapsed: float) -> str:
     lines = [
         "## Native order book",
         "",
-        f"Machine: {machine()}. Command: `make bench` (= `.venv/bin/python -m trading.native.bench "
+        f"Machine: {machine()}. Command: `make bench` (= `.venv/bin/python -m bench.orderbook "
         f"--write docs/benchmarks.md`); whole run {elapsed:.0f} s. Latencies in µs. For (a) the latency run "
         "calls `ob_execute` once per command with a monotonic clock read around it "
         "(clock overhead included, shown below); for (b)/(b') a \"latency\" is a 10,000-command batch's "

@@ -1,11 +1,11 @@
 """HTTP benchmark of order placement through the Binance-compatible API.
 
-    .venv/bin/python -m trading.binance.bench_http --write docs/benchmarks.md
+    .venv/bin/python -m bench.http_api --write docs/benchmarks.md
 
 1. Creates a fresh PostgreSQL database (``--database-url``, default
    ``postgres://root@127.0.0.1:5432/kk99_bench_http``), migrates it and seeds one market and
    ``--users`` funded users, each with an API key.
-2. Starts gunicorn (``gthread`` workers) with :mod:`trading.binance.bench_settings` on
+2. Starts gunicorn (``gthread`` workers) with :mod:`bench.http_settings` on
    127.0.0.1, Redis as cache/channel layer when ``--redis-url`` answers.
 3. A load-generator *process* offers a fixed rate of signed ``POST /api/v3/order`` (LIMIT GTC,
    ``newOrderRespType=ACK``, prices spread so ~half would cross) for ``--seconds`` seconds over
@@ -45,8 +45,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
-ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = "trading.binance.bench_settings"
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = "bench.http_settings"
 
 
 # --- set-up ---------------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; PostgreSQL on loopback, "
         f"{'Redis cache + channel layer' if redis else 'local-memory cache, in-memory channel layer'}. Server: gunicorn {args.worker_class}, "
         f"{args.workers} workers × {args.threads} threads, on the same 2 cores as PostgreSQL and the load generator. "
-        f"Command: `.venv/bin/python -m trading.binance.bench_http{' --engine' if args.engine else ''} --write docs/benchmarks.md`; whole run {time.monotonic() - t_start:.0f} s. "
+        f"Command: `.venv/bin/python -m bench.http_api{' --engine' if args.engine else ''} --write docs/benchmarks.md`; whole run {time.monotonic() - t_start:.0f} s. "
         f"Load average before the run: {load_before[0]:.1f} (1 min); after the HTTP runs: {load_after[0]:.1f} (1 min) / {load_after[1]:.1f} (5 min) — above ~2 means other work shared the 2 cores "
         "and the numbers below measure contention, not KK99.",
         "",

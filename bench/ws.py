@@ -15,7 +15,7 @@ fan-out and the server's socket writes. The CPU seconds of the server, the clien
 order-placing process during the run are reported, so the split of the machine's cores is
 visible. ``--profile DIR`` records the server with py-spy (collapsed stacks) meanwhile.
 
-    python -m trading.streams.bench_ws --write docs/benchmarks.md
+    python -m bench.ws --write docs/benchmarks.md
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- ws:start -->", "<!-- ws:end -->"
 STREAM_PATH = "/ws/btcusdt@trade"
 MAX_IDLE_SECONDS = 90.0
@@ -257,7 +257,7 @@ class Clients:
     def __init__(self, mode: str, port: int, total: int, processes: int, *extra: str) -> None:
         share = [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
         self.procs = [
-            subprocess.Popen([sys.executable, "-m", "trading.streams.bench_ws", "--client", mode, "--port", str(port), "--count", str(n), *extra],
+            subprocess.Popen([sys.executable, "-m", "bench.ws", "--client", mode, "--port", str(port), "--count", str(n), *extra],
                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             for n in share if n
         ]
@@ -408,9 +408,9 @@ def _section(meta: dict, lat: dict, idle: dict) -> str:
     stopped = f"\nConnection attempts stopped at: `{idle['error']}`\n" if idle["error"] else ""
     per_sub = 1000 * lat["spread"] / max(1, lat["subscribers"] - 1)
     return f"""{START}
-## WebSockets (trading/streams/bench_ws.py)
+## WebSockets (bench/ws.py)
 
-`python -m trading.streams.bench_ws --write docs/benchmarks.md` — one **{meta['server']}** process
+`python -m bench.ws --write docs/benchmarks.md` — one **{meta['server']}** process
 ({meta['server_cmd']}) serving the ASGI app with the embedded engine (SQLite, in-memory channel
 layer); clients on the same machine over loopback: {meta['machine']}, Python
 {platform.python_version()}, load average at start {meta['load']}, at the end {meta['load_end']} (the cores are shared with other work).

@@ -1,8 +1,8 @@
 """Fee rates: the market's maker/taker fee scaled by the user's 30-day volume tier.
 
 The tier table is ``settings.KK99["FEE_TIERS"]`` (highest ``min_volume`` reached wins). A user's
-30-day volume is the quote amount of their trades (as maker or taker, a self-trade counted
-once) over all markets, every quote asset treated as USD-equivalent (all KK99 markets quote
+30-day volume is the quote amount of their trades with ANOTHER user (as maker or taker; a
+self-trade never counts — it costs nothing but fees and would buy a cheaper tier) over all markets, every quote asset treated as USD-equivalent (all KK99 markets quote
 USDT or USD). The engine caches a user's multipliers for FEE_TIER_CACHE_SECONDS (0 = look up
 once per batch)."""
 from __future__ import annotations
@@ -11,10 +11,11 @@ import time
 from datetime import timedelta
 from decimal import ROUND_UP, Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
+from trading.models import Trade
 
 
 def fee_tier_for_volume(volume: Decimal) -> dict:
@@ -27,11 +28,10 @@ def fee_tier_for_volume(volume: Decimal) -> dict:
 
 
 def user_volume_30d(*, user_id: int, now=None) -> Decimal:
-    from trading.models import Trade
-
     since = (now or timezone.now()) - timedelta(days=30)
     total = (
         Trade.objects.filter(Q(maker_user_id=user_id) | Q(taker_user_id=user_id), created_at__gte=since)
+        .exclude(maker_user_id=F("taker_user_id"))
         .aggregate(v=Sum("quote_qty"))["v"]
     )
     return total or Decimal(0)
@@ -88,20 +88,59 @@ def kk99_discounted_fee(fee: Decimal, *, discount: Decimal, precision: int) -> D
     return (fee * (Decimal(1) - discount)).quantize(Decimal(1).scaleb(-precision), rounding=ROUND_UP)
 
 
-def kk99_price_usdt(*, engine_symbol: str, engine_last_price: Decimal | None) -> Decimal:
-    """The KK99 price in USDT: the last trade of ``KK99_FEE_PRICE_MARKET`` (committed), else
-    ``REFERENCE_PRICES_USDT["KK99"]``. The engine of that very market uses its own last price
-    at the start of the batch (the same value a replay sees), not a re-read."""
-    from trading.models import EngineState
+def kk99_price_usdt(*, now=None) -> Decimal:
+    """The KK99 price in USDT used to convert fees — a reference a trader cannot move cheaply
+    (PITFALLS: "prices used for money decisions must not be the last trade of a market the
+    user can trade against themselves").
 
-    symbol = kk99_setting("KK99_FEE_PRICE_MARKET")
-    if engine_symbol == symbol:
-        price = engine_last_price
-    else:
-        price = EngineState.objects.filter(market__symbol=symbol).values_list("last_price", flat=True).first()
+    ``KK99_FEE_PRICE_SOURCE`` "reference": the operator's configured price
+    (``REFERENCE_PRICES_USDT["KK99"]``, the oracle). "twap" (default): the time-weighted average
+    price of ``KK99_FEE_PRICE_MARKET`` over the last ``KK99_FEE_PRICE_WINDOW_SECONDS``, from
+    committed trades between two DIFFERENT users only (self-trades are excluded), falling back to
+    the configured price when there is none. Either way the result is clamped to
+    [``KK99_FEE_PRICE_FLOOR``, ``KK99_FEE_PRICE_CEILING``] (None = unbounded on that side)."""
+    reference = Decimal(kk99_setting("REFERENCE_PRICES_USDT").get(kk99_setting("TOKEN_SYMBOL"), 0))
+    price = None
+    if kk99_setting("KK99_FEE_PRICE_SOURCE") == "twap":
+        price = kk99_twap(
+            symbol=kk99_setting("KK99_FEE_PRICE_MARKET"),
+            now=now or timezone.now(),
+            window=timedelta(seconds=kk99_setting("KK99_FEE_PRICE_WINDOW_SECONDS")),
+        )
     if price is None or price <= 0:
-        price = Decimal(kk99_setting("REFERENCE_PRICES_USDT").get(kk99_setting("TOKEN_SYMBOL"), 0))
+        price = reference
+    return price_clamp(price, floor=kk99_setting("KK99_FEE_PRICE_FLOOR"), ceiling=kk99_setting("KK99_FEE_PRICE_CEILING"))
+
+
+def price_clamp(price: Decimal, *, floor: Decimal | str | None, ceiling: Decimal | str | None) -> Decimal:
+    if floor is not None and price < Decimal(floor):
+        price = Decimal(floor)
+    if ceiling is not None and price > Decimal(ceiling):
+        price = Decimal(ceiling)
     return price
+
+
+def kk99_twap(*, symbol: str, now, window: timedelta) -> Decimal | None:
+    """Time-weighted average trade price of ``symbol`` over ``[now - window, now]``, self-trades
+    excluded: each price counts for as long as it was the last (non-self) trade price; the
+    price in force when the window opens counts from the window's start. None without trades."""
+    start = now - window
+    trades = Trade.objects.filter(market__symbol=symbol).exclude(maker_user_id=F("taker_user_id"))
+    points = list(trades.filter(created_at__gte=start, created_at__lte=now).order_by("created_at", "trade_id").values_list("created_at", "price"))
+    before = trades.filter(created_at__lt=start).order_by("-created_at", "-trade_id").values_list("price", flat=True).first()
+    if before is not None:
+        points.insert(0, (start, before))
+    if not points:
+        return None
+    weighted = Decimal(0)
+    total = Decimal(0)
+    for (at, price), (until, _) in zip(points, points[1:] + [(now, None)]):
+        seconds = Decimal((until - at).total_seconds())
+        weighted += price * seconds
+        total += seconds
+    if total <= 0:  # every point at the same instant: their plain mean
+        return sum((p for _, p in points), Decimal(0)) / len(points)
+    return weighted / total
 
 
 def usdt_value_of(asset_symbol: str) -> Decimal | None:

@@ -1,4 +1,4 @@
-"""Settings of the HTTP benchmark's server (trading/binance/bench_http.py): production-like
+"""Settings of the HTTP benchmark's server (bench/http_api.py): production-like
 (DEBUG off, quiet logs), with the per-IP request-weight limit lifted — the load generator is
 one IP sending far more than Binance's 6000 weight a minute."""
 from kk99.settings.base import *  # noqa: F401,F403

@@ -1,6 +1,6 @@
 """End-to-end benchmark of the matching engine on PostgreSQL (a benchmark, not a test).
 
-    .venv/bin/python -m trading.engine.bench --write docs/benchmarks.md
+    .venv/bin/python -m bench.engine --write docs/benchmarks.md
 
 1. Creates a fresh database (``--database-url``, default ``…/kk99_bench_engine``), migrates it,
    seeds one market (BTCUSDT, tick 0.01, step 0.001) and ``--users`` funded users.
@@ -40,7 +40,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "postgres://root@127.0.0.1:5432/kk99_bench_engine"
 MID = 10_000  # ticks: 100.00
 TICK = Decimal("0.01")
@@ -151,7 +151,7 @@ class Flow:
 
 
 def accept(conn, market_id: int, asset_ids: dict[str, int], orders: list[tuple], cancel_ids: list[int], key: str) -> list[int]:
-    """One transaction: INSERT the orders PENDING_NEW, journal their holds, flag cancels, NOTIFY.
+    """One transaction: flag cancels, INSERT the orders PENDING_NEW, journal their holds; then NOTIFY.
     ``conn`` is a raw psycopg connection (autocommit off)."""
     from wallets.models import Account
 
@@ -160,6 +160,11 @@ def accept(conn, market_id: int, asset_ids: dict[str, int], orders: list[tuple],
     now = timezone.now()
     cur = conn.cursor()
     ids: list[int] = []
+    # The one global lock order (trading/settlement.py): order rows first (the cancel flags, in
+    # id order), then balance rows sorted by (account, asset) — as the engine takes them.
+    if cancel_ids:
+        cur.execute("SELECT id FROM trading_order WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(cancel_ids)])
+        cur.execute("UPDATE trading_order SET cancel_requested = true WHERE id = ANY(%s) AND status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW')", [sorted(cancel_ids)])
     if orders:
         rows = []
         for i, (uid, side, typ, tif, price, qty, qoq, held_sym, held) in enumerate(orders):
@@ -192,13 +197,17 @@ def accept(conn, market_id: int, asset_ids: dict[str, int], orders: list[tuple],
                 cp.write_row(e)
         keys = sorted((accts[u], s, amt) for (u, s), amt in per.items())
         cur.execute(
+            "SELECT b.id FROM wallets_balance b JOIN unnest(%s::bigint[], %s::bigint[]) v(a, s) ON b.account_id = v.a AND b.asset_id = v.s "
+            "ORDER BY b.account_id, b.asset_id FOR UPDATE OF b",
+            [[k[0] for k in keys], [k[1] for k in keys]],
+        )
+        cur.execute(
             "UPDATE wallets_balance b SET available = b.available - v.x, locked = b.locked + v.x FROM (VALUES "
             + ", ".join(["(%s::bigint, %s::bigint, %s::numeric)"] * len(keys)) + ") v(a, s, x) WHERE b.account_id = v.a AND b.asset_id = v.s",
             [x for k in keys for x in k],
         )
-    if cancel_ids:
-        cur.execute("UPDATE trading_order SET cancel_requested = true WHERE id = ANY(%s) AND status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW')", [sorted(cancel_ids)])
-    cur.execute("SELECT pg_notify('kk99_engine', 'BTCUSDT')")
+    conn.commit()
+    cur.execute("NOTIFY kk99_engine, 'BTCUSDT'")  # after the commit, as order_place does
     conn.commit()
     return ids
 
@@ -444,12 +453,13 @@ def profile_summary(prof: cProfile.Profile, total: float) -> tuple[list, list]:
         return sum(ct for (f, l, fn), (ct, tt, nc) in cum.items() if pred(f, fn)) / total_tt * 100
 
     groups = [
-        ("claim (SELECT … FOR UPDATE SKIP LOCKED, rows → orders)", lambda f, fn: fn == "_claim" and "engine/core" in f),
-        ("matching (C book calls + applying events)", lambda f, fn: fn == "_match" and "engine/core" in f),
-        ("order updates written", lambda f, fn: fn == "_orders_write" and "engine/core" in f),
-        ("trades written", lambda f, fn: fn == "_trades_write" and "engine/core" in f),
+        ("claim (SELECT … FOR UPDATE SKIP LOCKED, rows → orders)", lambda f, fn: fn == "claim" and "engine/claiming" in f),
+        ("matching (C book calls + applying events)", lambda f, fn: fn == "_match" and "engine/matching" in f),
+        ("order updates written", lambda f, fn: fn == "orders_write" and "engine/persisting" in f),
+        ("trades written", lambda f, fn: fn == "trades_write" and "engine/persisting" in f),
+        ("balance locks (one ordered statement) + KK99 fees", lambda f, fn: fn == "_balances_lock" and "engine/persisting" in f),
         ("ledger_settle (journal + balances)", lambda f, fn: fn == "ledger_settle" and "wallets/services" in f),
-        ("publish payloads + on-commit sends", lambda f, fn: fn == "_publish" and "engine/core" in f),
+        ("publish payloads + on-commit sends", lambda f, fn: fn == "batch_publish" and "engine/publishing" in f),
         ("commit", lambda f, fn: fn == "commit" and "django/db/backends/base/base" in f),
     ]
     parts = [(name, share(pred)) for name, pred in groups]
@@ -541,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Matching engine end to end (PostgreSQL, settlement committed)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; PostgreSQL on loopback, {layer}. "
-        f"Command: `.venv/bin/python -m trading.engine.bench{' --profile' if args.profile else ''} --write docs/benchmarks.md`; whole run {time.monotonic() - t_start:.0f} s. "
+        f"Command: `.venv/bin/python -m bench.engine{' --profile' if args.profile else ''} --write docs/benchmarks.md`; whole run {time.monotonic() - t_start:.0f} s. "
         f"Load average {load_before[0]:.2f} at start, {load_after[0]:.2f} at the end (1-minute; other processes share the cores). "
         f"Engine batch size {kk99_setting('ENGINE_BATCH_SIZE')}, {args.users} users, one market.",
         "",

@@ -1,0 +1,87 @@
+"""Claiming work for a batch: cancel requests first, then ``PENDING_NEW`` orders, oldest
+first, taken by *state* with ``FOR UPDATE SKIP LOCKED`` (never by an id cursor: a bigserial
+id is not commit order). On PostgreSQL the rows are read as binary tuples and turned into
+Orders without the queryset machinery; elsewhere the ORM query does the same."""
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
+
+from trading.engine.sql import pg_cursor
+from trading.models import Order
+
+S = Order.Status
+
+
+def claim(market_id: int, limit: int) -> tuple[list[Order], list[Order]]:
+    """(cancel requests, new orders) of ``market_id``, at most ``limit`` in all, row-locked."""
+    if connection.vendor == "postgresql":
+        return _claim_pg(market_id, limit)
+    base_qs = Order.objects.select_for_update(skip_locked=True).filter(market_id=market_id)
+    cancels = list(base_qs.filter(cancel_requested=True, status__in=Order.OPEN_STATUSES).order_by("id")[:limit])
+    news = []
+    if len(cancels) < limit:
+        news = list(base_qs.filter(status=S.PENDING_NEW, cancel_requested=False).order_by("id")[: limit - len(cancels)])
+    return cancels, news
+
+
+_ORDER_ATTNAMES: list[str] = []
+_CLAIM_SQL: dict[str, str] = {}
+
+
+def _claim_sql() -> tuple[list[str], dict[str, str]]:
+    if not _CLAIM_SQL:
+        qn = connection.ops.quote_name
+        fields = Order._meta.concrete_fields
+        cols = ", ".join(qn(f.column) for f in fields)
+        table = qn(Order._meta.db_table)
+        _ORDER_ATTNAMES[:] = [f.attname for f in fields]
+        _CLAIM_SQL["cancels"] = (
+            f"SELECT {cols} FROM {table} WHERE market_id = %b AND cancel_requested AND status = ANY(%b) "
+            "ORDER BY id LIMIT %b FOR UPDATE SKIP LOCKED"
+        )
+        _CLAIM_SQL["news"] = (
+            f"SELECT {cols} FROM {table} WHERE market_id = %b AND status = %b AND NOT cancel_requested "
+            "ORDER BY id LIMIT %b FOR UPDATE SKIP LOCKED"
+        )
+    return _ORDER_ATTNAMES, _CLAIM_SQL
+
+
+def _claim_pg(market_id: int, limit: int) -> tuple[list[Order], list[Order]]:
+    """The claim on PostgreSQL: the same two ``SELECT … FOR UPDATE SKIP LOCKED`` statements as
+    the ORM query, rows read as binary tuples (no text parsing of timestamps and numerics) and
+    turned into Orders with ``Model.from_db`` (positional, no queryset machinery)."""
+    attnames, sql = _claim_sql()
+    with pg_cursor() as cur:
+        cur.execute(sql["cancels"], [market_id, list(Order.OPEN_STATUSES), limit], binary=True)
+        cancels = _orders_from_rows(attnames, cur.fetchall())
+        news: list[Order] = []
+        if len(cancels) < limit:
+            cur.execute(sql["news"], [market_id, S.PENDING_NEW.value, limit - len(cancels)], binary=True)
+            news = _orders_from_rows(attnames, cur.fetchall())
+    return cancels, news
+
+
+def _orders_from_rows(attnames: list[str], rows: list[tuple]) -> list[Order]:
+    """Order instances from full rows (every concrete column, in field order), as
+    ``Model.from_db`` would make them but without ``Model.__init__``: the instance dict is
+    filled in one step, so no per-field descriptor runs (three FK ``__set__`` per order were
+    7 % of the engine). Falls back to ``from_db`` if anyone listens to Order's
+    ``pre_init``/``post_init`` signals, which this shortcut would not send."""
+    if pre_init.has_listeners(Order) or post_init.has_listeners(Order):
+        return [Order.from_db("default", attnames, row) for row in rows]
+    new = Order.__new__
+    out = []
+    for row in rows:
+        o = new(Order)
+        state = ModelState()
+        state.adding = False
+        state.db = "default"
+        d = o.__dict__
+        d.update(zip(attnames, row))
+        d["_state"] = state
+        out.append(o)
+    return out
+
+

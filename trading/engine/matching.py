@@ -1,0 +1,285 @@
+"""Matching: one batch's commands through the C book (:mod:`trading.engine.book`), turned
+into order state changes, trades and their settlement (:mod:`trading.settlement`) — all in
+memory; nothing here touches the database except the fee-tier lookups.
+
+:class:`BookMatcher` is the part of :class:`trading.engine.core.MarketEngine` that owns the
+book: ``book``, ``stops``, ``orders`` (resting and PENDING_TRIGGER orders by id), ``units``,
+``market``, ``fees``. ``_current`` names the order whose command is running (for quarantine).
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from trading.engine import book as nb
+from trading.engine.persisting import TRADE_COLUMNS
+from trading.markets import market_session_is_open
+from trading.models import Market, Order
+from trading.settlement import Settlement, trade_fees
+
+S = Order.Status
+# A trade as the engine builds it: a plain tuple (a model instance per trade cost ~10 % of a
+# batch in attribute descriptors), written by COPY in this column order.
+TradeRow = namedtuple("TradeRow", TRADE_COLUMNS)
+
+
+@dataclass
+class Batch:
+    now: object
+    seq: int
+    trade_id: int
+    last_price: Decimal | None
+    dirty: dict[int, Order] = field(default_factory=dict)
+    trades: list[TradeRow] = field(default_factory=list)
+    settlement: Settlement = field(default_factory=Settlement)
+    # Book commands not yet sent to C (see BookMatcher._submit): (order, command) in order.
+    pending: list[tuple[Order, tuple]] = field(default_factory=list)
+    defer: bool = False
+
+
+class BookMatcher:
+    # Send runs of new orders to the C book in one call (see _submit); False = one call per
+    # order (the differential test runs both and compares).
+    batch_book_calls = True
+
+    def _match(self, b: Batch, cancels: list[Order], news: list[Order]) -> None:
+        for o in cancels:
+            self._current = o.id
+            self._cancel(b, o)
+        b.defer = self.batch_book_calls
+        for o in news:
+            self._current = o.id
+            self._new(b, o)
+        self._flush(b)
+        self._current = None
+
+    def _cancel(self, b: Batch, claimed: Order) -> None:
+        o = self.orders.get(claimed.id, claimed)
+        o.cancel_requested = True
+        if o.status == S.PENDING_TRIGGER:
+            nb.stop_cancel(self.stops, o.id)
+            self.orders.pop(o.id, None)
+        elif o.status in Order.RESTING_STATUSES:
+            events = self.book.cancel(o.id)
+            if not any(e.kind == nb.EventKind.CANCELLED for e in events):
+                raise RuntimeError(f"{self.symbol}: cancel of resting order {o.id} gave {events}")
+            self.orders.pop(o.id, None)
+        o.status = S.CANCELED
+        b.dirty[o.id] = o
+
+    def _new(self, b: Batch, o: Order) -> None:
+        b.seq += 1
+        o.engine_seq = b.seq
+        b.dirty[o.id] = o
+        market = self.market
+        if market.status != Market.Status.TRADING:
+            self._reject(o, f"market_{market.status.lower()}")
+        elif not market_session_is_open(market=market, now=b.now):
+            self._reject(o, "session_closed")
+        elif o.type in Order.STOP_TYPES:
+            self._flush(b)  # the trigger check needs the last price of every earlier command
+            if b.last_price is not None and nb.stop_would_trigger(o, b.last_price):
+                self._reject(o, "would_trigger_immediately")
+            else:
+                o.status = S.PENDING_TRIGGER
+                nb.stop_add(self.stops, o, self.units)
+                self.orders[o.id] = o
+        else:
+            self._submit(b, o)
+            if not b.pending:  # deferred only while the stop book is empty: nothing to trigger
+                self._run_triggers(b)
+
+    @staticmethod
+    def _reject(o: Order, reason: str) -> None:
+        o.status = S.REJECTED
+        o.reject_reason = reason
+
+    def _submit(self, b: Batch, o: Order) -> None:
+        """Run one order through the book. While the stop book is empty (no trade can trigger
+        anything) the command is only queued in ``b.pending`` and :meth:`_flush` sends the run
+        of queued commands to C in ONE call; anything that needs the state after the earlier
+        commands (a stop order, a trigger check) flushes first, so the outcome equals one call
+        per order in the same sequence."""
+        cmd = self._command(o)
+        if cmd is None:
+            return
+        if b.defer and not len(self.stops):
+            b.pending.append((o, cmd))
+            return
+        self._flush(b)
+        self._apply(b, o, nb.submit_one(self.book, cmd))
+
+    def _command(self, o: Order) -> tuple | None:
+        """The book command of a new (or just triggered) order; None if it ends at once."""
+        u = self.units
+        side = nb.side(o.side)
+        stp = nb.stp(o.stp_mode)
+        if o.type in Order.LIMIT_TYPES:
+            return nb.limit_command(o.id, o.user_id, side, u.ticks(o.price), u.lots(o.remaining_qty), nb.tif(o.time_in_force), o.type == Order.Type.LIMIT_MAKER, stp)
+        if o.quote_order_qty is not None:
+            budget = u.quote_units_floor(o.quote_order_qty)
+            if budget <= 0:
+                o.status = S.EXPIRED
+                return None
+            return nb.market_quote_command(o.id, o.user_id, budget, stp)
+        if o.side == Order.Side.BUY:
+            # Market buy by quantity: an IOC limit at the protection price bounds what it pays.
+            return nb.limit_command(o.id, o.user_id, side, u.ticks(o.protection_price), u.lots(o.quantity), nb.TimeInForce.IOC, False, stp)
+        return nb.market_command(o.id, o.user_id, side, u.lots(o.quantity), stp)
+
+    def _flush(self, b: Batch) -> None:
+        """Send the queued commands to the C book in one call and apply each command's events
+        in order. Every command's events start with its own ACCEPTED or REJECTED (the subject
+        is the new order), which is how the event stream is split back per command."""
+        pending = b.pending
+        if not pending:
+            return
+        b.pending = []
+        if len(pending) == 1:
+            o, cmd = pending[0]
+            self._current = o.id
+            self._apply(b, o, nb.submit_one(self.book, cmd))
+            return
+        self._current = None  # a failure of the whole call names no single order
+        events = nb.execute(self.book, [cmd for _, cmd in pending])
+        starts = nb.START_KINDS
+        n = len(events)
+        start = 0
+        last = len(pending) - 1
+        for i, (o, _) in enumerate(pending):
+            if start >= n or events[start].order_id != o.id:
+                raise RuntimeError(f"{self.symbol}: batched events out of step at order {o.id}")
+            end = start + 1
+            if i == last:
+                end = n
+            else:
+                next_id = pending[i + 1][0].id
+                while end < n and not (events[end].order_id == next_id and events[end].kind in starts):
+                    end += 1
+            self._current = o.id
+            self._apply(b, o, events[start:end])
+            start = end
+
+    def _apply(self, b: Batch, taker: Order, events) -> None:
+        final: str | None = None
+        remaining: int | None = None
+        EK = nb.EventKind
+        for e in events:
+            kind = e.kind
+            if kind == EK.TRADE:
+                self._trade(b, taker, e)
+                remaining = e.taker_remaining
+                continue
+            is_taker = e.order_id == taker.id
+            subject = taker if is_taker else self.orders.get(e.order_id)
+            if subject is None:
+                raise RuntimeError(f"{self.symbol}: event for unknown order {e.order_id}: {e}")
+            reason = nb.reason_name(e.reason)
+            stp_reason = reason.startswith("stp_")
+            if kind == EK.ACCEPTED:
+                remaining = e.taker_remaining if is_taker else remaining
+                continue
+            if kind == EK.REDUCED:
+                if stp_reason and subject.quote_order_qty is None:
+                    subject.prevented_qty += self.units.qty(e.qty)
+                if is_taker:
+                    remaining = e.taker_remaining
+                b.dirty[subject.id] = subject
+                continue
+            if kind == EK.EXPIRED:
+                status = self._expired(subject, e, reason, stp_reason)
+            elif kind == EK.CANCELLED:
+                status = S.CANCELED
+            elif kind == EK.REJECTED:
+                status = S.REJECTED
+                subject.reject_reason = reason
+            else:  # pragma: no cover — unknown kinds are a binding mismatch
+                raise RuntimeError(f"unknown event kind {kind}")
+            if is_taker:
+                final = status
+            else:
+                subject.status = status
+                self.orders.pop(subject.id, None)
+                b.dirty[subject.id] = subject
+        self._taker_done(b, taker, final, remaining)
+
+    def _taker_done(self, b: Batch, taker: Order, final: str | None, remaining: int | None) -> None:
+        """The taker's status once its events are applied; a GTC limit remainder rests."""
+        if final is not None:
+            taker.status = final
+        elif taker.quote_order_qty is not None or (remaining is not None and remaining == 0):
+            taker.status = S.FILLED if taker.executed_qty > 0 else S.EXPIRED
+        elif taker.type in Order.LIMIT_TYPES and taker.time_in_force == Order.TimeInForce.GTC:
+            taker.status = S.PARTIALLY_FILLED if taker.executed_qty > 0 else S.NEW
+            taker.working_at = taker.working_at or b.now
+            self.orders[taker.id] = taker
+        else:  # a market / IOC / FOK remainder that the book did not report: it cannot rest
+            taker.status = S.EXPIRED if taker.remaining_qty else S.FILLED
+        b.dirty[taker.id] = taker
+
+    def _expired(self, subject: Order, e, reason: str, stp_reason: bool) -> str:
+        if stp_reason and subject.quote_order_qty is None:
+            subject.prevented_qty += self.units.qty(e.qty)
+        if stp_reason:
+            return S.EXPIRED_IN_MATCH
+        if reason == "budget_exhausted" and subject.executed_qty > 0:
+            return S.FILLED
+        return S.EXPIRED
+
+    def _trade(self, b: Batch, taker: Order, e) -> None:
+        maker = self.orders.get(e.maker_id)
+        if maker is None:
+            raise RuntimeError(f"{self.symbol}: trade with unknown maker {e.maker_id}")
+        market = self.market
+        price, qty = self.units.price(e.price), self.units.qty(e.qty)
+        quote = price * qty
+        b.trade_id += 1
+        taker_buys = taker.side == Order.Side.BUY
+        buyer, seller = (taker, maker) if taker_buys else (maker, taker)
+        maker_rate = market.maker_fee * self.fees.multipliers(maker.user_id)[0]
+        taker_rate = market.taker_fee * self.fees.multipliers(taker.user_id)[1]
+        buyer_fee, seller_fee = trade_fees(
+            qty=qty, quote=quote, buyer_rate=taker_rate if taker_buys else maker_rate,
+            seller_rate=maker_rate if taker_buys else taker_rate, base=market.base, quote_asset=market.quote,
+        )
+        b.settlement.trade(base_id=market.base_id, quote_id=market.quote_id, buyer_id=buyer.user_id, seller_id=seller.user_id, qty=qty, quote=quote, buyer_fee=buyer_fee, seller_fee=seller_fee)
+        buyer.held_remaining -= quote
+        seller.held_remaining -= qty
+        for o in (taker, maker):
+            o.executed_qty += qty
+            o.cumulative_quote_qty += quote
+        if e.maker_remaining == 0:
+            maker.status = S.FILLED
+            self.orders.pop(maker.id, None)
+        else:
+            maker.status = S.PARTIALLY_FILLED
+        b.dirty[maker.id] = maker
+        b.last_price = price
+        maker_fee, taker_fee = (buyer_fee, seller_fee) if not taker_buys else (seller_fee, buyer_fee)
+        maker_asset, taker_asset = (market.base_id, market.quote_id) if not taker_buys else (market.quote_id, market.base_id)
+        b.trades.append(
+            TradeRow(
+                market_id=market.pk, trade_id=b.trade_id, engine_seq=taker.engine_seq, price=price, qty=qty, quote_qty=quote,
+                maker_order_id=maker.id, maker_user_id=maker.user_id, taker_order_id=taker.id, taker_user_id=taker.user_id,
+                is_buyer_maker=not taker_buys, maker_fee=maker_fee, maker_fee_asset_id=maker_asset,
+                taker_fee=taker_fee, taker_fee_asset_id=taker_asset, created_at=b.now,
+            )
+        )
+
+    def _run_triggers(self, b: Batch) -> None:
+        """Run every stop the last trade price has crossed, in trigger order; the trades they
+        make may trigger more."""
+        while b.last_price is not None:
+            triggered = nb.stops_triggered(self.stops, b.last_price, self.units)
+            if not triggered:
+                return
+            for order_id in triggered:
+                o = self.orders.pop(order_id)
+                b.seq += 1
+                o.engine_seq = b.seq
+                o.triggered_at = b.now
+                b.dirty[o.id] = o
+                self._submit(b, o)
+
+    # --- writing -------------------------------------------------------------------------

@@ -1,0 +1,248 @@
+"""Wake-ups between the order requests and the engine, both directions after COMMIT.
+
+Request → engine (:func:`engine_wake_on_commit`)
+    After the order's (or cancel's) transaction commits, ``NOTIFY kk99_engine, '<symbol>'`` —
+    once per symbol per transaction, and sent by a per-process sender thread on its own
+    connection (``synchronous_commit = off``), so the request does not wait for it and the
+    wake-ups of concurrent requests coalesce. A NOTIFY inside the order transaction made
+    PostgreSQL take its global notify lock at every order's commit and hold it across the
+    commit's WAL flush: all order commits were serialised. A wake-up cannot be lost for good:
+    if the process dies between the commit and the NOTIFY, the engine still finds the order by
+    state at its next idle check (ENGINE_IDLE_WAIT_SECONDS).
+
+Engine → request (:func:`orders_done_on_commit`, :class:`OrderWaiter`)
+    After a batch commits, the engine PUBLISHes the ids of the orders it changed on the Redis
+    channel ``kk99:orders:<symbol>``. One dispatcher thread per web process subscribes to all
+    of them and sets the event of every waiting request whose order is named. A waiter
+    registers BEFORE it reads the order, so a batch that commits between the read and the wait
+    still wakes it; it also re-reads at least every WAIT_SLICE_SECONDS, so a lost message (Redis
+    restart) costs latency, never an answer. Without Redis (the SQLite demo) waiters poll.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from psycopg import sql
+
+from trading.engine.sql import pg_connect
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "kk99_engine"
+ORDERS_CHANNEL_PREFIX = "kk99:orders:"
+WAIT_SLICE_SECONDS = 0.25
+IDLE_CLOSE_SECONDS = 1.0  # the wake-up sender closes its connection after this long without work
+
+
+def orders_channel(symbol: str) -> str:
+    return f"{ORDERS_CHANNEL_PREFIX}{symbol.upper()}"
+
+
+# --- request → engine -----------------------------------------------------------------------
+
+
+def engine_wake_on_commit(symbol: str) -> None:
+    """Wake the engine owning ``symbol`` once the current transaction commits (at once when
+    there is none). Several calls in one transaction make one wake-up; a rollback makes none."""
+    if connection.vendor != "postgresql":
+        return  # the SQLite engine polls
+    if not connection.in_atomic_block:
+        _notifier().wake(symbol)
+        return
+    if any(getattr(func, "kk99_wake", None) == symbol for _, func, *_ in connection.run_on_commit):
+        return
+
+    def send() -> None:
+        _notifier().wake(symbol)
+
+    send.kk99_wake = symbol
+    transaction.on_commit(send)
+
+
+class _Notifier:
+    """One daemon thread per process with its own autocommit connection
+    (``synchronous_commit = off``) sends the NOTIFYs: the request never waits for them, and
+    wake-ups asked for while one is being sent are coalesced into the next."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: set[str] = set()
+        self.event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="kk99-engine-wakeups", daemon=True)
+        self.thread.start()
+
+    def wake(self, symbol: str) -> None:
+        with self.lock:
+            self.pending.add(symbol)
+        self.event.set()
+
+    def _run(self) -> None:
+        conn = None
+        while True:
+            if not self.event.wait(IDLE_CLOSE_SECONDS):
+                if conn is not None:
+                    conn.close()  # idle: give the connection back (re-opened on the next wake-up)
+                    conn = None
+                continue
+            self.event.clear()
+            with self.lock:
+                symbols, self.pending = self.pending, set()
+            try:
+                if conn is None or conn.closed:
+                    conn = pg_connect(application_name=f"kk99-wakeups {os.getpid()}")
+                    conn.execute("SET synchronous_commit = off")
+                for symbol in sorted(symbols):
+                    conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(symbol)))
+            except Exception:  # noqa: BLE001 — the engine's idle check finds the orders anyway
+                logger.exception("engine wake-up for %s failed", sorted(symbols))
+                conn = None
+                time.sleep(0.2)
+
+
+_notifiers: dict[int, _Notifier] = {}
+_notifiers_lock = threading.Lock()
+
+
+def _notifier() -> _Notifier:
+    pid = os.getpid()
+    n = _notifiers.get(pid)
+    if n is None:
+        with _notifiers_lock:
+            n = _notifiers.get(pid)
+            if n is None:
+                n = _notifiers[pid] = _Notifier()
+    return n
+
+
+# --- engine → request -----------------------------------------------------------------------
+
+_redis_clients: dict[int, object] = {}
+
+
+def _redis():
+    """This process's Redis client (None without REDIS_URL)."""
+    url = getattr(settings, "REDIS_URL", None)
+    if not url:
+        return None
+    client = _redis_clients.get(os.getpid())
+    if client is None:
+        client = _redis_clients[os.getpid()] = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    return client
+
+
+def orders_done_on_commit(symbol: str, order_ids: list[int]) -> None:
+    """After the engine's batch commits: name the orders it changed to the waiting requests."""
+    if not order_ids or _redis() is None:
+        return
+    payload = ",".join(map(str, order_ids))
+
+    def send() -> None:
+        try:
+            _redis().publish(orders_channel(symbol), payload)
+        except Exception:  # noqa: BLE001 — after commit: waiters re-read every WAIT_SLICE_SECONDS
+            logger.exception("order wake-up publish for %s failed", symbol)
+
+    transaction.on_commit(send)
+
+
+class _Dispatcher:
+    """One thread per process: a pattern subscription to every market's orders channel; wakes
+    the registered waiters of each named order."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.lock = threading.Lock()
+        self.waiters: dict[int, list[threading.Event]] = defaultdict(list)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="kk99-order-wakeups", daemon=True)
+        self.thread.start()
+
+    def register(self, order_id: int) -> threading.Event:
+        event = threading.Event()
+        with self.lock:
+            self.waiters[order_id].append(event)
+        return event
+
+    def unregister(self, order_id: int, event: threading.Event) -> None:
+        with self.lock:
+            events = self.waiters.get(order_id)
+            if events and event in events:
+                events.remove(event)
+                if not events:
+                    del self.waiters[order_id]
+
+    def _wake(self, data: bytes) -> None:
+        with self.lock:
+            for raw in data.split(b","):
+                for event in self.waiters.get(int(raw), ()):
+                    event.set()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                pubsub.psubscribe(f"{ORDERS_CHANNEL_PREFIX}*")
+                self.ready.set()
+                for message in pubsub.listen():
+                    if message.get("type") == "pmessage":
+                        self._wake(message["data"])
+            except Exception:  # noqa: BLE001 — reconnect; waiters re-read meanwhile
+                logger.warning("order wake-up subscription lost; reconnecting", exc_info=True)
+                self.ready.clear()
+                time.sleep(0.5)
+
+
+_dispatchers: dict[int, _Dispatcher] = {}
+_dispatchers_lock = threading.Lock()
+
+
+def _dispatcher() -> _Dispatcher | None:
+    client = _redis()
+    if client is None:
+        return None
+    pid = os.getpid()
+    d = _dispatchers.get(pid)
+    if d is None:
+        with _dispatchers_lock:
+            d = _dispatchers.get(pid)
+            if d is None:
+                d = _dispatchers[pid] = _Dispatcher(client)
+                d.ready.wait(1.0)  # the first waiter must not miss a batch committed right now
+    return d
+
+
+class OrderWaiter:
+    """``with OrderWaiter(order_id) as w: … read …; w.wait(seconds)``. Registered on enter
+    (before the caller's first read); ``wait`` returns when the engine named the order, after
+    WAIT_SLICE_SECONDS at most (then the caller re-reads), or — without Redis — after a short,
+    growing poll delay."""
+
+    def __init__(self, order_id: int) -> None:
+        self.order_id = order_id
+        self.dispatcher = _dispatcher()
+        self.event: threading.Event | None = None
+        self.delay = 0.002
+
+    def __enter__(self) -> OrderWaiter:
+        if self.dispatcher is not None:
+            self.event = self.dispatcher.register(self.order_id)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.event is not None:
+            self.dispatcher.unregister(self.order_id, self.event)
+
+    def wait(self, seconds: float) -> None:
+        if self.event is None or not self.dispatcher.ready.is_set():
+            time.sleep(max(0.0, min(seconds, self.delay)))
+            self.delay = min(self.delay * 2, 0.05)
+            return
+        self.event.wait(max(0.0, min(seconds, WAIT_SLICE_SECONDS)))
+        self.event.clear()
