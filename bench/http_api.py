@@ -159,7 +159,9 @@ async def _load(port: int, path: str, keys: list, rate: float, seconds: float, c
                 break
             i, due = item
             key, secret = keys[i % len(keys)]
-            params = _order_body(rng, i) if order else {}
+            # recvWindow varies per request: two identical no-ops in one millisecond would carry
+            # the same signature, which the replay cache refuses (accounts/signing.py).
+            params = _order_body(rng, i) if order else {"recvWindow": 5000 + i % 1000}
             params["timestamp"] = int(time.time() * 1000)
             query = urlencode(params)
             body = f"{query}&signature={hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()}".encode()

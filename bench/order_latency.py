@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import hmac
 import http.client
 import json
@@ -40,8 +41,13 @@ START, END = "<!-- latency:start -->", "<!-- latency:end -->"
 P99_BUDGET_MS = 50.0
 
 
+_nonce = itertools.count()
+
+
 def _signed(secret: str, params: dict) -> bytes:
-    params = {**params, "timestamp": int(time.time() * 1000)}
+    # recvWindow varies per request so that two identical requests in one millisecond never
+    # share a signature (the replay cache would refuse the second).
+    params = {"recvWindow": 5000 + next(_nonce) % 1000, **params, "timestamp": int(time.time() * 1000)}
     query = urlencode(params)
     return f"{query}&signature={hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()}".encode()
 
