@@ -49,6 +49,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kk99.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # NUL, bad UTF-8, control characters, overlong values, NaN/1e400/-0: a 4xx for every
+    # entry point, before the /api/v3/ fast path splits the chain (kk99/inputguard.py).
+    "kk99.inputguard.InputGuardMiddleware",
     # /api/v3/ (signed machine API) leaves here for a lean chain: KK99["API_LEAN_MIDDLEWARE"].
     "kk99.middleware.ApiFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
