@@ -5,8 +5,9 @@ Every entry point passes through here — REST v1 (``/api/``), the Binance-compa
 (:func:`check_ws_message`, called first by each consumer's ``receive``). What is refused:
 
 * bytes that are not UTF-8 (Django would silently turn them into U+FFFD), NUL, other C0/C1
-  control characters and DEL (tab, CR and LF are allowed in request bodies only: a
-  textarea sends them), lone UTF-16 surrogates (PostgreSQL and psycopg cannot store them);
+  control characters and DEL (tab, CR and LF are allowed in form and JSON bodies only — a
+  textarea sends them — never in a URL or an ``/api/v3`` parameter), lone UTF-16 surrogates
+  (PostgreSQL and psycopg cannot store them);
 * values longer than :data:`MAX_VALUE_LENGTH` characters, parameter names longer than
   :data:`MAX_NAME_LENGTH`, more than :data:`MAX_PARAMETERS` parameters;
 * numbers the ledger cannot hold exactly — ``NaN``, ``Infinity``, ``1e400``, negative zero,
@@ -56,7 +57,7 @@ _BAD_IN_QUERY = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NON_FINITE = re.compile(r"[+-]?(?:s?nan|inf|infinity)", re.IGNORECASE)
 # Free text that may legitimately look like a number of any length: never number-checked.
-_NOT_NUMBERS = re.compile(r"password|passwd|secret|signature|token|apikey|api_key|clientorderid|client_order_id|address|memo|tag|txid|csrf", re.IGNORECASE)
+_NOT_NUMBERS = re.compile(r"password|passwd|secret|token|apikey|api_key|address|memo|tag|txid|csrf", re.IGNORECASE)
 
 
 class InputRefused(KK99Error):
@@ -195,7 +196,8 @@ def check_request(request: HttpRequest) -> None:
         return
     content_type = (request.content_type or "").lower()
     if content_type == "application/x-www-form-urlencoded":
-        check_urlencoded(request.body, body=True)
+        # A textarea may send TAB/CR/LF; /api/v3 bodies are parameters like its query.
+        check_urlencoded(request.body, body=not path.startswith(BINANCE_PREFIX))
     elif content_type == "application/json" or content_type.endswith("+json"):
         if request.body:
             check_json_bytes(request.body)

@@ -54,7 +54,7 @@ def test_hostile_query_values_are_refused_with_their_code(raw, code):
         b"symbol=BTCUSDT&quantity=0.0001&price=99999999999999999999.999999999999999999",  # NUMERIC(38,18) edges
         b"quantity=1.000000000000000000000000",  # trailing zeros are not precision
         b"note=caf%C3%A9+%E2%82%AC",  # UTF-8 text
-        b"password=1e400&signature=00000000000000000000000000000000",  # free text is not a number
+        b"password=1e400&note=x",  # a password is free text, not a number
         b"timestamp=1700000000000&recvWindow=5000&orderId=9223372036854775807",
         b"q=&flag",
     ],
