@@ -1,6 +1,6 @@
 """Shared settings. With nothing in the environment this is the *embedded default*:
-SQLite, local-memory cache, in-memory channel layer and Celery running tasks in-process,
-so the demo runs on a bare machine. ``DATABASE_URL`` and ``REDIS_URL`` switch to
+a PostgreSQL the project starts itself (kk99/embedded_db), local-memory cache, in-memory
+channel layer and Celery running tasks in-process, so the demo runs on a bare machine. ``DATABASE_URL`` and ``REDIS_URL`` switch to
 PostgreSQL and Redis (cache, channel layer, Celery broker)."""
 from __future__ import annotations
 
@@ -91,20 +91,19 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
+    # The embedded default: a real PostgreSQL that the project starts itself (var/pgdata,
+    # Unix socket only) — the production engine, exact NUMERIC, no SQLite-only code paths.
+    # See kk99/embedded_db and the README ("Configuration").
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
-            "OPTIONS": {
-                "timeout": 20,
-                "transaction_mode": "IMMEDIATE",
-                # WAL lets the engine process and the web server work side by side.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
+            "ENGINE": "kk99.embedded_db",
+            "NAME": "kk99",
+            "USER": "postgres",
+            "PGDATA": str(VAR_DIR / "pgdata"),
+            "CONN_MAX_AGE": 0,
         }
     }
-USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery ------------------------------------------------

@@ -66,15 +66,10 @@ class EngineRunner:
     def _open_lock_connection(self):
         import psycopg
 
-        s = connection.settings_dict
-        params = {
-            "dbname": s["NAME"],
-            "user": s.get("USER") or None,
-            "password": s.get("PASSWORD") or None,
-            "host": s.get("HOST") or None,
-            "port": s.get("PORT") or None,
-            "application_name": f"kk99-engine {self.owner}",
-        }
+        # The backend's own parameters (the embedded database's socket is known only to it),
+        # less Django's cursor and adapter objects.
+        params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context", "prepare_threshold")}
+        params["application_name"] = f"kk99-engine {self.owner}"
         conn = psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True)
         conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         return conn

@@ -1,0 +1,12 @@
+import sys
+
+import django
+
+from kk99.embedded_db import main
+
+if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.dev")
+    django.setup()
+    sys.exit(main(sys.argv[1:]))
