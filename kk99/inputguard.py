@@ -31,6 +31,7 @@ from typing import Any, Iterable
 from urllib.parse import unquote_to_bytes
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.template.loader import render_to_string
 
 from kk99.errors import CommonErrorCode, KK99Error
@@ -203,7 +204,11 @@ def check_request(request: HttpRequest) -> None:
             check_json_bytes(request.body)
     elif content_type == "multipart/form-data":
         # Django decodes the fields (DRF reuses ``request.POST`` when the stream is read).
-        check_pairs(_flatten(request.POST.lists()), body=True)
+        try:
+            fields = _flatten(request.POST.lists())
+        except MultiPartParserError:
+            raise InputRefused(CommonErrorCode.INVALID_INPUT, "The multipart body could not be parsed.") from None
+        check_pairs(fields, body=True)
         for name, upload in _flatten(request.FILES.lists()):
             check_text(name, upload.name or "", body=False)
 

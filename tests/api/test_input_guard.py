@@ -186,6 +186,14 @@ def test_multipart_fields_are_checked_too(client, alice):
     assert r.status_code == 400 and r.json()["error"]["code"] == "illegal_characters"
 
 
+def test_a_broken_multipart_body_is_a_400_not_a_500(client, alice):
+    client.force_login(alice[0])
+    body = b"--b\r\nContent-Disposition: form-data; name=\"symbol\"\r\n\r\nBTCUSDT\r\n--b--\r\n"
+    r = client.post("/api/v1/orders/", body, content_type="multipart/form-data")  # no boundary
+    assert r.status_code == 400
+    assert r.json()["error"] == {"code": "invalid_input", "message": "The multipart body could not be parsed."}
+
+
 # --- WebSocket messages ------------------------------------------------------------------------
 
 
