@@ -24,6 +24,7 @@ the REST ``{"error": {…}}`` body elsewhere under ``/api/``, and a small HTML p
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from decimal import Decimal
@@ -58,6 +59,8 @@ _BAD_IN_QUERY = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NON_FINITE = re.compile(r"[+-]?(?:s?nan|inf|infinity)", re.IGNORECASE)
 # Free text that may legitimately look like a number of any length: never number-checked.
+_NUMBER_STARTS = frozenset("+-.0123456789nNiIsS")
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?")  # unsigned, no exponent
 _NOT_NUMBERS = re.compile(r"password|passwd|secret|token|apikey|api_key|address|memo|tag|txid|csrf", re.IGNORECASE)
 
 
@@ -74,9 +77,11 @@ class InputRefused(KK99Error):
 
 def check_text(name: str, value: str, *, body: bool = False) -> None:
     """Refuse a control character, a lone surrogate or an overlong value in ``name``."""
-    where = _where(name)
     if len(value) > MAX_VALUE_LENGTH:
-        raise InputRefused(CommonErrorCode.VALUE_TOO_LONG, f"{where} is longer than {MAX_VALUE_LENGTH} characters.", param=name)
+        raise InputRefused(CommonErrorCode.VALUE_TOO_LONG, f"{_where(name)} is longer than {MAX_VALUE_LENGTH} characters.", param=name)
+    if value.isascii() and value.isprintable():  # the common case, without a regex
+        return
+    where = _where(name)
     match = (_BAD_IN_BODY if body else _BAD_IN_QUERY).search(value)
     if match:
         char = match.group()
@@ -86,9 +91,14 @@ def check_text(name: str, value: str, *, body: bool = False) -> None:
 
 def check_number_text(name: str, value: str) -> None:
     """Refuse a string that reads as a number the ledger cannot hold (``NaN``, ``1e400``, …)."""
-    if _NOT_NUMBERS.search(name):
+    if not value or value[0] not in _NUMBER_STARTS and not value[0].isspace() or _free_text(name):
         return
     text = value.strip()
+    if _PLAIN_DECIMAL.fullmatch(text):  # the common case, without building a Decimal
+        whole, _, fraction = text.partition(".")
+        digits, decimals = len(whole.lstrip("0")), len(fraction.rstrip("0"))
+        if digits <= MAX_INTEGER_DIGITS and decimals <= MAX_FRACTION_DIGITS:
+            return
     if len(text) > 64 + MAX_INTEGER_DIGITS + MAX_FRACTION_DIGITS:
         if _NUMBER.fullmatch(text):
             raise _out_of_range(name)
@@ -274,7 +284,7 @@ def _decode_pairs(raw: bytes) -> Iterable[tuple[str, str]]:
 
 def _decode(raw: bytes, name: bytes | str) -> str:
     try:
-        return unquote_to_bytes(raw).decode("utf-8")
+        return (unquote_to_bytes(raw) if b"%" in raw else raw).decode("utf-8")
     except UnicodeDecodeError:
         label = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
         where = _where(_printable(label)) if label else "A parameter name"
@@ -292,10 +302,15 @@ def _query_bytes(query: str | bytes) -> bytes:
         return query.encode("utf-8", "surrogatepass")
 
 
+@functools.lru_cache(maxsize=1024)
+def _free_text(name: str) -> bool:
+    return bool(_NOT_NUMBERS.search(name))
+
+
 def _check_name(name: str) -> None:
     if len(name) > MAX_NAME_LENGTH:
         raise InputRefused(CommonErrorCode.VALUE_TOO_LONG, f"A parameter name is longer than {MAX_NAME_LENGTH} characters.")
-    if _BAD_IN_QUERY.search(name):
+    if not (name.isascii() and name.isprintable()) and _BAD_IN_QUERY.search(name):
         raise InputRefused(CommonErrorCode.ILLEGAL_CHARACTERS, "A parameter name contains a control character.")
 
 
