@@ -58,10 +58,11 @@ _BAD_IN_QUERY = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # A string that reads as a number (what a Decimal field would accept), or a non-finite token.
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NON_FINITE = re.compile(r"[+-]?(?:s?nan|inf|infinity)", re.IGNORECASE)
-# Free text that may legitimately look like a number of any length: never number-checked.
 _NUMBER_STARTS = frozenset("+-.0123456789nNiIsS")
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?")  # unsigned, no exponent
-_NOT_NUMBERS = re.compile(r"password|passwd|secret|token|apikey|api_key|address|memo|tag|txid|csrf", re.IGNORECASE)
+# Free text that may legitimately look like a number of any length (a password "1e400", a
+# destination tag of 25 digits): names ending so, compared without case and separators.
+_FREE_TEXT_NAMES = re.compile(r"(?:password\d?|passwd|secret|token|apikey|address|memo|tag|txid)$")
 
 
 class InputRefused(KK99Error):
@@ -304,7 +305,8 @@ def _query_bytes(query: str | bytes) -> bytes:
 
 @functools.lru_cache(maxsize=1024)
 def _free_text(name: str) -> bool:
-    return bool(_NOT_NUMBERS.search(name))
+    normalized = re.sub(r"[^a-z0-9]", "", name.lower())
+    return _FREE_TEXT_NAMES.search(normalized) is not None
 
 
 def _check_name(name: str) -> None:

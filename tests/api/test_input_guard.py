@@ -224,3 +224,14 @@ def test_ws_api_refuses_nan_with_1100(market):
 def test_ws_api_refuses_invalid_utf8_in_a_binary_frame(market):
     reply = _ws_reply("/ws-api/v3", b'{"id": 1, "method": "time", "params": {"x": "\xff"}}')
     assert reply["status"] == 400 and reply["error"]["code"] == -1100
+
+
+@pytest.mark.parametrize("name", ["password", "new_password2", "csrfmiddlewaretoken", "destinationTag", "address"])
+def test_free_text_fields_are_not_read_as_numbers(name):
+    guard.check_pairs([(name, "1e400"), (name, "-0"), (name, "9" * 40)])
+
+
+@pytest.mark.parametrize("name", ["percentage", "stage", "quantity", "refresh"])
+def test_other_fields_are_number_checked_even_if_their_name_contains_a_free_text_word(name):
+    with pytest.raises(guard.InputRefused):
+        guard.check_pairs([(name, "1e400")])
