@@ -41,7 +41,8 @@ MAX_VALUE_LENGTH = 4096
 MAX_NAME_LENGTH = 128
 MAX_PARAMETERS = 1000  # Django's DATA_UPLOAD_MAX_NUMBER_FIELDS default
 MAX_JSON_DEPTH = 32
-MAX_WS_MESSAGE = 4 * MAX_VALUE_LENGTH
+MAX_LIST_ITEMS = 4096  # a SUBSCRIBE may name up to 1,024 streams
+MAX_WS_MESSAGE = 64 * 1024
 # NUMERIC(38,18): at most 20 digits before the point and 18 after it.
 MAX_INTEGER_DIGITS = 20
 MAX_FRACTION_DIGITS = 18
@@ -183,8 +184,8 @@ def check_json(value: Any, name: str = "", depth: int = 0) -> None:
             _check_name(key)
             check_json(item, key, depth + 1)
     elif isinstance(value, list):
-        if len(value) > MAX_PARAMETERS:
-            raise InputRefused(CommonErrorCode.TOO_MANY_PARAMETERS, f"{_where(name)} has more than {MAX_PARAMETERS} items.", param=name)
+        if len(value) > MAX_LIST_ITEMS:
+            raise InputRefused(CommonErrorCode.TOO_MANY_PARAMETERS, f"{_where(name)} has more than {MAX_LIST_ITEMS} items.", param=name)
         for item in value:
             check_json(item, name, depth + 1)
     elif isinstance(value, str):

@@ -92,6 +92,12 @@ def test_hostile_json_is_refused(doc, code):
     assert refused.value.code == code
 
 
+def test_a_subscription_to_the_stream_limit_fits_in_one_message():
+    streams = [f"sym{i:04d}usdt@aggTrade" for i in range(1024)]
+    message = '{"method": "SUBSCRIBE", "params": [' + ", ".join(f'"{s}"' for s in streams) + '], "id": 1}'
+    assert guard.check_ws_message(message, None)["params"] == streams
+
+
 def test_json_numbers_come_back_exact():
     assert guard.load_json('{"price": 0.1, "qty": 3, "ok": true}') == {"price": Decimal("0.1"), "qty": 3, "ok": True}
 
