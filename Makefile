@@ -45,7 +45,8 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo
 
-run: seed
+# The demo script starts the embedded PostgreSQL (no DATABASE_URL), migrates, seeds and runs.
+run: install
 	PY=$(PY) HOST=$(HOST) PORT=$(PORT) deploy/scripts/run-demo.sh
 
 test-native:

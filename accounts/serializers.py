@@ -1,6 +1,8 @@
 """API input and output shapes. Input serializers validate shape only; services decide."""
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ApiKey, KycDocument, KycSubmission
@@ -142,16 +144,33 @@ class KycStatusOutput(serializers.Serializer):
     latest_submission = KycSubmissionOutput(allow_null=True)
 
 
+# Blank (or whitespace-only, trimmed to blank) text is refused; the schema says so as a pattern.
+_NOT_BLANK = RegexValidator(r"\S", "This field may not be blank.")
+
+
+@extend_schema_field({"type": "string", "format": "binary"})
+class UploadField(serializers.FileField):
+    """A document upload: a file part of the multipart body (the schema says ``binary``)."""
+
+
+@extend_schema_field({"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166-1 alpha-2, e.g. DE."})
+class CountryCodeField(serializers.CharField):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_length=2, min_length=2, validators=[_django_validator(validate_country_code)], **kwargs)
+
+
 class KycSubmitInput(serializers.Serializer):
     requested_tier = serializers.ChoiceField(choices=[2, 3], default=2)
-    full_name = serializers.CharField(max_length=200)
-    date_of_birth = serializers.DateField(validators=[_django_validator(validate_adult_date_of_birth)])
-    country = serializers.CharField(max_length=2, min_length=2, validators=[_django_validator(validate_country_code)])
-    address = serializers.CharField(max_length=500)
-    id_number = serializers.CharField(max_length=64)
-    id_document = serializers.FileField(help_text="JPEG, PNG or PDF.")
-    selfie = serializers.FileField(help_text="JPEG, PNG or PDF.")
-    proof_of_address = serializers.FileField(required=False, help_text="Required for tier 3.")
+    full_name = serializers.CharField(min_length=1, max_length=200, validators=[_NOT_BLANK])
+    date_of_birth = serializers.DateField(
+        validators=[_django_validator(validate_adult_date_of_birth)], help_text="At least 18 years and at most 130 years ago."
+    )
+    country = CountryCodeField()
+    address = serializers.CharField(min_length=1, max_length=500, validators=[_NOT_BLANK])
+    id_number = serializers.CharField(min_length=1, max_length=64, validators=[_NOT_BLANK])
+    id_document = UploadField(help_text="JPEG, PNG or PDF (checked by content), at most the upload limit.")
+    selfie = UploadField(help_text="JPEG, PNG or PDF (checked by content), at most the upload limit.")
+    proof_of_address = UploadField(required=False, help_text="JPEG, PNG or PDF; required for tier 3.")
 
 
 # --- API keys ---

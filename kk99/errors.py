@@ -21,6 +21,12 @@ class CommonErrorCode(StrEnum):
     NOT_AUTHENTICATED = "not_authenticated"
     RATE_LIMITED = "rate_limited"
     CONFLICT = "conflict"
+    # kk99.inputguard: hostile bytes refused before any view reads them
+    ILLEGAL_CHARACTERS = "illegal_characters"
+    INVALID_ENCODING = "invalid_encoding"
+    VALUE_TOO_LONG = "value_too_long"
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"
+    TOO_MANY_PARAMETERS = "too_many_parameters"
 
 
 class KK99Error(Exception):

@@ -31,7 +31,11 @@ class PublicApi(APIView):
 
 
 class _Limit(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100, help_text="Levels per side / trades (1–1000, default 100)")
+
+
+# The market in the path, as the schema states it (an unknown one is ``invalid_symbol``).
+SYMBOL_PATH = OpenApiParameter("symbol", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9]{2,32}$", description="Market symbol, e.g. BTCUSDT")
 
 
 def _ticker_data(t: selectors.Ticker) -> dict:
@@ -43,7 +47,7 @@ def _ticker_data(t: selectors.Ticker) -> dict:
 
 
 class DepthApi(PublicApi):
-    @extend_schema(operation_id="market_depth", parameters=[OpenApiParameter("limit", int, description="Levels per side (1–1000, default 100)")], responses=DepthSerializer)
+    @extend_schema(operation_id="market_depth", parameters=[SYMBOL_PATH, _Limit], responses=DepthSerializer)
     def get(self, request, symbol: str):
         """The order book (best first) and the engine's depth sequence ``last_update_id``."""
         market = market_get(symbol=symbol)
@@ -54,7 +58,7 @@ class DepthApi(PublicApi):
 
 
 class TradeListApi(PublicApi):
-    @extend_schema(operation_id="market_trades", parameters=[OpenApiParameter("limit", int)], responses=PublicTradeSerializer(many=True))
+    @extend_schema(operation_id="market_trades", parameters=[SYMBOL_PATH, _Limit], responses=PublicTradeSerializer(many=True))
     def get(self, request, symbol: str):
         """Recent public trades, oldest first."""
         market = market_get(symbol=symbol)
@@ -92,11 +96,11 @@ class TickerListApi(PublicApi):
 
 
 class _Window(serializers.Serializer):
-    minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, default=60)
+    minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, default=60, help_text="Window length in minutes (1–10080, default 60)")
 
 
 class AveragesApi(PublicApi):
-    @extend_schema(operation_id="market_averages", parameters=[OpenApiParameter("minutes", int, description="Window length, default 60")], responses=AveragesSerializer)
+    @extend_schema(operation_id="market_averages", parameters=[SYMBOL_PATH, _Window], responses=AveragesSerializer)
     def get(self, request, symbol: str):
         """Last price, VWAP and TWAP over the last ``minutes`` minutes."""
         market = market_get(symbol=symbol)

@@ -12,7 +12,7 @@ from django.conf import settings
 
 
 def pytest_collection_modifyitems(config, items):
-    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith(("postgresql", "kk99.embedded_db"))
     has_redis = bool(os.environ.get("REDIS_URL"))
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL not set or not reachable)")
     skip_redis = pytest.mark.skip(reason="needs Redis (REDIS_URL not set or not reachable)")

@@ -94,15 +94,36 @@ class OrderSerializer(serializers.ModelSerializer):
         return display_status(order.status)
 
 
+# What the API accepts as an amount, stated in the schema: a plain decimal (no exponent, no
+# sign) that fits NUMERIC(38,18) and is greater than zero (kk99.inputguard refuses the rest).
+POSITIVE_DECIMAL_SCHEMA = {
+    "type": "string", "pattern": r"^(?=.*[1-9])[0-9]{1,20}(\.[0-9]{1,18})?$", "maxLength": 39, "example": "0.01000000",
+    "description": "A decimal greater than zero, as a string: up to 20 digits before the point and 18 after it.",
+}
+SYMBOL_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z0-9]{2,32}$", "description": "Market symbol, e.g. BTCUSDT"}
+
+
+@extend_schema_field(POSITIVE_DECIMAL_SCHEMA)
+class PositiveDecimalInput(DecimalString):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(positive=True, **kwargs)
+
+
+@extend_schema_field(SYMBOL_SCHEMA)
+class SymbolInput(serializers.CharField):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_length=32, **kwargs)
+
+
 class OrderPlaceSerializer(serializers.Serializer):
-    symbol = serializers.CharField(max_length=32)
+    symbol = SymbolInput()
     side = serializers.ChoiceField(choices=Order.Side.choices)
     type = serializers.ChoiceField(choices=Order.Type.choices)
     time_in_force = serializers.ChoiceField(choices=Order.TimeInForce.choices, required=False)
-    quantity = DecimalString(required=False, positive=True)
-    price = DecimalString(required=False, positive=True)
-    quote_order_qty = DecimalString(required=False, positive=True)
-    stop_price = DecimalString(required=False, positive=True)
+    quantity = PositiveDecimalInput(required=False)
+    price = PositiveDecimalInput(required=False)
+    quote_order_qty = PositiveDecimalInput(required=False)
+    stop_price = PositiveDecimalInput(required=False)
     client_order_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,36}$", required=False)
     stp_mode = serializers.ChoiceField(choices=Order.StpMode.choices, required=False)
 
@@ -114,7 +135,7 @@ class OrderPlaceSerializer(serializers.Serializer):
 
 
 class CancelAllSerializer(serializers.Serializer):
-    symbol = serializers.CharField(max_length=32)
+    symbol = SymbolInput()
 
 
 class FillSerializer(serializers.Serializer):

@@ -11,9 +11,9 @@
    adjustment event without one was written around the rule.
 
 :func:`ledger_audit_run` returns an :class:`AuditReport`; the management command prints it and
-exits non-zero when it is not clean. Sums are done by the database (exact NUMERIC on
-PostgreSQL). SQLite stores decimals as 15-digit floats, so there amounts are compared after
-rounding to the asset's precision.
+exits non-zero when it is not clean. Sums are done by the database in exact NUMERIC and
+compared exactly: there is no tolerance (every configuration, the embedded default included,
+runs on PostgreSQL).
 """
 from __future__ import annotations
 
@@ -94,11 +94,8 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def _rounded(value: Decimal | None, precision: int) -> Decimal:
-    value = value if value is not None else Decimal(0)
-    if connection.vendor == "sqlite":
-        return Decimal(value).quantize(Decimal(1).scaleb(-precision))
-    return Decimal(value)
+def _exact(value: Decimal | None) -> Decimal:
+    return Decimal(value) if value is not None else Decimal(0)
 
 
 def ledger_audit_run() -> AuditReport:
@@ -122,7 +119,6 @@ def _audit() -> AuditReport:
         report.balances_checked += 1
         key = (b.account_id, b.asset_id)
         seen.add(key)
-        p = precision[b.asset_id]
         expected_available, expected_locked = sums.get(key, (Decimal(0), Decimal(0)))
         account = accounts[b.account_id]
         symbol = assets[b.asset_id].symbol
@@ -130,10 +126,8 @@ def _audit() -> AuditReport:
             ("available", b.available, expected_available),
             ("locked", b.locked, expected_locked),
         ):
-            if _rounded(have, p) != _rounded(want, p):
-                report.balance_mismatches.append(
-                    f"{account} {symbol} {bucket}: balance {_rounded(have, p)} != entries {_rounded(want, p)}"
-                )
+            if _exact(have) != _exact(want):
+                report.balance_mismatches.append(f"{account} {symbol} {bucket}: balance {_exact(have)} != entries {_exact(want)}")
         if b.allow_negative != account.allow_negative:
             report.totals_problems.append(f"{account} {symbol}: allow_negative differs from its account")
         if not account.allow_negative and (b.available < 0 or b.locked < 0):
@@ -146,17 +140,15 @@ def _audit() -> AuditReport:
             t.users_available += b.available
             t.users_locked += b.locked
     for key in sorted(sums.keys() - seen):
-        if all(_rounded(v, precision[key[1]]) == 0 for v in sums[key]):
+        if all(_exact(v) == 0 for v in sums[key]):
             continue  # legs that cancelled out within one event: no row needed
         report.balance_mismatches.append(f"{accounts[key[0]]} {assets[key[1]].symbol}: entries without a balance row")
 
     # 2. every event balances per asset and has entries
     report.events_checked = JournalEvent.objects.count()
-    per_event = JournalEntry.objects.order_by().values("event_id", "asset_id").annotate(s=Sum("amount"))
-    if connection.vendor != "sqlite":
-        per_event = per_event.exclude(s=0)
+    per_event = JournalEntry.objects.order_by().values("event_id", "asset_id").annotate(s=Sum("amount")).exclude(s=0)
     for row in per_event.iterator(chunk_size=5000):
-        if _rounded(row["s"], precision[row["asset_id"]]) != 0:
+        if _exact(row["s"]) != 0:
             report.unbalanced_events.append(
                 f"event #{row['event_id']} {assets[row['asset_id']].symbol}: entries sum to {row['s']}"
             )
@@ -166,9 +158,9 @@ def _audit() -> AuditReport:
     # 3. per-asset totals
     for asset_id, t in sorted(totals.items(), key=lambda kv: kv[1].symbol):
         p = precision[asset_id]
-        if _rounded(t.net, p) != 0:
+        if t.net != 0:
             report.totals_problems.append(f"{t.symbol}: balances over all accounts sum to {t.net}, not 0")
-        quantum = Decimal(1).scaleb(-p)  # for display; the check above is exact on PostgreSQL
+        quantum = Decimal(1).scaleb(-p)  # for display only; the check above is exact
         t.net, t.users_available, t.users_locked = (v.quantize(quantum) for v in (t.net, t.users_available, t.users_locked))
         t.system = {k: v.quantize(quantum) for k, v in t.system.items()}
         if t.user_liabilities or t.system or t.net:

@@ -5,8 +5,6 @@ deadlocking, whatever order their callers listed the legs in.
 Only the rows a posting needs are locked (``SELECT … FOR UPDATE`` filtered per asset). Missing
 balance rows are created on first touch, before any lock is taken, in the same order, with
 ``ON CONFLICT DO NOTHING`` so two first deposits of the same user do not collide.
-On SQLite ``select_for_update`` is a no-op: SQLite serialises writers with its database lock
-(``transaction_mode=IMMEDIATE`` in the settings).
 """
 from __future__ import annotations
 
@@ -70,7 +68,7 @@ def lock_balances(keys: Collection[BalanceKey], *, allow_negative: Mapping[int, 
         locked = _select_locked(keys)
         if len(locked) != len(wanted):  # cannot happen: every key was inserted or already committed
             raise RuntimeError(f"balance rows missing after creation: {sorted(wanted - locked.keys())}")
-    if connection.vendor == "postgresql":  # ids are never reused there (SQLite may reuse them)
+    if connection.vendor == "postgresql":  # ids are never reused there
         transaction.on_commit(lambda: _known.update(wanted))
     return locked
 

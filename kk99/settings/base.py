@@ -1,6 +1,6 @@
 """Shared settings. With nothing in the environment this is the *embedded default*:
-SQLite, local-memory cache, in-memory channel layer and Celery running tasks in-process,
-so the demo runs on a bare machine. ``DATABASE_URL`` and ``REDIS_URL`` switch to
+a PostgreSQL the project starts itself (kk99/embedded_db), local-memory cache, in-memory
+channel layer and Celery running tasks in-process, so the demo runs on a bare machine. ``DATABASE_URL`` and ``REDIS_URL`` switch to
 PostgreSQL and Redis (cache, channel layer, Celery broker)."""
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kk99.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # NUL, bad UTF-8, control characters, overlong values, NaN/1e400/-0: a 4xx for every
+    # entry point, before the /api/v3/ fast path splits the chain (kk99/inputguard.py).
+    "kk99.inputguard.InputGuardMiddleware",
     # /api/v3/ (signed machine API) leaves here for a lean chain: KK99["API_LEAN_MIDDLEWARE"].
     "kk99.middleware.ApiFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -104,20 +107,19 @@ if DATABASE_URL:
             "timeout": env_int("DB_POOL_TIMEOUT", 10),
         }
 else:
+    # The embedded default: a real PostgreSQL that the project starts itself (var/pgdata,
+    # Unix socket only) — the production engine, exact NUMERIC, no SQLite-only code paths.
+    # See kk99/embedded_db and the README ("Configuration").
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
-            "OPTIONS": {
-                "timeout": 20,
-                "transaction_mode": "IMMEDIATE",
-                # WAL lets the engine process and the web server work side by side.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
+            "ENGINE": "kk99.embedded_db",
+            "NAME": "kk99",
+            "USER": "postgres",
+            "PGDATA": str(VAR_DIR / "pgdata"),
+            "CONN_MAX_AGE": 0,
         }
     }
-USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery ------------------------------------------------

@@ -17,13 +17,8 @@ def pg_cursor() -> psycopg.Cursor:
 def pg_connect(*, application_name: str) -> psycopg.Connection:
     """A separate autocommit psycopg connection to Django's database (the engine's lock and
     LISTEN session, the wake-up sender)."""
-    s = connection.settings_dict
-    params = {
-        "dbname": s["NAME"],
-        "user": s.get("USER") or None,
-        "password": s.get("PASSWORD") or None,
-        "host": s.get("HOST") or None,
-        "port": s.get("PORT") or None,
-        "application_name": application_name[:63],
-    }
+    # The backend's own parameters (the embedded database's socket is known only to it), less
+    # Django's cursor and adapter objects.
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context", "prepare_threshold")}
+    params["application_name"] = application_name[:63]
     return psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True)

@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.sockets import CLOSE_AUTH_REVOKED, socket_should_close
+from kk99.inputguard import InputRefused, check_ws_message
 from kk99.publish import user_group
 from trading.selectors import market_list
 from trading.streams import binance as bn
@@ -323,7 +324,11 @@ class BinanceStreamConsumer(RouterConsumer):
             await self.close(code=CLOSE_POLICY)
             return
         try:
+            check_ws_message(text_data, bytes_data)
             request = json.loads(text_data or bytes_data or b"")
+        except InputRefused as exc:
+            await self._reply_error(2, f"Invalid request: {exc.message}", None)
+            return
         except ValueError:
             await self._reply_error(3, "Invalid JSON: expected value at line 1 column 1", None)
             return

@@ -28,6 +28,8 @@ from accounts.errors import SignedRequestError
 from accounts.network import client_ip
 from accounts.signing import SignedRequest, signed_request_verify
 from accounts.sockets import CLOSE_AUTH_REVOKED, socket_should_close
+from kk99.conf import kk99_setting
+from kk99.inputguard import InputRefused, binance_body, check_ws_message
 from kk99.publish import user_group
 from trading.binance.errors import from_kk99
 from trading.streams.base import BINANCE_OUTBOX_LIMIT, MAX_INCOMING_PER_SECOND, CLOSE_POLICY, RouterConsumer
@@ -192,7 +194,10 @@ class WsApiConsumer(RouterConsumer):
         rid = None
         try:
             try:
+                check_ws_message(text_data, bytes_data)
                 request = json.loads(text_data or bytes_data or b"")
+            except InputRefused as exc:
+                raise ApiError(400, binance_body(exc)["code"], binance_body(exc)["msg"]) from None
             except ValueError:
                 raise ApiError(400, -1000, "Invalid JSON.") from None
             if not isinstance(request, dict):
