@@ -336,6 +336,24 @@ KK99 = {
     "BINANCE_ORDER_RESULT_WAIT_SECONDS": float(env_str("KK99_BINANCE_ORDER_RESULT_WAIT_SECONDS", "2.0")),
     # DELETE /order and /openOrders: how long to wait for the engine to finish the cancel.
     "BINANCE_CANCEL_WAIT_SECONDS": float(env_str("KK99_BINANCE_CANCEL_WAIT_SECONDS", "2.0")),
+    # Pre-trade risk (risk/services.py): the exchange-wide default of each control; staff
+    # override per account and/or market (risk.models.RiskLimit). None = no limit.
+    "RISK_DEFAULTS": {
+        "max_order_qty": None,
+        "max_order_notional": None,
+        "price_collar_pct": None,
+        "max_open_orders_per_market": env_int("KK99_RISK_MAX_OPEN_ORDERS_PER_MARKET", 200),
+        "max_open_orders": env_int("KK99_RISK_MAX_OPEN_ORDERS", 1000),
+        "orders_per_10s": env_int("KK99_RISK_ORDERS_PER_10S", 100),
+        "orders_per_day": env_int("KK99_RISK_ORDERS_PER_DAY", 200000),
+        "max_daily_notional": None,
+        "duplicate_window_ms": env_int("KK99_RISK_DUPLICATE_WINDOW_MS", 0),
+    },
+    # VaR/ES (risk/metrics.py, risk/portfolio.py): history of daily closes used, and what
+    # the nightly job stores.
+    "RISK_VAR_LOOKBACK_DAYS": env_int("KK99_RISK_VAR_LOOKBACK_DAYS", 250),
+    "RISK_VAR_CONFIDENCES": [Decimal("0.95"), Decimal("0.99")],
+    "RISK_VAR_HORIZONS": [1, 10],
 }
 
 # --- Chains (wallets/chains): deposits, withdrawals, the KK99 token ------------------------
