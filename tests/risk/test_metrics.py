@@ -199,7 +199,10 @@ def test_christoffersen_independence_equals_scipys_g_test(hits):
         assert lr == 0.0
         return
     assert lr == pytest.approx(reference[0], abs=1e-12 * max(1.0, lr))
-    assert pvalue == pytest.approx(reference[1], abs=1e-12)
+    if reference[0] > 1e-6:
+        assert pvalue == pytest.approx(reference[1], abs=1e-12)
+    else:  # χ² tail near 0 magnifies a 1e-15 rounding difference of LR (√ slope): both ≈ 1
+        assert pvalue == pytest.approx(reference[1], abs=1e-6)
 
 
 @settings(max_examples=100, deadline=None)
