@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from .env import env_bool, env_int, env_list, env_str
 
@@ -448,6 +449,8 @@ CELERY_BEAT_SCHEDULE = {
     "chains-scan-deposits": {"task": "chains.deposits_scan_all", "schedule": float(env_int("KK99_CHAIN_SCAN_SECONDS", 15))},
     "chains-process-withdrawals": {"task": "chains.withdrawals_process_all", "schedule": 30.0},
     "chains-track-withdrawals": {"task": "chains.withdrawals_track_all", "schedule": 30.0},
+    # VaR/ES of every account and the exchange for the UTC day that just closed (risk/figures.py).
+    "risk-figures-nightly": {"task": "risk.figures_nightly", "schedule": crontab(hour=0, minute=15)},
 }
 
 # --- Binance-compatible API ------------------------------------------------------------------
