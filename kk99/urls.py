@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("wallets.api_urls")),
     path("", include("trading.api_urls")),
     path("", include("marketdata.api_urls")),
+    path("", include("risk.api_urls")),
 ]
 
 urlpatterns = [

@@ -63,3 +63,30 @@ def duplicate_seen(*, fingerprint: str, window_ms: int) -> bool:
     if client is not None:
         return not client.set(backend.make_key(key), 1, nx=True, px=max(1, int(window_ms)))
     return not backend.add(key, 1, timeout=max(1, int(window_ms)) / 1000)
+
+
+def _breach_key(day: str) -> str:
+    return f"risk:breaches:{day}"
+
+
+def breach_add(*, code: str, day: str) -> None:
+    """Count one refusal by ``code`` on ``day`` (YYYY-MM-DD, UTC) for the admin dashboard."""
+    backend, client = _redis()
+    if client is not None:
+        key = backend.make_key(_breach_key(day))
+        pipe = client.pipeline(transaction=False)
+        pipe.hincrby(key, code, 1)
+        pipe.expire(key, 8 * 86400)
+        pipe.execute()
+        return
+    counts = backend.get(_breach_key(day)) or {}
+    counts[code] = counts.get(code, 0) + 1
+    backend.set(_breach_key(day), counts, timeout=8 * 86400)
+
+
+def breaches_read(*, day: str) -> dict[str, int]:
+    backend, client = _redis()
+    if client is not None:
+        raw = client.hgetall(backend.make_key(_breach_key(day)))
+        return {k.decode(): int(v) for k, v in raw.items()}
+    return dict(backend.get(_breach_key(day)) or {})

@@ -17,6 +17,7 @@ from kk99.conf import kk99_setting
 from risk import counters
 from risk.models import KillSwitch, RiskFigure, RiskLimit
 from trading.engine.fees import usdt_value_of
+from trading.markets import market_session_is_open
 from trading.models import Market, Order, Trade
 
 LIMIT_FIELDS = (
@@ -170,3 +171,70 @@ def risk_usage(*, user: Any, now: dt.datetime | None = None) -> dict[str, Any]:
         "orders_1d": counts["1D"],
         "traded_notional_today_usdt": str(traded_notional_today_usdt(user=user, now=now)),
     }
+
+
+# --- market status (REST v1) ------------------------------------------------------------------
+
+# Halt fields the engine's volatility-halt state adds to Market (the halts work): read when
+# present, null until then. One place to rename them when that model lands.
+_HALT_FIELDS = {"reason": "halt_reason", "since": "halted_at", "until": "halt_until", "band_low": "band_low", "band_high": "band_high", "reference": "band_reference"}
+
+
+def _halt_state(market: Market) -> str | None:
+    state = getattr(market, "halt_state", None) or getattr(market, "trading_state", None)
+    return str(state).lower() if state else None
+
+
+def market_status(*, market: Market) -> dict[str, Any]:
+    """``trading`` / ``halted`` / ``auction`` / ``cancel_only`` / ``break`` / ``closed``, with
+    the halt's band and reason (null when none) and the market's kill switch."""
+    halt = _halt_state(market)
+    switch = next(iter(kill_switches_active(market=market)), None)
+    if halt in ("halted", "auction", "reopening"):
+        state = "auction" if halt in ("auction", "reopening") else "halted"
+    elif market.status == Market.Status.HALT:
+        state = "halted"
+    elif market.status == Market.Status.BREAK:
+        state = "break"
+    elif market.status == Market.Status.CANCEL_ONLY or (switch is not None and switch.mode == KillSwitch.Mode.CANCEL_ONLY):
+        state = "cancel_only"
+    elif not market_session_is_open(market=market):
+        state = "closed"
+    else:
+        state = "trading"
+    fields = {}
+    for name, attr in _HALT_FIELDS.items():
+        value = getattr(market, attr, None)
+        fields[name] = value.isoformat() if hasattr(value, "isoformat") else (None if value is None else str(value))
+    return {
+        "symbol": market.symbol,
+        "status": state,
+        "market_status": market.status,
+        "halt": fields,
+        "kill_switch": None if switch is None else {"mode": switch.mode, "since": switch.engaged_at.isoformat()},
+    }
+
+
+def breaches_today(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Refusals per risk code since 00:00 UTC (cache counters, kept 8 days)."""
+    return counters.breaches_read(day=utc_day_start(now).date().isoformat())
+
+
+def largest_accounts_by_var(*, limit: int = 10, horizon_days: int = 1, confidence: Decimal = Decimal("0.99")) -> list[RiskFigure]:
+    """The latest night's accounts with the largest VaR at (horizon, confidence)."""
+    latest = RiskFigure.objects.filter(user__isnull=False).order_by("-as_of").values_list("as_of", flat=True).first()
+    if latest is None:
+        return []
+    return list(
+        RiskFigure.objects.filter(as_of=latest, user__isnull=False, horizon_days=horizon_days, confidence=confidence)
+        .select_related("user").order_by("-var_usdt")[:limit]
+    )
+
+
+def markets_restricted() -> list[dict[str, Any]]:
+    """Markets not trading normally now: halted, in a break, cancel-only, or under a kill switch."""
+    switched = {k.market_id: k for k in KillSwitch.objects.filter(market__isnull=False, released_at__isnull=True)}
+    out = []
+    for market in Market.objects.filter(Q(pk__in=list(switched)) | ~Q(status=Market.Status.TRADING)).order_by("symbol"):
+        out.append(market_status(market=market))
+    return out

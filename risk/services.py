@@ -118,12 +118,17 @@ def _check_rate(user: Any, limits: selectors.Limits) -> None:
 
 def order_check(*, request: OrderRequest, user: Any, market: Market, reference: Decimal | None = None, now: Any = None) -> None:
     """Allow a new order or refuse it (raise :class:`RiskError`). Writes nothing to the
-    database; counts the order in the rate counters only once every other control passed."""
-    _check_kill_switch(request, user, market)
-    limits = selectors.limits_for(user=user, market=market)
-    _check_size(request, limits, reference)
-    _check_collar(request, limits, reference)
-    _check_open_orders(user, market, limits)
-    _check_daily_notional(request, user, market, limits, reference, now)
-    _check_duplicate(request, user, limits)
-    _check_rate(user, limits)
+    database; counts the order in the rate counters only once every other control passed,
+    and a refusal in the day's breach counters (the admin dashboard)."""
+    try:
+        _check_kill_switch(request, user, market)
+        limits = selectors.limits_for(user=user, market=market)
+        _check_size(request, limits, reference)
+        _check_collar(request, limits, reference)
+        _check_open_orders(user, market, limits)
+        _check_daily_notional(request, user, market, limits, reference, now)
+        _check_duplicate(request, user, limits)
+        _check_rate(user, limits)
+    except RiskError as exc:
+        counters.breach_add(code=exc.code, day=selectors.utc_day_start(now).date().isoformat())
+        raise
