@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("wallets/chains/", include("wallets.chains.urls")),
     path("wallets/", include("wallets.urls")),
+    path("", include("risk.urls")),
     path("", include("trading.urls")),
     path("", include("accounts.urls")),
 ]
