@@ -84,3 +84,10 @@ def account_kill(*, user: Any, engage: str | None = None, request: Any = None) -
         switch = kill_switch_engage(actor=user, mode=engage, user=user, cancel_all=True, reason="self", request=request)
         return {"cancelled_orders": switch.cancelled_orders, "kill_switch": switch}
     return {"cancelled_orders": _cancel_scope(user=user), "kill_switch": None}
+
+
+def cancel_on_disconnect(*, user_id: int) -> int:
+    """``/ws-api/v3`` cancel-on-disconnect: the account asked for its open orders to be
+    cancelled when its session closes. Returns how many were sent for cancel."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    return 0 if user is None else _cancel_scope(user=user)
