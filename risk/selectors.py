@@ -10,6 +10,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -115,6 +116,79 @@ def open_order_counts(*, user: Any, market: Market) -> tuple[int, int]:
         total=Count("pk"), here=Count("pk", filter=Q(market_id=market.pk))
     )
     return row["here"], row["total"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PretradeSnapshot:
+    """Everything the pre-trade hook reads from the database for one order."""
+
+    limits: Limits
+    switches: list[tuple[bool, str]]  # (is the account's own switch, mode), account first
+    open_here: int
+    open_total: int
+
+
+def _resolve(rows: list[dict[str, Any]], user_id: int, market_id: int | None) -> Limits:
+    def rank(row: dict[str, Any]) -> int:
+        if row["user_id"] == user_id and row["market_id"] is not None:
+            return 0
+        return 1 if row["user_id"] == user_id else 2
+
+    rows = sorted(rows, key=rank)
+    values: dict[str, Any] = {}
+    for name in LIMIT_FIELDS:
+        value = next((row[name] for row in rows if row[name] is not None), None)
+        if value is None:
+            value = _default(name)
+        elif name in _DECIMAL_FIELDS:
+            value = Decimal(str(value))
+        else:
+            value = int(value)
+        values[name] = value
+    return Limits(**values)
+
+
+_SNAPSHOT_SQL = """
+SELECT 'L', l.user_id, l.market_id, {limit_cols}
+  FROM risk_risklimit l
+ WHERE (l.user_id = %(u)s AND (l.market_id = %(m)s OR l.market_id IS NULL)) OR (l.user_id IS NULL AND l.market_id = %(m)s)
+UNION ALL
+SELECT 'K', k.user_id, k.market_id, k.mode, {k_nulls}
+  FROM risk_killswitch k
+ WHERE k.released_at IS NULL AND (k.user_id = %(u)s OR k.market_id = %(m)s)
+UNION ALL
+SELECT 'O', count(*), count(*) FILTER (WHERE o.market_id = %(m)s), {o_nulls}
+  FROM trading_order o
+ WHERE o.user_id = %(u)s AND o.status = ANY(%(open)s)
+"""
+
+
+def _snapshot_sql() -> str:
+    cols = ", ".join(f"l.{f}::text" for f in LIMIT_FIELDS)
+    nulls = ", ".join(["NULL::text"] * (len(LIMIT_FIELDS) - 1))
+    return _SNAPSHOT_SQL.format(limit_cols=cols, k_nulls=nulls, o_nulls="NULL::text, " + nulls)
+
+
+def pretrade_snapshot(*, user: Any, market: Market) -> PretradeSnapshot:
+    """The limits in force, the engaged kill switches and the open-order counts for ``user``
+    on ``market``: ONE round trip on PostgreSQL (three queries elsewhere). The same
+    resolution as :func:`limits_for`."""
+    if connection.vendor != "postgresql":
+        here, total = open_order_counts(user=user, market=market)
+        switches = [(k.user_id is not None, k.mode) for k in kill_switches_active(user=user, market=market)]
+        return PretradeSnapshot(limits_for(user=user, market=market), switches, here, total)
+    rows, switches, here, total = [], [], 0, 0
+    with connection.cursor() as cursor:
+        cursor.execute(_snapshot_sql(), {"u": user.pk, "m": market.pk, "open": [str(s) for s in Order.OPEN_STATUSES]})
+        for kind, a, b, *rest in cursor.fetchall():
+            if kind == "L":
+                rows.append({"user_id": a, "market_id": b, **dict(zip(LIMIT_FIELDS, rest, strict=True))})
+            elif kind == "K":
+                switches.append((a is not None, rest[0]))
+            else:
+                total, here = int(a), int(b)
+    switches.sort(key=lambda k: not k[0])
+    return PretradeSnapshot(_resolve(rows, user.pk, market.pk), switches, here, total)
 
 
 def utc_day_start(now: dt.datetime | None = None) -> dt.datetime:

@@ -10,7 +10,8 @@ refused by another control consumes no rate budget):
     kill switch → max quantity → max notional → price collar → open orders (market, account)
     → daily traded notional → duplicate guard → order rate (10 s, 1 day)
 
-The limits in force come from :func:`risk.selectors.limits_for` (the one resolution).
+The limits in force, the kill switches and the open-order counts come from
+:func:`risk.selectors.pretrade_snapshot` in one database round trip.
 The kill switch that it enforces is engaged by :mod:`risk.killswitch`."""
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ def _fmt(value: Decimal) -> str:
 # --- the pre-trade controls ---------------------------------------------------------------
 
 
-def _check_kill_switch(request: OrderRequest, user: Any, market: Market) -> None:
-    for switch in selectors.kill_switches_active(user=user, market=market):
-        scope = "account" if switch.user_id is not None else "market"
-        if switch.mode == KillSwitch.Mode.CANCEL_ONLY:
+def _check_kill_switch(request: OrderRequest, switches: list[tuple[bool, str]]) -> None:
+    for own, mode in switches:
+        scope = "account" if own else "market"
+        if mode == KillSwitch.Mode.CANCEL_ONLY:
             raise RiskError(RiskErrorCode.KILL_SWITCH, f"The {scope} is cancel-only: new orders are not accepted.", scope=scope)
         if request.side != Order.Side.SELL:
             raise RiskError(RiskErrorCode.REDUCE_ONLY, f"The {scope} is reduce-only: only sell orders are accepted.", scope=scope)
@@ -71,10 +72,7 @@ def _check_collar(request: OrderRequest, limits: selectors.Limits, reference: De
         raise RiskError(RiskErrorCode.PRICE_COLLAR, f"price must be between {_fmt(low)} and {_fmt(high)} (the risk collar).", low=_fmt(low), high=_fmt(high))
 
 
-def _check_open_orders(user: Any, market: Market, limits: selectors.Limits) -> None:
-    if limits.max_open_orders_per_market is None and limits.max_open_orders is None:
-        return
-    here, total = selectors.open_order_counts(user=user, market=market)
+def _check_open_orders(market: Market, limits: selectors.Limits, here: int, total: int) -> None:
     if limits.max_open_orders_per_market is not None and here >= limits.max_open_orders_per_market:
         raise RiskError(RiskErrorCode.MAX_OPEN_ORDERS_MARKET, f"At most {limits.max_open_orders_per_market} open orders on {market.symbol}.", limit=limits.max_open_orders_per_market)
     if limits.max_open_orders is not None and total >= limits.max_open_orders:
@@ -121,11 +119,12 @@ def order_check(*, request: OrderRequest, user: Any, market: Market, reference: 
     database; counts the order in the rate counters only once every other control passed,
     and a refusal in the day's breach counters (the admin dashboard)."""
     try:
-        _check_kill_switch(request, user, market)
-        limits = selectors.limits_for(user=user, market=market)
+        snapshot = selectors.pretrade_snapshot(user=user, market=market)  # one round trip
+        limits = snapshot.limits
+        _check_kill_switch(request, snapshot.switches)
         _check_size(request, limits, reference)
         _check_collar(request, limits, reference)
-        _check_open_orders(user, market, limits)
+        _check_open_orders(market, limits, snapshot.open_here, snapshot.open_total)
         _check_daily_notional(request, user, market, limits, reference, now)
         _check_duplicate(request, user, limits)
         _check_rate(user, limits)

@@ -209,3 +209,17 @@ def test_exchange_info_publishes_max_num_orders_and_the_orders_rate_limits(clien
     assert limits[("ORDERS", "SECOND", 10)] == defaults.orders_per_10s
     assert limits[("ORDERS", "DAY", 1)] == defaults.orders_per_day
     assert body["exchangeFilters"] == [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": defaults.max_open_orders}]
+
+
+def test_the_one_round_trip_snapshot_resolves_like_limits_for(alice, market):
+    user = alice[0]
+    other = make_market("ETHUSDT")
+    RiskLimit.objects.create(market=market, max_order_qty=Decimal("10"), price_collar_pct=Decimal("5"))
+    RiskLimit.objects.create(market=other, max_order_qty=Decimal("1"))
+    RiskLimit.objects.create(user=user, max_order_qty=Decimal("20"), orders_per_10s=3, max_daily_notional=Decimal("1000000.5"))
+    RiskLimit.objects.create(user=user, market=market, max_order_qty=Decimal("2"))
+    _place(user)
+    _place(user, market="ETHUSDT")
+    snapshot = selectors.pretrade_snapshot(user=user, market=market)
+    assert snapshot.limits == selectors.limits_for(user=user, market=market)
+    assert (snapshot.open_here, snapshot.open_total, snapshot.switches) == (1, 2, [])
