@@ -70,6 +70,7 @@ bench: install
 	$(PY) -m trading.engine.bench --profile --write docs/benchmarks.md
 	$(PY) -m trading.binance.bench_http --engine --write docs/benchmarks.md
 	$(PY) -m trading.streams.bench_ws --write docs/benchmarks.md
+	$(PY) bench/risk_bench.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles build *.egg-info

@@ -223,3 +223,13 @@ def test_the_one_round_trip_snapshot_resolves_like_limits_for(alice, market):
     snapshot = selectors.pretrade_snapshot(user=user, market=market)
     assert snapshot.limits == selectors.limits_for(user=user, market=market)
     assert (snapshot.open_here, snapshot.open_total, snapshot.switches) == (1, 2, [])
+
+
+def test_the_html_order_form_shows_the_risk_refusal_and_writes_nothing(client, alice, market):
+    RiskLimit.objects.create(user=alice[0], market=market, max_order_qty=Decimal("2"))
+    client.force_login(alice[0])
+    before = _written(alice[0])
+    response = client.post("/trade/BTCUSDT/orders/", {"side": "BUY", "type": "LIMIT", "quantity": "3", "price": "100"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "above the maximum of 2" in response.content.decode()
+    assert _written(alice[0]) == before
