@@ -1,12 +1,10 @@
-from django.urls import path
+"""Risk's REST v1 routes (the trailing slash is optional: the issue names them without it)."""
+from django.urls import re_path
 
 from risk import apis
 
 urlpatterns = [
-    path("risk/summary/", apis.RiskSummaryApi.as_view(), name="risk-summary"),
-    path("risk/summary", apis.RiskSummaryApi.as_view()),
-    path("risk/kill-switch/", apis.KillSwitchApi.as_view(), name="risk-kill-switch"),
-    path("risk/kill-switch", apis.KillSwitchApi.as_view()),
-    path("markets/<str:symbol>/status/", apis.MarketStatusApi.as_view(), name="market-status"),
-    path("markets/<str:symbol>/status", apis.MarketStatusApi.as_view()),
+    re_path(r"^risk/summary/?$", apis.RiskSummaryApi.as_view(), name="risk-summary"),
+    re_path(r"^risk/kill-switch/?$", apis.KillSwitchApi.as_view(), name="risk-kill-switch"),
+    re_path(r"^markets/(?P<symbol>[^/]+)/status/?$", apis.MarketStatusApi.as_view(), name="market-status"),
 ]
