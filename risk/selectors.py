@@ -34,6 +34,19 @@ LIMIT_FIELDS = (
 )
 
 
+LIMIT_LABELS = {
+    "max_order_qty": "Maximum quantity per order",
+    "max_order_notional": "Maximum value per order (quote)",
+    "price_collar_pct": "Price collar around the reference (%)",
+    "max_open_orders_per_market": "Open orders per market",
+    "max_open_orders": "Open orders on all markets",
+    "orders_per_10s": "New orders per 10 seconds",
+    "orders_per_day": "New orders per day",
+    "max_daily_notional": "Traded value per day (USDT)",
+    "duplicate_window_ms": "Duplicate-order window (ms, 0 = off)",
+}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Limits:
     """The limits in force for one account on one market (None = no limit)."""
@@ -49,7 +62,12 @@ class Limits:
     duplicate_window_ms: int | None = None
 
     def as_dict(self) -> dict[str, str | int | None]:
-        return {f: (str(v) if isinstance(v, Decimal) else v) for f in LIMIT_FIELDS for v in [getattr(self, f)]}
+        return {f: (f"{v.normalize():f}" if isinstance(v, Decimal) else v) for f in LIMIT_FIELDS for v in [getattr(self, f)]}
+
+    def labelled(self) -> list[tuple[str, str | int | None]]:
+        """(label, value) for people, in :data:`LIMIT_FIELDS` order."""
+        values = self.as_dict()
+        return [(LIMIT_LABELS[f], values[f]) for f in LIMIT_FIELDS]
 
 
 _DECIMAL_FIELDS = {"max_order_qty", "max_order_notional", "price_collar_pct", "max_daily_notional"}
@@ -243,7 +261,7 @@ def risk_usage(*, user: Any, now: dt.datetime | None = None) -> dict[str, Any]:
         "open_orders": open_total,
         "orders_10s": counts["10S"],
         "orders_1d": counts["1D"],
-        "traded_notional_today_usdt": str(traded_notional_today_usdt(user=user, now=now)),
+        "traded_notional_today_usdt": f"{traded_notional_today_usdt(user=user, now=now).normalize():f}",
     }
 
 

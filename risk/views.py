@@ -26,7 +26,8 @@ def risk_page(request: HttpRequest) -> HttpResponse:
     chart = pnl_histogram(s.pnl, var=float(now_figures.var_usdt) if s.pnl else None)
     figures = selectors.risk_figures_latest(user=user)
     return render(request, "risk/risk.html", {
-        "limits": selectors.limits_for(user=user, market=None).as_dict(),
+        "limits": (limits := selectors.limits_for(user=user, market=None)).as_dict(),
+        "limit_rows": limits.labelled(),
         "usage": selectors.risk_usage(user=user),
         "kill_switch": next(iter(selectors.kill_switches_active(user=user)), None),
         "figures": figures,

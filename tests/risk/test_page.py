@@ -35,7 +35,7 @@ def test_the_risk_page_shows_limits_usage_and_the_chart_without_inline_code(clie
     response = client.get("/risk/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "max_open_orders" in html and "17" in html
+    assert "Open orders on all markets</th><td>17<" in html
     assert 'id="risk-chart"' in html and 'class="var-line"' in html
     assert html.count('<rect class="bar') == 30
     page = html.split("<main", 1)[1]
