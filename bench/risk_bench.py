@@ -195,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         "one Redis pipeline for the order counters, and one `SET NX PX` when the duplicate guard is on. "
         "(Before the snapshot was one query, the three reads took 7.4 ms at p50 on the same loaded machine.)",
         "",
+        "The open-order counts are bounded by the limits themselves (an account never has more open orders than its "
+        "limit, 200 per market / 1000 in all by default); this bench lifts them, so its armed account ends with "
+        f"{2 * n:,} open orders — the worst case for that count. The two `order_place` rows ran back to back; compare them "
+        "with each other, not with other sections measured at another load.",
+        "",
         "The engine's batch: 0 — no risk code runs in the engine; every control runs before the order is written.",
         "",
         f"Command: `.venv/bin/python bench/risk_bench.py --write docs/benchmarks.md`; whole run {time.monotonic() - started:.0f} s.",
