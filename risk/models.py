@@ -36,10 +36,10 @@ class RiskLimit(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "market"], name="risk_limit_one_per_scope"),
-            models.UniqueConstraint(fields=["user"], condition=Q(market__isnull=True), name="risk_limit_one_per_account"),
-            models.UniqueConstraint(fields=["market"], condition=Q(user__isnull=True), name="risk_limit_one_per_market"),
-            models.CheckConstraint(condition=Q(user__isnull=False) | Q(market__isnull=False), name="risk_limit_has_scope"),
+            models.UniqueConstraint(fields=["user", "market"], name="risk_limit_one_per_scope", violation_error_message="This account already has limits on this market."),
+            models.UniqueConstraint(fields=["user"], condition=Q(market__isnull=True), name="risk_limit_one_per_account", violation_error_message="This account already has account-wide limits."),
+            models.UniqueConstraint(fields=["market"], condition=Q(user__isnull=True), name="risk_limit_one_per_market", violation_error_message="This market already has limits for every account."),
+            models.CheckConstraint(condition=Q(user__isnull=False) | Q(market__isnull=False), name="risk_limit_has_scope", violation_error_message="Choose an account, a market, or both."),
         ]
 
     def __str__(self) -> str:

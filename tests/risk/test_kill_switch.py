@@ -155,3 +155,15 @@ def test_the_risk_dashboard_renders_for_staff(client, alice, market, staff):
     text = response.content.decode()
     assert "Risk dashboard" in text and "BTCUSDT" in text and "cancel_only" in text
     assert client.get("/admin/risk/riskfigure/").status_code == 200
+
+
+def test_the_limits_admin_refuses_a_row_without_scope_or_a_second_row_for_a_scope(client, alice, market, staff):
+    from risk.models import RiskLimit
+
+    client.force_login(staff)
+    response = client.post("/admin/risk/risklimit/add/", {"max_open_orders": "5"})
+    assert response.status_code == 200 and "Choose an account, a market, or both." in response.content.decode()
+    assert client.post("/admin/risk/risklimit/add/", {"market": market.pk, "price_collar_pct": "5"}).status_code == 302
+    again = client.post("/admin/risk/risklimit/add/", {"market": market.pk, "price_collar_pct": "7"})
+    assert again.status_code == 200 and "already has limits for every account" in again.content.decode()
+    assert RiskLimit.objects.get().price_collar_pct == 5
