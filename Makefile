@@ -73,6 +73,7 @@ bench: install
 	$(PY) -m bench.order_latency --write docs/benchmarks.md
 	$(PY) -m bench.ws --write docs/benchmarks.md
 	$(PY) -m bench.quant_bench --write docs/benchmarks.md
+	$(PY) -m bench.risk_bench --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles build *.egg-info

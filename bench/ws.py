@@ -94,6 +94,9 @@ for email in ("maker@bench.local", "taker@bench.local"):
     u.email_verified_at = timezone.now(); u.kyc_tier = 3; u.save()
     for sym, amt in (("USDT", "100000000"), ("BTC", "10000")):
         ledger_credit(user=u, asset=Asset.objects.get(symbol=sym), amount=Decimal(amt), idempotency_key=f"bench:{email}:{sym}", kind="issuance", counter="issuance")
+    # The two bench traders send far more than the default order rate (risk/services.py).
+    from risk.models import RiskLimit
+    RiskLimit.objects.update_or_create(user=u, market=None, defaults={"orders_per_10s": 10**9, "orders_per_day": 10**9, "max_open_orders": 10**9, "max_open_orders_per_market": 10**9})
 """
 
 TRADER = """

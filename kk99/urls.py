@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("wallets.api_urls")),
     path("", include("trading.api_urls")),
     path("", include("marketdata.api_urls")),
+    path("", include("risk.api_urls")),
 ]
 
 urlpatterns = [
@@ -27,6 +28,7 @@ urlpatterns = [
     path("wallets/chains/", include("wallets.chains.urls")),
     path("wallets/", include("wallets.urls")),
     path("strategies/", include("quant.urls")),
+    path("", include("risk.urls")),
     path("", include("trading.urls")),
     path("", include("accounts.urls")),
 ]

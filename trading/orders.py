@@ -244,7 +244,7 @@ def check_notional(p: OrderPlacement) -> None:
 
 def check_risk(p: OrderPlacement) -> None:
     """The pre-trade risk hook (:func:`risk.services.order_check`)."""
-    risk_services.order_check(request=p.request, user=p.user, market=p.market)
+    risk_services.order_check(request=p.request, user=p.user, market=p.market, reference=p.reference, now=p.now)
 
 
 ORDER_CHECKS: tuple[Callable[[OrderPlacement], None], ...] = (

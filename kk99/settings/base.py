@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from .env import env_bool, env_int, env_list, env_str
 from .local_secrets import checkout_secret
@@ -390,6 +391,24 @@ KK99 = {
     "LOGIN_LOCKOUT_BASE_SECONDS": env_int("KK99_LOGIN_LOCKOUT_BASE_SECONDS", 30),
     "LOGIN_LOCKOUT_MAX_SECONDS": env_int("KK99_LOGIN_LOCKOUT_MAX_SECONDS", 3600),
     "LOGIN_LOCKOUT_FORGET_SECONDS": env_int("KK99_LOGIN_LOCKOUT_FORGET_SECONDS", 24 * 3600),
+    # Pre-trade risk (risk/services.py): the exchange-wide default of each control; staff
+    # override per account and/or market (risk.models.RiskLimit). None = no limit.
+    "RISK_DEFAULTS": {
+        "max_order_qty": None,
+        "max_order_notional": None,
+        "price_collar_pct": None,
+        "max_open_orders_per_market": env_int("KK99_RISK_MAX_OPEN_ORDERS_PER_MARKET", 200),
+        "max_open_orders": env_int("KK99_RISK_MAX_OPEN_ORDERS", 1000),
+        "orders_per_10s": env_int("KK99_RISK_ORDERS_PER_10S", 100),
+        "orders_per_day": env_int("KK99_RISK_ORDERS_PER_DAY", 200000),
+        "max_daily_notional": None,
+        "duplicate_window_ms": env_int("KK99_RISK_DUPLICATE_WINDOW_MS", 0),
+    },
+    # VaR/ES (risk/metrics.py, risk/portfolio.py): history of daily closes used, and what
+    # the nightly job stores.
+    "RISK_VAR_LOOKBACK_DAYS": env_int("KK99_RISK_VAR_LOOKBACK_DAYS", 250),
+    "RISK_VAR_CONFIDENCES": [Decimal("0.95"), Decimal("0.99")],
+    "RISK_VAR_HORIZONS": [1, 10],
 }
 
 # --- Chains (wallets/chains): deposits, withdrawals, the KK99 token ------------------------
@@ -484,6 +503,8 @@ CELERY_BEAT_SCHEDULE = {
     "chains-scan-deposits": {"task": "chains.deposits_scan_all", "schedule": float(env_int("KK99_CHAIN_SCAN_SECONDS", 15))},
     "chains-process-withdrawals": {"task": "chains.withdrawals_process_all", "schedule": 30.0},
     "chains-track-withdrawals": {"task": "chains.withdrawals_track_all", "schedule": 30.0},
+    # VaR/ES of every account and the exchange for the UTC day that just closed (risk/figures.py).
+    "risk-figures-nightly": {"task": "risk.figures_nightly", "schedule": crontab(hour=0, minute=15)},
 }
 
 # --- Binance-compatible API ------------------------------------------------------------------

@@ -71,6 +71,10 @@ def _production_env() -> dict[str, str]:
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "SECURE_SSL_REDIRECT": "0",
         "KK99_BINANCE_WEIGHT_PER_MINUTE": str(10**9),
+        # This test is about connections, not the retail order-rate limit (risk/services.py).
+        "KK99_RISK_ORDERS_PER_10S": str(10**9),
+        "KK99_RISK_MAX_OPEN_ORDERS_PER_MARKET": str(10**9),
+        "KK99_RISK_MAX_OPEN_ORDERS": str(10**9),
         "KK99_BINANCE_ORDER_RESULT_WAIT_SECONDS": "10",  # FULL waits for the fill even on a loaded machine
         "LOG_LEVEL": "WARNING",
     })

@@ -24,7 +24,7 @@ LIMIT_BUY_V1 = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity":
 def refusing_risk(monkeypatch):
     seen: list[tuple] = []
 
-    def refuse(*, request, user, market):
+    def refuse(*, request, user, market, **_):
         seen.append((request, user, market))
         raise RiskRejected("Position limit reached.", reason="position_limit")
 

@@ -27,6 +27,7 @@ class BinanceError(Exception):
 UNKNOWN = -1000
 DISCONNECTED = -1001
 TOO_MANY_REQUESTS = -1003
+TOO_MANY_ORDERS = -1015
 TIMEOUT = -1007
 INVALID_MESSAGE = -1013
 UNKNOWN_ORDER_COMPOSITION = -1014
@@ -119,6 +120,17 @@ CATALOG: dict[str, Mapping] = {
     "order_not_cancelable": Mapping(CANCEL_REJECTED, "Unknown order sent."),
     "duplicate_client_order_id": Mapping(NEW_ORDER_REJECTED, "Duplicate order sent."),
     "engine_timeout": Mapping(TIMEOUT, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.", 503),
+    # risk.errors.RiskErrorCode: the pre-trade controls
+    "risk_max_order_qty": Mapping(INVALID_MESSAGE, "Filter failure: MAX_ORDER_QTY"),
+    "risk_max_order_notional": Mapping(INVALID_MESSAGE, "Filter failure: MAX_ORDER_NOTIONAL"),
+    "risk_price_collar": Mapping(INVALID_MESSAGE, "Filter failure: PRICE_COLLAR"),
+    "risk_max_open_orders_market": Mapping(INVALID_MESSAGE, "Filter failure: MAX_NUM_ORDERS"),
+    "risk_max_open_orders_account": Mapping(NEW_ORDER_REJECTED, "Account has too many open orders."),
+    "order_rate_limited": Mapping(TOO_MANY_ORDERS, "Too many new orders; current limit is {limit} orders per {interval}.", 429),
+    "risk_daily_notional": Mapping(NEW_ORDER_REJECTED, "Order exceeds the account's daily traded value limit."),
+    "risk_duplicate_order": Mapping(NEW_ORDER_REJECTED, "Duplicate order sent."),
+    "risk_kill_switch": Mapping(NEW_ORDER_REJECTED, "Cancel-only: new orders are not accepted."),
+    "risk_reduce_only": Mapping(NEW_ORDER_REJECTED, "Reduce-only: only sell orders are accepted."),
     # accounts.errors: signed requests and account state
     "missing_parameter": Mapping(MANDATORY_PARAM, "Mandatory parameter '{param}' was not sent, was empty/null, or malformed."),
     "invalid_recv_window": Mapping(BAD_RECV_WINDOW, "recvWindow must be less than {max_ms}"),

@@ -27,6 +27,8 @@ from kk99.conf import kk99_setting
 from kk99.errors import KK99Error
 from marketdata import selectors as md
 from marketdata.intervals import INTERVALS, from_ms, to_ms
+from risk import exchange_info as risk_exchange_info
+from risk import selectors as risk_selectors
 from trading import selectors as ts
 from trading import services
 from trading.binance import errors as E
@@ -51,13 +53,14 @@ def _json(data: Any, status: int = 200) -> HttpResponse:
 class Ctx:
     """What a view gets: the parameters and, for signed endpoints, the user and key."""
 
-    __slots__ = ("request", "params", "user", "api_key")
+    __slots__ = ("request", "params", "user", "api_key", "headers")
 
     def __init__(self, request, params: Params) -> None:
         self.request = request
         self.params = params
         self.user = None
         self.api_key = None
+        self.headers: dict[str, str] = {}  # extra response headers a handler sets (X-MBX-ORDER-COUNT-*)
 
 
 def _authenticate(ctx: Ctx, permission: str) -> None:
@@ -83,6 +86,7 @@ def endpoint(*, methods: dict[str, tuple[Callable, int | Callable[[Params], int]
     @csrf_exempt
     def view(request) -> HttpResponse:
         used = None
+        ctx = None
         try:
             spec = methods.get(request.method)
             if spec is None:
@@ -110,6 +114,9 @@ def endpoint(*, methods: dict[str, tuple[Callable, int | Callable[[Params], int]
             response = _json({"code": E.UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status=500)
         if used is not None and "X-MBX-USED-WEIGHT-1M" not in response:
             response["X-MBX-USED-WEIGHT-1M"] = str(used)
+        if ctx is not None:
+            for name, value in ctx.headers.items():
+                response[name] = value
         return response
 
     return view
@@ -177,9 +184,9 @@ def _exchange_info(ctx: Ctx) -> dict:
     return {
         "timezone": "UTC",
         "serverTime": int(time.time() * 1000),
-        "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit()}],
-        "exchangeFilters": [],
-        "symbols": [Fmt(m).symbol_info() for m in markets],
+        "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit()}, *risk_exchange_info.rate_limits()],
+        "exchangeFilters": risk_exchange_info.exchange_filters(),
+        "symbols": risk_exchange_info.with_symbol_filters([(m, Fmt(m).symbol_info()) for m in markets]),
     }
 
 
@@ -414,7 +421,10 @@ def _order_request(p: Params, market: Market) -> OrderRequest:
 
 def _order_new(ctx: Ctx) -> dict:
     request, resp_type = _order_args(ctx.params)
-    order = services.order_place(user=ctx.user, request=request)
+    try:
+        order = services.order_place(user=ctx.user, request=request)
+    finally:
+        ctx.headers.update(risk_selectors.order_count_headers(user=ctx.user))
     f = Fmt(request.market)
     if resp_type == "ACK":
         return f.order_ack(order)

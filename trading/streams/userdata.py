@@ -1,6 +1,8 @@
 """The Binance-compatible WebSocket API at ``/ws-api/v3``: ``ping``, ``time`` and the user data
 stream (``userDataStream.subscribe.signature``, ``userDataStream.unsubscribe``,
-``session.subscriptions``).
+``session.subscriptions``), and KK99's ``session.cancelOnDisconnect`` (signed; ``enabled``
+true/false): when this connection closes, every open order of the key's account is cancelled
+(risk.killswitch.cancel_on_disconnect).
 
 Signing, as Binance documents it for the WebSocket API: take every parameter of ``params``
 except ``signature``, sort them by name, join them as ``name=value`` with ``&`` and send the
@@ -32,6 +34,7 @@ from kk99.conf import kk99_setting
 from kk99.inputguard import InputRefused, binance_body, check_ws_message
 from kk99.publish import user_group
 from trading.binance.errors import from_kk99
+from risk.killswitch import cancel_on_disconnect
 from trading.streams.base import BINANCE_OUTBOX_LIMIT, MAX_INCOMING_PER_SECOND, CLOSE_POLICY, RouterConsumer
 
 REQUEST_WEIGHT_LIMIT = 6000
@@ -168,6 +171,7 @@ class WsApiConsumer(RouterConsumer):
         self._assets: dict[str, tuple[str, str] | None] = {}
         self._recent: list[float] = []
         self._weight: list[float] = []
+        self._cancel_on_disconnect: set[int] = set()  # user ids whose orders die with this connection
         await self.accept()
         self._outbox_start()
 
@@ -175,6 +179,8 @@ class WsApiConsumer(RouterConsumer):
         for uid in set(self.subscriptions.values()):
             await self.channel_layer.group_discard(user_group(uid), self.channel_name)
         self.subscriptions.clear()
+        for uid in sorted(getattr(self, "_cancel_on_disconnect", ())):
+            await database_sync_to_async(cancel_on_disconnect)(user_id=uid)
         await self._outbox_stop()
 
     def _rate_limits(self) -> list[dict]:
@@ -234,6 +240,12 @@ class WsApiConsumer(RouterConsumer):
             return {}
         if method == "session.subscriptions":
             return [{"subscriptionId": sid} for sid in sorted(self.subscriptions)]
+        if method == "session.cancelOnDisconnect":
+            client = self.scope.get("client") or [None]
+            user = await verify_signed_params(params, client[0])
+            enabled = params.get("enabled", True) not in (False, "false", "FALSE", 0, "0")
+            (self._cancel_on_disconnect.add if enabled else self._cancel_on_disconnect.discard)(user.pk)
+            return {"cancelOnDisconnect": enabled}
         raise ApiError(400, -1020, f"Unsupported operation: {method[:60]}")
 
     # --- the user's private events (only subscribed connections joined the user's group) ---

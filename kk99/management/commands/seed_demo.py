@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
+from risk.models import RiskLimit
 
 DEMO_PASSWORD = "kk99-demo-pass"  # printed by `demo_banner`; demo only
 STAFF_EMAIL = "staff@kk99.local"
@@ -22,6 +23,7 @@ DEMO_USERS = {
     "taker@kk99.local": {"USDT": "1000000", "BTC": "20", "ETH": "200", "SOL": "5000", "TRX": "2000000", "KK99": "500000", "USD": "1000000", "AAPL": "2000"},
     "maker@kk99.local": {"USDT": "5000000", "BTC": "100", "ETH": "1000", "SOL": "20000", "TRX": "10000000", "KK99": "5000000", "USD": "5000000", "AAPL": "10000"},
 }
+DEMO_BOTS = ("maker@kk99.local", "taker@kk99.local")  # demo_bot's market maker and taker
 
 
 class Command(BaseCommand):
@@ -41,8 +43,20 @@ class Command(BaseCommand):
                     user.groups.add(group)
             for email in DEMO_USERS:
                 self._user(email, staff=False)
+            self._market_maker_limits()
         self._fund(staff, finance)
         self.stdout.write(self.style.SUCCESS("Demo exchange seeded."))
+
+    @staticmethod
+    def _market_maker_limits() -> None:
+        """The demo's market maker re-quotes ladders on every market: like a real exchange's
+        market-maker programme it gets order-rate and open-order limits above the retail
+        defaults (risk.models.RiskLimit; every other pre-trade control still applies)."""
+        for bot in get_user_model().objects.filter(email__in=DEMO_BOTS):
+            RiskLimit.objects.update_or_create(
+                user=bot, market=None,
+                defaults={"orders_per_10s": 10_000, "orders_per_day": 10_000_000, "max_open_orders_per_market": 2_000, "max_open_orders": 20_000},
+            )
 
     def _user(self, email: str, *, staff: bool, superuser: bool = False):
         User = get_user_model()
