@@ -36,6 +36,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.template.loader import render_to_string
 
 from kk99.errors import CommonErrorCode, KK99Error
+from trading.binance.errors import mapping_for
 
 MAX_VALUE_LENGTH = 4096
 MAX_NAME_LENGTH = 128
@@ -49,8 +50,6 @@ MAX_FRACTION_DIGITS = 18
 
 BINANCE_PREFIX = "/api/v3/"
 REST_PREFIX = "/api/"
-BINANCE_ILLEGAL_CHARS = -1100
-BINANCE_TOO_MANY_PARAMETERS = -1101
 
 # Refused everywhere: NUL and the other C0 controls except TAB/LF/CR, DEL, the C1 controls,
 # lone surrogates. In query strings and URL paths TAB/LF/CR are refused as well.
@@ -250,12 +249,15 @@ def refusal_response(request: HttpRequest, exc: InputRefused) -> HttpResponse:
 
 
 def binance_body(exc: InputRefused) -> dict[str, Any]:
-    """Binance's rendering: -1101 for too many parameters, -1100 for everything else."""
+    """Binance's rendering: the code from the one catalog (trading.binance.errors.CATALOG:
+    -1101 for too many parameters, -1100 for everything else), the message naming the
+    parameter and what was wrong with it."""
+    code = mapping_for(exc).binance_code
     if exc.code == CommonErrorCode.TOO_MANY_PARAMETERS:
-        return {"code": BINANCE_TOO_MANY_PARAMETERS, "msg": f"Too many parameters sent for this endpoint. {exc.message}"}
+        return {"code": code, "msg": f"Too many parameters sent for this endpoint. {exc.message}"}
     if exc.param:
-        return {"code": BINANCE_ILLEGAL_CHARS, "msg": f"Illegal characters found in parameter '{_printable(exc.param)}'; {exc.message}"}
-    return {"code": BINANCE_ILLEGAL_CHARS, "msg": f"Illegal characters found in a parameter. {exc.message}"}
+        return {"code": code, "msg": f"Illegal characters found in parameter '{_printable(exc.param)}'; {exc.message}"}
+    return {"code": code, "msg": f"Illegal characters found in a parameter. {exc.message}"}
 
 
 class InputGuardMiddleware:

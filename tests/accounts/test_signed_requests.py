@@ -63,7 +63,7 @@ def test_known_parameters_still_pass(client, trader):
 
 def test_a_replayed_signed_request_is_refused_with_1021(client, trader):
     _, key, secret = trader
-    body = f"symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=100&timestamp={_ts()}"
+    body = f"symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=100&newOrderRespType=ACK&timestamp={_ts()}"
     data = f"{body}&signature={_sig(secret, body)}"
     first = client.post("/api/v3/order", data=data, content_type="application/x-www-form-urlencoded", HTTP_X_MBX_APIKEY=key)
     again = client.post("/api/v3/order", data=data, content_type="application/x-www-form-urlencoded", HTTP_X_MBX_APIKEY=key)

@@ -68,9 +68,9 @@ def test_a_new_limit_order_holds_what_the_engine_would_keep_for_it_once_resting(
 
 
 def test_the_engine_asks_trading_holds_for_its_target_hold():
-    from trading.engine.core import MarketEngine
+    from trading.settlement import target_hold
 
-    source = inspect.getsource(MarketEngine._target_hold)
+    source = inspect.getsource(target_hold)
     assert "order_hold_target(" in source and "remaining_qty" not in source
 
 

@@ -107,6 +107,12 @@ CATALOG: dict[str, Mapping] = {
     "not_authenticated": Mapping(REJECTED_MBX_KEY, _INVALID_KEY, 401),
     "rate_limited": Mapping(TOO_MANY_REQUESTS, "Too many requests.", 429),
     "conflict": Mapping(NEW_ORDER_REJECTED, "Duplicate order sent."),
+    # kk99.inputguard: hostile bytes refused before any view reads them
+    "illegal_characters": Mapping(ILLEGAL_CHARS, "Illegal characters found in parameter '{param}'."),
+    "invalid_encoding": Mapping(ILLEGAL_CHARS, "Illegal characters found in parameter '{param}'."),
+    "value_too_long": Mapping(ILLEGAL_CHARS, "Illegal characters found in parameter '{param}'."),
+    "number_out_of_range": Mapping(ILLEGAL_CHARS, "Illegal characters found in parameter '{param}'."),
+    "too_many_parameters": Mapping(TOO_MANY_PARAMETERS, "Too many parameters sent for this endpoint."),
     # trading.errors.TradingErrorCode
     "invalid_symbol": Mapping(BAD_SYMBOL, "Invalid symbol."),
     "invalid_parameter": Mapping(ILLEGAL_CHARS, "Illegal characters found in parameter '{param}'."),
