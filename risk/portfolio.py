@@ -7,7 +7,7 @@ Method — historical simulation on today's holdings:
 * prices: each asset's gap-free daily closes on its ``<ASSET>USDT`` market
   (:func:`marketdata.selectors.candles_for_market`, interval ``1d``), only **closed** days up to
   ``as_of`` (no look-ahead); USDT is 1; an asset with no USDT market is valued at the operator's
-  reference price (``trading.engine.fees.usdt_value_of``) and contributes no risk;
+  reference price (``trading.fees.usdt_value_of``) and contributes no risk;
 * scenarios: for each of the last N days, ``P&Lₜ = Σₐ valueₐ · (closeₐ,ₜ / closeₐ,ₜ₋₁ − 1)``
   over the days every asset has a close (the common tail);
 * 1-day VaR/ES: :func:`risk.metrics.historical_var` / ``historical_es`` of those scenarios
@@ -28,7 +28,7 @@ from django.db.models import Sum
 from marketdata.intervals import INTERVALS
 from marketdata.selectors import candles_for_market
 from risk import metrics
-from trading.engine.fees import usdt_value_of
+from trading.fees import usdt_value_of
 from trading.models import Market
 from wallets.models import Balance
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from kk99.conf import kk99_setting
 from risk import counters
 from risk.models import KillSwitch, RiskFigure, RiskLimit
-from trading.engine.fees import usdt_value_of
+from trading.fees import usdt_value_of
 from trading.markets import market_session_is_open
 from trading.models import Market, Order, Trade
 
@@ -216,7 +216,7 @@ def utc_day_start(now: dt.datetime | None = None) -> dt.datetime:
 
 def traded_notional_today_usdt(*, user: Any, now: dt.datetime | None = None) -> Decimal:
     """USDT value of the account's fills since 00:00 UTC (as maker or taker), each market's
-    quote converted by :func:`trading.engine.fees.usdt_value_of`; a quote with no known USDT
+    quote converted by :func:`trading.fees.usdt_value_of`; a quote with no known USDT
     value counts at 1:1 (conservative for the stablecoins it is used with)."""
     start = utc_day_start(now)
     rows = (

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from risk import counters, selectors
 from risk.errors import RiskError, RiskErrorCode
 from risk.models import KillSwitch
-from trading.engine.fees import usdt_value_of
+from trading.fees import usdt_value_of
 from trading.holds import order_notional
 from trading.models import Market, Order
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.errors import AccountsErrorCode
 from accounts.redirects import safe_next_url
 from accounts.selectors import user_can_trade
 from kk99.devmail import mailbox_enabled
@@ -190,7 +191,7 @@ def order_error_plain(exc: KK99Error, *, market, values: dict) -> tuple[str, str
     if code == TradingErrorCode.INSUFFICIENT_BALANCE:
         asset = details.get("asset", "")
         return "form", f"Not enough {asset}: this order needs {fmt_amount(details.get('required'))} {asset} available."
-    if code == TradingErrorCode.KYC_TRADING_NOT_ALLOWED:
+    if code == AccountsErrorCode.TRADING_NOT_ALLOWED:
         return "form", "Verify your email address first (see your dashboard), then you can trade."
     if code == TradingErrorCode.KYC_ORDER_LIMIT:
         return "form", f"Orders above {fmt_amount(details.get('max_order_notional'))} USDT need a higher verification level."

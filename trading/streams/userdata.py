@@ -58,6 +58,8 @@ def _param_text(value) -> str:
 
 
 WS_SUBSCRIBE_PARAMETERS = frozenset({"apiKey"})
+# session.cancelOnDisconnect (KK99's extension, risk.killswitch) also signs ``enabled``.
+WS_CANCEL_ON_DISCONNECT_PARAMETERS = WS_SUBSCRIBE_PARAMETERS | {"enabled"}
 
 
 def signed_request_from_ws(params, client_ip: str | None) -> SignedRequest:
@@ -79,14 +81,14 @@ def signed_request_from_ws(params, client_ip: str | None) -> SignedRequest:
 
 
 @database_sync_to_async
-def verify_signed_params(params: dict, client_ip: str | None):
+def verify_signed_params(params: dict, client_ip: str | None, *, allowed_params=WS_SUBSCRIBE_PARAMETERS):
     """The API key's user for signed WebSocket-API params, or :class:`ApiError` — through
     :func:`accounts.signing.signed_request_verify`, the same check as signed HTTP requests
     (so an allow-listed key refuses a connection whose address is unknown). Returns
     ``(user, api_key)``."""
     signed = signed_request_from_ws(params, client_ip)
     try:
-        user, api_key = signed_request_verify(signed, allowed_params=WS_SUBSCRIBE_PARAMETERS)
+        user, api_key = signed_request_verify(signed, allowed_params=allowed_params)
     except SignedRequestError as exc:
         err = from_kk99(exc)
         raise ApiError(err.status, err.code, err.msg) from None
@@ -241,8 +243,7 @@ class WsApiConsumer(RouterConsumer):
         if method == "session.subscriptions":
             return [{"subscriptionId": sid} for sid in sorted(self.subscriptions)]
         if method == "session.cancelOnDisconnect":
-            client = self.scope.get("client") or [None]
-            user = await verify_signed_params(params, client[0])
+            user, _ = await verify_signed_params(params, client_ip(self.scope), allowed_params=WS_CANCEL_ON_DISCONNECT_PARAMETERS)
             enabled = params.get("enabled", True) not in (False, "false", "FALSE", 0, "0")
             (self._cancel_on_disconnect.add if enabled else self._cancel_on_disconnect.discard)(user.pk)
             return {"cancelOnDisconnect": enabled}

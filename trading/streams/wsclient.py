@@ -7,7 +7,7 @@ parsing neither delays nor inflates the measured latency. No per-connection task
 compression (the server must not spend a zlib context per connection either), pings are
 answered with pongs so the server's keep-alive does not drop idle connections.
 
-Used only by :mod:`trading.streams.bench_ws`; not a general-purpose client (no TLS, no
+Used only by :mod:`bench.ws`; not a general-purpose client (no TLS, no
 fragmented messages from the server — servers do not fragment messages this small).
 """
 from __future__ import annotations
