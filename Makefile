@@ -8,11 +8,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 NATIVE_SOURCES := $(wildcard trading/native/*.c trading/native/*.h trading/native/build_ffi.py)
 
-.PHONY: help install assets run migrate seed test test-native test-python test-tools bench clean
+.PHONY: help install assets run migrate seed test test-native test-python test-tools lint bench clean
 
 help:
 	@echo "make run    - set up everything and start the demo exchange on http://$(HOST):$(PORT)"
 	@echo "make test   - the whole suite (C + Python); PostgreSQL/Redis used when reachable"
+	@echo "make lint   - ruff (also run by make test)"
 	@echo "make bench  - benchmarks; results written to docs/benchmarks.md"
 
 $(VENV)/bin/python:
@@ -61,7 +62,11 @@ test-tools: $(VENV)/.installed
 test-python: install test-tools
 	@source deploy/scripts/test-env.sh && $(PY) -m pytest $(PYTEST_ARGS)
 
-test: install test-native test-python
+# ruff, configured in pyproject.toml ([tool.ruff]); `make test` runs it first.
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint test-native test-python
 
 # Every benchmark in one go, each writing its own section of docs/benchmarks.md (run it on a
 # quiet machine: the numbers are only as good as the cores are idle). PostgreSQL and Redis on

@@ -33,7 +33,7 @@ def key_cache_version(request=None) -> int:
         return prefetched
     try:
         return int(cache.get(API_KEY_CACHE_VERSION_KEY) or 0)
-    except Exception:  # noqa: BLE001 — no shared cache: the TTL alone bounds staleness
+    except Exception:  # no shared cache: the TTL alone bounds staleness
         return -1
 
 
@@ -45,5 +45,5 @@ def api_key_cache_invalidate() -> None:
             cache.incr(API_KEY_CACHE_VERSION_KEY)
         except ValueError:
             cache.set(API_KEY_CACHE_VERSION_KEY, 1, timeout=None)
-    except Exception:  # noqa: BLE001 — no shared cache: the TTL alone bounds staleness
+    except Exception:  # no shared cache: the TTL alone bounds staleness
         pass

@@ -167,7 +167,7 @@ class KycSubmission(models.Model):
         return f"KYC #{self.pk} {self.user_id} {self.status}"
 
 
-def kyc_upload_to(instance: "KycDocument", filename: str) -> str:
+def kyc_upload_to(instance: KycDocument, filename: str) -> str:
     # The client's file name is never used: it could carry a path or a misleading extension.
     extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}.get(instance.content_type, "bin")
     return f"kyc/{instance.submission.user_id}/{uuid.uuid4().hex}.{extension}"

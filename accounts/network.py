@@ -23,7 +23,7 @@ from typing import Any
 
 from rest_framework.settings import api_settings
 
-UNKNOWN_IP_BUCKET = "0.0.0.0"  # noqa: S104 — a rate-limit bucket name, not a bind address
+UNKNOWN_IP_BUCKET = "0.0.0.0"  # a rate-limit bucket name, not a bind address
 
 
 def _valid(address: str | None) -> str | None:

@@ -23,7 +23,7 @@ from accounts.models import ApiKey
 
 
 @cache
-def ApiKeyPermission(permission: str) -> type[BasePermission]:  # noqa: N802 — reads like a class
+def ApiKeyPermission(permission: str) -> type[BasePermission]:  # reads like a class
     if permission not in ApiKey.Permission.values:
         raise ValueError(f"Unknown API-key permission {permission!r}")
 

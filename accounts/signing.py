@@ -211,7 +211,7 @@ def _replay_guard(*, api_key: ApiKey, signature: str, window_ms: int) -> None:
     seconds = (window_ms + FUTURE_TOLERANCE_MS) // 1000 + 2
     try:
         fresh = cache.add(f"{REPLAY_CACHE_PREFIX}:{api_key.pk}:{signature}", 1, timeout=seconds)
-    except Exception as exc:  # noqa: BLE001 — no replay cache: refuse rather than accept a copy
+    except Exception as exc:  # no replay cache: refuse rather than accept a copy
         logger.warning("signed-request replay cache unavailable: %s", type(exc).__name__)
         raise ReplayCheckUnavailable() from exc
     if not fresh:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import multiprocessing as mp
 import os
 import platform
@@ -188,7 +187,7 @@ def accept(conn, market_id: int, asset_ids: dict[str, int], orders: list[tuple],
         cur.execute("INSERT INTO wallets_journalevent (kind, idempotency_key, memo, reference, created_at) VALUES ('hold', %s, '', 'bench', %s) RETURNING id", [f"bench:hold:{key}", now])
         ev = cur.fetchone()[0]
         entries = []
-        for o, oid in zip(orders, ids):
+        for o in orders:
             a = accts[o[0]]
             entries.append((ev, a, asset_ids[o[7]], "available", -o[8]))
             entries.append((ev, a, asset_ids[o[7]], "locked", o[8]))
@@ -445,12 +444,12 @@ def profile_summary(prof: cProfile.Profile, total: float) -> tuple[list, list]:
     stats = pstats.Stats(prof)
     raw = stats.stats  # type: ignore[attr-defined]
     cum = {}
-    for (fname, line, func), (cc, nc, tt, ct, callers) in raw.items():
+    for (fname, line, func), (_cc, nc, tt, ct, _callers) in raw.items():
         cum[(fname, line, func)] = (ct, tt, nc)
     total_tt = sum(v[1] for v in cum.values()) or 1.0
 
     def share(pred):
-        return sum(ct for (f, l, fn), (ct, tt, nc) in cum.items() if pred(f, fn)) / total_tt * 100
+        return sum(ct for (f, _line, fn), (ct, _tt, _nc) in cum.items() if pred(f, fn)) / total_tt * 100
 
     groups = [
         ("claim (SELECT … FOR UPDATE SKIP LOCKED, rows → orders)", lambda f, fn: fn == "claim" and "engine/claiming" in f),
@@ -464,7 +463,7 @@ def profile_summary(prof: cProfile.Profile, total: float) -> tuple[list, list]:
     ]
     parts = [(name, share(pred)) for name, pred in groups]
     own = sorted(cum.items(), key=lambda kv: -kv[1][1])[:12]
-    top = [(f"{Path(f).name}:{l} {fn}", tt / total_tt * 100, nc) for (f, l, fn), (ct, tt, nc) in own]
+    top = [(f"{Path(f).name}:{line_no} {fn}", tt / total_tt * 100, nc) for (f, line_no, fn), (_ct, tt, nc) in own]
     return parts, top
 
 
@@ -563,9 +562,11 @@ def main(argv: list[str] | None = None) -> int:
         "| measure | value |",
         "|---|---:|",
         f"| **sustained engine throughput, settlement committed** ({thr['commands']:,} commands, {thr['trades']:,} trades, {thr['batches']:,} batches) | **{thr['rate']:,.0f} orders/s** |",
-        f"| ceiling: PostgreSQL writing the same rows with nothing else ({ceil['orders']:,} order updates, {ceil['trades']:,} trades, {ceil['entries']:,} journal entries, {ceil['transactions']:,} transactions) | {ceil_rate:,.0f} orders/s equivalent ({ceil['seconds']:.2f} s) |",
+        f"| ceiling: PostgreSQL writing the same rows with nothing else ({ceil['orders']:,} order updates, {ceil['trades']:,} trades, "
+        f"{ceil['entries']:,} journal entries, {ceil['transactions']:,} transactions) | {ceil_rate:,.0f} orders/s equivalent ({ceil['seconds']:.2f} s) |",
         f"| engine / ceiling | {thr['rate'] / ceil_rate * 100 if ceil_rate else 0:.0f} % |",
-        f"| latency, order accepted (committed) → its first trade committed, at {lat['rate']:,.0f} orders/s offered for {args.seconds:.0f} s ({lat['measured']:,} taker orders) | p50 {lat['p50']:.1f} ms · p99 {lat['p99']:.1f} ms · max {lat['max']:.1f} ms |",
+        f"| latency, order accepted (committed) → its first trade committed, at {lat['rate']:,.0f} orders/s offered for {args.seconds:.0f} s "
+        f"({lat['measured']:,} taker orders) | p50 {lat['p50']:.1f} ms · p99 {lat['p99']:.1f} ms · max {lat['max']:.1f} ms |",
         "",
         f"Goal: ≥ 10,000 orders/s with settlement — {'met' if thr['rate'] >= 10_000 else 'not met'}.",
         "",

@@ -189,7 +189,7 @@ async def _load(port: int, path: str, keys: list, rate: float, seconds: float, c
                 if close:
                     writer.close()
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, IndexError, ValueError) as exc:
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, IndexError, ValueError) as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 writer.close()
                 try:

@@ -3,7 +3,7 @@
 one IP sending far more than Binance's 6000 weight a minute — and the per-account order rate
 and open-order limits lifted (each bench user sends far more than 100 orders per 10 s; the
 checks still run, counted in Redis, only nothing is refused)."""
-from kk99.settings.base import *  # noqa: F401,F403
+from kk99.settings.base import *  # noqa: F403 — settings layer on the base module by design
 from kk99.settings.base import KK99, LOGGING
 
 DEBUG = False

@@ -167,7 +167,7 @@ def _section(results: dict, args, redis: bool, load_before, load_after, seconds_
     ]
     for kind, r in results.items():
         s = r["single"]
-        cell = lambda k: f"{s[k]['p50']:.1f} / {s[k]['p99']:.1f}" + (f" ({s[k]['errors']} errors)" if s[k]["errors"] else "")  # noqa: E731
+        cell = lambda k: f"{s[k]['p50']:.1f} / {s[k]['p99']:.1f}" + (f" ({s[k]['errors']} errors)" if s[k]["errors"] else "")
         lines.append(f"| {kind} | {cell('noop')} | {cell('ACK')} | {cell('RESULT')} | {cell('FULL')} | "
                      f"{s['FULL']['p50'] / s['ACK']['p50']:.2f} (goal ≤ 1.5) | {s['ACK']['p50'] / s['noop']['p50']:.2f} (goal ≤ 2) |")
     lines += [

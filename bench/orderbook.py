@@ -255,7 +255,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    load = ", load average {:.2f} at start (other processes share the cores)".format(os.getloadavg()[0])
+    load = f", load average {os.getloadavg()[0]:.2f} at start (other processes share the cores)"
     return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}{load}")
 

@@ -148,7 +148,7 @@ class Server:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
                     return
-            except Exception:  # noqa: BLE001
+            except Exception:
                 if self.proc.poll() is not None:
                     break
                 time.sleep(0.3)
@@ -192,7 +192,7 @@ async def _connect_many(port: int, count: int, deadline: float, on_message=None)
                 return
             try:
                 conns.append(await ws_connect(port, STREAM_PATH, on_message=on_message, timeout=max(1.0, deadline - time.monotonic())))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 error = error or repr(exc)[:160]
 
     await asyncio.gather(*(one() for _ in range(count)))
@@ -244,7 +244,7 @@ async def _client_idle(port: int, count: int, seconds: float) -> None:
                     c.send_text(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
                     await asyncio.wait_for(answered, 10)
                     alive += 1
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
             _say({"alive": alive, "sampled": len(sample)})
         elif line in (b"stop", b""):
@@ -406,10 +406,14 @@ def _section(meta: dict, lat: dict, idle: dict) -> str:
     ok = "✅" if lat["p99"] <= 50 else "❌"
     ok_idle = "✅" if idle["connections"] >= 10_000 else "❌"
     cpu = lat["cpu"]
-    share = lambda s: f"{s:.1f} s ({100 * s / lat['wall']:.0f} % of one core)"  # noqa: E731
+    share = lambda s: f"{s:.1f} s ({100 * s / lat['wall']:.0f} % of one core)"
     others = max(0.0, cpu["machine"] - cpu["server"] - cpu["clients"] - cpu["trader"])
     stopped = f"\nConnection attempts stopped at: `{idle['error']}`\n" if idle["error"] else ""
     per_sub = 1000 * lat["spread"] / max(1, lat["subscribers"] - 1)
+    cpu_cell = (
+        f"server {share(cpu['server'])} (event loop {cpu['loop']:.1f} s; rest: embedded engine), clients {share(cpu['clients'])}, "
+        f"placer {share(cpu['trader'])}; rest of machine {share(others)}"
+    )
     return f"""{START}
 ## WebSockets (bench/ws.py)
 
@@ -431,7 +435,7 @@ the fan-out and the socket writes.
 | worst delivery | {lat['max']:.1f} ms | |
 | per trade (median): first subscriber served / first → last subscriber | {lat['first']:.1f} ms / {lat['spread']:.1f} ms | |
 | messages delivered / expected | {lat['delivered']:,} / {lat['expected']:,} | all |
-| CPU during the latency run ({lat['wall']:.0f} s wall, {os.cpu_count()} cores) | server {share(cpu['server'])} (its event loop thread {cpu['loop']:.1f} s, the rest mostly the embedded engine thread), clients {share(cpu['clients'])}, order placer {share(cpu['trader'])}; everything else on the machine {share(others)} | |
+| CPU during the latency run ({lat['wall']:.0f} s wall, {os.cpu_count()} cores) | {cpu_cell} | |
 | idle connections held by one process | {idle['connections']:,} in {idle['seconds']:.0f} s ({idle['rate']:.0f}/s; {idle['alive']} of {idle['sampled']} sampled answered a request) | 10,000 {ok_idle} |
 | server memory: before → after | {idle['rss_before_mib']:.0f} MiB → {idle['rss_after_mib']:.0f} MiB | |
 | memory per idle connection | {idle['kib_per_connection']:.1f} KiB | |

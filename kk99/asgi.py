@@ -16,11 +16,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.dev")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402 — imported after django.setup() (get_asgi_application) so models are ready
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 — imported after django.setup() (get_asgi_application) so models are ready
 
-from kk99.routing import websocket_urlpatterns  # noqa: E402
-from trading.streams.embedded import EmbeddedEngineApp  # noqa: E402
+from kk99.routing import websocket_urlpatterns  # noqa: E402 — imported after django.setup() (get_asgi_application) so models are ready
+from trading.streams.embedded import EmbeddedEngineApp  # noqa: E402 — imported after django.setup() (get_asgi_application) so models are ready
 
 application = EmbeddedEngineApp(
     ProtocolTypeRouter(

@@ -62,7 +62,7 @@ async def _send_all(layer, message: dict[str, Any], groups: list[str]) -> None:
     for group in groups:
         try:
             await layer.group_send(group, message)
-        except Exception:  # noqa: BLE001 — after commit a failed send must not undo anything
+        except Exception:  # after commit a failed send must not undo anything
             logger.exception("publish of %s to %s failed", message["type"], group)
 
 
@@ -114,7 +114,7 @@ class _Sender:
                 pass
             try:
                 loop.run_until_complete(self._send_items(items))
-            except Exception:  # noqa: BLE001 — the sender must survive anything
+            except Exception:  # the sender must survive anything
                 logger.exception("publish sender failed")
             with self.lock:
                 self.pending -= len(items)
@@ -174,7 +174,7 @@ def _send(event_type: str, payload: Any, groups: list[str]) -> None:
             _background_sender(layer).put(message, groups)
         else:
             async_to_sync(_send_all)(layer, message, groups)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("publish of %s failed", event_type)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 WEEK_ORIGIN = dt.datetime(1970, 1, 5, tzinfo=UTC)  # the first Monday after the epoch
 

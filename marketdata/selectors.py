@@ -163,7 +163,7 @@ def _aggregate_sql(market: Market, interval: Interval, start: dt.datetime, end: 
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, market.pk, start, end])
         rows = cursor.fetchall()
-    return {row[0].astimezone(dt.timezone.utc): list(row[1:]) for row in rows}
+    return {row[0].astimezone(dt.UTC): list(row[1:]) for row in rows}
 
 
 def _aggregate_python(market: Market, interval: Interval, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, _Agg]:

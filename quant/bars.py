@@ -79,7 +79,7 @@ class Bars:
     def rounded_to(self, tick: float) -> Bars:
         """The same bars with prices on a ``tick`` grid (how the exchange-replay engine sees
         them: integer ticks)."""
-        r = lambda a: np.maximum(np.round(a / tick), 1.0) * tick  # noqa: E731
+        r = lambda a: np.maximum(np.round(a / tick), 1.0) * tick
         return Bars(self.time, r(self.open), r(self.high), r(self.low), r(self.close), self.volume)
 
     def median_step_ms(self) -> int:
@@ -100,7 +100,7 @@ def _parse_time(value: str) -> int:
     except ValueError:
         raise QuantError(QuantErrorCode.BAD_DATA, f"cannot read the time {value[:40]!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
     return int(parsed.timestamp() * 1000)
 
 

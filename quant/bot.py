@@ -116,13 +116,13 @@ class StrategyBot:
         if len(rows) < 2:
             raise QuantError(QuantErrorCode.NOT_ENOUGH_DATA, "fewer than two closed candles")
         cols = list(zip(*rows))
-        f = lambda i: np.asarray([float(v) for v in cols[i]], dtype=np.float64)  # noqa: E731
+        f = lambda i: np.asarray([float(v) for v in cols[i]], dtype=np.float64)
         return Bars.from_arrays(time=np.asarray(cols[0], dtype=np.int64), open=f(1), high=f(2), low=f(3), close=f(4), volume=f(5))
 
     def holdings(self) -> tuple[Decimal, Decimal]:
         """(base, quote) held, free + locked."""
         balances = {b["asset"]: b for b in self.client.call("GET", "/api/v3/account", signed=True)["balances"]}
-        total = lambda a: Decimal(balances[a]["free"]) + Decimal(balances[a]["locked"]) if a in balances else ZERO  # noqa: E731
+        total = lambda a: Decimal(balances[a]["free"]) + Decimal(balances[a]["locked"]) if a in balances else ZERO
         return total(self.rules.base), total(self.rules.quote)
 
     def price(self) -> Decimal:

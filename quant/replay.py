@@ -32,7 +32,7 @@ the touch larger than our orders, no resting orders): tests/quant/test_replay.py
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -133,7 +133,7 @@ def run_replay(bars: Bars, strategy: Strategy, *, sizing: Sizing | None = None, 
     sig = np.sign(np.nan_to_num(np.asarray(strategy.signals(bars), dtype=np.float64), nan=0.0)).tolist()
     exposure = sizing.exposure(bars).tolist()
     tick, lot = venue.tick_size, venue.lot_size
-    to_ticks = lambda p: max(1, int(round(p / tick)))  # noqa: E731
+    to_ticks = lambda p: max(1, int(round(p / tick)))
     o_t = [to_ticks(p) for p in bars.open.tolist()]
     h_t = [to_ticks(p) for p in bars.high.tolist()]
     l_t = [to_ticks(p) for p in bars.low.tolist()]

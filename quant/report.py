@@ -10,11 +10,11 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from django.template.loader import render_to_string  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from django.template.loader import render_to_string
 
-from quant.metrics import drawdown_series  # noqa: E402
+from quant.metrics import drawdown_series
 
 MAX_POINTS = 4000
 
@@ -75,9 +75,9 @@ def html_report(*, title: str, metrics, result, bars, params: dict) -> str:
     return render_to_string("quant/report.html", {
         "title": title, "rows": metrics.rows(), "params": params, "trades": trades, "trade_count": len(result.trades),
         "image": "data:image/png;base64," + base64.b64encode(png).decode(),
-        "generated": dt.datetime.now(dt.timezone.utc),
+        "generated": dt.datetime.now(dt.UTC),
     })
 
 
 def _when(bars, i: int) -> str:
-    return dt.datetime.fromtimestamp(int(bars.time[i]) / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return dt.datetime.fromtimestamp(int(bars.time[i]) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")

@@ -26,7 +26,7 @@ def bars_for_market(*, symbol: str, interval: str, limit: int = 1000) -> Bars:
     if len(candles) < 2:
         raise QuantError(QuantErrorCode.NOT_ENOUGH_DATA, f"{market.symbol} has fewer than two {interval} candles")
     cols = list(zip(*((to_ms(c.open_time), c.open, c.high, c.low, c.close, c.volume) for c in candles)))
-    f = lambda col: np.asarray([float(v) for v in col], dtype=np.float64)  # noqa: E731
+    f = lambda col: np.asarray([float(v) for v in col], dtype=np.float64)
     return Bars.from_arrays(time=np.asarray(cols[0], dtype=np.int64), open=f(cols[1]), high=f(cols[2]), low=f(cols[3]),
                             close=f(cols[4]), volume=f(cols[5]))
 

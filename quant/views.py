@@ -172,6 +172,6 @@ def compare_plot(request: HttpRequest) -> HttpResponse:
         raise Http404("Nothing to compare.")
     first, rest = runs[0], runs[1:]
     # Curves are rescaled to start at 1 so runs of different sizes share one axis.
-    norm = lambda eq: [v / eq[0] for v in eq]  # noqa: E731
+    norm = lambda eq: [v / eq[0] for v in eq]
     series = {f"#{r.pk} {r.strategy}": norm(r.equity) for r in rest}
     return _svg(figure(equity=norm(first.equity), series={f"#{first.pk} {first.strategy}": norm(first.equity), **series}, fmt="svg"))

@@ -151,7 +151,7 @@ def order_request_build(
     *,
     market: Market,
     side: Any,
-    type: Any,  # noqa: A002 — Binance's parameter name
+    type: Any,  # Binance's parameter name
     quantity: Any = None,
     price: Any = None,
     quote_order_qty: Any = None,

@@ -142,7 +142,7 @@ def klines(request: HttpRequest, symbol: str) -> JsonResponse:
     end = None
     if request.GET.get("end"):  # older history when the chart is scrolled left (unix seconds)
         try:
-            end = dt.datetime.fromtimestamp(int(request.GET["end"]), tz=dt.timezone.utc)
+            end = dt.datetime.fromtimestamp(int(request.GET["end"]), tz=dt.UTC)
         except (ValueError, OverflowError, OSError):
             return JsonResponse({"error": {"code": "invalid_input", "message": "end must be a unix time in seconds."}}, status=400)
     rows = [c.chart_row() for c in stats.candles(market=market, interval=interval, limit=limit, end=end)]

@@ -21,7 +21,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
-from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Sum
 

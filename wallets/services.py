@@ -260,7 +260,7 @@ def _balances_write(updates: list[tuple[int, Decimal, Decimal]]) -> None:
     if not updates:
         return
     if connection.vendor != "postgresql":
-        objs = [Balance(pk=pk, available=a, locked=l, updated_at=timezone.now()) for pk, a, l in updates]
+        objs = [Balance(pk=pk, available=avail, locked=locked, updated_at=timezone.now()) for pk, avail, locked in updates]
         Balance.objects.bulk_update(objs, ["available", "locked", "updated_at"])
         return
     qn = connection.ops.quote_name

@@ -5,7 +5,7 @@ DEBUG is off unless asked for (``KK99_DEBUG=1``, or ``DEBUG=1``): the demo shows
 Static files are served by WhiteNoise from the apps' static directories either way."""
 import warnings
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .env import env_bool, env_str
 
 DEBUG = env_bool("KK99_DEBUG", env_bool("DEBUG", False))
@@ -17,4 +17,4 @@ warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.
 # The demo's outgoing mail lands in files that /dev/mailbox/ shows (kk99.devmail), so a new
 # account can open its verification link; production refuses file/console backends.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
-EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mailbox"))  # noqa: F405
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mailbox"))

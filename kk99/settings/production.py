@@ -10,7 +10,7 @@ settings / the development mnemonic); ``check --deploy`` still reports it as an 
 HTTPS-only cookies, HSTS, JSON logs."""
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .base import KK99, LOGGING
 from .env import env_bool, env_int, env_list, env_str
 from .safety import deployment_problems, refusal_message

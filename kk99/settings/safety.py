@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from base64 import urlsafe_b64decode
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 # Email backends that deliver nothing to the user (password-reset and verification links
 # would be printed, kept in memory or written to a local file).

@@ -4,7 +4,7 @@ temporary area for uploads. PostgreSQL/Redis are used when DATABASE_URL/REDIS_UR
 import tempfile
 from pathlib import Path
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .base import DATABASES, KK99, REST_FRAMEWORK
 from .env import env_int
 

@@ -35,7 +35,7 @@ def test_submit_stores_documents_privately_and_audits(jwt_client, user):
     path = docs["id_document"].file.path
     assert path.startswith(str(django_settings.PRIVATE_MEDIA_ROOT)) and path.endswith(".jpg")
     with pytest.raises(NotImplementedError):
-        docs["id_document"].file.url
+        _ = docs["id_document"].file.url
     assert "url" not in str(response.json()) and path not in str(response.json())
     assert AuditLog.objects.filter(action=AuditAction.KYC_SUBMITTED, target_user=user).exists()
 

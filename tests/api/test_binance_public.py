@@ -106,7 +106,7 @@ def test_trades_agg_trades_and_historical_trades(client, market, alice_api, bob_
 
 
 def test_klines_are_gap_filled_binance_rows(client, market):
-    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     write_trade(market, price="100", qty="1", at=now - dt.timedelta(minutes=3, seconds=-5))
     write_trade(market, price="110", qty="2", at=now - dt.timedelta(minutes=3, seconds=-10))
     rows = client.get("/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=4").json()
@@ -122,7 +122,7 @@ def test_klines_are_gap_filled_binance_rows(client, market):
 
 
 def test_ticker_24hr_price_and_avg_price(client, market):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     write_trade(market, price="90", qty="1", at=now - dt.timedelta(hours=30))
     write_trade(market, price="100", qty="1", at=now - dt.timedelta(hours=2))
     write_trade(market, price="120", qty="3", at=now - dt.timedelta(minutes=1))

@@ -42,7 +42,7 @@ def test_markets_list_detail_and_filters(market):
 
 
 def test_public_market_data_endpoints(market):
-    start = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) - dt.timedelta(minutes=5)
+    start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(minutes=5)
     write_trade(market, price="100", qty="2", at=start + dt.timedelta(seconds=1))
     write_trade(market, price="104", qty="1", at=start + dt.timedelta(minutes=2, seconds=1))
     c = APIClient()

@@ -182,7 +182,7 @@ def _chains_settings(settings):
 
 @pytest.fixture
 def assets(db):
-    make = lambda symbol, precision: Asset.objects.get_or_create(symbol=symbol, defaults={"name": symbol, "precision": precision})[0]  # noqa: E731
+    make = lambda symbol, precision: Asset.objects.get_or_create(symbol=symbol, defaults={"name": symbol, "precision": precision})[0]
     return {"ETH": make("ETH", 8), "USDT": make("USDT", 6), "BTC": make("BTC", 8), "TRX": make("TRX", 6), "SOL": make("SOL", 9)}
 
 

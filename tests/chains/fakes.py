@@ -199,9 +199,11 @@ class TronHttpFake:
             if full is None:
                 if tx["contract"]:
                     data = "a9059cbb" + base58.b58decode_check(tx["to"]).hex()[2:].rjust(64, "0") + format(tx["amount"], "064x")
-                    contract = {"type": "TriggerSmartContract", "parameter": {"value": {"owner_address": "TJRabPrwbZy45sbavfcjinPJC18kjpRTv8", "contract_address": tx["contract"], "data": data}, "type_url": "type.googleapis.com/protocol.TriggerSmartContract"}}
+                    value = {"owner_address": "TJRabPrwbZy45sbavfcjinPJC18kjpRTv8", "contract_address": tx["contract"], "data": data}
+                    contract = {"type": "TriggerSmartContract", "parameter": {"value": value, "type_url": "type.googleapis.com/protocol.TriggerSmartContract"}}
                 else:
-                    contract = {"type": "TransferContract", "parameter": {"value": {"owner_address": "TJRabPrwbZy45sbavfcjinPJC18kjpRTv8", "to_address": tx["to"], "amount": tx["amount"]}, "type_url": "type.googleapis.com/protocol.TransferContract"}}
+                    value = {"owner_address": "TJRabPrwbZy45sbavfcjinPJC18kjpRTv8", "to_address": tx["to"], "amount": tx["amount"]}
+                    contract = {"type": "TransferContract", "parameter": {"value": value, "type_url": "type.googleapis.com/protocol.TransferContract"}}
                 full = {"txID": tx["txid"], "raw_data": {"contract": [contract], "expiration": 0, "timestamp": 0}, "signature": ["00"], "ret": [{"contractRet": "SUCCESS"}]}
             txs.append(full)
         block = {"blockID": _tron_block_id(b.height, b.hash), "block_header": {"raw_data": {"number": b.height, "parentHash": _tron_block_id(b.height - 1, b.parent) if b.parent else "", "timestamp": 0}}}

@@ -86,10 +86,10 @@ class LiveExchange:
             try:
                 with urllib.request.urlopen(self.base_url + "/healthz", timeout=2):
                     break
-            except Exception:  # noqa: BLE001
+            except Exception as exc:  # not up yet (connection refused, reset): retry until the deadline
                 if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
                     self.stop()
-                    raise RuntimeError(f"the e2e server did not start; see {ARTIFACTS / 'e2e-server.log'}")
+                    raise RuntimeError(f"the e2e server did not start; see {ARTIFACTS / 'e2e-server.log'}") from exc
                 time.sleep(0.3)
 
     def stop(self) -> None:
@@ -107,7 +107,7 @@ class LiveExchange:
             name = urlparse(self.pg_url).path.lstrip("/")
             try:
                 _pg_admin(self.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
 

@@ -11,7 +11,7 @@ from marketdata.intervals import INTERVALS
 from tests.api.factories import make_market, write_trade
 
 pytestmark = pytest.mark.django_db
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
 
 

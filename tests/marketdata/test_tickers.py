@@ -10,7 +10,7 @@ from marketdata import selectors
 from tests.api.factories import make_market, write_trade
 
 pytestmark = pytest.mark.django_db
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 

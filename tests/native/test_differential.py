@@ -143,7 +143,7 @@ def test_long_random_stream_with_many_levels_agrees(seed):
     rng = random.Random(seed)
     native, ref = OrderBook(event_capacity=8), ReferenceBook()
     stream = []
-    for i in range(4000):
+    for _ in range(4000):
         r = rng.random()
         oid = rng.randint(1, 600)
         owner = rng.randint(1, 5)

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -197,7 +197,8 @@ def test_uvicorn_on_postgresql_keeps_connections_bounded_under_sequential_and_co
     poller = ConnectionPoller(connection.settings_dict["NAME"])
     poller.start()
     maker = Client(port, seller[1], seller[2])
-    assert maker.call("POST", "order", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC", "quantity": "500", "price": "100.00", "newOrderRespType": "RESULT"}).get("status") == "NEW", maker.errors
+    ask = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC", "quantity": "500", "price": "100.00", "newOrderRespType": "RESULT"}
+    assert maker.call("POST", "order", ask).get("status") == "NEW", maker.errors
 
     # Act 1: >= 2,000 sequential signed requests over one keep-alive connection.
     t0 = time.monotonic()
@@ -218,7 +219,7 @@ def test_uvicorn_on_postgresql_keeps_connections_bounded_under_sequential_and_co
         try:
             while time.monotonic() < stop_at:
                 client.cycle()
-        except BaseException as exc:  # noqa: BLE001 — reported below
+        except BaseException as exc:  # reported below
             crashes.append(exc)
 
     threads = [threading.Thread(target=run, args=(c,)) for c in clients]

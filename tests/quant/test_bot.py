@@ -18,7 +18,7 @@ from quant.strategies import SmaCross, Strategy
 from tests.api.factories import make_market, make_trader, run_engine, write_trade
 from trading.models import Trade
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class Always(Strategy):

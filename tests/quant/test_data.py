@@ -13,7 +13,7 @@ from quant.errors import QuantError, QuantErrorCode
 from quant.selectors import bars_for_market, flow_for_market
 from tests.api.factories import make_market, write_trade
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def test_csv_round_trip_is_exact():

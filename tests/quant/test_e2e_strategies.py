@@ -20,7 +20,7 @@ LOADED = "() => { const img = document.querySelector('.quant-plot'); return img 
 
 
 @pytest.fixture(scope="module")
-def worker(live_exchange):  # noqa: F811
+def worker(live_exchange):  # noqa: F811 — a pytest fixture parameter shadows the imported fixture by design
     env = {**live_exchange.env, "CELERY_TASK_ALWAYS_EAGER": "0"}
     if not env.get("REDIS_URL"):
         pytest.skip("the page's jobs need a broker (REDIS_URL) for a separate worker")
@@ -36,7 +36,7 @@ def worker(live_exchange):  # noqa: F811
         proc.kill()
 
 
-def test_a_user_backtests_an_uploaded_csv_and_compares_runs(live_exchange, browser, worker, tmp_path):  # noqa: F811
+def test_a_user_backtests_an_uploaded_csv_and_compares_runs(live_exchange, browser, worker, tmp_path):  # noqa: F811 — a pytest fixture parameter shadows the imported fixture by design
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT)

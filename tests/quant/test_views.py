@@ -17,7 +17,7 @@ from quant.tasks import backtest_run_task
 from tests.api.factories import make_market, write_trade
 
 pytestmark = pytest.mark.django_db
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture

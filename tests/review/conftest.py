@@ -1,5 +1,5 @@
 """Fixtures for the review tests: the chains fixtures (assets, staff, funding) are reused."""
-from tests.chains.conftest import (  # noqa: F401
+from tests.chains.conftest import (  # noqa: F401 — pytest fixtures, used by name
     _chains_settings,
     adapter,
     alice,

@@ -54,7 +54,7 @@ def _engine_loop(symbol: str, stop: threading.Event, errors: list) -> None:
             if engine.run_until_idle().commands == 0:
                 time.sleep(0.002)
         engine.run_until_idle()  # drain what the clients left
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         errors.append(("engine", exc))
     finally:
         connection.close()
@@ -86,7 +86,7 @@ def _client(user, symbol: str, seed: int, deadline: float, errors: list, counts:
                     counts["limit"] += 1
             except TradingError as exc:  # insufficient balance, already final, no reference …: expected refusals
                 counts[f"refused:{exc.code}"] += 1
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         errors.append((user.pk, exc))
     finally:
         connection.close()

@@ -38,7 +38,7 @@ def _oracle(*, qty, price, max_qty, max_notional, collar, max_open, already_open
     return None
 
 
-optional = lambda s: st.one_of(st.none(), s)  # noqa: E731
+optional = lambda s: st.one_of(st.none(), s)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -55,7 +55,10 @@ def test_order_check_refuses_exactly_what_the_oracle_refuses_and_a_refusal_write
     user = alice[0]
     try:
         with transaction.atomic():
-            RiskLimit.objects.create(user=user, market=market, max_order_qty=max_qty, max_order_notional=max_notional, price_collar_pct=collar, max_open_orders_per_market=max_open, orders_per_10s=10**6, orders_per_day=10**6)
+            RiskLimit.objects.create(
+                user=user, market=market, max_order_qty=max_qty, max_order_notional=max_notional, price_collar_pct=collar,
+                max_open_orders_per_market=max_open, orders_per_10s=10**6, orders_per_day=10**6,
+            )
             for _ in range(already_open):
                 Order.objects.create(
                     user=user, market=market, client_order_id=f"seed-{_}", side="BUY", type="LIMIT", price=Decimal("1"), quantity=Decimal("1"),

@@ -1,7 +1,6 @@
 """The trading pages over HTTP: same fragments as the stream, inline errors, CSRF, escaping."""
 from __future__ import annotations
 
-from decimal import Decimal as D
 
 import pytest
 from django.test import Client

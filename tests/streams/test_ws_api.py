@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 
 from accounts.services import api_key_create
 from accounts.signing import sign

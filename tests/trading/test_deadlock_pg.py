@@ -283,7 +283,7 @@ def test_the_engine_never_holds_a_balance_lock_out_of_the_global_order(engine, m
                 held.set()
                 engine_blocked.wait(30)
                 ledger_lock(pairs=[(alice, usdt), (alice, kk99)])
-        except BaseException as exc:  # noqa: BLE001 — reported below
+        except BaseException as exc:  # reported below
             errors["competitor"] = exc
         finally:
             connection.close()
@@ -291,7 +291,7 @@ def test_the_engine_never_holds_a_balance_lock_out_of_the_global_order(engine, m
     def run_engine():
         try:
             results["batch"] = engine.process_batch()
-        except BaseException as exc:  # noqa: BLE001 — reported below
+        except BaseException as exc:  # reported below
             errors["engine"] = exc
         finally:
             connection.close()

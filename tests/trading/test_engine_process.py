@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, place
 from trading.errors import TradingError
@@ -252,7 +252,7 @@ def test_concurrent_requests_with_one_client_order_id_create_one_order(market, t
         try:
             barrier.wait()
             results.append(place(alice, market, "BUY", quantity="1", price="100", client_order_id="same-id").pk)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -21,7 +21,7 @@ def _drain(engine, rounds: int = 20) -> list[Exception]:
         try:
             if not engine.process_batch().commands:
                 break
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
     return errors
 

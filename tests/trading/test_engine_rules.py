@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 
 from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, bal, fresh, place
-from trading.models import EngineState, Market, Order, Trade
+from trading.models import Market, Order, Trade
 
 pytestmark = pytest.mark.django_db
 S = Order.Status

@@ -56,7 +56,7 @@ def test_ledger_audit_fails_with_nonzero_exit_when_a_balance_is_tampered_with(bu
 
     assert excinfo.value.code == 1
     captured = capsys.readouterr()
-    assert "user:%d BTC available" % alice.pk in captured.out
+    assert f"user:{alice.pk} BTC available" in captured.out
     assert "RESULT: FAILED" in captured.out
     assert "ledger audit failed" in captured.err
 

@@ -30,7 +30,7 @@ def run_in_threads(work: list[Callable[[], object]]) -> list[object]:
         try:
             barrier.wait()
             results[i] = work[i]()
-        except Exception as exc:  # noqa: BLE001 — collected and asserted on by the test
+        except Exception as exc:  # collected and asserted on by the test
             results[i] = exc
         finally:
             connection.close()

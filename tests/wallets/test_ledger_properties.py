@@ -128,7 +128,7 @@ def _run(ops, users, assets) -> None:
                 else:
                     legs.append(Leg(users[v], assets[a], Bucket.AVAILABLE, amount))
                 deltas[(v, a, "available")] += amount - (Decimal("0.01") if with_fee and amount > Decimal("0.01") else 0)
-            call = lambda: ledger_settle(idempotency_key=key, kind="trade", legs=legs)  # noqa: E731
+            call = lambda: ledger_settle(idempotency_key=key, kind="trade", legs=legs)
 
         if expected_error is None and not model.apply_ok(deltas):
             expected_error = InsufficientFunds

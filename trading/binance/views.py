@@ -109,7 +109,7 @@ def endpoint(*, methods: dict[str, tuple[Callable, int | Callable[[Params], int]
         except KK99Error as exc:
             err = from_kk99(exc)
             response = _json(err.as_dict(), status=err.status)
-        except Exception:  # noqa: BLE001 — Binance's "execution status unknown"
+        except Exception:  # Binance's "execution status unknown"
             logger.exception("api/v3 %s %s failed", request.method, request.path)
             response = _json({"code": E.UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status=500)
         if used is not None and "X-MBX-USED-WEIGHT-1M" not in response:

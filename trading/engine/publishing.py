@@ -36,7 +36,7 @@ def market_last_price_published(symbol: str) -> tuple[bool, Decimal | None]:
     published (cache miss or outage): the caller reads the committed EngineState instead."""
     try:
         value = cache.get(last_price_cache_key(symbol))
-    except Exception:  # noqa: BLE001 — a cache outage falls back to the database
+    except Exception:  # a cache outage falls back to the database
         return False, None
     if value is None:
         return False, None
@@ -108,7 +108,7 @@ def _order_payload(o: Order, symbol: str, market_id: int, updated_iso: str) -> d
 def _cache_set(key: str, value) -> None:
     try:
         cache.set(key, value, timeout=None)
-    except Exception:  # noqa: BLE001 — a cache outage must not break the engine after commit
+    except Exception:  # a cache outage must not break the engine after commit
         logger.exception("depth snapshot cache write failed")
 
 

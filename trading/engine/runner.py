@@ -116,7 +116,7 @@ class EngineRunner:
             if self._lock_conn is not None:
                 try:
                     self._lock_conn.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
         return 0
 
@@ -142,7 +142,7 @@ class EngineRunner:
                 connection.close()
                 time.sleep(0.2)
                 continue
-            except Exception:  # noqa: BLE001 — the engine rolled back and will retry one by one,
+            except Exception:  # the engine rolled back and will retry one by one,
                 # quarantining a command that fails alone (MarketEngine.process_batch): go on.
                 logger.exception("engine %s: batch failed in %s; retrying its commands one by one", self.owner, symbol)
                 work += 1

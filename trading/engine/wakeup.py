@@ -100,7 +100,7 @@ class _Notifier:
                     conn.execute("SET synchronous_commit = off")
                 for symbol in sorted(symbols):
                     conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(symbol)))
-            except Exception:  # noqa: BLE001 — the engine's idle check finds the orders anyway
+            except Exception:  # the engine's idle check finds the orders anyway
                 logger.exception("engine wake-up for %s failed", sorted(symbols))
                 conn = None
                 time.sleep(0.2)
@@ -146,7 +146,7 @@ def orders_done_on_commit(symbol: str, order_ids: list[int]) -> None:
     def send() -> None:
         try:
             _redis().publish(orders_channel(symbol), payload)
-        except Exception:  # noqa: BLE001 — after commit: waiters re-read every WAIT_SLICE_SECONDS
+        except Exception:  # after commit: waiters re-read every WAIT_SLICE_SECONDS
             logger.exception("order wake-up publish for %s failed", symbol)
 
     transaction.on_commit(send)
@@ -193,7 +193,7 @@ class _Dispatcher:
                 for message in pubsub.listen():
                     if message.get("type") == "pmessage":
                         self._wake(message["data"])
-            except Exception:  # noqa: BLE001 — reconnect; waiters re-read meanwhile
+            except Exception:  # reconnect; waiters re-read meanwhile
                 logger.warning("order wake-up subscription lost; reconnecting", exc_info=True)
                 self.ready.clear()
                 time.sleep(0.5)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from itertools import chain
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .types import (
     KINDS,

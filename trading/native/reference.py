@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import Iterable
+from collections.abc import Iterable
 
 from .types import (
     REASONS,

@@ -122,20 +122,16 @@ class Order(NamedTuple):
     remaining_qty: int
 
 
-_CommandBase = NamedTuple(
-    "_CommandBase",
-    [
-        ("type", int),
-        ("side", int),
-        ("tif", int),
-        ("post_only", bool),
-        ("stp", int),
-        ("order_id", int),
-        ("owner", int),
-        ("price", int),
-        ("qty", int),
-    ],
-)
+class _CommandBase(NamedTuple):
+    type: int
+    side: int
+    tif: int
+    post_only: bool
+    stp: int
+    order_id: int
+    owner: int
+    price: int
+    qty: int
 
 
 class Command(_CommandBase):

@@ -7,6 +7,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.dev")
 
-from trading.streams.embedded import get_application  # noqa: E402
+from trading.streams.embedded import get_application
 
 application = get_application()

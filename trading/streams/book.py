@@ -11,7 +11,7 @@ of guessing.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Iterable
+from collections.abc import Iterable
 
 ZERO = Decimal(0)
 

@@ -16,7 +16,6 @@ import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.sockets import CLOSE_AUTH_REVOKED, socket_should_close
 from kk99.inputguard import InputRefused, check_ws_message
@@ -282,7 +281,7 @@ class BinanceStreamConsumer(RouterConsumer):
         body = event.cached(key, lambda: json.dumps(build(), separators=(",", ":")))
         self.outbox.put(f'{{"stream":"{stream}","data":{body}}}' if self.combined else body)
 
-    def deliver(self, feed: MarketFeed, event: FeedEvent) -> None:  # noqa: C901 — one branch per stream kind
+    def deliver(self, feed: MarketFeed, event: FeedEvent) -> None:  # one branch per stream kind
         kind, data = event.kind, event.data
         if kind == "ticker" and self.all_minis:
             self._minis[feed.symbol] = bn.mini_ticker_event(data["ticker"], data["E"])

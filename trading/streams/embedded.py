@@ -63,7 +63,7 @@ class _Engine:
                 if self.stopping:
                     return
                 logger.error("embedded engine stopped (exit %s); restarting", code)
-            except Exception:  # noqa: BLE001 — keep the demo alive; the runner rebuilds from the database
+            except Exception:  # keep the demo alive; the runner rebuilds from the database
                 logger.exception("embedded engine crashed; restarting")
             finally:
                 connection.close()

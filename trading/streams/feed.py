@@ -28,9 +28,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from decimal import Decimal
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -103,7 +104,7 @@ class _Suspended:
         while True:
             try:
                 sent = yield waiting  # the future the coroutine waits on, handed to our task
-            except BaseException as exc:  # noqa: BLE001 — the task threw (cancellation): forward it
+            except BaseException as exc:  # the task threw (cancellation): forward it
                 try:
                     waiting = coro.throw(exc)
                 except StopIteration as stop:
@@ -155,7 +156,7 @@ class Outbox:
                 waiting = coro.send(None)
             except StopIteration:
                 return True
-            except Exception as exc:  # noqa: BLE001 — one bad message must not kill the connection's writer
+            except Exception as exc:  # one bad message must not kill the connection's writer
                 _send_failed(exc)
                 return True
             self._pending = deque([_Suspended(coro, waiting)])
@@ -183,7 +184,7 @@ class Outbox:
                     await (item if isinstance(item, _Suspended) else self._send(item))
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     _send_failed(exc)
                 pending.popleft()
         finally:
@@ -198,7 +199,7 @@ class Outbox:
             task.cancel()
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):
                 pass
         for item in self._pending or ():
             if isinstance(item, _Suspended):
@@ -331,13 +332,13 @@ class MarketFeed:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):
                 pass
         self._tasks.clear()
         if self._channel:
             try:
                 await self._layer.group_discard(market_group(self.symbol), self._channel)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     async def track_interval(self, interval: str) -> None:
@@ -357,7 +358,7 @@ class MarketFeed:
                 await self._dispatch(message)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 — a malformed event must not stop the market's feed
+            except Exception:  # a malformed event must not stop the market's feed
                 logger.exception("%s feed: event %s failed", self.symbol, message.get("type"))
 
     async def _go_live(self) -> None:
@@ -464,7 +465,7 @@ class MarketFeed:
         self._ticker_dirty = True
 
     def _candle_add(self, name: str, candle: Candle | None, t: dict, price: Decimal, qty: Decimal) -> Candle:
-        when = datetime.fromtimestamp(t["time"] / 1000, tz=timezone.utc)
+        when = datetime.fromtimestamp(t["time"] / 1000, tz=UTC)
         iv = interval_get(name)
         if candle is None or iv.floor(when) != candle.open_time:
             if candle is not None:
@@ -479,7 +480,7 @@ class MarketFeed:
         for sub in list(self.subscribers):
             try:
                 sub.deliver(self, event)
-            except Exception:  # noqa: BLE001 — one broken connection must not starve the others
+            except Exception:  # one broken connection must not starve the others
                 logger.exception("%s feed: deliver failed", self.symbol)
 
     def book_state(self, levels: int = BOOK_LEVELS_KEPT) -> dict:
@@ -505,7 +506,7 @@ class MarketFeed:
                     await self._layer.group_add(market_group(self.symbol), self._channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.exception("%s feed: tick failed", self.symbol)
 
     def _tick(self, *, slow: bool) -> None:

@@ -99,7 +99,7 @@ def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int = 
 def trades_context(mf: MarketFormat, trades) -> dict:
     rows = []
     for t in list(trades)[-TRADE_ROWS:][::-1]:
-        when = dt.datetime.fromtimestamp(t["time"] / 1000, tz=dt.timezone.utc)
+        when = dt.datetime.fromtimestamp(t["time"] / 1000, tz=dt.UTC)
         rows.append({"id": t["trade_id"], "price": mf.price(t["price"]), "qty": mf.qty(t["qty"]), "time": when.strftime("%H:%M:%S"), "buy": not t["is_buyer_maker"]})
     return {"mf": mf, "trades": rows}
 

@@ -30,7 +30,6 @@ from accounts.errors import SignedRequestError
 from accounts.network import client_ip
 from accounts.signing import SignedRequest, signed_request_verify
 from accounts.sockets import CLOSE_AUTH_REVOKED, socket_should_close
-from kk99.conf import kk99_setting
 from kk99.inputguard import InputRefused, binance_body, check_ws_message
 from kk99.publish import user_group
 from trading.binance.errors import from_kk99

@@ -17,7 +17,7 @@ import base64
 import os
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 

@@ -138,7 +138,7 @@ def _payload(chain: str, address: str) -> bytes | None:
         if hrp and hrp == btc_network()["hrp"]:
             try:
                 return bytes(SegwitBech32Decoder.Decode(hrp, address)[1])
-            except Exception:  # noqa: BLE001 — not bech32 after all: try base58 below
+            except Exception:  # not bech32 after all: try base58 below
                 pass
         raw = _b58check(address)
         return raw[1:] if raw else None

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from accounts.permissions import HasReadPermission, HasWithdrawPermission
 from wallets.chains.chain import Chain
 from wallets.chains.errors import ChainsError, ChainsErrorCode
-from wallets.chains.models import IDEMPOTENCY_KEY_MAX_LENGTH, Withdrawal
+from wallets.chains.models import Withdrawal
 from wallets.chains.selectors import chain_asset_for_withdrawal, withdrawals_for_user
 from wallets.chains.services import withdrawal_request
 from wallets.formatting import amount_str

@@ -17,10 +17,10 @@ from django.db import models
 from django.db.models import Q
 
 from wallets.chains.chain import Chain
+from wallets.models import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, Asset
 
 # The longest client idempotency key a withdrawal accepts (a UUID is 36 characters).
 IDEMPOTENCY_KEY_MAX_LENGTH = 100
-from wallets.models import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, Asset
 
 
 def _amount(**kwargs) -> models.DecimalField:

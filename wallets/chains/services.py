@@ -40,7 +40,7 @@ from wallets.chains.adapters.base import ChainAdapter, Transfer, Watch
 from wallets.chains.addresses import address_is_burn, address_match_key, address_validate
 from wallets.chains.audit import ChainsAuditAction
 from wallets.chains.chain import Chain, chain_enabled
-from wallets.chains.errors import ChainsError, ChainsErrorCode, ChainUnavailable, TransactionExpired
+from wallets.chains.errors import ChainsError, ChainsErrorCode, TransactionExpired
 from wallets.chains.faults import fault_point
 from wallets.chains.hd import deposit_address_derive
 from wallets.chains.models import (

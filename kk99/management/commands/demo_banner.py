@@ -13,7 +13,7 @@ class Command(BaseCommand):
         lines = [
             "",
             f"  KK99 Exchange demo — {base}",
-            "  Traders (password for all: %s):" % DEMO_PASSWORD,
+            f"  Traders (password for all: {DEMO_PASSWORD}):",
             *[f"    {email}" for email in DEMO_USERS],
             f"  Back office: {base}/admin/  ({STAFF_EMAIL} or {FINANCE_EMAIL} / {DEMO_PASSWORD})",
             f"  API docs:    {base}/api/docs/  ·  Binance-compatible API: {base}/api/v3/",
