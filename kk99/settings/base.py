@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Prometheus request counts and latency for every route (kk99/metrics.py, /metrics).
+    "kk99.metrics.MetricsMiddleware",
     "kk99.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # /api/v3/ (signed machine API) leaves here for a lean chain: KK99["API_LEAN_MIDDLEWARE"].

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from kk99.metrics import ledger_audit_record
 from wallets.audit import ledger_audit_run
 
 
@@ -11,6 +12,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         report = ledger_audit_run()
+        ledger_audit_record(ok=report.ok, problems=len(report.problems))
         self.stdout.write(report.render())
         if not report.ok:
             raise CommandError(f"ledger audit failed: {len(report.problems)} problems")
