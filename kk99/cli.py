@@ -106,7 +106,11 @@ def cmd_engines_list(args) -> int:
 
 
 def cmd_engines_run(args) -> int:
+    import logging
+
     from kk99.supervisor import engine_command, supervise
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
 
     markets = [m.strip().upper() for m in (args.markets or "").split(",") if m.strip()]
     cmd = engine_command(markets=markets, owner=args.owner or None, max_seconds=args.max_seconds)

@@ -201,7 +201,6 @@ def _gauge(name: str, labels: list[str]) -> GaugeMetricFamily:
 
 
 def _state_families() -> Iterator[GaugeMetricFamily]:
-    from django.db import connection
     from django.db.models import Count, Min, Sum
     from django.utils import timezone
 
@@ -235,16 +234,10 @@ def _state_families() -> Iterator[GaugeMetricFamily]:
     yield age
 
     owner = _gauge("kk99_engine_owner_up", ["market"])
-    if connection.vendor == "postgresql":
-        from trading.engine.runner import ADVISORY_CLASS
+    from kk99.ops import engine_lock_holders
 
-        with connection.cursor() as cursor:
-            # pg_try_advisory_lock(int4, int4) shows up as classid=key1, objid=key2, objsubid=2.
-            cursor.execute(
-                "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = %s",
-                [ADVISORY_CLASS],
-            )
-            held = {int(r[0]) for r in cursor.fetchall()}
+    held = engine_lock_holders()
+    if held is not None:
         for pk, symbol in markets.items():
             owner.add_metric([symbol], 1 if pk in held else 0)
     yield owner

@@ -16,8 +16,6 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_record
-
 
 class OpsAuditAction(StrEnum):
     """Audit action names written by operators' CLI actions (``accounts.AuditLog.action``)."""
@@ -47,6 +45,8 @@ def operator_label() -> str:
 
 
 def ops_audit(*, action: str, target: str, details: dict[str, Any] | None = None) -> None:
+    from accounts.audit import audit_record
+
     audit_record(action=action, target=target, details={"operator": operator_label(), "via": "kk99 cli", **(details or {})})
 
 
@@ -96,7 +96,7 @@ def engines_list() -> list[EngineRow]:
     from trading.models import EngineState, Market, Order
 
     now = timezone.now()
-    holders = _advisory_holders()
+    holders = engine_lock_holders()
     pending = {
         r["market_id"]: r
         for r in Order.objects.filter(status=Order.Status.PENDING_NEW).values("market_id").annotate(n=Count("id"), oldest=Min("created_at"))
@@ -120,7 +120,7 @@ def engines_list() -> list[EngineRow]:
     return rows
 
 
-def _advisory_holders() -> dict[int, int] | None:
+def engine_lock_holders() -> dict[int, int] | None:
     """market id → backend pid holding its engine lock (None off PostgreSQL)."""
     if connection.vendor != "postgresql":
         return None
@@ -128,7 +128,10 @@ def _advisory_holders() -> dict[int, int] | None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT objid, pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = %s",
+            # pg_try_advisory_lock(int4, int4) shows as classid=key1, objid=key2, objsubid=2;
+            # pg_locks is cluster-wide: only this database's locks count.
+            "SELECT objid, pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = %s"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             [ADVISORY_CLASS],
         )
         return {int(objid): int(pid) for objid, pid in cursor.fetchall()}
@@ -143,7 +146,7 @@ def engine_failover(*, symbol: str, reason: str = "", wait_seconds: float = 0.0)
     market = Market.objects.filter(symbol=symbol.upper()).first()
     if market is None:
         raise OpsError(f"no market {symbol.upper()}", code=3)
-    holders = _advisory_holders()
+    holders = engine_lock_holders()
     if holders is None:
         raise OpsError("engine failover needs PostgreSQL", code=4)
     pid = holders.get(market.pk)
@@ -156,7 +159,7 @@ def engine_failover(*, symbol: str, reason: str = "", wait_seconds: float = 0.0)
     new_pid = None
     deadline = time.monotonic() + wait_seconds
     while wait_seconds and time.monotonic() < deadline:
-        new_pid = (_advisory_holders() or {}).get(market.pk)
+        new_pid = (engine_lock_holders() or {}).get(market.pk)
         if new_pid and new_pid != pid:
             break
         time.sleep(0.2)
@@ -219,7 +222,7 @@ def _engine_processes() -> list[dict[str, Any]]:
             "WHERE datname = current_database() AND application_name LIKE 'kk99-engine %%' ORDER BY backend_start"
         )
         rows = cursor.fetchall()
-    holders = _advisory_holders() or {}
+    holders = engine_lock_holders() or {}
     from trading.models import Market
 
     names = dict(Market.objects.values_list("pk", "symbol"))
