@@ -478,6 +478,8 @@ CELERY_BEAT_SCHEDULE = {
     "chains-scan-deposits": {"task": "chains.deposits_scan_all", "schedule": float(env_int("KK99_CHAIN_SCAN_SECONDS", 15))},
     "chains-process-withdrawals": {"task": "chains.withdrawals_process_all", "schedule": 30.0},
     "chains-track-withdrawals": {"task": "chains.withdrawals_track_all", "schedule": 30.0},
+    # ledger_audit for /metrics and the KK99LedgerAudit* alerts (kk99/tasks.py).
+    "ops-ledger-audit": {"task": "ops.ledger_audit", "schedule": float(env_int("KK99_LEDGER_AUDIT_SECONDS", 900))},
 }
 
 # --- Binance-compatible API ------------------------------------------------------------------

@@ -79,3 +79,25 @@ def test_every_metric_an_alert_uses_exists():
 def test_metric_name_check_catches_a_typo():
     assert not known_metric("kk99_engine_claim_lag_secs")
     assert metric_names_in('rate(kk99_http_request_duration_seconds_bucket[5m])') == {"kk99_http_request_duration_seconds"}
+
+
+@needs_promtool
+def test_promtool_check_config_accepts_the_compose_prometheus_config():
+    proc = subprocess.run([PROMTOOL, "check", "config", "prometheus.yml"], cwd=PROM, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_beat_schedules_the_ledger_audit_that_the_stale_alert_expects():
+    from django.conf import settings
+
+    entry = settings.CELERY_BEAT_SCHEDULE["ops-ledger-audit"]
+    assert entry["task"] == "ops.ledger_audit" and entry["schedule"] < 7200
+
+
+@pytest.mark.django_db
+def test_the_periodic_ledger_audit_task_records_its_result():
+    from kk99.metrics import ledger_audit_last
+    from kk99.tasks import ledger_audit_periodic
+
+    assert ledger_audit_periodic() is True
+    assert ledger_audit_last()["ok"] is True
