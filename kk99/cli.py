@@ -168,10 +168,9 @@ def cmd_audit(args) -> int:
     from django.db import transaction
 
     from kk99.metrics import ledger_audit_record
-    from kk99.ops import OpsAuditAction, ops_audit
-    from wallets.audit import ledger_audit_run
+    from kk99.ops import OpsAuditAction, ledger_audit_consistent, ops_audit
 
-    report = ledger_audit_run()
+    report = ledger_audit_consistent()
     ledger_audit_record(ok=report.ok, problems=len(report.problems))
     with transaction.atomic():
         ops_audit(action=OpsAuditAction.LEDGER_AUDIT_RUN, target="ledger", details={"ok": report.ok, "problems": len(report.problems)})

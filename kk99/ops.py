@@ -50,6 +50,26 @@ def ops_audit(*, action: str, target: str, details: dict[str, Any] | None = None
     audit_record(action=action, target=target, details={"operator": operator_label(), "via": "kk99 cli", **(details or {})})
 
 
+# --- ledger audit ----------------------------------------------------------------------------
+
+def ledger_audit_consistent():
+    """``wallets.audit.ledger_audit_run`` on one snapshot of the database.
+
+    The audit reads balances, entries and totals in separate queries. While engines and
+    withdrawals commit between those queries, a plain run compares a balance from before a
+    batch with entries from after it and reports problems that do not exist (seen in the
+    scale-out demo: "balance … != entries …" under load, clean when idle). In one REPEATABLE
+    READ, read-only transaction every query sees the same committed state."""
+    from wallets.audit import ledger_audit_run
+
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return ledger_audit_run()  # inside the caller's transaction: its isolation applies
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return ledger_audit_run()
+
+
 # --- markets ---------------------------------------------------------------------------------
 
 def market_set_status(*, symbol: str, status: str, reason: str = "") -> tuple[str, str]:

@@ -101,3 +101,30 @@ def test_the_periodic_ledger_audit_task_records_its_result():
 
     assert ledger_audit_periodic() is True
     assert ledger_audit_last()["ok"] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_periodic_ledger_audit_reads_one_snapshot(monkeypatch):
+    """Under load a plain audit compared balances and entries read at different moments and
+    reported mismatches that did not exist (the scale-out demo): it must run in one
+    REPEATABLE READ snapshot."""
+    from django.db import connection
+
+    import wallets.audit
+    from kk99.tasks import ledger_audit_periodic
+
+    seen = {}
+    real = wallets.audit.ledger_audit_run
+
+    def spy():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW transaction_isolation")
+            seen["isolation"] = cursor.fetchone()[0]
+            cursor.execute("SHOW transaction_read_only")
+            seen["read_only"] = cursor.fetchone()[0]
+        return real()
+
+    monkeypatch.setattr(wallets.audit, "ledger_audit_run", spy)
+    assert ledger_audit_periodic() is True
+    assert seen == {"isolation": "repeatable read", "read_only": "on"}
