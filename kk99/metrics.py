@@ -354,8 +354,7 @@ class _ProcessInstruments(Collector):
     """The default registry's metrics, re-exposed (so our scrape registry can add the state)."""
 
     def collect(self):
-        for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 — the public API has no iterator
-            yield from collector.collect()
+        yield from REGISTRY.collect()
 
 
 def render(*, with_state: bool = True) -> tuple[bytes, str]:
