@@ -8,13 +8,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 NATIVE_SOURCES := $(wildcard trading/native/*.c trading/native/*.h trading/native/build_ffi.py)
 
-.PHONY: help install assets run migrate seed test test-native test-python test-tools lint bench clean
+.PHONY: help install assets run migrate seed test test-native test-python test-tools lint coverage bench scale-demo clean
 
 help:
 	@echo "make run    - set up everything and start the demo exchange on http://$(HOST):$(PORT)"
 	@echo "make test   - the whole suite (C + Python); PostgreSQL/Redis used when reachable"
 	@echo "make lint   - ruff (also run by make test)"
 	@echo "make bench  - benchmarks; results written to docs/benchmarks.md"
+	@echo "make scale-demo - 2 web, 2 engines + standby, 2 Celery workers + beat; kills an owner and a web"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,13 +55,22 @@ test-native:
 	$(MAKE) -C trading/native test
 
 # Tools the tests start themselves: a Vault-compatible server (bao), anvil + solc, litecoind
-# (chains), Debian's chromium (browser end-to-end). Installed by the project's own scripts.
+# (chains), Debian's chromium (browser end-to-end), promtool + pgbackrest + checkov (tests/ops).
+# Installed by the project's own scripts.
 test-tools: $(VENV)/.installed
 	bash deploy/scripts/install-chain-tools.sh
 	bash deploy/scripts/install-browser.sh
+	bash deploy/scripts/install-ops-tools.sh
 
+# The suite runs under coverage.py; `coverage report` fails below [tool.coverage.report]
+# fail_under in pyproject.toml (the floor; the measured total is in the README).
 test-python: install test-tools
-	@source deploy/scripts/test-env.sh && $(PY) -m pytest $(PYTEST_ARGS)
+	@source deploy/scripts/test-env.sh && $(PY) -m coverage run -m pytest $(PYTEST_ARGS)
+	$(PY) -m coverage report
+
+coverage:
+	$(PY) -m coverage report
+	$(PY) -m coverage html -d var/coverage-html
 
 # ruff, configured in pyproject.toml ([tool.ruff]); `make test` runs it first.
 lint: install
@@ -79,6 +89,10 @@ bench: install
 	$(PY) -m bench.ws --write docs/benchmarks.md
 	$(PY) -m bench.quant_bench --write docs/benchmarks.md
 	$(PY) -m bench.risk_bench --write docs/benchmarks.md
+
+# Scale-out proof on one machine (docs/operations.md, docs/benchmarks.md): its own database.
+scale-demo: install
+	@source deploy/scripts/test-env.sh && $(PY) deploy/scale/scale_demo.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles build *.egg-info

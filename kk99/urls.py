@@ -4,7 +4,7 @@ from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from kk99 import devmail, views
+from kk99 import devmail, metrics, views
 
 api_v1 = [
     path("", include("accounts.api_urls")),
@@ -17,6 +17,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v3/", include("trading.binance.urls")),

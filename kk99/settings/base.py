@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Prometheus request counts and latency for every route (kk99/metrics.py, /metrics).
+    "kk99.metrics.MetricsMiddleware",
     "kk99.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # NUL, bad UTF-8, control characters, overlong values, NaN/1e400/-0: a 4xx for every
@@ -505,6 +507,8 @@ CELERY_BEAT_SCHEDULE = {
     "chains-track-withdrawals": {"task": "chains.withdrawals_track_all", "schedule": 30.0},
     # VaR/ES of every account and the exchange for the UTC day that just closed (risk/figures.py).
     "risk-figures-nightly": {"task": "risk.figures_nightly", "schedule": crontab(hour=0, minute=15)},
+    # ledger_audit for /metrics and the KK99LedgerAudit* alerts (kk99/tasks.py).
+    "ops-ledger-audit": {"task": "ops.ledger_audit", "schedule": float(env_int("KK99_LEDGER_AUDIT_SECONDS", 900))},
 }
 
 # --- Binance-compatible API ------------------------------------------------------------------

@@ -29,6 +29,7 @@ from django.db import close_old_connections, connection
 from django.db.backends.signals import connection_created
 from django.db.utils import InterfaceError, OperationalError
 
+from kk99 import metrics
 from kk99.conf import kk99_setting
 from trading.engine.core import Fenced, MarketEngine
 from trading.engine.sql import pg_connect
@@ -109,6 +110,9 @@ class EngineRunner:
                 if work == 0:
                     self._wait(all_owned=len(self.engines) == len(symbols))
         except Fenced as exc:
+            metrics.ENGINE_FENCED.inc()
+            for symbol in self.engines:
+                metrics.ENGINE_OWNED.labels(market=symbol).set(0)
             logger.error("engine %s fenced: %s — exiting", self.owner, exc)
             return EXIT_FENCED
         finally:
@@ -128,11 +132,14 @@ class EngineRunner:
                 engine = MarketEngine(symbol, owner=self.owner)
                 engine.start()
                 self.engines[symbol] = engine
+                metrics.ENGINE_TAKEOVERS.labels(market=symbol).inc()
+                metrics.ENGINE_OWNED.labels(market=symbol).set(1)
 
     def _run_batches(self) -> int:
         work = 0
         for symbol, engine in list(self.engines.items()):
             try:
+                started = time.perf_counter()
                 result = engine.process_batch()
             except Fenced:
                 raise
@@ -147,6 +154,9 @@ class EngineRunner:
                 logger.exception("engine %s: batch failed in %s; retrying its commands one by one", self.owner, symbol)
                 work += 1
                 continue
+            metrics.engine_batch_done(
+                symbol, commands=result.commands, trades=result.trades, quarantined=result.quarantined, seconds=time.perf_counter() - started
+            )
             work += result.commands
         return work
 

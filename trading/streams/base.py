@@ -12,6 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.sessions import InstanceSessionWrapper
 
+from kk99 import metrics
 from trading.errors import TradingError
 from trading.selectors import market_resolve
 from trading.streams.feed import Outbox
@@ -84,12 +85,16 @@ class RouterConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self._frame_send = server_send(self.base_send)
         self.outbox = Outbox(self._write, limit=self.outbox_limit, on_overflow=self._slow)
+        if not getattr(self, "_ws_counted", False):
+            self._ws_counted = True
+            metrics.WS_CONNECTIONS.inc()
         if run:
             self.outbox.start()
 
     def _slow(self) -> None:
         logger.info("%s: dropping a slow consumer (%d queued)", type(self).__name__, self.outbox.pending)
         self.closing = True
+        metrics.WS_DROPS.labels(reason="slow_consumer").inc()
         asyncio.get_running_loop().create_task(self.close(code=CLOSE_TRY_AGAIN_LATER))
 
     async def _write(self, item) -> None:
@@ -99,6 +104,9 @@ class RouterConsumer(AsyncWebsocketConsumer):
     async def _outbox_stop(self) -> None:
         outbox = getattr(self, "outbox", None)
         if outbox is not None:
+            if getattr(self, "_ws_counted", False):
+                self._ws_counted = False
+                metrics.WS_CONNECTIONS.dec()
             await outbox.stop()
 
 

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from kk99.metrics import WS_MESSAGES
 from kk99.publish import market_group
 from marketdata.intervals import interval_get, to_ms
 from trading.selectors import depth_snapshot, market_get, trade_list_recent
@@ -150,6 +151,7 @@ class Outbox:
     def put(self, item: Any) -> bool:
         if self.overflowed or self._stopped:
             return False
+        WS_MESSAGES.inc()
         if self._pending is None and self._started:
             coro = self._send(item)
             try:

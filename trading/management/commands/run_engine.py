@@ -9,6 +9,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from kk99.metrics import start_exporter
 from trading.engine.runner import EngineRunner
 
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         symbols = [s.strip() for s in options["markets"].split(",") if s.strip()] or None
         runner = EngineRunner(symbols, owner=options["owner"] or None)
         runner.install_signal_handlers()
+        start_exporter()  # KK99_METRICS_PORT: this engine's own /metrics (kk99/metrics.py)
         code = runner.run(max_seconds=options["max_seconds"])
         if code:
             sys.exit(code)
