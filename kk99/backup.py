@@ -46,7 +46,7 @@ class PgTarget:
     port: str | None = None
 
     @classmethod
-    def from_settings(cls, *, dbname: str | None = None) -> "PgTarget":
+    def from_settings(cls, *, dbname: str | None = None) -> PgTarget:
         from django.db import connection
 
         if connection.vendor != "postgresql":
@@ -160,7 +160,7 @@ def backup_create(*, out_dir: Path, target: PgTarget | None = None, name: str | 
     target = target or PgTarget.from_settings()
     pg_dump = _tool("pg_dump")
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     name = name or f"kk99-{target.dbname}-{stamp}"
     dump = out_dir / f"{name}.dump"
     manifest_path = out_dir / f"{name}.manifest.json"
@@ -182,7 +182,7 @@ def backup_create(*, out_dir: Path, target: PgTarget | None = None, name: str | 
     partial.rename(dump)
     data = {
         "version": MANIFEST_VERSION,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "database": target.dbname,
         "server_version": server_version,
         "dump": dump.name,

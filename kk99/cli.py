@@ -27,7 +27,8 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1

@@ -57,7 +57,7 @@ def _load(market, alice, bob, settings, *, crossing: int, resting: int) -> None:
     place(alice, market, "BUY", quantity="1", price="90")
     assert EngineRunner(["BTCUSDT"], owner="drill-load").run(max_seconds=1.5) == 0
     assert not Order.objects.filter(status=Order.Status.PENDING_NEW).exists()
-    for i in range(resting):
+    for _ in range(resting):
         place(bob, market, "SELL", quantity="0.25", price="90")  # crosses alice's 90 bid
 
 

@@ -32,7 +32,7 @@ def test_scale_out_survives_killing_an_engine_owner_and_a_web_process(tmp_path):
     try:
         result = json.loads(proc.stdout[proc.stdout.index("{"):])
     except ValueError:
-        raise AssertionError(f"no result (exit {proc.returncode}): {proc.stdout[-3000:]} {proc.stderr[-3000:]}")
+        raise AssertionError(f"no result (exit {proc.returncode}): {proc.stdout[-3000:]} {proc.stderr[-3000:]}") from None
     assert result["checks"], result
     failed = {k: v for k, v in result["checks"].items() if not v}
     assert not failed, json.dumps(result, indent=2)[:6000]

@@ -75,7 +75,7 @@ def _checkov(target: list[str], framework: str) -> dict:
     try:
         data = json.loads(proc.stdout)
     except ValueError:
-        raise AssertionError(f"checkov gave no JSON (exit {proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+        raise AssertionError(f"checkov gave no JSON (exit {proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-2000:]}") from None
     reports = data if isinstance(data, list) else [data]
     return {
         "failed": [f"{c['check_id']} {c['resource']} {c['file_path']}" for rep in reports for c in rep.get("results", {}).get("failed_checks", [])],
