@@ -41,7 +41,12 @@ def stream_family(stream: str) -> str:
 
 
 def _s(v: Any) -> str | None:
-    return None if v is None else str(v)
+    """A decimal on the wire: fixed-point, no exponent, no trailing zeros ("0.5", "100"), so
+    the engine's in-memory scale and the column's NUMERIC(38, 18) give the same string."""
+    if v is None:
+        return None
+    d = Decimal(v)
+    return format(d.normalize(), "f") if d else "0"
 
 
 def _ms(dt) -> int | None:

@@ -60,7 +60,9 @@ def read_stream_messages(*, url: str, prefix: str, timeout: float = 5.0) -> list
                     info = await js.stream_info(name)
                 except NotFoundError:
                     continue
-                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                if not info.state.messages:
+                    continue
+                for seq in range(max(1, info.state.first_seq), info.state.last_seq + 1):
                     try:
                         msg = await js.get_msg(name, seq)
                     except NotFoundError:

@@ -29,7 +29,7 @@ def test_engine_batch_writes_trades_then_orders_to_the_market_stream_in_engine_o
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     types = [e.event_type for e in events]
     trade_events = [e for e in events if e.event_type == "trade.executed"]
-    assert len(trade_events) == 1 and trade_events[0].payload["qty"] == "0.400"
+    assert len(trade_events) == 1 and trade_events[0].payload["qty"] == "0.4"
     assert trade_events[0].payload["maker_order_id"] == sell.pk and trade_events[0].payload["taker_order_id"] == buy.pk
     # within a batch: trades first, then the orders' final states
     first_order = types.index("order.updated")
