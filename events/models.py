@@ -55,3 +55,17 @@ class RelayCursor(models.Model):
     txid = models.BigIntegerField(default=0)
     event_id = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class RelayStream(models.Model):
+    """The last ``seq`` a relay published, per stream. Rows of one stream may become final out
+    of seq order (``txid`` order is not commit order: a transaction can take its id before an
+    other one that locks the stream head first), so the relay publishes a stream's rows only
+    in seq order and holds a row back until its predecessor has gone out."""
+
+    cursor = models.CharField(max_length=60)
+    stream = models.CharField(max_length=120)
+    seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cursor", "stream"], name="events_relaystream_uniq")]

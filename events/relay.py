@@ -10,7 +10,12 @@ back), so the cursor never passes a row that could still appear.
 
 The cursor advances only after the transport acknowledged the batch. A crash in between sends
 the batch again; ``Nats-Msg-Id = <stream>:<seq>`` makes JetStream drop the copies (within the
-stream's duplicate window)."""
+stream's duplicate window).
+
+Within a stream, ``txid`` order is not seq order (a transaction may take its id before another
+that locks the stream head first), so rows go out per stream strictly in seq order: a row whose
+predecessor is not final yet is held back, and the cursor stops before it (see
+:class:`events.models.RelayStream`)."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +24,7 @@ import time
 from django.db import connection, transaction
 
 from events import codec
-from events.models import OutboxEvent, RelayCursor
+from events.models import OutboxEvent, RelayCursor, RelayStream
 from events.transport import Message, Transport, subject_for
 
 logger = logging.getLogger(__name__)
@@ -59,30 +64,78 @@ def message_for(row: OutboxEvent, prefix: str | None = None) -> Message:
     return Message(subject=subject_for(row.stream, prefix), data=data, msg_id=f"{row.stream}:{row.seq}")
 
 
+def _published(name: str, streams: set[str]) -> dict[str, int]:
+    rows = RelayStream.objects.filter(cursor=name, stream__in=streams).values_list("stream", "seq")
+    return {stream: 0 for stream in streams} | dict(rows)
+
+
+def _in_stream_order(rows: list[OutboxEvent], published: dict[str, int]) -> tuple[list[OutboxEvent], int]:
+    """The rows that may go out now — each stream's next seqs, in order — and how many rows
+    (from the front of ``rows``, in position order) are fully dealt with."""
+    expected = dict(published)
+    out: list[OutboxEvent] = []
+    waiting = list(rows)
+    while True:  # passes until nothing more can go: a later row may unblock an earlier one
+        still = []
+        for r in waiting:
+            if r.seq <= expected[r.stream]:
+                continue  # already out (a re-read after a held-back row)
+            if r.seq == expected[r.stream] + 1:
+                expected[r.stream] = r.seq
+                out.append(r)
+            else:
+                still.append(r)
+        if len(still) == len(waiting):
+            break
+        waiting = still
+    held = {id(r) for r in waiting}
+    done = next((i for i, r in enumerate(rows) if id(r) in held), len(rows))
+    return out, done
+
+
 def relay_once(transport: Transport, *, name: str = "default", limit: int = 500, prefix: str | None = None) -> int:
-    """Publish the next batch; returns how many events were relayed (0 = caught up)."""
+    """Publish the next batch; returns how many rows were dealt with (published, or found
+    already published); 0 = nothing could go."""
     cursor = cursor_get(name)
     rows = rows_next((cursor.txid, cursor.event_id), limit)
     if not rows:
         return 0
-    transport.publish([message_for(r, prefix) for r in rows])
-    last = rows[-1]
+    published = _published(name, {r.stream for r in rows})
+    out, done = _in_stream_order(rows, published)
+    if out:
+        transport.publish([message_for(r, prefix) for r in out])
+    heads: dict[str, int] = {}
+    for r in out:
+        heads[r.stream] = r.seq
     with transaction.atomic():
-        updated = RelayCursor.objects.filter(name=name, txid=cursor.txid, event_id=cursor.event_id).update(
-            txid=last.txid, event_id=last.id
-        )
-    if updated != 1:
-        raise RuntimeError(f"relay cursor {name!r} moved under us: two relays are running")
-    return len(rows)
+        if done:
+            last = rows[done - 1]
+            updated = RelayCursor.objects.filter(name=name, txid=cursor.txid, event_id=cursor.event_id).update(
+                txid=last.txid, event_id=last.id
+            )
+            if updated != 1:
+                raise RuntimeError(f"relay cursor {name!r} moved under us: two relays are running")
+        for stream, seq in heads.items():
+            RelayStream.objects.update_or_create(cursor=name, stream=stream, defaults={"seq": seq})
+    return max(len(out), done)
+
+
+def _has_final_rows(name: str) -> bool:
+    cursor = cursor_get(name)
+    return bool(rows_next((cursor.txid, cursor.event_id), 1))
 
 
 def relay_run(transport: Transport, *, name: str = "default", limit: int = 500, poll: float = 0.2,
               stop_when_idle: bool = False, prefix: str | None = None) -> int:
     """Loop ``relay_once``; returns the number relayed (when ``stop_when_idle``)."""
     total = 0
+    window = limit
     while True:
-        n = relay_once(transport, name=name, limit=limit, prefix=prefix)
+        n = relay_once(transport, name=name, limit=window, prefix=prefix)
         total += n
+        # nothing could go although rows are waiting: a held-back row's predecessor lies beyond
+        # the window — widen it (bounded by the rows in flight), else back to normal
+        window = min(window * 2, 100 * limit) if n == 0 and _has_final_rows(name) else limit
         if n == 0:
             if stop_when_idle:
                 return total

@@ -95,3 +95,39 @@ def test_a_long_transaction_in_another_database_does_not_stall_the_relay():
             assert relay_once(RecordingTransport()) == 1
     finally:
         other.close()
+
+
+def test_a_stream_goes_out_in_seq_order_even_when_txid_order_differs():
+    """T1 takes its transaction id first, T2 takes the stream's seq 1 and commits, then T1
+    takes seq 2: by txid T1's row comes first, but the stream must go out 1, 2."""
+    t1 = _other_connection()
+    try:
+        with t1.transaction():
+            t1.execute("SELECT pg_current_xact_id()")  # the lower txid
+            with transaction.atomic():
+                events_append([_user_event(5, "first")])  # seq 1, higher txid, commits first
+            t1.execute("UPDATE events_streamhead SET last_seq = last_seq + 1 WHERE stream = 'user.5'")
+            _insert_raw(t1, "user.5", 2, "second")
+        positions = list(OutboxEvent.objects.order_by("txid", "id").values_list("seq", flat=True))
+        assert positions == [2, 1]  # the trap: position order is not seq order
+        t = RecordingTransport()
+        assert relay_once(t) == 2
+    finally:
+        t1.close()
+    assert [m.msg_id for m in t.sent] == ["user.5:1", "user.5:2"]
+    assert [codec.decode(m.data)[2]["change"] for m in t.sent] == ["first", "second"]
+
+
+def test_a_row_whose_predecessor_is_not_final_is_held_back_and_the_cursor_stops_before_it():
+    from events.relay import _in_stream_order
+
+    class R:
+        def __init__(self, stream, seq):
+            self.stream, self.seq = stream, seq
+
+    rows = [R("a", 2), R("b", 1), R("a", 4), R("a", 3)]
+    out, done = _in_stream_order(rows, {"a": 1, "b": 0})
+    assert [(r.stream, r.seq) for r in out] == [("a", 2), ("b", 1), ("a", 3), ("a", 4)]
+    assert done == 4
+    out, done = _in_stream_order([R("a", 3), R("b", 1)], {"a": 1, "b": 0})
+    assert [(r.stream, r.seq) for r in out] == [("b", 1)] and done == 0

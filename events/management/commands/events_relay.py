@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from events.relay import relay_run
 from events.transport import TransportError, events_setting, transport_build
@@ -46,7 +46,9 @@ class Command(BaseCommand):
             except TransportError as exc:
                 self.stderr.write(f"transport failed, reconnecting: {exc}")
                 time.sleep(0.5)
-            except OSError as exc:
+            except DatabaseError:
+                raise  # the supervisor restarts us with a fresh connection
+            except Exception as exc:  # noqa: BLE001 - NATS unreachable (connect / stream setup)
                 self.stderr.write(f"transport unreachable, retrying: {exc!r}")
                 time.sleep(0.5)
             finally:
