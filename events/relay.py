@@ -69,6 +69,20 @@ def _published(name: str, streams: set[str]) -> dict[str, int]:
     return {stream: 0 for stream in streams} | dict(rows)
 
 
+def _published_save(name: str, heads: dict[str, int]) -> None:
+    """One upsert for every stream the batch published to."""
+    if not heads:
+        return
+    table = connection.ops.quote_name(RelayStream._meta.db_table)
+    streams = sorted(heads)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (cursor, stream, seq) SELECT %s, s, q FROM unnest(%s::varchar[], %s::bigint[]) AS v(s, q) "
+            f"ORDER BY s ON CONFLICT (cursor, stream) DO UPDATE SET seq = EXCLUDED.seq",
+            [name, streams, [heads[s] for s in streams]],
+        )
+
+
 def _in_stream_order(rows: list[OutboxEvent], published: dict[str, int]) -> tuple[list[OutboxEvent], int]:
     """The rows that may go out now — each stream's next seqs, in order — and how many rows
     (from the front of ``rows``, in position order) are fully dealt with."""
@@ -115,8 +129,7 @@ def relay_once(transport: Transport, *, name: str = "default", limit: int = 500,
             )
             if updated != 1:
                 raise RuntimeError(f"relay cursor {name!r} moved under us: two relays are running")
-        for stream, seq in heads.items():
-            RelayStream.objects.update_or_create(cursor=name, stream=stream, defaults={"seq": seq})
+        _published_save(name, heads)
     return max(len(out), done)
 
 
