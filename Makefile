@@ -56,6 +56,7 @@ test-native:
 test-tools: $(VENV)/.installed
 	bash deploy/scripts/install-chain-tools.sh
 	bash deploy/scripts/install-browser.sh
+	bash deploy/scripts/install-nats.sh
 
 test-python: install test-tools
 	@source deploy/scripts/test-env.sh && $(PY) -m pytest $(PYTEST_ARGS)
@@ -72,6 +73,7 @@ bench: install
 	$(PY) -m bench.order_latency --write docs/benchmarks.md
 	$(PY) -m bench.ws --write docs/benchmarks.md
 	$(PY) -m bench.quant_bench --write docs/benchmarks.md
+	$(PY) -m bench.events_bench --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles build *.egg-info

@@ -70,3 +70,16 @@ def test_verify_fails_and_names_a_duplicate_and_a_lost_event(alice, bob, market,
     report = verify(read_stream_messages(url="nats://127.0.0.1:4222", prefix=nats_prefix), prefix=nats_prefix)
     assert len(report.duplicated) == 1 and report.lost
     assert subject == subject_for(report.duplicated[0][0], nats_prefix)
+
+
+def test_the_consumer_example_reads_the_market_stream_in_order(alice, bob, market, engine, js, nats_prefix):
+    import asyncio
+
+    from events.consumer_example import consume
+    from events.models import OutboxEvent
+
+    _trade(alice, bob, market, engine, n=2)
+    relay_run(js, stop_when_idle=True)
+    n = OutboxEvent.objects.filter(stream="market.BTCUSDT").count()
+    last = asyncio.run(consume("market", url="nats://127.0.0.1:4222", prefix=nats_prefix, limit=n))
+    assert last == {"market.BTCUSDT": n}
