@@ -57,6 +57,7 @@ test-tools: $(VENV)/.installed
 	bash deploy/scripts/install-chain-tools.sh
 	bash deploy/scripts/install-browser.sh
 	bash deploy/scripts/install-nats.sh
+	bash deploy/scripts/install-timescale.sh
 
 test-python: install test-tools
 	@source deploy/scripts/test-env.sh && $(PY) -m pytest $(PYTEST_ARGS)
