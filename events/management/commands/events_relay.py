@@ -7,6 +7,7 @@ lock makes a second one wait (hot standby)."""
 from __future__ import annotations
 
 import time
+import zlib
 
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connection
@@ -27,7 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, once, batch, **opts):
         limit = batch or events_setting("RELAY_BATCH_SIZE")
-        key = abs(hash(name)) % (2**31) if name != "default" else 0
+        key = zlib.crc32(name.encode()) % (2**31)  # stable across processes (hash() is salted)
         with connection.cursor() as cursor:
             while True:
                 cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_CLASS, key])
