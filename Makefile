@@ -61,6 +61,8 @@ test-tools: $(VENV)/.installed
 	bash deploy/scripts/install-chain-tools.sh
 	bash deploy/scripts/install-browser.sh
 	bash deploy/scripts/install-ops-tools.sh
+	bash deploy/scripts/install-nats.sh
+	bash deploy/scripts/install-timescale.sh
 
 # The suite runs under coverage.py; `coverage report` fails below [tool.coverage.report]
 # fail_under in pyproject.toml (the floor; the measured total is in the README).
@@ -89,6 +91,7 @@ bench: install
 	$(PY) -m bench.ws --write docs/benchmarks.md
 	$(PY) -m bench.quant_bench --write docs/benchmarks.md
 	$(PY) -m bench.risk_bench --write docs/benchmarks.md
+	$(PY) -m bench.events_bench --write docs/benchmarks.md
 
 # Scale-out proof on one machine (docs/operations.md, docs/benchmarks.md): its own database.
 scale-demo: install

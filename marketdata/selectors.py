@@ -137,17 +137,21 @@ def last_price(*, market: Market) -> Decimal | None:
 _Agg = list  # [open, high, low, close, volume, quote_volume, count, taker_buy_volume, taker_buy_quote_volume]
 
 
-def _bucket_sql(interval: Interval) -> tuple[str, list]:
+def _bucket_sql(interval: Interval, *, timescale: bool | None = None) -> tuple[str, list]:
+    """The bucket expression: ``time_bucket`` on TimescaleDB, ``date_bin`` elsewhere — same
+    origins, so the same buckets (tests/marketdata/test_timescale_candles.py runs both on a
+    real TimescaleDB)."""
     if interval.is_month:
         return "date_trunc('month', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'", []
-    if timescale_available():
+    if timescale_available() if timescale is None else timescale:
         return "time_bucket(%s::interval, created_at, origin => %s::timestamptz)", [interval.sql_interval, interval.origin]
     return "date_bin(%s::interval, created_at, %s::timestamptz)", [interval.sql_interval, interval.origin]
 
 
-def _aggregate_sql(market: Market, interval: Interval, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, _Agg]:
-    bucket, params = _bucket_sql(interval)
-    table = Trade._meta.db_table
+def candle_aggregate_sql(interval: Interval, *, table: str | None = None, timescale: bool | None = None) -> tuple[str, list]:
+    """The one candle query: (sql, leading params); the caller appends market id, start, end."""
+    bucket, params = _bucket_sql(interval, timescale=timescale)
+    table = table or Trade._meta.db_table
     sql = f"""
         SELECT {bucket} AS bucket,
                (array_agg(price ORDER BY trade_id))[1],
@@ -160,6 +164,11 @@ def _aggregate_sql(market: Market, interval: Interval, start: dt.datetime, end: 
          WHERE market_id = %s AND created_at >= %s AND created_at < %s
          GROUP BY 1
     """
+    return sql, params
+
+
+def _aggregate_sql(market: Market, interval: Interval, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, _Agg]:
+    sql, params = candle_aggregate_sql(interval)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, market.pk, start, end])
         rows = cursor.fetchall()

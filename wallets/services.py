@@ -32,6 +32,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.audit import AuditAction, audit_record
+from events.outbox import balance_events
 from kk99.conf import kk99_setting
 from wallets import locks
 from wallets.errors import (
@@ -345,6 +346,7 @@ def _post(
             raise InsufficientFunds(shortfalls=shortfalls)
         _entries_insert(event.pk, [(p.account.pk, p.asset.pk, str(p.bucket), p.amount) for p in postings])
         _balances_write(updates)
+        balance_events(journal_event_id=event.pk, kind=str(kind), changes=[(k[0], k[1], d[0], d[1]) for k, d in moving.items()])
     return event
 
 
@@ -541,6 +543,7 @@ def _balance_hold_pg(*, account: Account, asset: Asset, amount: Decimal, idempot
                 )
             if entries != 2:  # pragma: no cover — the statement above cannot do otherwise
                 raise RuntimeError(f"hold {idempotency_key}: {entries} entries written")
+            balance_events(journal_event_id=event_id, kind=JournalEventKind.HOLD.value, changes=[(account.pk, asset.pk, -amount, amount)], now=now)
     event = JournalEvent(id=event_id, kind=JournalEventKind.HOLD, idempotency_key=idempotency_key, memo=memo[:500], reference=reference[:100], created_at=now)
     event._state.adding = False
     event._state.db = "default"

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "risk",
     "wallets.chains",
     "quant",
+    "events",
 ]
 
 MIDDLEWARE = [
@@ -306,6 +307,20 @@ LOGGING = {
 
 # --- Exchange tunables: one namespaced dict, read through kk99.conf.kk99_setting ---------
 KK99 = {
+    # --- Event feed (events/, docs/events.md) -------------------------------------------
+    "EVENTS": {
+        "TRANSPORT": env_str("KK99_EVENTS_TRANSPORT", "nats"),
+        "NATS_URL": env_str("KK99_NATS_URL", "nats://127.0.0.1:4222"),
+        # Subject prefix AND stream-name prefix: parallel test runs use their own.
+        "SUBJECT_PREFIX": env_str("KK99_EVENTS_PREFIX", "kk99"),
+        "RELAY_BATCH_SIZE": env_int("KK99_EVENTS_RELAY_BATCH", 500),
+        "RELAY_POLL_SECONDS": 0.2,
+        # JetStream de-duplication window for Nats-Msg-Id (a relay restarted later than this
+        # after a crash could publish a copy; consumers de-duplicate by (stream, seq) too).
+        "DUPLICATE_WINDOW_SECONDS": env_int("KK99_EVENTS_DUPLICATE_WINDOW", 24 * 3600),
+        # Retention of the JetStream streams (0 = keep forever; the outbox table is the archive).
+        "MAX_AGE_SECONDS": env_int("KK99_EVENTS_MAX_AGE", 0),
+    },
     # Back-office accounts are granted only to these emails (lower-cased on comparison).
     "STAFF_EMAILS": env_list("KK99_STAFF_EMAILS", ["staff@kk99.local", "finance@kk99.local"]),
     # Per KYC tier: what a user may do. Decimal strings in the quote currency (USDT).

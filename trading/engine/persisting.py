@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import F
 
+from events.outbox import market_batch_events
 from trading.engine.sql import pg_cursor
 from trading.models import EngineState, Order, Trade
 from trading.settlement import FEES, USER, kk99_fees_apply, kk99_opted_users
@@ -38,6 +39,8 @@ def batch_write(engine, b, state: EngineState, depth_id: int) -> None:
     assets = _balances_lock(engine, b)
     if b.trades:
         trades_write(b.trades)
+    # The market's event stream, sequenced here, in the engine's order (docs/events.md).
+    market_batch_events(symbol=engine.symbol, trades=b.trades, orders=list(b.dirty.values()), now=b.now)
     number = state.batch_count + 1
     b.settlement.post(assets=assets, idempotency_key=f"engine:{engine.market.pk}:batch:{number}", memo=f"{engine.symbol} engine batch {number}", reference=f"engine:{engine.symbol}")
     state_advance(engine, b, depth_id)

@@ -1,0 +1,170 @@
+"""Writing events into the outbox — the ONE way an event enters the feed.
+
+Call :func:`events_append` inside the business action's transaction. It locks the stream heads
+(one statement, streams in sorted order: no deadlocks between two writers), takes the next
+``seq`` of each stream and inserts the rows (``COPY`` on PostgreSQL). If the transaction rolls
+back, the heads roll back with it: sequences stay gap-free.
+
+Producers (each a minimal hook in its own app): the engine batch
+(:func:`market_batch_events`, trades then order updates, per market), the ledger posting
+(:func:`balance_events`, per account), deposits/withdrawals and user/KYC changes
+(:func:`events_append` directly)."""
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from typing import Any, Iterable
+
+from django.db import connection
+from django.utils import timezone
+
+from events import schemas
+from events.models import OutboxEvent, StreamHead
+
+MARKET, ACCOUNT, USER = "market", "account", "user"
+
+
+def market_stream(symbol: str) -> str:
+    return f"{MARKET}.{symbol}"
+
+
+def account_stream(account_id: int) -> str:
+    return f"{ACCOUNT}.{account_id}"
+
+
+def user_stream(user_id: int) -> str:
+    return f"{USER}.{user_id}"
+
+
+def stream_family(stream: str) -> str:
+    return stream.split(".", 1)[0]
+
+
+def _s(v: Any) -> str | None:
+    """A decimal on the wire: fixed-point, no exponent, no trailing zeros ("0.5", "100"), so
+    the engine's in-memory scale and the column's NUMERIC(38, 18) give the same string."""
+    if v is None:
+        return None
+    d = Decimal(v)
+    return format(d.normalize(), "f") if d else "0"
+
+
+def _ms(dt) -> int | None:
+    return None if dt is None else int(dt.timestamp() * 1000)
+
+
+def events_append(events: Iterable[tuple[str, str, dict]], *, now=None) -> list[tuple[str, int]]:
+    """Append ``(stream, event_type, payload)`` events, in the given order within each
+    stream. Must run inside the caller's transaction. Returns the (stream, seq) given."""
+    events = list(events)
+    if not events:
+        return []
+    if not connection.in_atomic_block:
+        raise RuntimeError("events_append must run inside the business action's transaction")
+    for _, event_type, _ in events:
+        schemas.current_version(event_type)  # unknown types fail here, before any write
+    counts = Counter(stream for stream, _, _ in events)
+    last = _heads_advance(counts)
+    nxt = {s: last[s] - counts[s] + 1 for s in counts}
+    now = now or timezone.now()
+    rows = []
+    given = []
+    for stream, event_type, payload in events:
+        seq = nxt[stream]
+        nxt[stream] += 1
+        rows.append((stream, seq, event_type, schemas.current_version(event_type), payload))
+        given.append((stream, seq))
+    _rows_insert(rows, now)
+    return given
+
+
+def _heads_advance(counts: Counter) -> dict[str, int]:
+    streams = sorted(counts)
+    table = connection.ops.quote_name(StreamHead._meta.db_table)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (stream, last_seq) SELECT s, n FROM unnest(%s::varchar[], %s::bigint[]) AS v(s, n) "
+                f"ORDER BY s ON CONFLICT (stream) DO UPDATE SET last_seq = {table}.last_seq + EXCLUDED.last_seq "
+                f"RETURNING stream, last_seq",
+                [streams, [counts[s] for s in streams]],
+            )
+            return dict(cursor.fetchall())
+    out = {}
+    for s in streams:  # other databases: one row at a time, same order
+        head, _ = StreamHead.objects.select_for_update().get_or_create(stream=s)
+        head.last_seq += counts[s]
+        head.save(update_fields=["last_seq"])
+        out[s] = head.last_seq
+    return out
+
+
+def _rows_insert(rows: list[tuple], now) -> None:
+    if connection.vendor != "postgresql":
+        OutboxEvent.objects.bulk_create(
+            [OutboxEvent(stream=s, seq=q, event_type=t, version=v, payload=p, created_at=now) for s, q, t, v, p in rows]
+        )
+        return
+    from psycopg.types.json import Jsonb
+
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        with cursor.copy(
+            f"COPY {qn(OutboxEvent._meta.db_table)} (stream, seq, event_type, version, payload, created_at) FROM STDIN"
+        ) as copy:
+            for s, q, t, v, p in rows:
+                copy.write_row((s, q, t, v, Jsonb(p), now))
+
+
+# --- payloads: one home for each event type's fields ---------------------------------------
+
+
+def trade_payload(t, symbol: str) -> dict:
+    return {
+        "symbol": symbol, "trade_id": int(t.trade_id), "engine_seq": int(t.engine_seq), "price": _s(t.price),
+        "qty": _s(t.qty), "quote_qty": _s(t.quote_qty), "maker_order_id": int(t.maker_order_id),
+        "taker_order_id": int(t.taker_order_id), "maker_user_id": int(t.maker_user_id), "taker_user_id": int(t.taker_user_id),
+        "is_buyer_maker": bool(t.is_buyer_maker), "maker_fee": _s(t.maker_fee), "taker_fee": _s(t.taker_fee),
+        "time_ms": _ms(t.created_at),
+        "maker_fee_asset_id": None if t.maker_fee_asset_id is None else int(t.maker_fee_asset_id),
+        "taker_fee_asset_id": None if t.taker_fee_asset_id is None else int(t.taker_fee_asset_id),
+    }
+
+
+def order_payload(o, symbol: str) -> dict:
+    return {
+        "symbol": symbol, "order_id": int(o.id), "user_id": int(o.user_id), "status": str(o.status),
+        "executed_qty": _s(o.executed_qty), "cumulative_quote_qty": _s(o.cumulative_quote_qty),
+        "engine_seq": None if o.engine_seq is None else int(o.engine_seq), "reject_reason": o.reject_reason or "",
+        "time_ms": _ms(o.updated_at),
+    }
+
+
+def market_batch_events(*, symbol: str, trades: list, orders: list, now=None) -> None:
+    """The engine batch's events, in the engine's order: trades (by trade id), then the final
+    state of every order the batch touched (by engine sequence, then id)."""
+    stream = market_stream(symbol)
+    evs = [(stream, "trade.executed", trade_payload(t, symbol)) for t in sorted(trades, key=lambda t: t.trade_id)]
+    ordered = sorted(orders, key=lambda o: (o.engine_seq is None, o.engine_seq or 0, o.id))
+    evs += [(stream, "order.updated", order_payload(o, symbol)) for o in ordered]
+    events_append(evs, now=now)
+
+
+def balance_events(*, journal_event_id: int, kind: str, changes: Iterable[tuple[int, int, Decimal, Decimal]], now=None) -> None:
+    """One ``balance.changed`` per (account, asset) a journal event moved:
+    ``changes`` = (account id, asset id, delta available, delta locked)."""
+    evs = [
+        (
+            account_stream(account_id),
+            "balance.changed",
+            {
+                "account_id": int(account_id), "asset_id": int(asset_id), "journal_event_id": int(journal_event_id),
+                "kind": str(kind), "delta_available": _s(d_avail), "delta_locked": _s(d_locked),
+            },
+        )
+        for account_id, asset_id, d_avail, d_locked in sorted(changes, key=lambda c: (c[0], c[1]))
+        if d_avail != 0 or d_locked != 0
+    ]
+    events_append(evs, now=now)
+
+
