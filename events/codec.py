@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
-from functools import lru_cache
+from functools import lru_cache, cache
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
@@ -37,7 +37,7 @@ def crc64_avro(data: bytes) -> int:
     return fp
 
 
-@lru_cache(maxsize=None)
+@cache
 def fingerprint(event_type: str, version: int) -> bytes:
     canonical = to_parsing_canonical_form(schemas.schema(event_type, version))
     return struct.pack("<Q", crc64_avro(canonical.encode()))

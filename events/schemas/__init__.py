@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import fastavro
@@ -16,7 +16,7 @@ DIR = Path(__file__).resolve().parent
 _NAME = re.compile(r"^(?P<type>[a-z_]+\.[a-z_]+)\.v(?P<version>\d+)\.avsc$")
 
 
-@lru_cache(maxsize=None)
+@cache
 def registry() -> dict[tuple[str, int], dict]:
     """(event type, version) → parsed schema."""
     out = {}

@@ -15,11 +15,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from events.models import RelayCursor
 from events.relay import rows_next
-from events.transport import NatsTransport
 from events.verify import read_stream_messages, verify
 from tests.trading.conftest import place
 from tests.trading.test_engine_process import _db_url

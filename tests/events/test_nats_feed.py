@@ -26,7 +26,7 @@ def js(nats_prefix):
 
 
 def _trade(alice, bob, market, engine, n=3):
-    for i in range(n):
+    for _ in range(n):
         place(alice, market, "SELL", price="100", quantity="0.5", time_in_force="GTC")
         place(bob, market, "BUY", price="100", quantity="0.5", time_in_force="GTC")
         engine.run_until_idle()

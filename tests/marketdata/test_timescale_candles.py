@@ -22,7 +22,7 @@ from marketdata.selectors import candle_aggregate_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "var" / "timescale" / "server.mjs"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _free_port() -> int:

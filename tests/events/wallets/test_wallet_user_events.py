@@ -9,9 +9,6 @@ from django.db import transaction
 
 from events.models import OutboxEvent
 from events.outbox import account_stream, user_stream
-from tests.chains.conftest import (  # noqa: F401 - the chains fixtures, for this module
-    _chains_settings, adapter, alice, assets, chain_assets, fake, fund, make_user,
-)
 from tests.chains.fakes import FakeAdapter, FakeChain
 from wallets.chains.adapters import adapter_override
 from wallets.chains.models import Deposit, Withdrawal
