@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "risk",
     "wallets.chains",
     "quant",
+    "surveillance",
 ]
 
 MIDDLEWARE = [
@@ -482,6 +483,8 @@ CELERY_BEAT_SCHEDULE = {
     "chains-scan-deposits": {"task": "chains.deposits_scan_all", "schedule": float(env_int("KK99_CHAIN_SCAN_SECONDS", 15))},
     "chains-process-withdrawals": {"task": "chains.withdrawals_process_all", "schedule": 30.0},
     "chains-track-withdrawals": {"task": "chains.withdrawals_track_all", "schedule": 30.0},
+    "surveillance-detectors": {"task": "surveillance.detectors_run_all", "schedule": float(env_int("KK99_SURVEILLANCE_SECONDS", 60))},
+    "surveillance-links": {"task": "surveillance.links_infer", "schedule": 3600.0},
 }
 
 # --- Binance-compatible API ------------------------------------------------------------------

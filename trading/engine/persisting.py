@@ -38,6 +38,10 @@ def batch_write(engine, b, state: EngineState, depth_id: int) -> None:
     assets = _balances_lock(engine, b)
     if b.trades:
         trades_write(b.trades)
+    if b.prevented:
+        from trading.models import PreventedMatch
+
+        PreventedMatch.objects.bulk_create(b.prevented)
     number = state.batch_count + 1
     b.settlement.post(assets=assets, idempotency_key=f"engine:{engine.market.pk}:batch:{number}", memo=f"{engine.symbol} engine batch {number}", reference=f"engine:{engine.symbol}")
     state_advance(engine, b, depth_id)
