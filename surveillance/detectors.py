@@ -25,7 +25,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
     # Big passive orders away from the touch, cancelled soon after the owner traded on the other side.
     "spoofing": {"large_mult": 5.0, "min_distance_bps": 5.0, "cancel_within_s": 120, "max_fill_ratio": 0.1, "bucket_s": 3600},
     # Robust z-scores (median / MAD) of 1-bar log returns and volumes over a rolling window.
-    "pump": {"bar_s": 60, "lookback_bars": 60, "min_bars": 20, "z_return": 8.0, "z_volume": 4.0, "leader_share": 0.3, "dump_window_s": 1800},
+    "pump": {"bar_s": 60, "lookback_bars": 60, "min_bars": 20, "z_return": 4.0, "z_volume": 5.0, "leader_share": 0.3, "dump_window_s": 1800, "return_mad_floor": 0.001},
     # Price moved in the last window_s before a close by an account whose earlier position gains.
     "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 40.0, "min_share": 0.6, "position_lookback_s": 3600},
     # Orders per trade per account per bucket.
@@ -99,6 +99,12 @@ def _bucket(ts: datetime, seconds: float) -> datetime:
     return datetime.fromtimestamp(start, tz=ts.tzinfo)
 
 
+def _buckets2(ts: datetime, seconds: float, half: timedelta) -> tuple[datetime, datetime]:
+    """The aligned bucket of ``ts`` and the one offset by half a bucket: a burst that straddles
+    a bucket boundary is still whole in one of the two."""
+    return _bucket(ts, seconds), _bucket(ts - half, seconds) + half
+
+
 def _pair(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
 
@@ -160,11 +166,12 @@ def detect_wash(trades: list[TradeRec], *, p: dict, linked: set[tuple[int, int]]
 # --- spoofing / layering ------------------------------------------------------------------------
 
 
-def detect_spoofing(orders: list[OrderRec], trades: list[TradeRec], *, p: dict) -> list[Finding]:
+def detect_spoofing(orders: list[OrderRec], trades: list[TradeRec], *, p: dict, exempt: set[int] = frozenset()) -> list[Finding]:
     """Orders ``large_mult`` × the market's median order size, resting at least
     ``min_distance_bps`` from the last trade price on their own side, hardly filled
     (≤ ``max_fill_ratio``) and cancelled within ``cancel_within_s`` after their owner traded on
-    the other side. One finding per owner per bucket; more such orders (layering) score higher."""
+    the other side. One finding per owner per bucket; more such orders (layering) score higher.
+    Registered market makers (``exempt``) requote both sides all day and are left out."""
     sizes = [o.qty for o in orders if o.qty]
     if not sizes:
         return []
@@ -177,7 +184,7 @@ def detect_spoofing(orders: list[OrderRec], trades: list[TradeRec], *, p: dict) 
     hits: dict[tuple[int, datetime], list[tuple[OrderRec, TradeRec]]] = defaultdict(list)
     within = timedelta(seconds=p["cancel_within_s"])
     for o in orders:
-        if o.status != "CANCELED" or not o.qty or not o.price or o.qty < median * Decimal(str(p["large_mult"])):
+        if o.status != "CANCELED" or o.user in exempt or not o.qty or not o.price or o.qty < median * Decimal(str(p["large_mult"])):
             continue
         if o.executed > o.qty * Decimal(str(p["max_fill_ratio"])):
             continue
@@ -224,6 +231,14 @@ def bars_build(trades: list[TradeRec], bar_s: float) -> list[dict]:
     return [bars[k] for k in sorted(bars)]
 
 
+def _excursion(bar: dict, prev: dict) -> float:
+    """The bar's largest log move from the previous close (to its high or its low): a
+    momentum push that the book absorbs within the minute still shows."""
+    up = math.log(float(bar["high"]) / float(prev["close"]))
+    down = math.log(float(bar["low"]) / float(prev["close"]))
+    return up if abs(up) >= abs(down) else down
+
+
 def detect_pump(trades: list[TradeRec], *, p: dict) -> list[Finding]:
     """A bar whose log return and volume both have robust z-scores (median/MAD over the
     previous ``lookback_bars`` bars) above ``z_return`` / ``z_volume``, not preceded by a
@@ -236,13 +251,13 @@ def detect_pump(trades: list[TradeRec], *, p: dict) -> list[Finding]:
     for i in range(1, len(bars)):
         hist = bars[max(0, i - int(p["lookback_bars"])):i]
         bar = bars[i]
-        r = math.log(float(bar["close"]) / float(bars[i - 1]["close"]))
+        r = _excursion(bar, bars[i - 1])
         if len(hist) < p["min_bars"] + 1:
             flagged_prev = False
             continue
-        rets = [math.log(float(hist[j]["close"]) / float(hist[j - 1]["close"])) for j in range(1, len(hist))]
+        rets = [_excursion(hist[j], hist[j - 1]) for j in range(1, len(hist))]
         vols = [float(h["volume"]) for h in hist]
-        zr = _robust_z(r, rets, 1e-4)
+        zr = _robust_z(r, rets, p.get("return_mad_floor", 0.001))
         zv = _robust_z(float(bar["volume"]), vols, max(statistics.median(vols) * 0.1, 1e-9))
         flagged = abs(zr) >= p["z_return"] and zv >= p["z_volume"]
         if flagged and not flagged_prev:
@@ -280,7 +295,8 @@ def closes_between(start: datetime, end: datetime, interval_s: float, session_cl
 
 
 def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[datetime]) -> list[Finding]:
-    """For each close: the price change over the last ``window_s`` before it of at least
+    """For each close: the price excursion (to the window's high or low) over the last
+    ``window_s`` before it of at least
     ``min_move_bps``, driven by one taker (≥ ``min_share`` of the aggressive volume in the move's
     direction in the window) who held a position in that direction built in the
     ``position_lookback_s`` before the window — the close mark pays them."""
@@ -293,7 +309,9 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
         if not before or not inside:
             continue
         ref = before[-1].price
-        move_bps = float((inside[-1].price - ref) / ref * 10000)
+        hi, lo = max(t.price for t in inside), min(t.price for t in inside)
+        extreme = hi if abs(hi - ref) >= abs(ref - lo) else lo
+        move_bps = float((extreme - ref) / ref * 10000)
         if abs(move_bps) < p["min_move_bps"]:
             continue
         up = move_bps > 0
@@ -328,17 +346,23 @@ def detect_cancel_ratio(orders: list[OrderRec], trades: list[TradeRec], *, p: di
     bucket with more than ``max_ratio`` orders per trade they took part in."""
     n_orders: dict[tuple, list[int]] = defaultdict(list)
     n_trades: dict[tuple, int] = defaultdict(int)
+    half = timedelta(seconds=p["bucket_s"] / 2)
     for o in orders:
         if o.user not in exempt:
-            n_orders[(o.user, _bucket(o.created, p["bucket_s"]))].append(o.id)
+            for b in _buckets2(o.created, p["bucket_s"], half):
+                n_orders[(o.user, b)].append(o.id)
     for t in trades:
-        b = _bucket(t.ts, p["bucket_s"])
-        for u in {t.buyer, t.seller}:
-            n_trades[(u, b)] += 1
+        for b in _buckets2(t.ts, p["bucket_s"], half):
+            for u in {t.buyer, t.seller}:
+                n_trades[(u, b)] += 1
     out = []
+    flagged: dict[int, datetime] = {}
     for (user, bucket), ids in sorted(n_orders.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         ratio = len(ids) / max(1, n_trades[(user, bucket)])
+        if user in flagged and bucket < flagged[user] + timedelta(seconds=p["bucket_s"]):
+            continue  # overlaps a window already flagged for this account
         if len(ids) >= p["min_orders"] and ratio > p["max_ratio"]:
+            flagged[user] = bucket
             out.append(Finding("cancel_ratio", (user,), bucket, bucket + timedelta(seconds=p["bucket_s"]), score=ratio / p["max_ratio"] * 1.5,
                                evidence={"orders": len(ids), "trades": n_trades[(user, bucket)], "ratio": round(ratio, 1), "order_ids": sorted(ids)[:200]},
                                detected_at=max(o.created for o in orders if o.id == sorted(ids)[int(p["min_orders"]) - 1]) if len(ids) >= p["min_orders"] else None))

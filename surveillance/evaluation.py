@@ -153,11 +153,12 @@ class Sim:
             engine.run_until_idle()
 
     def best(self, symbol) -> tuple[float, float]:
-        bids, asks = self.engines[symbol].depth_now()
-        bid = max(bids) if bids else None
-        ask = min(asks) if asks else None
+        engine = self.engines[symbol]
+        bids, asks = engine.depth_now()  # ticks
         f = self.fair[symbol]
-        return (float(bid) if bid else f * 0.999, float(ask) if ask else f * 1.001)
+        bid = float(engine.units.price(max(bids))) if bids else f * 0.999
+        ask = float(engine.units.price(min(asks))) if asks else f * 1.001
+        return bid, ask
 
     def requote(self, symbol, now, force=False) -> None:
         """The market maker: 5 levels a side, 0.1 % from fair then 0.3 % apart."""
@@ -264,11 +265,11 @@ def inj_pump(sim: Sim, inj: Injection, symbol: str):
     """One account sweeps the asks within a minute, then sells into the move."""
     p = sim.user_new()
     inj.accounts = (p.pk,)
-    levels = sim.rng.randint(4, 5)
+    levels = 5
     f = sim.fair[symbol]
+    bid, ask = sim.best(symbol)
     for k in range(levels):
-        bid, ask = sim.best(symbol)
-        sim.place(p, symbol, "BUY", f * (1.0015 + 0.003 * k), 50.0 / f * 10 * (k + 2), tif="IOC")
+        sim.place(p, symbol, "BUY", ask * (1.0005 + 0.003 * k), 50.0 / f * 10 * (k + 2), tif="IOC")
     inj.end = None
     for _ in range(sim.rng.randint(2, 8)):
         yield
@@ -293,8 +294,9 @@ def inj_marking_close(sim: Sim, inj: Injection, symbol: str):
             break
         yield
     f = sim.fair[symbol]
+    bid, ask = sim.best(symbol)
     for k in range(sim.rng.randint(2, 3)):
-        sim.place(m, symbol, "BUY", f * (1.0015 + 0.003 * k), 50.0 / f * 10 * (k + 1.5), tif="IOC")
+        sim.place(m, symbol, "BUY", ask * (1.0005 + 0.003 * k), 50.0 / f * 10 * (k + 1.5), tif="IOC")
     yield
 
 

@@ -58,7 +58,7 @@ def detectors_run(*, market: Market, now=None, detectors: tuple[str, ...] | None
         if name == "wash":
             findings += d.detect_wash(trades, p=p, linked=linked_pairs(user_ids={u for t in trades for u in (t.buyer, t.seller)}), exempt=_exempt_makers())
         elif name == "spoofing":
-            findings += d.detect_spoofing(order_records(market_id=market.pk, since=since), trades, p=p)
+            findings += d.detect_spoofing(order_records(market_id=market.pk, since=since), trades, p=p, exempt=_exempt_makers())
         elif name == "pump":
             findings += [f for f in d.detect_pump(trades, p=p) if f.window_end > first_new]
         elif name == "marking_close":

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db(transaction=False)
 
 
 def test_small_replay_detects_every_injected_type_with_few_false_alerts():
-    result = evaluate(seed=7, hours=3, markets=2, background=8, per_type=1, tick_s=10)
+    result = evaluate(seed=7, hours=2.5, markets=1, background=8, per_type=1, tick_s=10)
     print(table(result.rows))
     rows = {r["type"]: r for r in result.rows}
     assert set(rows) == set(TYPES)
