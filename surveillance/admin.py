@@ -17,7 +17,14 @@ from django.urls import path, reverse
 from kk99.errors import KK99Error
 from surveillance import services
 from surveillance.detectors import DEFAULTS
-from surveillance.models import AccountLink, Alert, Case, CaseEvent, DetectorThreshold, DetectorThresholdChange
+from surveillance.models import (
+    AccountLink,
+    Alert,
+    Case,
+    CaseEvent,
+    DetectorThreshold,
+    DetectorThresholdChange,
+)
 from surveillance.selectors import alert_chart, case_export_rows
 from trading.models import Order, Trade
 

@@ -19,8 +19,7 @@ import random
 import statistics
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from unittest import mock
 
@@ -28,7 +27,7 @@ from django.test import override_settings
 
 TYPES = ("wash", "spoofing", "pump", "marking_close", "cancel_ratio", "stp_misuse")
 SLACK = timedelta(minutes=10)
-START = datetime(2026, 1, 5, 0, 0, tzinfo=dt_timezone.utc)
+START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -94,7 +93,7 @@ class Sim:
             price = Decimal(str([100, 40, 250, 12, 75][i % 5]))
             market = Market.objects.create(
                 symbol=symbol, base=base, quote=self.quote, tick_size=Decimal("0.01"), step_size=Decimal("0.001"), min_qty=Decimal("0.001"),
-                max_qty=Decimal("100000"), min_notional=Decimal("0"), price_band_pct=Decimal("50"), reference_price=price,
+                max_qty=Decimal(100000), min_notional=Decimal(0), price_band_pct=Decimal(50), reference_price=price,
                 maker_fee=Decimal("0.001"), taker_fee=Decimal("0.001"),
             )
             EngineState.objects.get_or_create(market=market)
@@ -116,9 +115,9 @@ class Sim:
 
         self.counter += 1
         user = User.objects.create_user(email=f"eval{self.seed}-{self.counter}@example.com", password=None, kyc_tier=2)
-        ledger_credit(user=user, asset=self.quote, amount=Decimal("100000000"), idempotency_key=f"eval:{user.pk}:q", kind="issuance", counter="issuance")
+        ledger_credit(user=user, asset=self.quote, amount=Decimal(100000000), idempotency_key=f"eval:{user.pk}:q", kind="issuance", counter="issuance")
         for market in self.markets.values():
-            ledger_credit(user=user, asset=market.base, amount=Decimal("1000000"), idempotency_key=f"eval:{user.pk}:{market.pk}", kind="issuance", counter="issuance")
+            ledger_credit(user=user, asset=market.base, amount=Decimal(1000000), idempotency_key=f"eval:{user.pk}:{market.pk}", kind="issuance", counter="issuance")
         return user
 
     # --- actions --------------------------------------------------------------------------
@@ -202,7 +201,6 @@ class Sim:
 
 def inj_wash(sim: Sim, inj: Injection, symbol: str):
     """Self-trades, trades between a trade group / inferred-linked pair, or round trips."""
-    from accounts.audit import audit_record
     from trading.models import TradeGroup, TradeGroupMember
 
     a, b = sim.user_new(), sim.user_new()

@@ -3,6 +3,7 @@
 One business action = one transaction with its audit rows (accounts.audit.audit_record)."""
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,9 +13,24 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from surveillance import detectors as d
-from surveillance.errors import SurveillanceError, SurveillanceErrorCode as E
-from surveillance.models import AccountLink, Alert, Case, CaseEvent, Detector, DetectorCursor, DetectorThreshold, DetectorThresholdChange
-from surveillance.selectors import linked_pairs, order_records, threshold_params, trade_records
+from surveillance.errors import SurveillanceError
+from surveillance.errors import SurveillanceErrorCode as E
+from surveillance.models import (
+    AccountLink,
+    Alert,
+    Case,
+    CaseEvent,
+    Detector,
+    DetectorCursor,
+    DetectorThreshold,
+    DetectorThresholdChange,
+)
+from surveillance.selectors import (
+    linked_pairs,
+    order_records,
+    threshold_params,
+    trade_records,
+)
 from trading.models import Market, Order, Trade
 
 AUDIT_CASE = "surveillance_case"
@@ -226,7 +242,7 @@ def threshold_set(*, detector: str, market: Market | None, params: dict, actor, 
             value = float(v)
         except (TypeError, ValueError):
             raise SurveillanceError(E.BAD_PARAMETER, f"{k} must be a number.", parameter=k) from None
-        if not value > 0 or value != value or value == float("inf"):
+        if not (math.isfinite(value) and value > 0):
             raise SurveillanceError(E.BAD_PARAMETER, f"{k} must be a positive number.", parameter=k)
         clean[k] = value
     with transaction.atomic():

@@ -1,1 +1,10 @@
-from tests.trading.conftest import alice, bob, btc, engine, make_user, market, trader, usdt  # noqa: F401
+from tests.trading.conftest import (  # noqa: F401
+    alice,
+    bob,
+    btc,
+    engine,
+    make_user,
+    market,
+    trader,
+    usdt,
+)

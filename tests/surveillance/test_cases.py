@@ -14,7 +14,13 @@ from surveillance import detectors as d
 from surveillance.errors import SurveillanceError
 from surveillance.models import Alert, Case, DetectorThreshold
 from surveillance.selectors import threshold_params
-from surveillance.services import alert_record, case_freeze_accounts, case_transition, detectors_run, threshold_set
+from surveillance.services import (
+    alert_record,
+    case_freeze_accounts,
+    case_transition,
+    detectors_run,
+    threshold_set,
+)
 from tests.trading.conftest import place
 
 pytestmark = pytest.mark.django_db

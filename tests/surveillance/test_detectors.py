@@ -1,14 +1,15 @@
 """The detectors as pure functions: each fires on its pattern and stays quiet on the near miss."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from surveillance import detectors as d
 
-T0 = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
 def trade(i, sec, price, qty, buyer, seller, taker_is_buyer=True):

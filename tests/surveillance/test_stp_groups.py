@@ -30,7 +30,7 @@ def test_orders_of_one_trade_group_prevent_matching_each_other(market, alice, bo
     rest = place(alice, market, "SELL", price="100", quantity="1")
     take = place(bob, market, "BUY", price="100", quantity="1", stp_mode="EXPIRE_TAKER")
     engine.run_until_idle()
-    assert fresh(take).status == Order.Status.EXPIRED_IN_MATCH and fresh(take).prevented_qty == D("1")
+    assert fresh(take).status == Order.Status.EXPIRED_IN_MATCH and fresh(take).prevented_qty == D(1)
     assert fresh(rest).status == Order.Status.NEW
     assert not Trade.objects.exists()
     (pm,) = PreventedMatch.objects.all()
