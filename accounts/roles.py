@@ -6,7 +6,8 @@ permissions of apps built later (the wallets ledger) are granted as soon as they
 sync runs in data migration 0004 and again after every ``migrate`` (``post_migrate``).
 
 * support — read users, KYC submissions (not the documents) and API keys; no money, no changes.
-* compliance — KYC review and documents, users (freeze, set tier), API keys (revoke), audit log.
+* compliance — KYC review and documents, users (freeze, set tier), API keys (revoke), audit log,
+  market surveillance (alerts, cases, thresholds).
 * finance — users and audit log read-only; the wallets ledger: view everything, ``adjust_*``
   (request and approve balance adjustments — two different people each time); chains: view,
   request/approve KK99 supply changes (two people). Not withdrawals: see treasury.
@@ -39,6 +40,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "accounts.view_auditlog",
         "chains.view_deposit",
         "chains.view_withdrawal",
+        # Market surveillance (issue 13): alerts, cases, thresholds, account links.
+        "surveillance.*",
     ),
     "finance": (
         "accounts.view_user",

@@ -162,6 +162,9 @@ class Order(models.Model):
     prevented_qty = money(default=ZERO, help_text="Quantity removed by self-trade prevention (DECREMENT).")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_NEW)
     stp_mode = models.CharField(max_length=16, choices=StpMode.choices, default=StpMode.NONE)
+    # The owner's STP trade group when the order was placed (Binance tradeGroupId; trading.stp):
+    # orders of one group prevent matches with each other as if they had one owner.
+    trade_group_id = models.BigIntegerField(null=True, blank=True)
 
     # The hold taken at placement (held_amount) and what is still held (held_remaining).
     # Invariant: a user's locked balance of an asset == sum(held_remaining) of their open orders.
@@ -299,3 +302,45 @@ class FeePreference(models.Model):
 
     def __str__(self) -> str:
         return f"FeePreference({self.user_id}, kk99={self.pay_fees_in_kk99})"
+
+
+class TradeGroup(models.Model):
+    """Accounts under common control (Binance's ``tradeGroupId``): self-trade prevention treats
+    them as one owner, and surveillance treats trades between them as self-dealing."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"TradeGroup {self.pk} {self.name}"
+
+
+class TradeGroupMember(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="trade_group_membership")
+    group = models.ForeignKey(TradeGroup, on_delete=models.CASCADE, related_name="members")
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.group_id}"
+
+
+class PreventedMatch(models.Model):
+    """A match that self-trade prevention stopped (Binance ``GET /api/v3/myPreventedMatches``).
+    Written by the engine in the batch transaction."""
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+", db_index=False)
+    taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    taker_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    maker_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False, null=True)
+    trade_group_id = models.BigIntegerField(null=True, blank=True)
+    stp_mode = models.CharField(max_length=16, choices=Order.StpMode.choices)
+    price = money()
+    maker_prevented_qty = money()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["taker_user", "market", "id"], name="prevented_taker_user"),
+            models.Index(fields=["maker_user", "market", "id"], name="prevented_maker_user"),
+        ]

@@ -36,6 +36,7 @@ from trading.models import EngineState, FeePreference, Market, Order
 from trading.orders import OrderPlacement, OrderRequest, order_checks_run, order_request_build
 from trading.payloads import order_payload
 from trading.selectors import market_resolve
+from trading.stp import trade_group_of
 from wallets.errors import InsufficientFunds
 from wallets.services import balance_hold
 
@@ -116,6 +117,7 @@ def order_record(*, user, request: OrderRequest, hold: Hold, now=None) -> Order:
         side=request.side, type=request.type, time_in_force=request.time_in_force,
         price=request.price, stop_price=request.stop_price, quantity=request.quantity,
         quote_order_qty=request.quote_order_qty, protection_price=hold.protection_price, stp_mode=request.stp_mode,
+        trade_group_id=trade_group_of(user_id=user.pk),
         held_asset=hold.asset, held_amount=hold.amount, held_remaining=hold.amount,
         status=Order.Status.PENDING_NEW, created_at=now, updated_at=now,
     )

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "wallets.chains",
     "quant",
     "events",
+    "surveillance",
 ]
 
 MIDDLEWARE = [
@@ -524,6 +525,8 @@ CELERY_BEAT_SCHEDULE = {
     "risk-figures-nightly": {"task": "risk.figures_nightly", "schedule": crontab(hour=0, minute=15)},
     # ledger_audit for /metrics and the KK99LedgerAudit* alerts (kk99/tasks.py).
     "ops-ledger-audit": {"task": "ops.ledger_audit", "schedule": float(env_int("KK99_LEDGER_AUDIT_SECONDS", 900))},
+    "surveillance-detectors": {"task": "surveillance.detectors_run_all", "schedule": float(env_int("KK99_SURVEILLANCE_SECONDS", 60))},
+    "surveillance-links": {"task": "surveillance.links_infer", "schedule": 3600.0},
 }
 
 # --- Binance-compatible API ------------------------------------------------------------------

@@ -78,7 +78,36 @@ class Fmt:
             body["stopPrice"] = self.price(o.stop_price)
         body["workingTime"] = self._working_time(o)
         body["selfTradePreventionMode"] = o.stp_mode
+        self._prevented(o, body)
         return body
+
+    def _prevented(self, o: Order, body: dict[str, Any]) -> dict[str, Any]:
+        """Binance adds preventedMatchId / preventedQuantity to orders STP acted on."""
+        if o.prevented_qty or o.status == Order.Status.EXPIRED_IN_MATCH:
+            from django.db.models import Q
+
+            from trading.models import PreventedMatch
+
+            last = PreventedMatch.objects.filter(Q(taker_order_id=o.pk) | Q(maker_order_id=o.pk)).order_by("-id").values_list("pk", flat=True).first()
+            if last is not None:
+                body["preventedMatchId"] = last
+            body["preventedQuantity"] = self.qty(o.prevented_qty)
+        return body
+
+    def prevented_match(self, pm) -> dict[str, Any]:
+        """GET /api/v3/myPreventedMatches row."""
+        return {
+            "symbol": self.market.symbol,
+            "preventedMatchId": pm.pk,
+            "takerOrderId": pm.taker_order_id,
+            "makerSymbol": self.market.symbol,
+            "makerOrderId": pm.maker_order_id if pm.maker_order_id is not None else -1,
+            "tradeGroupId": pm.trade_group_id if pm.trade_group_id is not None else -1,
+            "selfTradePreventionMode": pm.stp_mode,
+            "price": self.price(pm.price),
+            "makerPreventedQuantity": self.qty(pm.maker_prevented_qty),
+            "transactTime": ms(pm.created_at),
+        }
 
     def order_full(self, o: Order, fills: list[Trade]) -> dict[str, Any]:
         body = self.order_result(o)
@@ -96,7 +125,7 @@ class Fmt:
 
     def order_query(self, o: Order) -> dict[str, Any]:
         """GET /api/v3/order, openOrders, allOrders."""
-        return {
+        return self._prevented(o, {
             "symbol": self.market.symbol,
             "orderId": o.pk,
             "orderListId": -1,
@@ -117,7 +146,7 @@ class Fmt:
             "workingTime": self._working_time(o),
             "origQuoteOrderQty": self.price(o.quote_order_qty),
             "selfTradePreventionMode": o.stp_mode,
-        }
+        })
 
     def order_cancel(self, o: Order, *, orig_client_order_id: str, cancel_client_order_id: str, transact_ms: int) -> dict[str, Any]:
         return {

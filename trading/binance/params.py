@@ -24,6 +24,7 @@ SIGNED_PARAMETERS = frozenset({
     "trailingDelta", "icebergQty", "newClientOrderId", "origClientOrderId", "orderId", "newOrderRespType",
     "selfTradePreventionMode", "strategyId", "strategyType", "cancelRestrictions", "computeCommissionRates",
     "fromId", "startTime", "endTime", "limit", "omitZeroBalances", "windowSize", "interval",
+    "preventedMatchId", "fromPreventedMatchId",
     "pegPriceType", "pegOffsetValue", "pegOffsetType",
 })
 

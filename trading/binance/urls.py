@@ -25,6 +25,7 @@ urlpatterns = [
     path("openOrders", views.open_orders, name="open-orders"),
     path("allOrders", views.all_orders, name="all-orders"),
     path("myTrades", views.my_trades, name="my-trades"),
+    path("myPreventedMatches", views.my_prevented_matches, name="my-prevented-matches"),
     path("account", views.account, name="account"),
     # Not Binance: a signed no-op, the framework ceiling of the HTTP benchmark.
     path("kk99/noop", views.noop, name="noop"),

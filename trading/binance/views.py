@@ -573,6 +573,33 @@ def _my_trades(ctx: Ctx) -> list:
     return out
 
 
+def _my_prevented_matches(ctx: Ctx) -> list:
+    """Binance: symbol plus one of preventedMatchId, orderId (with optional
+    fromPreventedMatchId) — the matches STP stopped where the caller was taker or maker."""
+    from django.db.models import Q
+
+    from trading.models import PreventedMatch
+
+    p = ctx.params
+    market = _market(p.symbol())
+    pm_id = p.int("preventedMatchId", None, minimum=0)
+    order_id = p.int("orderId", None, minimum=0)
+    from_id = p.int("fromPreventedMatchId", None, minimum=0)
+    limit = _limit(p, 500, 1000)
+    if (pm_id is None) == (order_id is None) or (from_id is not None and order_id is None):
+        raise BinanceError(E.BAD_COMBO, "Combination of optional parameters invalid.")
+    uid = ctx.user.pk
+    qs = PreventedMatch.objects.filter(market=market).filter(Q(taker_user_id=uid) | Q(maker_user_id=uid))
+    if pm_id is not None:
+        qs = qs.filter(pk=pm_id)
+    else:
+        qs = qs.filter(Q(taker_order_id=order_id) | Q(maker_order_id=order_id))
+        if from_id is not None:
+            qs = qs.filter(pk__gte=from_id)
+    f = Fmt(market)
+    return [f.prevented_match(pm) for pm in qs.order_by("id")[:limit]]
+
+
 def _account(ctx: Ctx) -> dict:
     user = ctx.user
     omit_zero = ctx.params.boolean("omitZeroBalances")
@@ -632,5 +659,6 @@ order_test = endpoint(methods={"POST": (_order_test, lambda p: 20 if p.get("comp
 open_orders = endpoint(methods={"GET": (_open_orders, _open_orders_weight, READ), "DELETE": (_open_orders_delete, 1, TRADE)})
 all_orders = endpoint(methods={"GET": (_all_orders, 20, READ)})
 my_trades = endpoint(methods={"GET": (_my_trades, 20, READ)})
+my_prevented_matches = endpoint(methods={"GET": (_my_prevented_matches, lambda p: 2 if "preventedMatchId" in p else 20, READ)})
 account = endpoint(methods={"GET": (_account, 20, READ)})
 noop = endpoint(methods={"GET": (_noop, 1, READ), "POST": (_noop, 1, READ)})

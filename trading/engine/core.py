@@ -56,6 +56,7 @@ from trading.engine.units import Units
 from trading.fees import FeeTierCache
 from trading.models import EngineState, Market, Order
 from trading.settlement import kk99_token
+from trading.stp import stp_owner
 from wallets.models import Asset
 
 __all__ = ["BatchResult", "Fenced", "MarketEngine", "depth_cache_key"]
@@ -135,7 +136,7 @@ class MarketEngine(BookMatcher):
         orders: dict[int, Order] = {}
         resting = Order.objects.filter(market=self.market, status__in=Order.RESTING_STATUSES).order_by("engine_seq")
         for o in resting.iterator(chunk_size=2000):
-            events = book.add_limit(o.id, o.user_id, nb.side(o.side), self.units.ticks(o.price), self.units.lots(o.remaining_qty), nb.TimeInForce.GTC, False, nb.StpMode.NONE)
+            events = book.add_limit(o.id, stp_owner(o), nb.side(o.side), self.units.ticks(o.price), self.units.lots(o.remaining_qty), nb.TimeInForce.GTC, False, nb.StpMode.NONE)
             if any(e.kind != nb.EventKind.ACCEPTED for e in events):
                 raise RuntimeError(f"{self.symbol}: rebuilding order {o.id} did not simply rest: {events}")
             orders[o.id] = o

@@ -17,6 +17,7 @@ from trading.engine.persisting import TRADE_COLUMNS
 from trading.markets import market_session_is_open
 from trading.models import Market, Order
 from trading.settlement import Settlement, trade_fees
+from trading.stp import stp_owner
 
 S = Order.Status
 # A trade as the engine builds it: a plain tuple (a model instance per trade cost ~10 % of a
@@ -36,6 +37,8 @@ class Batch:
     # Book commands not yet sent to C (see BookMatcher._submit): (order, command) in order.
     pending: list[tuple[Order, tuple]] = field(default_factory=list)
     defer: bool = False
+    # Matches stopped by self-trade prevention (trading.models.PreventedMatch rows to insert).
+    prevented: list = field(default_factory=list)
 
 
 class BookMatcher:
@@ -115,18 +118,19 @@ class BookMatcher:
         u = self.units
         side = nb.side(o.side)
         stp = nb.stp(o.stp_mode)
+        owner = stp_owner(o)
         if o.type in Order.LIMIT_TYPES:
-            return nb.limit_command(o.id, o.user_id, side, u.ticks(o.price), u.lots(o.remaining_qty), nb.tif(o.time_in_force), o.type == Order.Type.LIMIT_MAKER, stp)
+            return nb.limit_command(o.id, owner, side, u.ticks(o.price), u.lots(o.remaining_qty), nb.tif(o.time_in_force), o.type == Order.Type.LIMIT_MAKER, stp)
         if o.quote_order_qty is not None:
             budget = u.quote_units_floor(o.quote_order_qty)
             if budget <= 0:
                 o.status = S.EXPIRED
                 return None
-            return nb.market_quote_command(o.id, o.user_id, budget, stp)
+            return nb.market_quote_command(o.id, owner, budget, stp)
         if o.side == Order.Side.BUY:
             # Market buy by quantity: an IOC limit at the protection price bounds what it pays.
-            return nb.limit_command(o.id, o.user_id, side, u.ticks(o.protection_price), u.lots(o.quantity), nb.TimeInForce.IOC, False, stp)
-        return nb.market_command(o.id, o.user_id, side, u.lots(o.quantity), stp)
+            return nb.limit_command(o.id, owner, side, u.ticks(o.protection_price), u.lots(o.quantity), nb.TimeInForce.IOC, False, stp)
+        return nb.market_command(o.id, owner, side, u.lots(o.quantity), stp)
 
     def _flush(self, b: Batch) -> None:
         """Send the queued commands to the C book in one call and apply each command's events
@@ -177,6 +181,8 @@ class BookMatcher:
                 raise RuntimeError(f"{self.symbol}: event for unknown order {e.order_id}: {e}")
             reason = nb.reason_name(e.reason)
             stp_reason = reason.startswith("stp_")
+            if stp_reason and kind in (EK.REDUCED, EK.EXPIRED):
+                self._prevented(b, taker, subject, e, reason, is_taker)
             if kind == EK.ACCEPTED:
                 remaining = e.taker_remaining if is_taker else remaining
                 continue
@@ -217,6 +223,24 @@ class BookMatcher:
         else:  # a market / IOC / FOK remainder that the book did not report: it cannot rest
             taker.status = S.EXPIRED if taker.remaining_qty else S.FILLED
         b.dirty[taker.id] = taker
+
+    def _prevented(self, b: Batch, taker: Order, subject: Order, e, reason: str, is_taker: bool) -> None:
+        """Record one prevented match per maker event; the taker's own event only under
+        EXPIRE_TAKER (the maker is then the first same-owner order it would have met)."""
+        from trading.models import PreventedMatch
+
+        maker = subject
+        if is_taker:
+            if reason != "stp_expire_taker":
+                return
+            owner, opposite = stp_owner(taker), ("SELL" if taker.side == Order.Side.BUY else "BUY")
+            same = [o for o in self.orders.values() if o.side == opposite and o.price is not None and stp_owner(o) == owner and o.status in Order.RESTING_STATUSES]
+            maker = min(same, key=lambda o: (o.price if opposite == "SELL" else -o.price, o.engine_seq or 0), default=None)
+        b.prevented.append(PreventedMatch(
+            market_id=self.market.pk, taker_order_id=taker.id, maker_order_id=maker.id if maker else None, taker_user_id=taker.user_id,
+            maker_user_id=maker.user_id if maker else None, trade_group_id=taker.trade_group_id, stp_mode=taker.stp_mode,
+            price=maker.price if (is_taker and maker is not None) else self.units.price(e.price), maker_prevented_qty=self.units.qty(e.qty), created_at=b.now,
+        ))
 
     def _expired(self, subject: Order, e, reason: str, stp_reason: bool) -> str:
         if stp_reason and subject.quote_order_qty is None:

@@ -11,7 +11,7 @@ from django.db.models import F
 
 from events.outbox import market_batch_events
 from trading.engine.sql import pg_cursor
-from trading.models import EngineState, Order, Trade
+from trading.models import EngineState, Order, PreventedMatch, Trade
 from trading.settlement import FEES, USER, kk99_fees_apply, kk99_opted_users
 
 ORDER_FIELDS = [
@@ -39,6 +39,8 @@ def batch_write(engine, b, state: EngineState, depth_id: int) -> None:
     assets = _balances_lock(engine, b)
     if b.trades:
         trades_write(b.trades)
+    if b.prevented:
+        PreventedMatch.objects.bulk_create(b.prevented)
     # The market's event stream, sequenced here, in the engine's order (docs/events.md).
     market_batch_events(symbol=engine.symbol, trades=b.trades, orders=list(b.dirty.values()), now=b.now)
     number = state.batch_count + 1

@@ -1,0 +1,118 @@
+"""The detectors as pure functions: each fires on its pattern and stays quiet on the near miss."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from surveillance import detectors as d
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+
+def trade(i, sec, price, qty, buyer, seller, taker_is_buyer=True):
+    return d.TradeRec(i, T0 + timedelta(seconds=sec), D(str(price)), D(str(qty)), buyer, seller, taker_is_buyer, 1000 + i, 2000 + i)
+
+
+def order(i, user, side, price, qty, sec, cancel_sec, status="CANCELED", executed="0", prevented="0"):
+    return d.OrderRec(i, user, side, D(str(price)), D(str(qty)), D(executed), D(prevented), status, T0 + timedelta(seconds=sec), T0 + timedelta(seconds=cancel_sec))
+
+
+P = {name: dict(v) for name, v in d.DEFAULTS.items()}
+
+
+def test_wash_flags_self_trades_and_linked_pairs_but_not_strangers():
+    trades = [trade(1, 0, 100, 1, 5, 5), trade(2, 10, 100, 1, 6, 7), trade(3, 20, 100, 1, 8, 9)]
+    found = d.detect_wash(trades, p=P["wash"], linked={(6, 7)})
+    assert sorted(f.accounts for f in found) == [(5,), (6, 7)]
+    assert {f.evidence["kind"] for f in found} == {"self", "linked"}
+
+
+def test_wash_round_trips_need_the_minimum_count_and_matching_legs():
+    legs = [trade(1, 0, 100, 2, 1, 2), trade(2, 30, 100.1, 2, 2, 1), trade(3, 60, 100, 3, 1, 2), trade(4, 90, 100, 3, 2, 1)]
+    found = d.detect_wash(legs, p=P["wash"], linked=set())
+    assert [(f.accounts, f.evidence["kind"]) for f in found] == [((1, 2), "round_trip")]
+    # one round trip only, or a leg of a different size: nothing
+    assert d.detect_wash(legs[:2], p=P["wash"], linked=set()) == []
+    odd = legs[:3] + [trade(4, 90, 100, 5, 2, 1)]
+    assert d.detect_wash(odd, p=P["wash"], linked=set()) == []
+    # a registered market maker trading both ways is not a round trip
+    assert d.detect_wash(legs, p=P["wash"], linked=set(), exempt={2}) == []
+
+
+def test_spoofing_needs_large_away_cancelled_after_an_opposite_execution():
+    background = [order(i, 50 + i, "BUY", 99.9, 1, 0, 5, status="FILLED", executed="1") for i in range(1, 20)]
+    trades = [trade(1, 0, 100, 1, 30, 31), trade(2, 40, 99.9, 1, 40, 7, taker_is_buyer=False)]
+    spoof = order(100, 7, "BUY", 99.0, 20, 30, 60)
+    found = d.detect_spoofing(background + [spoof], trades, p=P["spoofing"])
+    assert [f.accounts for f in found] == [(7,)] and found[0].evidence["order_ids"] == [100]
+    # the same order, but its owner never traded the other side: no alert
+    assert d.detect_spoofing(background + [spoof], trades[:1], p=P["spoofing"]) == []
+    # small order: no alert
+    assert d.detect_spoofing(background + [order(100, 7, "BUY", 99.0, 2, 30, 60)], trades, p=P["spoofing"]) == []
+    # at the touch (not away): no alert
+    assert d.detect_spoofing(background + [order(100, 7, "BUY", 100.0, 20, 30, 60)], trades, p=P["spoofing"]) == []
+
+
+def _quiet(n, start_id=1):
+    out = []
+    for i in range(n):
+        price = 100 + (0.02 if i % 2 else -0.02)
+        out.append(trade(start_id + i, i * 60 + 5, price, 1, 10 + i % 3, 20 + i % 4, i % 2 == 0))
+    return out
+
+
+def test_pump_flags_a_return_and_volume_outlier_and_names_the_leader_who_sold_into_it():
+    quiet = _quiet(40)
+    base = 40 * 60
+    pump = [trade(100 + k, base + 5 + k, 100.5 + k * 0.4, 10, 99, 20 + k, True) for k in range(5)]
+    dump = [trade(200, base + 200, 101.5, 30, 21, 99, False)]
+    found = d.detect_pump(quiet + pump + dump, p=P["pump"])
+    assert len(found) == 1
+    assert found[0].accounts == (99,) and found[0].evidence["sold_into"] == [99]
+
+
+def test_pump_stays_quiet_on_a_large_volume_bar_without_a_price_move():
+    quiet = _quiet(40)
+    flat = [trade(100 + k, 40 * 60 + 5 + k, 100.0, 10, 99, 20, True) for k in range(5)]
+    assert d.detect_pump(quiet + flat, p=P["pump"]) == []
+
+
+def test_marking_the_close_needs_a_move_a_dominant_taker_and_a_benefiting_position():
+    close = T0 + timedelta(hours=1)
+    pos = [trade(1, 600, 100, 5, 7, 20), trade(2, 1200, 100, 5, 7, 21)]
+    ref = [trade(3, 3000, 100, 1, 30, 31)]
+    push = [trade(4, 3500, 100.3, 2, 7, 22), trade(5, 3540, 100.6, 2, 7, 23)]
+    found = d.detect_marking_close(pos + ref + push, p=P["marking_close"], closes=[close])
+    assert [f.accounts for f in found] == [(7,)]
+    # no position built before: nothing to gain from the mark
+    assert d.detect_marking_close(ref + push, p=P["marking_close"], closes=[close]) == []
+    # a small move: nothing
+    small = [trade(4, 3500, 100.1, 2, 7, 22)]
+    assert d.detect_marking_close(pos + ref + small, p=P["marking_close"], closes=[close]) == []
+
+
+def test_cancel_ratio_flags_many_orders_per_trade_but_not_exempt_market_makers():
+    orders = [order(i, 7, "BUY", 90, 1, i, i + 1) for i in range(1, 80)]
+    found = d.detect_cancel_ratio(orders, [trade(1, 5, 100, 1, 7, 8)], p=P["cancel_ratio"])
+    assert [f.accounts for f in found] == [(7,)]
+    assert d.detect_cancel_ratio(orders, [], p=P["cancel_ratio"], exempt={7}) == []
+    assert d.detect_cancel_ratio(orders[:40], [], p=P["cancel_ratio"]) == []
+
+
+def test_stp_misuse_counts_orders_expired_in_match():
+    expired = [order(i, 7, "BUY", 100, 1, i * 10, i * 10, status="EXPIRED_IN_MATCH", prevented="1") for i in range(1, 6)]
+    assert [f.accounts for f in d.detect_stp_misuse(expired, p=P["stp_misuse"])] == [(7,)]
+    assert d.detect_stp_misuse(expired[:4], p=P["stp_misuse"]) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7200), st.integers(1, 5), st.integers(1, 5)), max_size=40))
+def test_findings_are_deterministic_and_keys_stable(rows):
+    trades = [trade(i, sec, 100, 1, b, s) for i, (sec, b, s) in enumerate(sorted(rows))]
+    a = [f.key(1) for f in d.detect_wash(trades, p=P["wash"], linked={(1, 2)})]
+    b = [f.key(1) for f in d.detect_wash(list(trades), p=P["wash"], linked={(1, 2)})]
+    assert a == b
+    assert len(set(a)) == len(a)
