@@ -339,6 +339,8 @@ class MarketHaltEvent(models.Model):
     order_id = models.BigIntegerField(null=True, blank=True, help_text="HALTED: the order whose print was stopped.")
     resume_at = models.DateTimeField(null=True, blank=True)
     engine_seq = models.BigIntegerField(help_text="EngineState.last_seq when the transition was made.")
+    # REOPENED: the auction's trades are first_trade_id..last_trade_id (empty when last <
+    # first: nothing crossed); the band restarts just before first_trade_id.
     first_trade_id = models.BigIntegerField(null=True, blank=True)
     last_trade_id = models.BigIntegerField(null=True, blank=True)
 

@@ -316,6 +316,7 @@ class MarketEngine(BookMatcher):
         orders by a call auction, reset the band to start at the auction. Returns the other
         claimed orders, which then trade continuously (in arrival order)."""
         self._match(b, cancels, [])
+        b.reopening = True
         auction, rest = [], []
         open_ = self.market.status == Market.Status.TRADING and market_session_is_open(market=self.market, now=b.now)
         for o in news:
@@ -332,8 +333,7 @@ class MarketEngine(BookMatcher):
         b.halt_events.append(MarketHaltEvent(
             market_id=self.market.pk, kind=MarketHaltEvent.Kind.REOPENED, at=b.now,
             reason="pause over: call auction" if result else "pause over: nothing crossed",
-            price=price, qty=qty, engine_seq=b.seq,
-            first_trade_id=first if result else None, last_trade_id=b.trade_id if result else None,
+            price=price, qty=qty, engine_seq=b.seq, first_trade_id=first, last_trade_id=b.trade_id,
         ))
         return rest
 

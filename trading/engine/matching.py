@@ -42,6 +42,7 @@ class Batch:
     halted_until: object = None
     band_since: object = None
     halt: dict | None = None  # set when a print outside the band stopped this batch
+    reopening: bool = False  # this batch ran the reopening auction: no second halt in it
     halt_events: list = field(default_factory=list)
 
 
@@ -89,7 +90,10 @@ class BookMatcher:
             self.band is not None and o.type not in Order.STOP_TYPES and self.market.status == Market.Status.TRADING
             and market_session_is_open(market=self.market, now=b.now) and self._breaks_band(b, o)
         ):
-            return  # not printed, not sequenced: the order waits (PENDING_NEW) for the auction
+            if b.halt is not None:
+                return  # not printed, not sequenced: the order waits (PENDING_NEW) for the auction
+            self._outside_band(b, o)
+            return
         b.seq += 1
         o.engine_seq = b.seq
         b.dirty[o.id] = o
@@ -111,9 +115,20 @@ class BookMatcher:
             if not b.pending:  # deferred only while the stop book is empty: nothing to trigger
                 self._run_triggers(b)
 
+    def _outside_band(self, b: Batch, o: Order) -> None:
+        """In the reopening batch an order that would print outside the band again (it has
+        had its pause) expires instead of halting the market once more — else a market order
+        too big for the book would halt it forever."""
+        b.seq += 1
+        o.engine_seq = b.seq
+        o.status = S.EXPIRED
+        o.reject_reason = "outside_band"
+        b.dirty[o.id] = o
+
     def _breaks_band(self, b: Batch, o: Order) -> bool:
         """Would order ``o`` print outside the band in force? If so, record the halt in
-        ``b.halt`` (the caller then leaves the order untouched) and say True."""
+        ``b.halt`` (the caller then leaves the order untouched; not in a reopening batch,
+        see :meth:`_outside_band`) and say True."""
         band = self.band.band(b.now)
         if band is None:
             return False
@@ -124,7 +139,8 @@ class BookMatcher:
         outside = halts.first_print_outside(self.book, cmd, lo, hi)
         if outside is None:
             return False
-        b.halt = {"order_id": o.id, "price": self.units.price(outside), "band": band}
+        if not b.reopening:
+            b.halt = {"order_id": o.id, "price": self.units.price(outside), "band": band}
         return True
 
     @staticmethod
@@ -318,7 +334,11 @@ class BookMatcher:
                     return  # the rest stay PENDING_TRIGGER in the database; the book is rebuilt
                 o = self.orders.pop(order_id)
                 if self.band is not None and self._breaks_band(b, o):
-                    return
+                    if b.halt is not None:
+                        return
+                    o.triggered_at = b.now
+                    self._outside_band(b, o)
+                    continue
                 b.seq += 1
                 o.engine_seq = b.seq
                 o.triggered_at = b.now
