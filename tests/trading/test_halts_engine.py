@@ -169,7 +169,7 @@ def test_a_market_without_a_band_never_halts(engine, market, alice, bob):
 
 from itertools import count  # noqa: E402
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from kk99.errors import KK99Error  # noqa: E402
@@ -187,6 +187,12 @@ ops = st.lists(
 )
 
 
+def trade_at_100_in(engine, market, users):
+    place(users[0], market, "SELL", quantity="1", price="100")
+    place(users[1], market, "BUY", quantity="1", price="100")
+    engine.run_until_idle()
+
+
 def naive_band(prices):
     """All test trades are seconds apart: both windows hold every trade since the reopening."""
     mean = sum(prices) / len(prices)
@@ -201,6 +207,7 @@ def test_no_trade_ever_prints_outside_the_band_in_force(stream, btc, usdt, trade
     users = [trader() for _ in range(3)]
     engine = MarketEngine(market.symbol, owner="prop")
     engine.start()
+    trade_at_100_in(engine, market, users)  # a band from the start
     placed = []
     for kind, who, side, price, qty in stream:
         try:
@@ -218,6 +225,7 @@ def test_no_trade_ever_prints_outside_the_band_in_force(stream, btc, usdt, trade
     engine.run_until_idle()
     engine.run_until_idle()  # a halt in the last batch reopens in the next one
 
+    event("halted" if MarketHaltEvent.objects.filter(market=market, kind="HALTED").exists() else "never halted")
     reopenings = {}
     for ev in MarketHaltEvent.objects.filter(market=market, kind="REOPENED").order_by("id"):
         reopenings[ev.first_trade_id] = ev.last_trade_id
