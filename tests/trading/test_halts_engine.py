@@ -6,13 +6,16 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
+from django.urls import reverse
 
 from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, fresh, place
 from trading.binance.formats import symbol_status
 from trading.engine.core import MarketEngine
+from trading.engine.publishing import halt_event_payload
 from trading.models import EngineState, MarketHaltEvent, Order, Trade, VolatilityBand
 from trading.selectors import market_status
 from trading.services import order_cancel
+from trading.streams.fragments import render_halt_banner
 
 pytestmark = pytest.mark.django_db
 S = Order.Status
@@ -248,3 +251,17 @@ def test_no_trade_ever_prints_outside_the_band_in_force(stream, btc, usdt, trade
         history.append(t.price)
     assert_holds_match_open_orders()
     assert_ledger_clean()
+
+
+def test_the_trading_page_shows_the_halt_banner_and_a_status_event_renders_it(engine, market, alice, bob, client):
+    band(market)
+    trade_at_100(engine, market, alice, bob)
+    html = client.get(reverse("trading:trade", args=[market.symbol])).content.decode()
+    assert 'id="halt-banner"' in html and "volatility halt" not in html
+    place(alice, market, "SELL", quantity="1", price="120")
+    place(bob, market, "BUY", quantity="1", price="120")
+    engine.run_until_idle()
+    html = client.get(reverse("trading:trade", args=[market.symbol])).content.decode()
+    assert "Trading paused: volatility halt" in html and "outside band" in html
+    live = render_halt_banner(halt_event_payload(MarketHaltEvent.objects.get(), market.symbol))
+    assert 'id="halt-banner"' in live and "Trading paused" in live
