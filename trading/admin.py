@@ -5,13 +5,23 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import transaction
 
-from trading.models import EngineState, Market, Order, Trade
+from trading.models import EngineState, Market, MarketHaltEvent, Order, Trade, VolatilityBand
 from kk99.publish import markets_group, publish_on_commit
 from trading.services import engine_notify
 
 
+class VolatilityBandInline(admin.StackedInline):
+    """Circuit-breaker parameters (docs/halts.md); the engine picks a change up next batch."""
+
+    model = VolatilityBand
+    can_delete = True
+    extra = 0
+    max_num = 1
+
+
 @admin.register(Market)
 class MarketAdmin(admin.ModelAdmin):
+    inlines = (VolatilityBandInline,)
     list_display = ("symbol", "base", "quote", "asset_class", "status", "tick_size", "step_size", "maker_fee", "taker_fee")
     list_filter = ("status", "asset_class")
     search_fields = ("symbol",)
@@ -66,3 +76,11 @@ class TradeAdmin(ReadOnlyAdmin):
 @admin.register(EngineState)
 class EngineStateAdmin(ReadOnlyAdmin):
     list_display = ("market", "epoch", "owner", "last_seq", "last_trade_id", "depth_update_id", "last_price", "updated_at")
+
+
+@admin.register(MarketHaltEvent)
+class MarketHaltEventAdmin(ReadOnlyAdmin):
+    list_display = ("market", "kind", "at", "reason", "band_low", "band_high", "price", "qty", "resume_at")
+    list_filter = ("market", "kind")
+    list_select_related = ("market",)
+    date_hierarchy = "at"

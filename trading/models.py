@@ -284,6 +284,10 @@ class EngineState(models.Model):
     batch_count = models.BigIntegerField(default=0)
     last_price = money(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Volatility halt (docs/halts.md): set while the market is paused, until the reopening
+    # auction; band_since = trades before it do not count for the band (the last reopening).
+    halted_until = models.DateTimeField(null=True, blank=True)
+    band_since = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"EngineState({self.market_id}, epoch={self.epoch}, seq={self.last_seq})"
@@ -344,3 +348,50 @@ class PreventedMatch(models.Model):
             models.Index(fields=["taker_user", "market", "id"], name="prevented_taker_user"),
             models.Index(fields=["maker_user", "market", "id"], name="prevented_maker_user"),
         ]
+
+
+class VolatilityBand(models.Model):
+    """Per-market circuit-breaker parameters (docs/halts.md). No row = no halts."""
+
+    market = models.OneToOneField(Market, on_delete=models.CASCADE, primary_key=True, related_name="volatility_band")
+    enabled = models.BooleanField(default=True)
+    reference_minutes = models.PositiveIntegerField(default=5, help_text="N: the static band's reference is the mean trade price of the last N minutes.")
+    static_pct = models.DecimalField(max_digits=9, decimal_places=4, default=Decimal("5"), help_text="Static (LULD-style) band: reference ± this %.")
+    dynamic_minutes = models.PositiveIntegerField(default=60, help_text="W: the dynamic band uses the high/low of the last W minutes.")
+    dynamic_pct = models.DecimalField(max_digits=9, decimal_places=4, default=Decimal("10"), help_text="Dynamic (CME-style) band: low − X % … high + X %.")
+    pause_seconds = models.PositiveIntegerField(default=300, help_text="P: how long a halt lasts before the reopening auction.")
+
+    def __str__(self) -> str:
+        return f"VolatilityBand({self.market_id})"
+
+
+class MarketHaltEvent(models.Model):
+    """One transition of the volatility-halt state machine, with its reason (an audit row
+    written in the engine batch that made the transition)."""
+
+    class Kind(models.TextChoices):
+        HALTED = "HALTED", "Halted"
+        REOPENED = "REOPENED", "Reopened by auction"
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="halt_events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    at = models.DateTimeField()
+    reason = models.CharField(max_length=128)
+    band_low = money(null=True, blank=True)
+    band_high = money(null=True, blank=True)
+    price = money(null=True, blank=True, help_text="HALTED: the price that would have printed; REOPENED: the auction price.")
+    qty = money(null=True, blank=True, help_text="REOPENED: the auction's executed volume.")
+    order_id = models.BigIntegerField(null=True, blank=True, help_text="HALTED: the order whose print was stopped.")
+    resume_at = models.DateTimeField(null=True, blank=True)
+    engine_seq = models.BigIntegerField(help_text="EngineState.last_seq when the transition was made.")
+    # REOPENED: the auction's trades are first_trade_id..last_trade_id (empty when last <
+    # first: nothing crossed); the band restarts just before first_trade_id.
+    first_trade_id = models.BigIntegerField(null=True, blank=True)
+    last_trade_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["market", "id"]
+        indexes = [models.Index(fields=["market", "-id"], name="halt_event_market_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.kind} {self.reason}"

@@ -7,11 +7,14 @@ from decimal import Decimal
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet, Sum
+from django.utils import timezone
 
 from kk99.conf import kk99_setting
+from trading.binance.formats import symbol_status
+from trading.engine import halts
 from trading.engine.core import depth_cache_key
 from trading.errors import TradingError, TradingErrorCode
-from trading.models import EngineState, FeePreference, Market, Order, Trade
+from trading.models import EngineState, FeePreference, Market, MarketHaltEvent, Order, Trade
 
 
 def market_list() -> QuerySet[Market]:
@@ -158,3 +161,37 @@ def fee_preference_get(*, user) -> dict:
     """The user's fee-payment choice and the terms: ``{"pay_fees_in_kk99", "discount", "token"}``."""
     pref = FeePreference.objects.filter(user=user).values_list("pay_fees_in_kk99", flat=True).first()
     return {"pay_fees_in_kk99": bool(pref), "discount": kk99_setting("KK99_FEE_DISCOUNT"), "token": kk99_setting("TOKEN_SYMBOL")}
+
+
+def market_status(market: Market) -> dict:
+    """The market's trading status with its volatility band (docs/halts.md), for
+    ``GET /api/v1/markets/{symbol}/status`` and the trading page banner.
+
+    ``status``: Binance symbol status — ``TRADING``; ``HALT`` during a volatility pause (or
+    when staff halted the market); ``AUCTION_MATCH`` once the pause is over and the engine's
+    next batch runs the reopening auction; ``BREAK`` / ``END_OF_DAY`` as in exchangeInfo.
+    ``band``: {"low", "high"} in force now (strings), None without a band or before the
+    first trade. ``reason``: why the market is halted (the last HALTED transition), else None.
+    """
+    now = timezone.now()
+    state = EngineState.objects.filter(market_id=market.pk).first()
+    status = symbol_status(market)
+    reason = resume_at = None
+    if state is not None and state.halted_until is not None and status in ("HALT", "AUCTION_MATCH"):
+        resume_at = state.halted_until
+        last = MarketHaltEvent.objects.filter(market_id=market.pk, kind=MarketHaltEvent.Kind.HALTED).order_by("-id").first()
+        reason = last.reason if last else None
+    band = None
+    tracker = halts.band_load(market.pk, state, now, halts.band_params(market.pk)) if state is not None else None
+    if tracker is not None:
+        limits = tracker.band(now)
+        if limits is not None:
+            q = market.tick_size
+            band = {"low": str(limits[0].quantize(q)), "high": str(limits[1].quantize(q))}
+    return {
+        "symbol": market.symbol,
+        "status": status,
+        "reason": reason,
+        "resumeAt": None if resume_at is None else int(resume_at.timestamp() * 1000),
+        "band": band,
+    }

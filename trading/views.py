@@ -84,7 +84,7 @@ def _trade_context(request: HttpRequest, market) -> dict:
         "fills": fr.fills_context(user=user, market=market), "balances": fr.balances_context(user=user, market=market),
         "maker_fee_pct": market.maker_fee * 100, "taker_fee_pct": market.taker_fee * 100,
         "trade_notice": _trade_notice(user), "demo_mailbox": mailbox_enabled(),
-        "picker": fr.market_rows(ctx_markets),
+        "picker": fr.market_rows(ctx_markets), "halt": selectors.market_status(market),
         "book_groups": [fmt_amount(market.tick_size * k, 18, grouping=False) for k in (1, 10, 100, 1000, 10000)],
     }
     return ctx

@@ -9,7 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.utils import timezone
+
 from marketdata.intervals import to_ms
+from trading.engine.halts import volatility_phase
 from trading.markets import market_session_is_open
 from trading.models import Market, Order, Trade, display_status
 
@@ -265,7 +268,9 @@ def symbol_status(market: Market) -> str:
     """Binance's symbol status. CANCEL_ONLY (no new orders, cancels allowed) shows as HALT;
     an equity market outside its session as END_OF_DAY."""
     if market.status == Market.Status.TRADING:
-        return "TRADING" if market_session_is_open(market=market) else "END_OF_DAY"
+        if not market_session_is_open(market=market):
+            return "END_OF_DAY"
+        return volatility_phase(market.pk, timezone.now()) or "TRADING"  # docs/halts.md
     if market.status == Market.Status.BREAK:
         return "BREAK"
     return "HALT"

@@ -14,14 +14,16 @@ from trading.models import Order
 S = Order.Status
 
 
-def claim(market_id: int, limit: int) -> tuple[list[Order], list[Order]]:
-    """(cancel requests, new orders) of ``market_id``, at most ``limit`` in all, row-locked."""
+def claim(market_id: int, limit: int, *, news: bool = True) -> tuple[list[Order], list[Order]]:
+    """(cancel requests, new orders) of ``market_id``, at most ``limit`` in all, row-locked.
+    ``news=False`` (a halted market): cancel requests only; new orders stay queued."""
+    with_news = news
     if connection.vendor == "postgresql":
-        return _claim_pg(market_id, limit)
+        return _claim_pg(market_id, limit, with_news)
     base_qs = Order.objects.select_for_update(skip_locked=True).filter(market_id=market_id)
     cancels = list(base_qs.filter(cancel_requested=True, status__in=Order.OPEN_STATUSES).order_by("id")[:limit])
     news = []
-    if len(cancels) < limit:
+    if len(cancels) < limit and with_news:
         news = list(base_qs.filter(status=S.PENDING_NEW, cancel_requested=False).order_by("id")[: limit - len(cancels)])
     return cancels, news
 
@@ -48,7 +50,7 @@ def _claim_sql() -> tuple[list[str], dict[str, str]]:
     return _ORDER_ATTNAMES, _CLAIM_SQL
 
 
-def _claim_pg(market_id: int, limit: int) -> tuple[list[Order], list[Order]]:
+def _claim_pg(market_id: int, limit: int, with_news: bool = True) -> tuple[list[Order], list[Order]]:
     """The claim on PostgreSQL: the same two ``SELECT … FOR UPDATE SKIP LOCKED`` statements as
     the ORM query, rows read as binary tuples (no text parsing of timestamps and numerics) and
     turned into Orders with ``Model.from_db`` (positional, no queryset machinery)."""
@@ -57,7 +59,7 @@ def _claim_pg(market_id: int, limit: int) -> tuple[list[Order], list[Order]]:
         cur.execute(sql["cancels"], [market_id, list(Order.OPEN_STATUSES), limit], binary=True)
         cancels = _orders_from_rows(attnames, cur.fetchall())
         news: list[Order] = []
-        if len(cancels) < limit:
+        if len(cancels) < limit and with_news:
             cur.execute(sql["news"], [market_id, S.PENDING_NEW.value, limit - len(cancels)], binary=True)
             news = _orders_from_rows(attnames, cur.fetchall())
     return cancels, news

@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Context, Decimal, localcontext
 
 from django.db import transaction
@@ -47,14 +48,15 @@ from django.utils import timezone
 
 from kk99.conf import kk99_setting
 from trading.engine import book as nb
-from trading.engine import faults
+from trading.engine import faults, halts
 from trading.engine.claiming import claim
 from trading.engine.matching import Batch, BookMatcher
 from trading.engine.persisting import Fenced, batch_write, state_lock
 from trading.engine.publishing import batch_publish, depth_cache_key, depth_diff
 from trading.engine.units import Units
 from trading.fees import FeeTierCache
-from trading.models import EngineState, Market, Order
+from trading.markets import market_session_is_open
+from trading.models import EngineState, Market, MarketHaltEvent, Order
 from trading.settlement import kk99_token
 from trading.stp import stp_owner
 from wallets.models import Asset
@@ -144,9 +146,17 @@ class MarketEngine(BookMatcher):
             nb.stop_add(stops, o, self.units)
             orders[o.id] = o
         self.book, self.stops, self.orders = book, stops, orders
-        self.last_price = EngineState.objects.get(market=self.market).last_price
+        state = EngineState.objects.get(market=self.market)
+        self.last_price = state.last_price
+        self.band = self._band_load(state, timezone.now())
         self._depth = self.depth_now()
         self._stale = False
+
+    def _band_params(self) -> halts.BandParams | None:
+        return halts.band_params(self.market.pk)
+
+    def _band_load(self, state: EngineState, now, params: halts.BandParams | None = None) -> halts.BandTracker | None:
+        return halts.band_load(self.market.pk, state, now, params or self._band_params())
 
     def _stop_count(self) -> int:
         return sum(1 for o in self.orders.values() if o.status == S.PENDING_TRIGGER)
@@ -257,9 +267,15 @@ class MarketEngine(BookMatcher):
             market = Market.objects.get(pk=self.market.pk)  # halts apply from the next batch on
             market.base, market.quote = self.market.base, self.market.quote
             self.market = market
-            cancels, news = claim(market.pk, batch_size)
+            now = timezone.now()
+            params = self._band_params()
+            if (params is None) != (self.band is None) or (params is not None and params != self.band.params):
+                self.band = self._band_load(state, now, params)  # changed in the admin
+            paused = state.halted_until is not None and now < state.halted_until
+            reopening = state.halted_until is not None and not paused
+            cancels, news = claim(market.pk, batch_size, news=not paused)
             self._claimed = len(cancels) + len(news)
-            if not cancels and not news:
+            if not cancels and not news and not reopening:
                 self._limit = 0
                 return BatchResult()
             # Adaptive: a full batch means a queue — take twice as much next time (bounded by
@@ -267,12 +283,60 @@ class MarketEngine(BookMatcher):
             if limit is None:
                 self._limit = batch_size * 2 if self._claimed >= batch_size else 0
             self.fees.new_batch()
-            b = Batch(now=timezone.now(), seq=state.last_seq, trade_id=state.last_trade_id, last_price=state.last_price)
+            b = Batch(now=now, seq=state.last_seq, trade_id=state.last_trade_id, last_price=state.last_price, halted_until=state.halted_until, band_since=state.band_since)
+            if reopening:
+                news = self._reopen(b, cancels, news)
+                cancels = []
             self._match(b, cancels, news)
+            if b.halt is not None:
+                self._halted(b)
             self._write(b, state)
             crash.batch_written()
         self.last_price = b.last_price
-        return BatchResult(commands=len(cancels) + len(news), trades=len(b.trades), orders_changed=len(b.dirty))
+        if b.halt is not None:
+            self._stale = True  # orders left untouched mid-batch: memory = the committed state
+        return BatchResult(commands=self._claimed, trades=len(b.trades), orders_changed=len(b.dirty))
+
+    # --- volatility halts (docs/halts.md) ------------------------------------------------
+
+    def _halted(self, b: Batch) -> None:
+        """A print outside the band was stopped: pause the market for P seconds."""
+        h = b.halt
+        low, high = h["band"]
+        b.halted_until = b.now + timedelta(seconds=self.band.params.pause_seconds)
+        q = self.units.tick
+        b.halt_events.append(MarketHaltEvent(
+            market_id=self.market.pk, kind=MarketHaltEvent.Kind.HALTED, at=b.now,
+            reason=f"price {h['price']} outside band [{low.quantize(q)}, {high.quantize(q)}]"[:128],
+            band_low=low.quantize(q), band_high=high.quantize(q), price=h["price"], order_id=h["order_id"],
+            resume_at=b.halted_until, engine_seq=b.seq,
+        ))
+
+    def _reopen(self, b: Batch, cancels: list[Order], news: list[Order]) -> list[Order]:
+        """The pause is over: apply the cancels, uncross the book and the queued GTC limit
+        orders by a call auction, reset the band to start at the auction. Returns the other
+        claimed orders, which then trade continuously (in arrival order)."""
+        self._match(b, cancels, [])
+        b.reopening = True
+        auction, rest = [], []
+        open_ = self.market.status == Market.Status.TRADING and market_session_is_open(market=self.market, now=b.now)
+        for o in news:
+            gtc_limit = o.type in (Order.Type.LIMIT, Order.Type.LIMIT_MAKER) and o.time_in_force == Order.TimeInForce.GTC
+            (auction if open_ and gtc_limit else rest).append(o)
+        ref = self.band.reference(b.now) if self.band is not None else b.last_price
+        if self.band is not None:  # the band restarts at the reopening: the auction is the new reference
+            self.band = halts.BandTracker(self.band.params, last_price=b.last_price)
+        first = b.trade_id + 1
+        result = self._auction(b, auction, ref)
+        b.halted_until = None
+        b.band_since = b.now
+        price, qty = result if result else (None, None)
+        b.halt_events.append(MarketHaltEvent(
+            market_id=self.market.pk, kind=MarketHaltEvent.Kind.REOPENED, at=b.now,
+            reason="pause over: call auction" if result else "pause over: nothing crossed",
+            price=price, qty=qty, engine_seq=b.seq, first_trade_id=first, last_trade_id=b.trade_id,
+        ))
+        return rest
 
     def _write(self, b: Batch, state: EngineState) -> None:
         """Persist batch ``b`` and schedule its events (after commit)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from trading.engine import book as nb
+from trading.engine import halts
 from trading.engine.persisting import TRADE_COLUMNS
 from trading.markets import market_session_is_open
 from trading.models import Market, Order
@@ -39,19 +40,35 @@ class Batch:
     defer: bool = False
     # Matches stopped by self-trade prevention (trading.models.PreventedMatch rows to insert).
     prevented: list = field(default_factory=list)
+    # Volatility halt state (EngineState.halted_until / band_since) and this batch's
+    # transitions (MarketHaltEvent rows, written and published with the batch).
+    halted_until: object = None
+    band_since: object = None
+    halt: dict | None = None  # set when a print outside the band stopped this batch
+    reopening: bool = False  # this batch ran the reopening auction: no second halt in it
+    halt_events: list = field(default_factory=list)
+
+
+# A fill of the call auction, shaped like the C book's TRADE event for ``_trade``.
+AuctionFill = namedtuple("AuctionFill", "maker_id price qty maker_remaining")
 
 
 class BookMatcher:
     # Send runs of new orders to the C book in one call (see _submit); False = one call per
     # order (the differential test runs both and compares).
     batch_book_calls = True
+    # The market's volatility band (trading.engine.halts.BandTracker), None = no halts.
+    band: halts.BandTracker | None = None
 
     def _match(self, b: Batch, cancels: list[Order], news: list[Order]) -> None:
         for o in cancels:
             self._current = o.id
             self._cancel(b, o)
-        b.defer = self.batch_book_calls
+        # The band check reads the book, so with a band every command goes to C at once.
+        b.defer = self.batch_book_calls and self.band is None
         for o in news:
+            if b.halt is not None:
+                break  # halted: the rest of the batch stays PENDING_NEW, queued for the auction
             self._current = o.id
             self._new(b, o)
         self._flush(b)
@@ -72,6 +89,14 @@ class BookMatcher:
         b.dirty[o.id] = o
 
     def _new(self, b: Batch, o: Order) -> None:
+        if (
+            self.band is not None and o.type not in Order.STOP_TYPES and self.market.status == Market.Status.TRADING
+            and market_session_is_open(market=self.market, now=b.now) and self._breaks_band(b, o)
+        ):
+            if b.halt is not None:
+                return  # not printed, not sequenced: the order waits (PENDING_NEW) for the auction
+            self._outside_band(b, o)
+            return
         b.seq += 1
         o.engine_seq = b.seq
         b.dirty[o.id] = o
@@ -92,6 +117,34 @@ class BookMatcher:
             self._submit(b, o)
             if not b.pending:  # deferred only while the stop book is empty: nothing to trigger
                 self._run_triggers(b)
+
+    def _outside_band(self, b: Batch, o: Order) -> None:
+        """In the reopening batch an order that would print outside the band again (it has
+        had its pause) expires instead of halting the market once more — else a market order
+        too big for the book would halt it forever."""
+        b.seq += 1
+        o.engine_seq = b.seq
+        o.status = S.EXPIRED
+        o.reject_reason = "outside_band"
+        b.dirty[o.id] = o
+
+    def _breaks_band(self, b: Batch, o: Order) -> bool:
+        """Would order ``o`` print outside the band in force? If so, record the halt in
+        ``b.halt`` (the caller then leaves the order untouched; not in a reopening batch,
+        see :meth:`_outside_band`) and say True."""
+        band = self.band.band(b.now)
+        if band is None:
+            return False
+        cmd = self._command(o)
+        if cmd is None:
+            return False
+        lo, hi = halts.band_ticks(band, self.units.tick)
+        outside = halts.first_print_outside(self.book, cmd, lo, hi)
+        if outside is None:
+            return False
+        if not b.reopening:
+            b.halt = {"order_id": o.id, "price": self.units.price(outside), "band": band}
+        return True
 
     @staticmethod
     def _reject(o: Order, reason: str) -> None:
@@ -280,6 +333,8 @@ class BookMatcher:
             maker.status = S.PARTIALLY_FILLED
         b.dirty[maker.id] = maker
         b.last_price = price
+        if self.band is not None:
+            self.band.add(b.now, price)
         maker_fee, taker_fee = (buyer_fee, seller_fee) if not taker_buys else (seller_fee, buyer_fee)
         maker_asset, taker_asset = (market.base_id, market.quote_id) if not taker_buys else (market.quote_id, market.base_id)
         b.trades.append(
@@ -299,11 +354,66 @@ class BookMatcher:
             if not triggered:
                 return
             for order_id in triggered:
+                if b.halt is not None:
+                    return  # the rest stay PENDING_TRIGGER in the database; the book is rebuilt
                 o = self.orders.pop(order_id)
+                if self.band is not None and self._breaks_band(b, o):
+                    if b.halt is not None:
+                        return
+                    o.triggered_at = b.now
+                    self._outside_band(b, o)
+                    continue
                 b.seq += 1
                 o.engine_seq = b.seq
                 o.triggered_at = b.now
                 b.dirty[o.id] = o
                 self._submit(b, o)
+
+    # --- the reopening call auction ------------------------------------------------------
+
+    def _auction(self, b: Batch, news: list[Order], ref: Decimal | None) -> tuple[Decimal, Decimal] | None:
+        """Uncross the book plus the queued limit orders ``news`` at one price (see
+        :func:`trading.engine.halts.auction_price` for the rule), then rebuild the C book from
+        what rests. Returns (price, volume), or None if nothing crossed. Every fill is a
+        normal trade (fees, settlement); the order that arrived later is the taker."""
+        u = self.units
+        for o in news:
+            b.seq += 1
+            o.engine_seq = b.seq
+            o.status = S.NEW
+            o.working_at = b.now
+            b.dirty[o.id] = o
+            self.orders[o.id] = o
+        resting = [o for o in self.orders.values() if o.status in Order.RESTING_STATUSES]
+        buys = sorted((o for o in resting if o.side == Order.Side.BUY), key=lambda o: (-o.price, o.engine_seq))
+        sells = sorted((o for o in resting if o.side == Order.Side.SELL), key=lambda o: (o.price, o.engine_seq))
+        ref_ticks = None if ref is None else int((ref / u.tick).to_integral_value())
+        found = halts.auction_price([(u.ticks(o.price), u.lots(o.remaining_qty)) for o in buys], [(u.ticks(o.price), u.lots(o.remaining_qty)) for o in sells], ref_ticks)
+        result = None
+        if found is not None:
+            price_t, volume = found
+            fills = halts.auction_fills(
+                [(o, u.ticks(o.price), u.lots(o.remaining_qty)) for o in buys],
+                [(o, u.ticks(o.price), u.lots(o.remaining_qty)) for o in sells], price_t, volume,
+            )
+            for buy, sell, q in fills:
+                taker, maker = (buy, sell) if buy.engine_seq > sell.engine_seq else (sell, buy)
+                self._current = taker.id
+                self._trade(b, taker, AuctionFill(maker.id, price_t, q, u.lots(maker.remaining_qty) - q))
+                if taker.remaining_qty == 0:
+                    taker.status = S.FILLED
+                    self.orders.pop(taker.id, None)
+                else:
+                    taker.status = S.PARTIALLY_FILLED
+                b.dirty[taker.id] = taker
+            result = (u.price(price_t), u.qty(volume))
+        book = nb.new_book()
+        for o in sorted((o for o in self.orders.values() if o.status in Order.RESTING_STATUSES), key=lambda o: o.engine_seq):
+            events = book.add_limit(o.id, o.user_id, nb.side(o.side), u.ticks(o.price), u.lots(o.remaining_qty), nb.TimeInForce.GTC, False, nb.StpMode.NONE)
+            if any(e.kind != nb.EventKind.ACCEPTED for e in events):
+                raise RuntimeError(f"{self.symbol}: the book is still crossed after the auction at order {o.id}: {events}")
+        self.book = book
+        self._current = None
+        return result
 
     # --- writing -------------------------------------------------------------------------

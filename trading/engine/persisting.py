@@ -11,7 +11,7 @@ from django.db.models import F
 
 from events.outbox import market_batch_events
 from trading.engine.sql import pg_cursor
-from trading.models import EngineState, Order, PreventedMatch, Trade
+from trading.models import EngineState, MarketHaltEvent, Order, PreventedMatch, Trade
 from trading.settlement import FEES, USER, kk99_fees_apply, kk99_opted_users
 
 ORDER_FIELDS = [
@@ -77,11 +77,15 @@ def state_advance(engine, b, depth_id: int) -> None:
         last_trade_id=b.trade_id,
         depth_update_id=depth_id,
         last_price=b.last_price,
+        halted_until=b.halted_until,
+        band_since=b.band_since,
         batch_count=F("batch_count") + 1,
         updated_at=b.now,
     )
     if updated != 1:
         raise Fenced(f"{engine.symbol}: lost the market before commit")
+    if b.halt_events:  # after the fence: a deposed engine records no transition
+        MarketHaltEvent.objects.bulk_create(b.halt_events)
 
 
 def state_lock(engine) -> EngineState:

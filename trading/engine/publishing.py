@@ -43,6 +43,19 @@ def market_last_price_published(symbol: str) -> tuple[bool, Decimal | None]:
     return True, (Decimal(value) if value else None)
 
 
+def halt_event_payload(ev, symbol: str) -> dict:
+    """The WebSocket event of one volatility-halt transition (docs/halts.md)."""
+    def s(v):
+        return None if v is None else str(v)
+
+    return {
+        "symbol": symbol, "status": "HALT" if ev.kind == "HALTED" else "TRADING", "transition": ev.kind,
+        "reason": ev.reason, "time": int(ev.at.timestamp() * 1000),
+        "resumeAt": None if ev.resume_at is None else int(ev.resume_at.timestamp() * 1000),
+        "bandLow": s(ev.band_low), "bandHigh": s(ev.band_high), "price": s(ev.price), "qty": s(ev.qty),
+    }
+
+
 def _levels(u, levels) -> list[list[str]]:
     return [[str(u.price(p)), str(u.qty(q))] for p, q in levels]
 
@@ -67,6 +80,8 @@ def batch_publish(engine, b, diff, depth, depth_id: int, prev_depth_id: int) -> 
     transaction.on_commit(lambda: _cache_set(depth_cache_key(symbol), snapshot))
     last = snapshot["last_price"] or ""
     transaction.on_commit(lambda: _cache_set(last_price_cache_key(symbol), last))
+    for ev in b.halt_events:
+        publish_on_commit("market.status", halt_event_payload(ev, symbol), groups=[market_group(symbol)])
     publish_many_on_commit(_user_messages(engine, b, now_ms))
     orders_done_on_commit(symbol, list(b.dirty))
 

@@ -90,7 +90,7 @@ class MarketUiConsumer(RouterConsumer):
 
     # feed → this connection (synchronous, never blocks)
     def deliver(self, feed: MarketFeed, event: FeedEvent) -> None:
-        if event.kind in ("tick", "ticker"):
+        if event.kind in ("tick", "ticker", "status"):
             self.outbox.put(event)
 
     async def _write(self, item) -> None:
@@ -103,6 +103,8 @@ class MarketUiConsumer(RouterConsumer):
         feed = self.feed
         if event.kind == "ticker":
             return fr.render_ticker(self.mf, event.data["ticker"])
+        if event.kind == "status":
+            return fr.render_halt_banner(event.data)
         parts = []
         last = feed.ticker.close if feed.ticker else None
         if event.data["book"] is not None:

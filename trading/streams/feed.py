@@ -377,6 +377,8 @@ class MarketFeed:
             await self._on_diff(payload)
         elif kind == "trade.batch":
             self._on_trades(payload.get("trades") or [])
+        elif kind == "market.status":  # a volatility halt / reopening (docs/halts.md)
+            self._emit(FeedEvent("status", payload))
 
     async def _load_book(self) -> LocalBook:
         snapshot = await _load_snapshot(self.market)

@@ -136,6 +136,11 @@ def render_ticker(mf: MarketFormat, ticker) -> str:
     return render_to_string("trading/_ticker.html", ticker_context(mf, ticker))
 
 
+def render_halt_banner(status: dict) -> str:
+    """The volatility-halt banner from a ``market.status`` event or ``market_status``."""
+    return render_to_string("trading/_halt_banner.html", {"halt": status})
+
+
 def render_chart_ticks(trades, seq: int) -> str:
     return render_to_string("trading/_chart_ticks.html", {"ticks": chart_ticks_json(trades), "seq": seq})
 

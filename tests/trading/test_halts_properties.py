@@ -1,0 +1,133 @@
+"""Volatility halts, the pure parts: the auction price against a brute-force scan of every
+tick, the auction fills, the band tracker against recomputation, and the band check against
+what the C book really prints (docs/halts.md)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal as D
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trading.engine import halts
+from trading.native import CommandType, EventKind, OrderBook, Side, StpMode, TimeInForce
+
+orders = st.lists(st.tuples(st.integers(1, 30), st.integers(1, 10)), max_size=8)
+
+
+def brute_force_auction(buys, sells, reference):
+    """Every tick from below the lowest to above the highest limit price, by the documented
+    rule: max volume, then min imbalance, then closest to the reference, then lower price."""
+    prices = [p for p, _ in buys] + [p for p, _ in sells]
+    if not prices:
+        return None
+    best = None
+    for p in range(min(prices) - 2, max(prices) + 3):
+        bv = sum(q for bp, q in buys if bp >= p)
+        sv = sum(q for sp, q in sells if sp <= p)
+        vol = min(bv, sv)
+        if vol <= 0:
+            continue
+        key = (-vol, abs(bv - sv), abs(p - reference) if reference is not None else 0, p)
+        if best is None or key < best[0]:
+            best = (key, p, vol)
+    return None if best is None else (best[1], best[2])
+
+
+@given(buys=orders, sells=orders, reference=st.none() | st.integers(-5, 40))
+@settings(max_examples=400, deadline=None)
+def test_auction_price_maximises_volume_and_equals_the_brute_force_scan(buys, sells, reference):
+    got = halts.auction_price(buys, sells, reference)
+    want = brute_force_auction(buys, sells, reference)
+    if want is None:
+        assert got is None
+        return
+    assert got == want
+    # No other price executes more.
+    for p in range(0, 35):
+        bv, sv = halts.auction_volumes(buys, sells, p)
+        assert min(bv, sv) <= got[1]
+
+
+def test_auction_prefers_minimum_imbalance_then_the_price_closest_to_the_reference():
+    # Volume 5 at every price in 10..12; imbalance is 0 only at 11.
+    assert halts.auction_price([(12, 5), (11, 5)], [(10, 5), (11, 5)], reference=None) == (11, 10)
+    # Same volume and imbalance on the whole gap 11..19: the reference decides.
+    assert halts.auction_price([(20, 5)], [(10, 5)], reference=14) == (14, 5)
+    assert halts.auction_price([(20, 5)], [(10, 5)], reference=99) == (20, 5)
+    assert halts.auction_price([(20, 5)], [(10, 5)], reference=None) == (10, 5)
+    assert halts.auction_price([(9, 5)], [(10, 5)], reference=10) is None
+
+
+@given(buys=orders, sells=orders, reference=st.none() | st.integers(0, 35))
+@settings(max_examples=200, deadline=None)
+def test_auction_fills_execute_the_volume_in_priority_and_leave_an_uncrossed_book(buys, sells, reference):
+    found = halts.auction_price(buys, sells, reference)
+    if found is None:
+        return
+    price, volume = found
+    b = sorted([(i, p, q) for i, (p, q) in enumerate(buys)], key=lambda o: (-o[1], o[0]))
+    s = sorted([(i, p, q) for i, (p, q) in enumerate(sells)], key=lambda o: (o[1], o[0]))
+    fills = halts.auction_fills(b, s, price, volume)
+    assert sum(q for _, _, q in fills) == volume
+    left_b = {i: q for i, _, q in b}
+    left_s = {i: q for i, _, q in s}
+    for bi, si, q in fills:
+        assert buys[bi][0] >= price >= sells[si][0]
+        left_b[bi] -= q
+        left_s[si] -= q
+        assert left_b[bi] >= 0 and left_s[si] >= 0
+    best_bid = max((buys[i][0] for i, q in left_b.items() if q), default=None)
+    best_ask = min((sells[i][0] for i, q in left_s.items() if q), default=None)
+    assert best_bid is None or best_ask is None or best_bid < best_ask
+
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+PARAMS = halts.BandParams(reference_minutes=5, static_pct=D("5"), dynamic_minutes=20, dynamic_pct=D("10"), pause_seconds=0)
+
+
+@given(st.lists(st.tuples(st.integers(0, 120), st.integers(50, 150)), min_size=1, max_size=40), st.integers(0, 60))
+@settings(max_examples=200, deadline=None)
+def test_band_tracker_equals_recomputation_over_the_windows(steps, later):
+    tracker = halts.BandTracker(PARAMS)
+    t = T0
+    history = []
+    for dt, price in steps:
+        t += timedelta(seconds=dt * 10)
+        tracker.add(t, D(price))
+        history.append((t, D(price)))
+    now = t + timedelta(minutes=later)
+    ref_prices = [p for at, p in history if at >= now - timedelta(minutes=5)] or [history[-1][1]]
+    dyn_prices = [p for at, p in history if at >= now - timedelta(minutes=20)] or [history[-1][1]]
+    ref = sum(ref_prices) / len(ref_prices)
+    want = (max(ref * D("0.95"), min(dyn_prices) * D("0.9")), min(ref * D("1.05"), max(dyn_prices) * D("1.1")))
+    assert tracker.band(now) == want
+
+
+def test_band_tracker_has_no_band_before_the_first_trade_and_the_last_price_after_a_quiet_spell():
+    tracker = halts.BandTracker(PARAMS)
+    assert tracker.band(T0) is None
+    tracker.add(T0, D("100"))
+    assert tracker.band(T0 + timedelta(hours=5)) == (D("95"), D("105"))
+    assert halts.band_ticks((D("95.001"), D("104.999")), D("0.01")) == (9501, 10499)
+
+
+book_orders = st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(90, 110), st.integers(1, 5)), max_size=12)
+
+
+@given(resting=book_orders, side=st.sampled_from([Side.BUY, Side.SELL]), kind=st.sampled_from([CommandType.LIMIT, CommandType.MARKET, CommandType.MARKET_QUOTE]),
+       price=st.integers(85, 115), qty=st.integers(1, 30), lo=st.integers(85, 100), width=st.integers(0, 15))
+@settings(max_examples=400, deadline=None)
+def test_band_check_names_exactly_the_first_print_the_c_book_would_make_outside_the_band(resting, side, kind, price, qty, lo, width):
+    book = OrderBook()
+    for i, (s, p, q) in enumerate(resting, start=1):
+        book.add_limit(i, i, s, p, q, TimeInForce.GTC, False, StpMode.NONE)  # crossing ones trade now
+    hi = lo + width
+    if kind == CommandType.MARKET_QUOTE:
+        side, qty = Side.BUY, qty * 100
+    cmd = (kind, side, TimeInForce.GTC, False, StpMode.NONE, 999, 999, price if kind == CommandType.LIMIT else 0, qty)
+    said = halts.first_print_outside(book, cmd, lo, hi)
+    events = book.execute([cmd])
+    printed = [e.price for e in events if e.kind == EventKind.TRADE]
+    outside = [p for p in printed if p < lo or p > hi]
+    assert said == (outside[0] if outside else None)
