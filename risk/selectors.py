@@ -17,6 +17,7 @@ from django.utils import timezone
 from kk99.conf import kk99_setting
 from risk import counters
 from risk.models import KillSwitch, RiskFigure, RiskLimit
+from trading.selectors import market_status as trading_market_status
 from trading.fees import usdt_value_of
 from trading.markets import market_session_is_open
 from trading.models import Market, Order, Trade
@@ -269,22 +270,15 @@ def risk_usage(*, user: Any, now: dt.datetime | None = None) -> dict[str, Any]:
 
 # Halt fields the engine's volatility-halt state adds to Market (the halts work): read when
 # present, null until then. One place to rename them when that model lands.
-_HALT_FIELDS = {"reason": "halt_reason", "since": "halted_at", "until": "halt_until", "band_low": "band_low", "band_high": "band_high", "reference": "band_reference"}
-
-
-def _halt_state(market: Market) -> str | None:
-    state = getattr(market, "halt_state", None) or getattr(market, "trading_state", None)
-    return str(state).lower() if state else None
-
-
 def market_status(*, market: Market) -> dict[str, Any]:
     """``trading`` / ``halted`` / ``auction`` / ``cancel_only`` / ``break`` / ``closed``, with
-    the halt's band and reason (null when none) and the market's kill switch."""
-    halt = _halt_state(market)
+    the volatility halt's band, reason and resume time (``trading.selectors.market_status``,
+    the one home of the halt state; null when none) and the market's kill switch."""
+    halt = trading_market_status(market)
     switch = next(iter(kill_switches_active(market=market)), None)
-    if halt in ("halted", "auction", "reopening"):
-        state = "auction" if halt in ("auction", "reopening") else "halted"
-    elif market.status == Market.Status.HALT:
+    if halt["status"] == "AUCTION_MATCH":
+        state = "auction"
+    elif halt["status"] == "HALT" or market.status == Market.Status.HALT:
         state = "halted"
     elif market.status == Market.Status.BREAK:
         state = "break"
@@ -294,15 +288,17 @@ def market_status(*, market: Market) -> dict[str, Any]:
         state = "closed"
     else:
         state = "trading"
-    fields = {}
-    for name, attr in _HALT_FIELDS.items():
-        value = getattr(market, attr, None)
-        fields[name] = value.isoformat() if hasattr(value, "isoformat") else (None if value is None else str(value))
+    band = halt["band"] or {}
     return {
         "symbol": market.symbol,
         "status": state,
         "market_status": market.status,
-        "halt": fields,
+        "halt": {
+            "reason": halt["reason"],
+            "until": halt["resumeAt"],
+            "band_low": band.get("low"),
+            "band_high": band.get("high"),
+        },
         "kill_switch": None if switch is None else {"mode": switch.mode, "since": switch.engaged_at.isoformat()},
     }
 

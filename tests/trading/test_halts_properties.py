@@ -3,7 +3,7 @@ tick, the auction fills, the band tracker against recomputation, and the band ch
 what the C book really prints (docs/halts.md)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from decimal import Decimal as D
 
 from hypothesis import given, settings
@@ -82,7 +82,7 @@ def test_auction_fills_execute_the_volume_in_priority_and_leave_an_uncrossed_boo
     assert best_bid is None or best_ask is None or best_bid < best_ask
 
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARAMS = halts.BandParams(reference_minutes=5, static_pct=D("5"), dynamic_minutes=20, dynamic_pct=D("10"), pause_seconds=0)
 
 
