@@ -111,10 +111,15 @@ class Sim:
 
     def user_new(self):
         from accounts.models import User
+        from risk.models import RiskLimit
         from wallets.services import ledger_credit
 
         self.counter += 1
         user = User.objects.create_user(email=f"eval{self.seed}-{self.counter}@example.com", password=None, kyc_tier=2)
+        # The replay compresses hours of trading into seconds of wall time: the pre-trade
+        # order-rate and open-order limits (real-time windows, risk/services.py) are lifted
+        # for its synthetic accounts, every other control still applies.
+        RiskLimit.objects.create(user=user, market=None, orders_per_10s=10**9, orders_per_day=10**9, max_open_orders=10**9, max_open_orders_per_market=10**9)
         ledger_credit(user=user, asset=self.quote, amount=Decimal(100000000), idempotency_key=f"eval:{user.pk}:q", kind="issuance", counter="issuance")
         for market in self.markets.values():
             ledger_credit(user=user, asset=market.base, amount=Decimal(1000000), idempotency_key=f"eval:{user.pk}:{market.pk}", kind="issuance", counter="issuance")
