@@ -27,7 +27,7 @@ def checkout_secret(var_dir: Path, name: str = KEY_FILE_NAME, *, nbytes: int = 5
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     candidate = secrets.token_urlsafe(nbytes)
-    tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")  # unique per thread too
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(candidate + "\n")
