@@ -5,10 +5,12 @@ module; it takes one connection. Never skipped: without the tool the fixture fai
 how to install it."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -24,8 +26,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def timescale():
+@contextlib.contextmanager
+def timescale_server() -> Iterator[int]:
+    """Start an in-memory PGlite TimescaleDB; yields its port (user/password ``postgres``)."""
     node = shutil.which("node")
     assert node and SERVER.exists(), "TimescaleDB test server missing: run `make test-tools` (deploy/scripts/install-timescale.sh)"
     port = _free_port()
@@ -33,6 +36,16 @@ def timescale():
     try:
         line = proc.stdout.readline()
         assert line.startswith("ready"), line
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def timescale():
+    """A psycopg connection (autocommit, UTC) to a fresh TimescaleDB, one per test module."""
+    with timescale_server() as port:
         conn = None
         for _ in range(50):
             try:
@@ -45,6 +58,3 @@ def timescale():
         conn.execute("SET TIME ZONE 'UTC'")
         yield conn
         conn.close()
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
