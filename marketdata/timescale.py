@@ -70,20 +70,23 @@ def candle_view_for(seconds: int) -> CandleView:
 
 # --- DDL ---------------------------------------------------------------------------------------
 
+COPY_TABLE_SQL = f"""
+    CREATE TABLE IF NOT EXISTS {TRADE_TS_TABLE} (
+        market_id bigint NOT NULL,
+        trade_id bigint NOT NULL,
+        created_at timestamptz NOT NULL,
+        price numeric(38, 18) NOT NULL,
+        qty numeric(38, 18) NOT NULL,
+        quote_qty numeric(38, 18) NOT NULL,
+        is_buyer_maker boolean NOT NULL,
+        PRIMARY KEY (market_id, trade_id, created_at)
+    )"""
+
+
 def _create_table_sql() -> list[str]:
     chunk_days = int(timescale_settings()["CHUNK_DAYS"])
     return [
-        f"""
-        CREATE TABLE IF NOT EXISTS {TRADE_TS_TABLE} (
-            market_id bigint NOT NULL,
-            trade_id bigint NOT NULL,
-            created_at timestamptz NOT NULL,
-            price numeric(38, 18) NOT NULL,
-            qty numeric(38, 18) NOT NULL,
-            quote_qty numeric(38, 18) NOT NULL,
-            is_buyer_maker boolean NOT NULL,
-            PRIMARY KEY (market_id, trade_id, created_at)
-        )""",
+        COPY_TABLE_SQL,
         f"SELECT create_hypertable('{TRADE_TS_TABLE}', 'created_at', chunk_time_interval => interval '{chunk_days} days', if_not_exists => true)",
     ]
 
@@ -91,7 +94,10 @@ def _create_table_sql() -> list[str]:
 _COLUMNS = "market_id, trade_id, created_at, price, qty, quote_qty, is_buyer_maker"
 
 
-def _trigger_sql() -> list[str]:
+def copy_trigger_sql() -> list[str]:
+    """The trigger that copies every new ``trading_trade`` row (plain PL/pgSQL: it also runs
+    without TimescaleDB, which is how tests/marketdata/test_trade_copy_trigger.py checks it
+    under the engine's ``COPY`` on the suite's PostgreSQL)."""
     return [
         f"""
         CREATE OR REPLACE FUNCTION {COPY_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -187,7 +193,7 @@ def timescale_setup(connection) -> list[str]:
         # Trigger + backfill in one transaction (no trade can fall between the two).
         run(cursor, "BEGIN")
         try:
-            for sql in _trigger_sql():
+            for sql in copy_trigger_sql():
                 run(cursor, sql)
             run(cursor, _backfill_sql())
             run(cursor, "COMMIT")
