@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from wallets.chains.chain import Chain
 from wallets.models import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, Asset
@@ -304,3 +305,50 @@ class TokenSupplyRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} KK99 ({self.status})"
+
+
+class WithdrawalAddress(models.Model):
+    """An entry of a user's withdrawal address book: a destination on one network, for one
+    asset (or, with ``asset`` empty, any asset of that network), with the user's label.
+
+    In whitelist-only mode (:class:`AddressBookSettings`) a withdrawal may only go to an entry
+    that is *usable*: confirmed from the link emailed when it was added, and past its
+    cooling-off period (``usable_from`` = added + ``ADDRESS_BOOK_COOLING_OFF_HOURS``) — a
+    stolen session cannot add an address and empty the account at once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="withdrawal_addresses")
+    chain = models.CharField(max_length=8, choices=Chain.choices)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Empty: any asset on this network.")
+    address = models.CharField(max_length=100)  # canonical form (addresses.address_validate)
+    label = models.CharField(max_length=60)
+    created_at = models.DateTimeField(default=timezone.now)
+    usable_from = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("label", "id")
+        constraints = [
+            models.UniqueConstraint(fields=("user", "chain", "address", "asset"), condition=Q(asset__isnull=False), name="withdrawal_address_unique_asset"),
+            models.UniqueConstraint(fields=("user", "chain", "address"), condition=Q(asset__isnull=True), name="withdrawal_address_unique_any"),
+        ]
+        indexes = [models.Index(fields=("user", "chain"), name="withdrawal_address_user_chain")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.chain} {self.address})"
+
+
+class AddressBookSettings(models.Model):
+    """A user's whitelist-only switch. Turning it on applies at once; turning it off applies
+    only after the cooling-off period (``whitelist_off_at``), so a stolen session cannot lift
+    the restriction and withdraw right away."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="address_book_settings")
+    whitelist_only = models.BooleanField(default=False)
+    whitelist_off_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "address book settings"
+
+    def __str__(self) -> str:
+        return f"{self.user} whitelist={'on' if self.whitelist_only else 'off'}"
