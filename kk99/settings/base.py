@@ -374,6 +374,9 @@ KK99 = {
     "ENGINE_SQLITE_POLL_SECONDS": float(env_str("KK99_ENGINE_SQLITE_POLL_SECONDS", "0.05")),
     # Engine standby: how often it tries to take a market's advisory lock.
     "ENGINE_STANDBY_RETRY_SECONDS": float(env_str("KK99_ENGINE_STANDBY_RETRY_SECONDS", "0.5")),
+    # Trading page: the order-book depths (levels a side) a viewer can pick; the first is the
+    # default. The market feed keeps the largest on every tick.
+    "UI_BOOK_DEPTHS": [20, 50],
     # Depth levels per side kept in the published book snapshot / diffs.
     "ENGINE_DEPTH_LEVELS": env_int("KK99_ENGINE_DEPTH_LEVELS", 100),
     # Engine on PostgreSQL: idle_in_transaction_session_timeout of the engine's own sessions, so

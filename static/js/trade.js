@@ -296,13 +296,13 @@
         if (!(key in buckets)) { buckets[key] = 0; order.push(key); }
         buckets[key] += Number(row.dataset.qty || 0);
       });
-      order.sort(function (a, b) { return b - a; }); // high → low on both sides, like the server
+      order.sort(function (a, b) { return pair[1] === "bid" ? b - a : a - b; }); // best first, like the server
       levels[pair[1]] = { side: side, keys: order, qty: buckets };
     });
     var top = 0;
     Object.keys(levels).forEach(function (k) {
       var L = levels[k], cum = 0;
-      var fromBest = k === "bid" ? L.keys : L.keys.slice().reverse();
+      var fromBest = L.keys;
       L.cum = {};
       fromBest.forEach(function (key) { cum += L.qty[key]; L.cum[key] = cum; });
       top = Math.max(top, cum);
@@ -493,11 +493,28 @@
     var pair = root.dataset.pair;
     var events = new PrivateEvents();
     var groupSelect = document.getElementById("ob-group");
-    if (groupSelect) groupSelect.addEventListener("change", function () {
-      // Regroup from the next push (the server's rows are the source): ask for a fresh book.
+    // Book depth (levels a side): kept in this browser; the server renders the book at that
+    // depth for this connection from the next push on ({"depth": n} over the socket).
+    var depthSelect = document.getElementById("ob-depth");
+    function wantedDepth() {
+      try { return window.localStorage.getItem("kk99.bookDepth") || ""; } catch (e) { return ""; }
+    }
+    function sendDepth() {
+      if (depthSelect && socket) socket.send(JSON.stringify({ depth: Number(depthSelect.value) }));
+    }
+    if (depthSelect) {
+      var stored = wantedDepth();
+      if (stored && depthSelect.querySelector("option[value='" + stored + "']")) depthSelect.value = stored;
+      depthSelect.addEventListener("change", function () {
+        try { window.localStorage.setItem("kk99.bookDepth", depthSelect.value); } catch (e) { /* this page only */ }
+        if (socket) sendDepth(); else refetchBook();
+      });
+    }
+    function refetchBook() {
       var book = document.getElementById("ob-book");
       if (book) book.dataset.grouped = "";
-      fetch(window.location.pathname + "?fragment=book", { credentials: "same-origin", headers: { "HX-Request": "true" } })
+      var depth = depthSelect ? "&depth=" + encodeURIComponent(depthSelect.value) : "";
+      fetch(window.location.pathname + "?fragment=book" + depth, { credentials: "same-origin", headers: { "HX-Request": "true" } })
         .then(function (r) { return r.text(); })
         .then(function (html) {
           var cur = document.getElementById("ob-book");
@@ -507,7 +524,9 @@
           if (cur && fresh && fresh.id === "ob-book" && Number(fresh.dataset.seq) >= Number(cur.dataset.seq || 0)) cur.replaceWith(fresh);
           afterUpdate();
         });
-    });
+    }
+    // Regroup from a fresh book (the server's rows are the source).
+    if (groupSelect) groupSelect.addEventListener("change", refetchBook);
     function afterUpdate() {
       if (groupSelect) groupBook(groupSelect.value);
       events.scan();
@@ -540,6 +559,8 @@
       opened += 1;
       lastMessage = Date.now();
       setLive("live", "Live");
+      // A new connection starts at the default depth: ask again for the one chosen here.
+      if (depthSelect && depthSelect.value !== depthSelect.options[0].value) sendDepth();
       if (opened > 1 && chart) chart.load();
     });
     root.addEventListener("htmx:wsClose", function () { setLive("down", "Reconnecting"); });
