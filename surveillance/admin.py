@@ -9,6 +9,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from kk99.admin_numbers import MoneyAdmin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -37,7 +38,7 @@ def _evidence_rows(alert: Alert) -> tuple[list[Order], list[Trade]]:
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("short_key", "detector", "market", "severity", "score", "accounts", "window_start", "window_end", "case")
     list_filter = ("detector", "severity", "market", "case__state")
     search_fields = ("alert_key",)
@@ -64,7 +65,7 @@ class AlertAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
 
-class AlertInline(admin.TabularInline):
+class AlertInline(MoneyAdmin, admin.TabularInline):
     model = Alert
     fields = ("detector", "severity", "score", "accounts", "window_start", "window_end")
     readonly_fields = fields

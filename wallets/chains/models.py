@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+
+from kk99.numbers import fmt_amount
 from django.db.models import Q
 from django.utils import timezone
 
@@ -234,7 +236,7 @@ class Withdrawal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"withdrawal:{self.pk} {self.amount} {self.asset_id and self.asset.symbol} → {self.address}"
+        return f"withdrawal:{self.pk} {fmt_amount(self.amount, 18)} {self.asset_id and self.asset.symbol} → {self.address}"
 
     @property
     def hold_amount(self):
@@ -304,7 +306,7 @@ class TokenSupplyRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} KK99 ({self.status})"
+        return f"{self.kind} {fmt_amount(self.amount, 18)} KK99 ({self.status})"
 
 
 class WithdrawalAddress(models.Model):
