@@ -1,7 +1,7 @@
 """The withdrawal address book: saved destinations per user and network (optionally per
 asset) with a label, and the whitelist-only mode that restricts withdrawals to them.
 
-Rules (docs/funding.md "Address book"):
+Rules (docs/chains.md "Address book and whitelist-only withdrawals"):
 
 * Adding an entry validates the address for its network (canonical form, as withdrawals
   store it), refuses burn addresses and the exchange's own addresses, and emails a
