@@ -253,6 +253,15 @@ def test_the_withdraw_form_refuses_an_address_outside_the_book_in_whitelist_mode
     assert not Withdrawal.objects.exists()
 
 
+def test_switching_off_on_the_page_says_when_and_asking_while_off_is_harmless(client, funded):
+    client.force_login(funded)
+    assert client.post(reverse("chains:address_whitelist"), {"enabled": "0"}).status_code == 302  # already off
+    client.post(reverse("chains:address_whitelist"), {"enabled": "1"})
+    client.post(reverse("chains:address_whitelist"), {"enabled": "0"})
+    page = client.get(reverse("chains:addresses")).content.decode()
+    assert 'data-whitelist="on"' in page and "Switching off on" in page
+
+
 def test_address_book_pages_need_a_login_and_post(client, funded, chain_assets):
     assert client.get(reverse("chains:addresses")).status_code == 302
     client.force_login(funded)

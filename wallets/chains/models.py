@@ -338,6 +338,13 @@ class WithdrawalAddress(models.Model):
     def __str__(self) -> str:
         return f"{self.label} ({self.chain} {self.address})"
 
+    def state(self, now=None) -> str:
+        """``usable`` (confirmed and cooled off), ``unconfirmed`` or ``cooling`` — the rule
+        :func:`wallets.chains.selectors.withdrawal_address_usable` applies in SQL."""
+        if self.confirmed_at is None:
+            return "unconfirmed"
+        return "usable" if self.usable_from <= (now or timezone.now()) else "cooling"
+
 
 class AddressBookSettings(models.Model):
     """A user's whitelist-only switch. Turning it on applies at once; turning it off applies

@@ -99,11 +99,7 @@ def withdraw(request):
 def _saved_addresses(user) -> list[dict]:
     """The address book as the withdraw page offers it: each entry with its state."""
     now = timezone.now()
-    out = []
-    for entry in selectors.withdrawal_addresses_for_user(user=user):
-        state = "usable" if entry.confirmed_at and entry.usable_from <= now else "unconfirmed" if entry.confirmed_at is None else "cooling"
-        out.append({"entry": entry, "state": state})
-    return out
+    return [{"entry": entry, "state": entry.state(now)} for entry in selectors.withdrawal_addresses_for_user(user=user)]
 
 
 @login_required
@@ -122,7 +118,7 @@ def addresses(request):
             return redirect("chains:addresses")
     status = 400 if request.method == "POST" else 200
     return render(request, "chains/addresses.html", {
-        "form": form, "saved": _saved_addresses(request.user), "settings": selectors.address_book_settings(user=request.user),
+        "form": form, "saved": _saved_addresses(request.user), "book_settings": selectors.address_book_settings(user=request.user),
         "whitelist": selectors.whitelist_active(user=request.user), "hours": kk99_setting("ADDRESS_BOOK_COOLING_OFF_HOURS"), "demo_mailbox": mailbox_enabled(),
     }, status=status)
 
@@ -146,6 +142,8 @@ def address_whitelist(request):
     row = address_book.address_book_whitelist_set(user=request.user, enabled=enabled, request=request)
     if enabled:
         messages.success(request, "Whitelist-only withdrawals are on: withdrawals go only to confirmed addresses of your address book.")
+    elif row.whitelist_off_at is None:
+        messages.info(request, "Whitelist-only withdrawals are off.")
     else:
         messages.info(request, f"Whitelist-only withdrawals switch off on {row.whitelist_off_at:%Y-%m-%d %H:%M} UTC.")
     return redirect("chains:addresses")
