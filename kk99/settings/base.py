@@ -308,6 +308,16 @@ LOGGING = {
 
 # --- Exchange tunables: one namespaced dict, read through kk99.conf.kk99_setting ---------
 KK99 = {
+    # --- TimescaleDB mode (marketdata/timescale.py, docs/marketdata.md) -----------------------
+    "TIMESCALEDB": {
+        # On: migrations create the trades hypertable copy, candle continuous aggregates and
+        # policies, and candles are read from the aggregates. Off: plain PostgreSQL (date_bin).
+        "ENABLED": env_bool("KK99_TIMESCALEDB", False),
+        "CHUNK_DAYS": env_int("KK99_TIMESCALE_CHUNK_DAYS", 1),
+        "COMPRESS_AFTER_DAYS": env_int("KK99_TIMESCALE_COMPRESS_AFTER_DAYS", 7),
+        # Raw rows of the copy (trading_trade keeps every trade; 0 = keep the copy forever too).
+        "RAW_RETENTION_DAYS": env_int("KK99_TIMESCALE_RAW_RETENTION_DAYS", 90),
+    },
     # --- Event feed (events/, docs/events.md) -------------------------------------------
     "EVENTS": {
         "TRANSPORT": env_str("KK99_EVENTS_TRANSPORT", "nats"),
