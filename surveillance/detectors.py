@@ -15,6 +15,7 @@ import hashlib
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -112,8 +113,9 @@ def _pair(a: int, b: int) -> tuple[int, int]:
 # --- wash trading -------------------------------------------------------------------------------
 
 
-def detect_wash(trades: list[TradeRec], *, p: dict, linked: set[tuple[int, int]], exempt: set[int] = frozenset()) -> list[Finding]:
-    """Self trades and trades between linked accounts, per pair per bucket; plus price-neutral
+def detect_wash(trades: list[TradeRec], *, p: dict, linked: Mapping[tuple[int, int], list] | set[tuple[int, int]], exempt: set[int] = frozenset()) -> list[Finding]:
+    """Self trades and trades between linked accounts (``linked``: pair → the links' evidence,
+    copied onto the finding), per pair per bucket; plus price-neutral
     round trips (A buys from B, then sells about the same quantity back to B at about the same
     price within ``round_trip_window_s``), at least ``min_round_trips`` in a bucket. Registered
     market makers (``exempt``) trade both ways with everyone by design: no round trips for them."""
@@ -157,7 +159,8 @@ def detect_wash(trades: list[TradeRec], *, p: dict, linked: set[tuple[int, int]]
         out.append(Finding(
             "wash", accounts, bucket, bucket + timedelta(seconds=p["bucket_s"]),
             score=1.0 + math.log2(len(ts)) if kind != "round_trip" else len(ts) / 2 / p["min_round_trips"] * 1.5,
-            evidence={"kind": kind, "trade_ids": [t.id for t in ts], "order_ids": sorted({o for t in ts for o in (t.buy_order, t.sell_order)}), "volume": str(volume)},
+            evidence={"kind": kind, "trade_ids": [t.id for t in ts], "order_ids": sorted({o for t in ts for o in (t.buy_order, t.sell_order)}), "volume": str(volume),
+                      **({"links": list(linked[pair])} if kind == "linked" and isinstance(linked, Mapping) else {})},
             detected_at=ts[-1].ts if kind != "round_trip" else ts[2 * p["min_round_trips"] - 1].ts,
         ))
     return out

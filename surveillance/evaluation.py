@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from unittest import mock
 
-from django.test import override_settings
 
 TYPES = ("wash", "spoofing", "pump", "marking_close", "cancel_ratio", "stp_misuse")
 SLACK = timedelta(minutes=10)
@@ -124,6 +123,17 @@ class Sim:
         for market in self.markets.values():
             ledger_credit(user=user, asset=market.base, amount=Decimal(1000000), idempotency_key=f"eval:{user.pk}:{market.pk}", kind="issuance", counter="issuance")
         return user
+
+    def register_market_makers(self) -> None:
+        """The replay's market makers go through the reviewed registry like real ones: one
+        compliance officer requests, another approves."""
+        from accounts.models import User
+        from surveillance.services import mm_exemption_approve, mm_exemption_request
+
+        officers = [User.objects.create_user(email=f"eval{self.seed}-officer{i}@example.com", password=None) for i in (1, 2)]
+        for symbol, mm in self.mm.items():
+            exemption = mm_exemption_request(user=mm, markets=[self.markets[symbol]], programme="eval liquidity", valid_from=START, requested_by=officers[0])
+            mm_exemption_approve(exemption_id=exemption.pk, actor=officers[1])
 
     # --- actions --------------------------------------------------------------------------
 
@@ -362,61 +372,54 @@ def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int 
         sim = Sim(seed=seed, markets=markets, background=background)
         sim.clock = clock
         symbols = sorted(sim.markets)
-        exempt = [u.pk for u in sim.mm.values()]
-        with override_settings(KK99={**_kk99(), "SURVEILLANCE_EXEMPT_MAKERS": exempt}):
-            total_ticks = int(hours * 3600 / tick_s)
-            schedule: list[tuple[int, str, str]] = []
-            if inject:
-                # spread injections over the run, away from the first hour (detector warm-up)
-                warm = int(3600 / tick_s)
-                slots = sorted(sim.rng.sample(range(warm, max(warm + 1, total_ticks - int(1800 / tick_s))), per_type * len(TYPES)))
-                kinds = [t for t in TYPES for _ in range(per_type)]
-                sim.rng.shuffle(kinds)
-                for slot, kind in zip(slots, kinds):
-                    schedule.append((slot, kind, sim.rng.choice(symbols)))
-            running: list[tuple[Injection, object]] = []
-            injections: list[Injection] = []
+        sim.register_market_makers()
+        total_ticks = int(hours * 3600 / tick_s)
+        schedule: list[tuple[int, str, str]] = []
+        if inject:
+            # spread injections over the run, away from the first hour (detector warm-up)
+            warm = int(3600 / tick_s)
+            slots = sorted(sim.rng.sample(range(warm, max(warm + 1, total_ticks - int(1800 / tick_s))), per_type * len(TYPES)))
+            kinds = [t for t in TYPES for _ in range(per_type)]
+            sim.rng.shuffle(kinds)
+            for slot, kind in zip(slots, kinds):
+                schedule.append((slot, kind, sim.rng.choice(symbols)))
+        running: list[tuple[Injection, object]] = []
+        injections: list[Injection] = []
+        for symbol in symbols:
+            sim.requote(symbol, clock.now, force=True)
+        sim.run_engines()
+        next_detect = clock.now + timedelta(seconds=detect_every_s)
+        for tick in range(total_ticks):
+            while schedule and schedule[0][0] == tick:
+                _, kind, symbol = schedule.pop(0)
+                inj = Injection(kind, symbol, (), clock.now)
+                running.append((inj, INJECTORS[kind](sim, inj, symbol)))
+                injections.append(inj)
             for symbol in symbols:
-                sim.requote(symbol, clock.now, force=True)
+                sim.requote(symbol, clock.now)
+                sim.background(symbol, clock.now)
+            still = []
+            for inj, gen in running:
+                try:
+                    next(gen)
+                    still.append((inj, gen))
+                except StopIteration:
+                    inj.end = clock.now
+            running = still
             sim.run_engines()
-            next_detect = clock.now + timedelta(seconds=detect_every_s)
-            for tick in range(total_ticks):
-                while schedule and schedule[0][0] == tick:
-                    _, kind, symbol = schedule.pop(0)
-                    inj = Injection(kind, symbol, (), clock.now)
-                    running.append((inj, INJECTORS[kind](sim, inj, symbol)))
-                    injections.append(inj)
+            clock.now += timedelta(seconds=tick_s)
+            if clock.now >= next_detect:
                 for symbol in symbols:
-                    sim.requote(symbol, clock.now)
-                    sim.background(symbol, clock.now)
-                still = []
-                for inj, gen in running:
-                    try:
-                        next(gen)
-                        still.append((inj, gen))
-                    except StopIteration:
-                        inj.end = clock.now
-                running = still
-                sim.run_engines()
-                clock.now += timedelta(seconds=tick_s)
-                if clock.now >= next_detect:
-                    for symbol in symbols:
-                        detectors_run(market=sim.markets[symbol], now=clock.now)
-                    next_detect += timedelta(seconds=detect_every_s)
-            for inj, _ in running:
-                inj.end = clock.now
-            clock.now += timedelta(seconds=detect_every_s)
-            for symbol in symbols:
-                detectors_run(market=sim.markets[symbol], now=clock.now)
+                    detectors_run(market=sim.markets[symbol], now=clock.now)
+                next_detect += timedelta(seconds=detect_every_s)
+        for inj, _ in running:
+            inj.end = clock.now
+        clock.now += timedelta(seconds=detect_every_s)
+        for symbol in symbols:
+            detectors_run(market=sim.markets[symbol], now=clock.now)
         alerts = list(Alert.objects.filter(market__in=sim.markets.values()).select_related("market").order_by("pk"))
         trades = Trade.objects.filter(market__in=sim.markets.values()).count()
     return _score(alerts, injections, sim.orders, trades)
-
-
-def _kk99() -> dict:
-    from django.conf import settings
-
-    return dict(settings.KK99)
 
 
 def _score(alerts, injections: list[Injection], orders: int, trades: int) -> EvalResult:
