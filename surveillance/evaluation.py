@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from unittest import mock
 
+from kk99.conf import kk99_setting
+
 
 TYPES = ("wash", "spoofing", "pump", "marking_close", "cancel_ratio", "stp_misuse")
 SLACK = timedelta(minutes=10)
@@ -48,6 +50,7 @@ class EvalResult:
     injections: list[Injection] = field(default_factory=list)
     orders: int = 0
     trades: int = 0
+    false_list: list[tuple] = field(default_factory=list)  # (alert key, detector, market, accounts, window start)
 
 
 class Clock:
@@ -107,6 +110,8 @@ class Sim:
             engine.start()
             self.engines[symbol] = engine
         self.orders = 0
+        self.dirty: set[str] = set()  # markets with commands the engine has not taken yet
+        self.symbol_of = {m.pk: s for s, m in self.markets.items()}
 
     def user_new(self):
         from accounts.models import User
@@ -150,6 +155,7 @@ class Sim:
         except KK99Error:
             return None
         self.orders += 1
+        self.dirty.add(symbol)
         return order
 
     def cancel(self, user, order) -> None:
@@ -160,11 +166,21 @@ class Sim:
         try:
             order_cancel(user=user, order=Order.objects.get(pk=order.pk), wait=None)
         except KK99Error:
-            pass
+            return
+        self.dirty.add(self.symbol_of[order.market_id])
 
     def run_engines(self) -> None:
-        for engine in self.engines.values():
-            engine.run_until_idle()
+        """Drain the engines of the markets that got commands. Nothing else writes to the
+        replay's database, so a batch that claimed less than a full batch emptied the queue:
+        no trailing empty batch (the real runner polls; here it would only cost queries)."""
+        full = kk99_setting("ENGINE_BATCH_SIZE")
+        for symbol in sorted(self.dirty):
+            engine = self.engines[symbol]
+            while True:
+                r = engine.process_batch()
+                if not r.retried and r.commands < full:
+                    break
+        self.dirty.clear()
 
     def best(self, symbol) -> tuple[float, float]:
         engine = self.engines[symbol]
@@ -360,9 +376,21 @@ INJECTORS = {"wash": inj_wash, "spoofing": inj_spoofing, "pump": inj_pump, "mark
              "cancel_ratio": inj_cancel_ratio, "stp_misuse": inj_stp_misuse}
 
 
+def fast_commits() -> None:
+    """The replay's database is thrown away afterwards: commits need not wait for the WAL
+    flush (``synchronous_commit=off`` for this session — crash safety of a scratch database is
+    not measured here; ordering and visibility are unchanged). About a third of the wall time
+    on a busy machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+
+
 def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int = 20, per_type: int = 4, tick_s: int = 10,
-             detect_every_s: int = 300, inject: bool = True, out=None) -> EvalResult:
-    """Run one replay on the current database (the command gives it an isolated one)."""
+             detect_every_s: int = 300, inject: bool = True, types: tuple[str, ...] = TYPES, out=None) -> EvalResult:
+    """Run one replay on the current database (the command gives it an isolated one).
+    ``types`` limits the injections (tuning one detector); the table still has every row."""
     from surveillance.models import Alert
     from surveillance.services import detectors_run
     from trading.models import Trade
@@ -378,8 +406,8 @@ def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int 
         if inject:
             # spread injections over the run, away from the first hour (detector warm-up)
             warm = int(3600 / tick_s)
-            slots = sorted(sim.rng.sample(range(warm, max(warm + 1, total_ticks - int(1800 / tick_s))), per_type * len(TYPES)))
-            kinds = [t for t in TYPES for _ in range(per_type)]
+            slots = sorted(sim.rng.sample(range(warm, max(warm + 1, total_ticks - int(1800 / tick_s))), per_type * len(types)))
+            kinds = [t for t in types for _ in range(per_type)]
             sim.rng.shuffle(kinds)
             for slot, kind in zip(slots, kinds):
                 schedule.append((slot, kind, sim.rng.choice(symbols)))
@@ -426,6 +454,7 @@ def _score(alerts, injections: list[Injection], orders: int, trades: int) -> Eva
     false_by_type = {t: 0 for t in TYPES}
     tp_by_type = {t: 0 for t in TYPES}
     delays: dict[str, list[float]] = {t: [] for t in TYPES}
+    false_list: list[tuple] = []
     for alert in alerts:
         matched = [
             inj for inj in injections
@@ -434,6 +463,7 @@ def _score(alerts, injections: list[Injection], orders: int, trades: int) -> Eva
         ]
         if not matched:
             false_by_type[alert.detector] += 1
+            false_list.append((alert.alert_key, alert.detector, alert.market.symbol, tuple(alert.accounts), alert.window_start))
             continue
         tp_by_type[alert.detector] += 1
         for inj in matched:
@@ -453,7 +483,8 @@ def _score(alerts, injections: list[Injection], orders: int, trades: int) -> Eva
             "recall": (detected / injected) if injected else None,
             "median_delay_s": statistics.median(delays[t]) if delays[t] else None,
         })
-    return EvalResult(rows=rows, alert_keys=[a.alert_key for a in alerts], false_alerts=sum(false_by_type.values()), injections=injections, orders=orders, trades=trades)
+    return EvalResult(rows=rows, alert_keys=[a.alert_key for a in alerts], false_alerts=sum(false_by_type.values()), injections=injections, orders=orders, trades=trades,
+                      false_list=false_list)
 
 
 def table(rows: list[dict]) -> str:

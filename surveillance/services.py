@@ -82,7 +82,8 @@ def detectors_run(*, market: Market, now=None, detectors: tuple[str, ...] | None
         elif name == "spoofing":
             findings += d.detect_spoofing(order_records(market_id=market.pk, since=since), trades, p=p, exempt=exempt)
         elif name == "pump":
-            findings += [f for f in d.detect_pump(trades, p=p) if f.window_end > first_new]
+            # a bar is final once its dump window has passed: bars that recent are looked at again
+            findings += [f for f in d.detect_pump(trades, p=p) if f.window_end > first_new - timedelta(seconds=p["dump_window_s"])]
         elif name == "marking_close":
             closes = d.closes_between(first_new, now, p["close_interval_s"], _session_closes(market, first_new, now))
             findings += d.detect_marking_close(trades, p=p, closes=closes)
