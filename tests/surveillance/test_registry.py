@@ -20,6 +20,7 @@ from surveillance.services import (
     mm_exemption_request,
     mm_exemption_revoke,
 )
+from tests.surveillance.test_cases import _staff
 from tests.trading.conftest import place
 
 pytestmark = pytest.mark.django_db
@@ -121,3 +122,26 @@ def test_detectors_read_the_registry_no_round_trip_alert_for_an_approved_maker(m
     mm_exemption_approve(exemption_id=exemption.pk, actor=officers[1])
     _round_trips(engine, market, alice, bob)
     assert detectors_run(market=market) == []
+
+
+def test_compliance_files_and_a_second_officer_approves_in_the_admin(client, settings, make_user, market, alice):
+    first = _staff(settings, make_user, "first@kk99.local", "compliance")
+    second = _staff(settings, make_user, "second@kk99.local", "compliance")
+    client.force_login(first)
+    now = timezone.now()
+    page = client.post("/admin/surveillance/marketmakerexemption/add/", {
+        "user": alice.pk, "markets": [market.pk], "programme": "Tier-1 liquidity",
+        "valid_from_0": now.strftime("%Y-%m-%d"), "valid_from_1": "00:00:00", "reason": "agreement #7",
+    })
+    assert page.status_code == 302, page.content[:2000]
+    exemption = MarketMakerExemption.objects.get()
+    assert exemption.requested_by == first and exemption.status == "requested" and list(exemption.markets.all()) == [market]
+    assert client.get("/admin/surveillance/marketmakerexemption/").status_code == 200
+    changelist = "/admin/surveillance/marketmakerexemption/"
+    client.post(changelist, {"action": "approve", "_selected_action": [exemption.pk]})
+    exemption.refresh_from_db()
+    assert exemption.status == "requested"  # the requester cannot approve
+    client.force_login(second)
+    client.post(changelist, {"action": "approve", "_selected_action": [exemption.pk]})
+    exemption.refresh_from_db()
+    assert exemption.status == "approved" and exemption.approved_by == second
