@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -396,6 +397,7 @@ def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int 
     from trading.models import Trade
 
     clock = Clock(START)
+    wall = time.monotonic()
     with simulated_time(clock):
         sim = Sim(seed=seed, markets=markets, background=background)
         sim.clock = clock
@@ -440,6 +442,8 @@ def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int 
                 for symbol in symbols:
                     detectors_run(market=sim.markets[symbol], now=clock.now)
                 next_detect += timedelta(seconds=detect_every_s)
+            if out is not None and (tick + 1) % int(3600 / tick_s) == 0:
+                out(f"  {(tick + 1) * tick_s / 3600:g} h simulated: {sim.orders} orders, {time.monotonic() - wall:.0f} s wall")
         for inj, _ in running:
             inj.end = clock.now
         clock.now += timedelta(seconds=detect_every_s)

@@ -28,6 +28,10 @@ class Command(BaseCommand):
         parser.add_argument("--keep-db", action="store_true", help="Do not drop the isolated database.")
         parser.add_argument("--in-place", action="store_true", help="Use the current database (tests only).")
 
+    def _progress(self, line: str) -> None:
+        self.stderr.write(line)
+        self.stderr.flush()
+
     def handle(self, *args, **opts):
         types = tuple(t for t in opts["types"].split(",") if t)
         unknown = set(types) - set(TYPES)
@@ -44,7 +48,8 @@ class Command(BaseCommand):
             fast_commits()
             started = time.monotonic()
             if opts["hours"] > 0:
-                result = evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"], types=types)
+                result = evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"], types=types,
+                                  out=self._progress)
                 self.stdout.write(f"seed {opts['seed']}: {opts['hours']:g} h, {opts['markets']} markets, {result.orders} orders, {result.trades} trades "
                                   f"({time.monotonic() - started:.0f} s wall)")
                 self.stdout.write(table(result.rows))
@@ -59,7 +64,8 @@ class Command(BaseCommand):
                 from surveillance.models import Alert
 
                 before = Alert.objects.count()
-                clean = evaluate(seed=opts["seed"] + 100_000, hours=opts["clean_hours"], markets=opts["markets"], background=opts["background"], inject=False)
+                clean = evaluate(seed=opts["seed"] + 100_000, hours=opts["clean_hours"], markets=opts["markets"], background=opts["background"], inject=False,
+                                 out=self._progress)
                 self.stdout.write(f"clean {opts['clean_hours']:g} h replay: {clean.orders} orders, {clean.trades} trades, false alerts: {len(clean.alert_keys)} "
                                   f"({time.monotonic() - started:.0f} s wall)")
                 by_type = {}
