@@ -28,7 +28,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
     # Robust z-scores (median / MAD) of 1-bar log returns and volumes over a rolling window.
     # A flagged bar counts only once a leader has sold back ≥ min_dump_share of what they bought in it.
     "pump": {"bar_s": 60, "lookback_bars": 60, "min_bars": 20, "z_return": 3.0, "z_volume": 5.0, "leader_share": 0.3, "dump_window_s": 1800,
-             "return_mad_floor": 0.001, "min_dump_share": 0.3},
+             "return_mad_floor": 0.001, "min_dump_share": 0.05},
     # Price moved in the last window_s before a close by an account whose earlier position gains.
     # ... with an aggressive volume of at least min_volume_mult × the median trade size of the look-back.
     "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 40.0, "min_share": 0.6, "position_lookback_s": 3600, "min_volume_mult": 5.0},

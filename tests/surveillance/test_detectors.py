@@ -80,13 +80,13 @@ def test_pump_needs_the_leader_to_sell_back_a_share_of_the_move_within_the_dump_
     pump = [trade(100 + k, base + 5 + k, 100.5 + k * 0.4, 10, 99, 20 + k, True) for k in range(5)]
     # bought 50 and kept it: a one-sided burst, not a pump-and-dump
     assert d.detect_pump(quiet + pump, p=P["pump"]) == []
-    # sold back 10 of 50 (< min_dump_share 0.3): still not
-    small = [trade(200, base + 200, 101.5, 10, 21, 99, False)]
+    # sold back 2 of 50 (< min_dump_share 0.05): still not
+    small = [trade(200, base + 200, 101.5, 2, 21, 99, False)]
     assert d.detect_pump(quiet + pump + small, p=P["pump"]) == []
     # sold back 30, but after the dump window: not
     late = [trade(200, base + 60 + P["pump"]["dump_window_s"] + 10, 101.5, 30, 21, 99, False)]
     assert d.detect_pump(quiet + pump + late, p=P["pump"]) == []
-    # sold back 20 (0.4): flagged, dated by the dump
+    # sold back 20 of 50: flagged, dated by the dump
     dump = [trade(200, base + 200, 101.5, 20, 21, 99, False)]
     found = d.detect_pump(quiet + pump + dump, p=P["pump"])
     assert [f.accounts for f in found] == [(99,)]
