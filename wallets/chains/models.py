@@ -139,6 +139,7 @@ class Deposit(models.Model):
     chain_asset = models.ForeignKey(ChainAsset, on_delete=models.PROTECT, related_name="deposits")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deposits")
     address = models.CharField(max_length=100)
+    from_address = models.CharField(max_length=100, blank=True, help_text="The sending address when the chain names one (surveillance links).")
     amount = _amount(help_text="Gross amount received on chain.")
     amount_base_units = models.CharField(max_length=80, help_text="Exactly as on chain (wei, satoshi, sun, lamport).")
     fee = _amount(default=0)

@@ -148,6 +148,7 @@ def _deposit_record(*, chain: str, transfer: Transfer, block_height: int, block_
                 chain_asset=chain_asset,
                 user=owner.user,
                 address=owner.address,
+                from_address=transfer.from_address[:100],
                 amount=amount,
                 amount_base_units=str(transfer.amount_base),
                 block_height=block_height,
