@@ -1,16 +1,19 @@
 """Volatility halts, the pure parts: the auction price against a brute-force scan of every
-tick, the auction fills, the band tracker against recomputation, and the band check against
-what the C book really prints (docs/halts.md)."""
+tick, the auction fills, the band tracker against recomputation, and the band the C book
+enforces against the exact band (docs/halts.md; the C check itself:
+tests/native/test_band_differential.py)."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, UTC
 from decimal import Decimal as D
+from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.engine import halts
-from trading.native import CommandType, EventKind, OrderBook, Side, StpMode, TimeInForce
+from trading.native import OrderBook
 
 orders = st.lists(st.tuples(st.integers(1, 30), st.integers(1, 10)), max_size=8)
 
@@ -112,22 +115,30 @@ def test_band_tracker_has_no_band_before_the_first_trade_and_the_last_price_afte
     assert halts.band_ticks((D("95.001"), D("104.999")), D("0.01")) == (9501, 10499)
 
 
-book_orders = st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(90, 110), st.integers(1, 5)), max_size=12)
-
-
-@given(resting=book_orders, side=st.sampled_from([Side.BUY, Side.SELL]), kind=st.sampled_from([CommandType.LIMIT, CommandType.MARKET, CommandType.MARKET_QUOTE]),
-       price=st.integers(85, 115), qty=st.integers(1, 30), lo=st.integers(85, 100), width=st.integers(0, 15))
-@settings(max_examples=400, deadline=None)
-def test_band_check_names_exactly_the_first_print_the_c_book_would_make_outside_the_band(resting, side, kind, price, qty, lo, width):
+@given(st.lists(st.tuples(st.integers(0, 120), st.integers(5000, 15000)), min_size=1, max_size=40), st.integers(0, 60),
+       st.sampled_from([D("5"), D("2.5"), D("0.3333")]), st.sampled_from([D("10"), D("7.25")]))
+@settings(max_examples=200, deadline=None)
+def test_the_band_the_c_book_enforces_is_the_trackers_band_rounded_inwards(steps, later, static_pct, dynamic_pct):
+    """tracker.state → OrderBook.set_band → the C book's limits = the exact band (Fractions,
+    no Decimal rounding) rounded inwards to whole ticks; tracker.limits says the same."""
+    params = halts.BandParams(reference_minutes=5, static_pct=static_pct, dynamic_minutes=20, dynamic_pct=dynamic_pct, pause_seconds=0)
+    tick = D("0.01")
+    tracker = halts.BandTracker(params)
+    t = T0
+    history = []
+    for dt, ticks in steps:
+        t += timedelta(seconds=dt * 10)
+        tracker.add(t, ticks * tick)
+        history.append((t, Fraction(ticks)))
+    now = t + timedelta(minutes=later)
+    ref_prices = [p for at, p in history if at >= now - timedelta(minutes=5)] or [history[-1][1]]
+    dyn_prices = [p for at, p in history if at >= now - timedelta(minutes=20)] or [history[-1][1]]
+    ref = sum(ref_prices) / len(ref_prices)
+    s, x = Fraction(static_pct) / 100, Fraction(dynamic_pct) / 100
+    lo = max(ref * (1 - s), min(dyn_prices) * (1 - x))
+    hi = min(ref * (1 + s), max(dyn_prices) * (1 + x))
+    want = (math.ceil(lo), math.floor(hi))
     book = OrderBook()
-    for i, (s, p, q) in enumerate(resting, start=1):
-        book.add_limit(i, i, s, p, q, TimeInForce.GTC, False, StpMode.NONE)  # crossing ones trade now
-    hi = lo + width
-    if kind == CommandType.MARKET_QUOTE:
-        side, qty = Side.BUY, qty * 100
-    cmd = (kind, side, TimeInForce.GTC, False, StpMode.NONE, 999, 999, price if kind == CommandType.LIMIT else 0, qty)
-    said = halts.first_print_outside(book, cmd, lo, hi)
-    events = book.execute([cmd])
-    printed = [e.price for e in events if e.kind == EventKind.TRADE]
-    outside = [p for p in printed if p < lo or p > hi]
-    assert said == (outside[0] if outside else None)
+    book.set_band(tracker.state(now, tick))
+    assert book.band_range() == want
+    assert tracker.limits(now, tick) == (want[0] * tick, want[1] * tick)

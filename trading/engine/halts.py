@@ -1,8 +1,10 @@
-"""Volatility halts (circuit breakers): the price band in force, the band check of a taker
-against the book, and the call auction that reopens a halted market.
+"""Volatility halts (circuit breakers): the price band in force and the call auction that
+reopens a halted market. The band *check* is in the C book (``ob_band_set``: a new order
+that would print outside the band is refused whole); this module gives it the band's state
+(:meth:`BandTracker.state`).
 
-Pure functions over integers (ticks, lots, quote units) and Decimals — no C calls except
-reading the book's depth — so the property tests can compare them with brute-force oracles;
+Pure functions over integers (ticks, lots, quote units) and Decimals — no C calls — so the
+property tests can compare them with brute-force oracles;
 only :func:`band_params` and :func:`band_load` read the database (the one home of "which
 trades make the band", shared by the engine and ``trading.selectors.market_status``). The engine (:mod:`trading.engine.matching`, :mod:`trading.engine.core`)
 decides *when* to call them; docs/halts.md states the rules.
@@ -26,7 +28,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from trading.models import EngineState, Trade, VolatilityBand
-from trading.native import CommandType, Side, StpMode
+from trading.native import BandMode, BandState
+from trading.native.types import band_range
 
 HUNDRED = Decimal(100)
 
@@ -84,8 +87,31 @@ class BandTracker:
             return self._sum / len(self._ref)
         return self.last_price
 
+    def state(self, now: datetime, tick: Decimal, mode: int = BandMode.HALT) -> BandState | None:
+        """The windows at ``now`` in ticks, for the C book (``OrderBook.set_band``), which
+        moves them with every print it makes; None before the first trade (no band)."""
+        if self.last_price is None:
+            return None
+        self._evict(now)
+        p = self.params
+        sn, sd = p.static_pct.as_integer_ratio()
+        dn, dd = p.dynamic_pct.as_integer_ratio()
+        hi = self._max[0][1] / tick if self._max else 0
+        lo = self._min[0][1] / tick if self._min else 0
+        return BandState(
+            int(self.last_price / tick), int(self._sum / tick), len(self._ref), int(hi), int(lo), len(self._dyn), sn, sd, dn, dd, mode,
+        )
+
+    def limits(self, now: datetime, tick: Decimal) -> tuple[Decimal, Decimal] | None:
+        """The band in force at ``now`` as the C book enforces it: whole ticks, bounds
+        inclusive (:func:`trading.native.types.band_range` — exact, rounded inwards); None
+        before the first trade."""
+        r = band_range(self.state(now, tick))
+        return None if r is None else (r[0] * tick, r[1] * tick)
+
     def band(self, now: datetime) -> tuple[Decimal, Decimal] | None:
-        """(low, high) prices in force at ``now``; None before the first trade."""
+        """(low, high) prices in force at ``now``, before rounding to ticks (Decimal
+        arithmetic; :meth:`limits` is what is enforced); None before the first trade."""
         ref = self.reference(now)
         if ref is None:
             return None
@@ -132,49 +158,6 @@ def band_ticks(band: tuple[Decimal, Decimal], tick: Decimal) -> tuple[int, int]:
     """The band as inclusive tick bounds (a price on the boundary is inside)."""
     lo, hi = band
     return int((lo / tick).to_integral_value(rounding=ROUND_CEILING)), int((hi / tick).to_integral_value(rounding=ROUND_FLOOR))
-
-
-def _opposite_levels(book, side: int):
-    """The levels a taker of ``side`` would meet, best first, fetched in growing pages."""
-    k = 16
-    seen = 0
-    while True:
-        bids, asks = book.depth(k)
-        levels = asks if side == Side.BUY else bids
-        for lv in levels[seen:]:
-            yield lv[0], lv[1]
-        if len(levels) < k:
-            return
-        seen = len(levels)
-        k *= 4
-
-
-def first_print_outside(book, cmd: tuple, lo: int, hi: int) -> int | None:
-    """The first price (ticks) at which new-order command ``cmd`` would trade outside the
-    band [lo, hi], or None if every print it can make is inside.
-
-    Walks the opposite side of the book as the C book would match: level by level, bounded by
-    the limit price and by the quantity (or quote budget). With STP EXPIRE_MAKER the taker can
-    skip its own orders and reach further than the quantity says, so for it the quantity is
-    not counted (conservative: every level up to the limit price is checked)."""
-    kind, side, _tif, post_only, stp, _oid, _owner, price, qty = cmd
-    if post_only:
-        return None
-    buy = side == Side.BUY
-    count_qty = stp != StpMode.EXPIRE_MAKER
-    left = qty
-    for p, q in _opposite_levels(book, side):
-        if kind == CommandType.LIMIT and (p > price if buy else p < price):
-            return None
-        if kind == CommandType.MARKET_QUOTE and left < p:
-            return None  # the budget cannot buy one lot at this level: matching ends here
-        if p < lo or p > hi:
-            return p
-        if count_qty:
-            left -= p * q if kind == CommandType.MARKET_QUOTE else q
-            if left <= 0:
-                return None
-    return None
 
 
 # --- the call auction ---------------------------------------------------------------------

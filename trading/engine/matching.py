@@ -64,8 +64,7 @@ class BookMatcher:
         for o in cancels:
             self._current = o.id
             self._cancel(b, o)
-        # The band check reads the book, so with a band every command goes to C at once.
-        b.defer = self.batch_book_calls and self.band is None
+        b.defer = self.batch_book_calls
         for o in news:
             if b.halt is not None:
                 break  # halted: the rest of the batch stays PENDING_NEW, queued for the auction
@@ -89,14 +88,6 @@ class BookMatcher:
         b.dirty[o.id] = o
 
     def _new(self, b: Batch, o: Order) -> None:
-        if (
-            self.band is not None and o.type not in Order.STOP_TYPES and self.market.status == Market.Status.TRADING
-            and market_session_is_open(market=self.market, now=b.now) and self._breaks_band(b, o)
-        ):
-            if b.halt is not None:
-                return  # not printed, not sequenced: the order waits (PENDING_NEW) for the auction
-            self._outside_band(b, o)
-            return
         b.seq += 1
         o.engine_seq = b.seq
         b.dirty[o.id] = o
@@ -118,33 +109,37 @@ class BookMatcher:
             if not b.pending:  # deferred only while the stop book is empty: nothing to trigger
                 self._run_triggers(b)
 
-    def _outside_band(self, b: Batch, o: Order) -> None:
-        """In the reopening batch an order that would print outside the band again (it has
-        had its pause) expires instead of halting the market once more — else a market order
-        too big for the book would halt it forever."""
-        b.seq += 1
-        o.engine_seq = b.seq
-        o.status = S.EXPIRED
-        o.reject_reason = "outside_band"
-        b.dirty[o.id] = o
+    def _arm_band(self, b: Batch) -> None:
+        """Give the C book the band in force (the tracker's windows at the batch's ``now``)
+        before a call: the book refuses any new order that would print outside it and moves
+        the band with every print, as the tracker does in :meth:`_trade`. In the reopening
+        batch a refused order is skipped (it expires); otherwise the first refusal halts."""
+        mode = nb.BandMode.SKIP if b.reopening else nb.BandMode.HALT
+        self.book.set_band(None if self.band is None else self.band.state(b.now, self.units.tick, mode))
 
-    def _breaks_band(self, b: Batch, o: Order) -> bool:
-        """Would order ``o`` print outside the band in force? If so, record the halt in
-        ``b.halt`` (the caller then leaves the order untouched; not in a reopening batch,
-        see :meth:`_outside_band`) and say True."""
-        band = self.band.band(b.now)
-        if band is None:
+    def _refused(self, b: Batch, o: Order, e, later: list[Order]) -> bool:
+        """The C book refused order ``o``: it would print outside the band (at ``e.price``).
+        In the reopening batch the order expires (it has had its pause, and one market order
+        too big for the book must not keep the market halted forever). Otherwise the market
+        halts: ``o`` and the ``later`` orders of the run are left exactly as they were —
+        PENDING_NEW (or PENDING_TRIGGER), no engine sequence number — queued for the auction.
+        Returns True when the batch halts."""
+        if b.reopening:
+            o.status = S.EXPIRED
+            o.reject_reason = "outside_band"
+            b.dirty[o.id] = o
             return False
-        cmd = self._command(o)
-        if cmd is None:
-            return False
-        lo, hi = halts.band_ticks(band, self.units.tick)
-        outside = halts.first_print_outside(self.book, cmd, lo, hi)
-        if outside is None:
-            return False
-        if not b.reopening:
-            b.halt = {"order_id": o.id, "price": self.units.price(outside), "band": band}
+        b.halt = {"order_id": o.id, "price": self.units.price(e.price), "band": self.band.limits(b.now, self.units.tick)}
+        b.seq = o.engine_seq - 1  # the run's orders were numbered one after another
+        for x in (o, *later):
+            x.engine_seq = None
+            b.dirty.pop(x.id, None)
         return True
+
+    @staticmethod
+    def _band_refusal(events) -> object | None:
+        e = events[0] if events else None
+        return e if e is not None and e.kind == nb.EventKind.REJECTED and e.reason == nb.Reason.OUTSIDE_BAND else None
 
     @staticmethod
     def _reject(o: Order, reason: str) -> None:
@@ -158,13 +153,29 @@ class BookMatcher:
         commands (a stop order, a trigger check) flushes first, so the outcome equals one call
         per order in the same sequence."""
         cmd = self._command(o)
-        if cmd is None:
+        if cmd is None:  # a quote budget below one quote unit: it ends without the book
+            self._flush(b)  # (after the earlier commands: one of them may halt the market)
+            if b.halt is None:
+                o.status = S.EXPIRED
+            else:
+                o.engine_seq = None
+                b.dirty.pop(o.id, None)
             return
         if b.defer and not len(self.stops):
             b.pending.append((o, cmd))
             return
         self._flush(b)
-        self._apply(b, o, nb.submit_one(self.book, cmd))
+        if b.halt is not None:
+            o.engine_seq = None
+            b.dirty.pop(o.id, None)
+            return
+        self._arm_band(b)
+        events = nb.submit_one(self.book, cmd)
+        refusal = self._band_refusal(events)
+        if refusal is not None:
+            self._refused(b, o, refusal, [])
+            return
+        self._apply(b, o, events)
 
     def _command(self, o: Order) -> tuple | None:
         """The book command of a new (or just triggered) order; None if it ends at once."""
@@ -177,7 +188,6 @@ class BookMatcher:
         if o.quote_order_qty is not None:
             budget = u.quote_units_floor(o.quote_order_qty)
             if budget <= 0:
-                o.status = S.EXPIRED
                 return None
             return nb.market_quote_command(o.id, owner, budget, stp)
         if o.side == Order.Side.BUY:
@@ -193,10 +203,16 @@ class BookMatcher:
         if not pending:
             return
         b.pending = []
+        self._arm_band(b)
         if len(pending) == 1:
             o, cmd = pending[0]
             self._current = o.id
-            self._apply(b, o, nb.submit_one(self.book, cmd))
+            events = nb.submit_one(self.book, cmd)
+            refusal = self._band_refusal(events)
+            if refusal is None:
+                self._apply(b, o, events)
+            else:
+                self._refused(b, o, refusal, [])
             return
         self._current = None  # a failure of the whole call names no single order
         events = nb.execute(self.book, [cmd for _, cmd in pending])
@@ -215,7 +231,11 @@ class BookMatcher:
                 while end < n and not (events[end].order_id == next_id and events[end].kind in starts):
                     end += 1
             self._current = o.id
-            self._apply(b, o, events[start:end])
+            refusal = self._band_refusal(events[start:end])
+            if refusal is None:
+                self._apply(b, o, events[start:end])
+            elif self._refused(b, o, refusal, [p for p, _ in pending[i + 1:]]):
+                break  # the book stopped at the refusal (BandMode.HALT): the rest is queued
             start = end
 
     def _apply(self, b: Batch, taker: Order, events) -> None:
@@ -357,12 +377,6 @@ class BookMatcher:
                 if b.halt is not None:
                     return  # the rest stay PENDING_TRIGGER in the database; the book is rebuilt
                 o = self.orders.pop(order_id)
-                if self.band is not None and self._breaks_band(b, o):
-                    if b.halt is not None:
-                        return
-                    o.triggered_at = b.now
-                    self._outside_band(b, o)
-                    continue
                 b.seq += 1
                 o.engine_seq = b.seq
                 o.triggered_at = b.now
