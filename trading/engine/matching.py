@@ -385,11 +385,31 @@ class BookMatcher:
 
     # --- the reopening call auction ------------------------------------------------------
 
+    @staticmethod
+    def in_auction(o: Order) -> bool:
+        """Does a queued order take part in the reopening call auction (docs/halts.md)?
+        Limit orders GTC and IOC (LIMIT_MAKER included) and market orders by quantity do;
+        FOK limits (all-or-none has no place in a volume-maximising uncross), market buys by
+        quote amount (their quantity depends on the price) and stop orders trade
+        continuously right after the auction."""
+        if o.type in (Order.Type.LIMIT, Order.Type.LIMIT_MAKER):
+            return o.time_in_force != Order.TimeInForce.FOK
+        return o.type == Order.Type.MARKET and o.quote_order_qty is None
+
+    def _auction_limit(self, o: Order) -> int:
+        """The price (ticks) up to which an order takes part in the auction: its limit; for a
+        market buy its protection price (its hold's bound); for a market sell one tick."""
+        if o.price is not None and o.type != Order.Type.MARKET:
+            return self.units.ticks(o.price)
+        return self.units.ticks(o.protection_price) if o.side == Order.Side.BUY else 1
+
     def _auction(self, b: Batch, news: list[Order], ref: Decimal | None) -> tuple[Decimal, Decimal] | None:
-        """Uncross the book plus the queued limit orders ``news`` at one price (see
-        :func:`trading.engine.halts.auction_price` for the rule), then rebuild the C book from
-        what rests. Returns (price, volume), or None if nothing crossed. Every fill is a
-        normal trade (fees, settlement); the order that arrived later is the taker."""
+        """Uncross the resting book plus the queued orders ``news`` (see :meth:`in_auction`) at
+        one price (see :func:`trading.engine.halts.auction_price` for the rule; orders of one
+        STP owner never match each other), then rebuild the C book from what rests. Returns
+        (price, volume), or None if nothing crossed. Every fill is a normal trade (fees,
+        settlement); the order that arrived later is the taker. IOC and market remainders
+        expire at the uncross; GTC remainders rest."""
         u = self.units
         for o in news:
             b.seq += 1
@@ -398,17 +418,21 @@ class BookMatcher:
             o.working_at = b.now
             b.dirty[o.id] = o
             self.orders[o.id] = o
-        resting = [o for o in self.orders.values() if o.status in Order.RESTING_STATUSES]
-        buys = sorted((o for o in resting if o.side == Order.Side.BUY), key=lambda o: (-o.price, o.engine_seq))
-        sells = sorted((o for o in resting if o.side == Order.Side.SELL), key=lambda o: (o.price, o.engine_seq))
+        book = [o for o in self.orders.values() if o.status in Order.RESTING_STATUSES]
+        limit = {o.id: self._auction_limit(o) for o in book}
+        buys = sorted((o for o in book if o.side == Order.Side.BUY), key=lambda o: (-limit[o.id], o.engine_seq))
+        sells = sorted((o for o in book if o.side == Order.Side.SELL), key=lambda o: (limit[o.id], o.engine_seq))
         ref_ticks = None if ref is None else int((ref / u.tick).to_integral_value())
-        found = halts.auction_price([(u.ticks(o.price), u.lots(o.remaining_qty)) for o in buys], [(u.ticks(o.price), u.lots(o.remaining_qty)) for o in sells], ref_ticks)
+        found = halts.auction_price(
+            [(limit[o.id], u.lots(o.remaining_qty), stp_owner(o)) for o in buys],
+            [(limit[o.id], u.lots(o.remaining_qty), stp_owner(o)) for o in sells], ref_ticks,
+        )
         result = None
         if found is not None:
             price_t, volume = found
             fills = halts.auction_fills(
-                [(o, u.ticks(o.price), u.lots(o.remaining_qty)) for o in buys],
-                [(o, u.ticks(o.price), u.lots(o.remaining_qty)) for o in sells], price_t, volume,
+                [(o, limit[o.id], u.lots(o.remaining_qty), stp_owner(o)) for o in buys],
+                [(o, limit[o.id], u.lots(o.remaining_qty), stp_owner(o)) for o in sells], price_t, volume,
             )
             for buy, sell, q in fills:
                 taker, maker = (buy, sell) if buy.engine_seq > sell.engine_seq else (sell, buy)
@@ -421,13 +445,38 @@ class BookMatcher:
                     taker.status = S.PARTIALLY_FILLED
                 b.dirty[taker.id] = taker
             result = (u.price(price_t), u.qty(volume))
-        book = nb.new_book()
-        for o in sorted((o for o in self.orders.values() if o.status in Order.RESTING_STATUSES), key=lambda o: o.engine_seq):
-            events = book.add_limit(o.id, o.user_id, nb.side(o.side), u.ticks(o.price), u.lots(o.remaining_qty), nb.TimeInForce.GTC, False, nb.StpMode.NONE)
-            if any(e.kind != nb.EventKind.ACCEPTED for e in events):
-                raise RuntimeError(f"{self.symbol}: the book is still crossed after the auction at order {o.id}: {events}")
-        self.book = book
+        for o in news:  # IOC and market orders do not rest: their remainder expires
+            gtc = o.type != Order.Type.MARKET and o.time_in_force == Order.TimeInForce.GTC
+            if not gtc and o.status in Order.RESTING_STATUSES:
+                o.status = S.EXPIRED
+                self.orders.pop(o.id, None)
+        self._rebuild_after_auction(b)
         self._current = None
         return result
+
+    def _rebuild_after_auction(self, b: Batch) -> None:
+        """A new C book from what rests, in engine-sequence order. The uncross leaves no two
+        orders of different owners crossing; orders of one owner (kept apart by STP in the
+        auction) may still cross each other: such an order is entered like a continuous
+        order — the later one is the taker, its own STP mode decides, the band applies."""
+        u = self.units
+        self.book = nb.new_book()
+        for o in sorted((o for o in self.orders.values() if o.status in Order.RESTING_STATUSES), key=lambda o: o.engine_seq):
+            ticks, lots, side = u.ticks(o.price), u.lots(o.remaining_qty), nb.side(o.side)
+            opposite = self.book.best_ask() if side == nb.Side.BUY else self.book.best_bid()
+            if opposite is None or (opposite[0] > ticks if side == nb.Side.BUY else opposite[0] < ticks):
+                self.book.add_limit(o.id, stp_owner(o), side, ticks, lots, nb.TimeInForce.GTC, False, nb.StpMode.NONE)
+                continue
+            self._current = o.id
+            self._arm_band(b)
+            events = nb.submit_one(self.book, nb.limit_command(o.id, stp_owner(o), side, ticks, lots, nb.TimeInForce.GTC, False, nb.stp(o.stp_mode)))
+            refusal = self._band_refusal(events)
+            if refusal is not None:
+                self.orders.pop(o.id, None)
+                self._refused(b, o, refusal, [])  # the reopening batch: it expires
+            else:
+                self._apply(b, o, events)
+                if o.status not in Order.RESTING_STATUSES:  # ended by its own STP mode
+                    self.orders.pop(o.id, None)
 
     # --- writing -------------------------------------------------------------------------
