@@ -280,6 +280,10 @@ def test_no_trade_ever_prints_outside_the_band_in_force(stream, btc, usdt, trade
             pass  # a filter refusal changes nothing
     engine.run_until_idle()
     engine.run_until_idle()  # a halt in the last batch reopens in the next one
+    if not engine._stale and engine.band is not None and engine.book.band() is not None:
+        # The C book moved its band with its own prints exactly as the tracker did with the trades.
+        now = EngineState.objects.get(market=market).updated_at
+        assert engine.book.band()[:-1] == engine.band.state(now, market.tick_size)[:-1]
 
     event("halted" if MarketHaltEvent.objects.filter(market=market, kind="HALTED").exists() else "never halted")
     reopenings = {}

@@ -47,6 +47,7 @@ class Batch:
     halt: dict | None = None  # set when a print outside the band stopped this batch
     reopening: bool = False  # this batch ran the reopening auction: no second halt in it
     halt_events: list = field(default_factory=list)
+    armed: tuple | None = None  # (book, reopening, band tracker) the C band was last armed for
 
 
 # A fill of the call auction, shaped like the C book's TRADE event for ``_trade``.
@@ -111,9 +112,14 @@ class BookMatcher:
 
     def _arm_band(self, b: Batch) -> None:
         """Give the C book the band in force (the tracker's windows at the batch's ``now``)
-        before a call: the book refuses any new order that would print outside it and moves
-        the band with every print, as the tracker does in :meth:`_trade`. In the reopening
-        batch a refused order is skipped (it expires); otherwise the first refusal halts."""
+        before its first call of the batch: the book refuses any new order that would print
+        outside it and moves the band with every print, as the tracker does in :meth:`_trade`
+        — so one arming per batch (and per new book) keeps both equal. In the reopening batch
+        a refused order is skipped (it expires); otherwise the first refusal halts."""
+        key = (self.book, b.reopening, self.band)
+        if b.armed == key:
+            return  # armed in this batch already: the book has moved the band with its own prints
+        b.armed = key
         mode = nb.BandMode.SKIP if b.reopening else nb.BandMode.HALT
         self.book.set_band(None if self.band is None else self.band.state(b.now, self.units.tick, mode))
 
@@ -231,10 +237,10 @@ class BookMatcher:
                 while end < n and not (events[end].order_id == next_id and events[end].kind in starts):
                     end += 1
             self._current = o.id
-            refusal = self._band_refusal(events[start:end])
-            if refusal is None:
+            first = events[start]
+            if first.reason != nb.Reason.OUTSIDE_BAND or first.kind != nb.EventKind.REJECTED:
                 self._apply(b, o, events[start:end])
-            elif self._refused(b, o, refusal, [p for p, _ in pending[i + 1:]]):
+            elif self._refused(b, o, first, [p for p, _ in pending[i + 1:]]):
                 break  # the book stopped at the refusal (BandMode.HALT): the rest is queued
             start = end
 
