@@ -99,7 +99,10 @@ class BookMatcher:
             self._reject(o, "session_closed")
         elif o.type in Order.STOP_TYPES:
             self._flush(b)  # the trigger check needs the last price of every earlier command
-            if b.last_price is not None and nb.stop_would_trigger(o, b.last_price):
+            if b.halt is not None:  # an earlier command of the run halted the market: o waits
+                o.engine_seq = None
+                b.dirty.pop(o.id, None)
+            elif b.last_price is not None and nb.stop_would_trigger(o, b.last_price):
                 self._reject(o, "would_trigger_immediately")
             else:
                 o.status = S.PENDING_TRIGGER
