@@ -4,10 +4,11 @@ that would print outside the band is refused whole); this module gives it the ba
 (:meth:`BandTracker.state`).
 
 Pure functions over integers (ticks, lots, quote units) and Decimals — no C calls — so the
-property tests can compare them with brute-force oracles;
-only :func:`band_params` and :func:`band_load` read the database (the one home of "which
-trades make the band", shared by the engine and ``trading.selectors.market_status``). The engine (:mod:`trading.engine.matching`, :mod:`trading.engine.core`)
-decides *when* to call them; docs/halts.md states the rules.
+property tests can compare them with brute-force oracles; only :func:`band_params` and
+:func:`band_load` read the database (the one home of "which trades make the band", shared by
+the engine and ``trading.selectors.market_status``). The engine
+(:mod:`trading.engine.matching`, :mod:`trading.engine.core`) decides *when* to call them;
+docs/halts.md states the rules.
 
 The band in force (both parts, intersected):
 
