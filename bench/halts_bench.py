@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; PostgreSQL on loopback. "
         f"Load average {load_before[0]:.2f} at start, {load_after[0]:.2f} at the end (1-minute; the cores are shared with other work). "
-        f"Command: `.venv/bin/python -m bench.halts_bench --write docs/benchmarks.md`; whole run {time.monotonic() - started:.0f} s. "
+        f"Command: `.venv/bin/python -m bench.halts_bench {' '.join(argv if argv is not None else sys.argv[1:])}`; whole run {time.monotonic() - started:.0f} s. "
         f"{args.rounds} rounds of each, alternating, {args.waves} waves × {args.wave:,} accepted orders per round (the mix of `bench.engine`), "
         f"engine batch size {kk99_setting('ENGINE_BATCH_SIZE')} (adaptive). Armed = a ±50 % static and dynamic band "
         f"(nothing halts: {halts} halts in the run), so both sides do the same matching.",
