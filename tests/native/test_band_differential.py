@@ -155,3 +155,17 @@ def test_long_random_streams_with_a_moving_band_agree_and_exercise_refusals(seed
         same_band(native, ref)
     assert_same_state(native, ref)
     assert trades > 100 and refusals > 10  # the stream really moved the band and hit it
+
+
+def test_the_packed_band_layout_is_the_c_struct():
+    """``OrderBook.set_band`` packs a BandState with struct; the layout is the compiler's."""
+    from trading.native import book as wrapper
+    from trading.native._orderbook import ffi
+
+    assert wrapper._BAND.size == ffi.sizeof("ob_band") == 72
+    offsets = [ffi.offsetof("ob_band", f) for f in BandState._fields]
+    assert offsets == [0, 8, 16, 24, 32, 40, 48, 52, 56, 60, 64]
+    state = BandState(101, 301, 3, 102, 100, 3, 5, 2, 10, 1, BandMode.SKIP)
+    book = OrderBook()
+    book.set_band(state)
+    assert book.band() == state
