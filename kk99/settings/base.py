@@ -384,6 +384,9 @@ KK99 = {
     "ENGINE_SQLITE_POLL_SECONDS": float(env_str("KK99_ENGINE_SQLITE_POLL_SECONDS", "0.05")),
     # Engine standby: how often it tries to take a market's advisory lock.
     "ENGINE_STANDBY_RETRY_SECONDS": float(env_str("KK99_ENGINE_STANDBY_RETRY_SECONDS", "0.5")),
+    # Trading page: the order-book depths (levels a side) a viewer can pick; the first is the
+    # default. The market feed keeps the largest on every tick.
+    "UI_BOOK_DEPTHS": [20, 50],
     # Depth levels per side kept in the published book snapshot / diffs.
     "ENGINE_DEPTH_LEVELS": env_int("KK99_ENGINE_DEPTH_LEVELS", 100),
     # Engine on PostgreSQL: idle_in_transaction_session_timeout of the engine's own sessions, so
@@ -480,6 +483,11 @@ KK99.update(
         # second, two approvals by different staff members.
         "WITHDRAWAL_APPROVAL_THRESHOLD_USDT": Decimal(env_str("KK99_WITHDRAWAL_APPROVAL_USDT", "1000")),
         "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD_USDT": Decimal(env_str("KK99_WITHDRAWAL_DUAL_APPROVAL_USDT", "10000")),
+        # Withdrawal address book (wallets/chains/address_book.py): in whitelist-only mode a new
+        # address is usable this many hours after it was added (and once confirmed from the
+        # emailed link, valid this many seconds); switching the mode off takes as long.
+        "ADDRESS_BOOK_COOLING_OFF_HOURS": env_int("KK99_ADDRESS_BOOK_COOLING_OFF_HOURS", 24),
+        "ADDRESS_BOOK_CONFIRM_MAX_AGE_SECONDS": env_int("KK99_ADDRESS_BOOK_CONFIRM_MAX_AGE", 2 * 24 * 3600),
         # Staff balance adjustments (request + a second person's approval), per asset: the
         # largest single adjustment and the most all approved adjustments may total (|amount|)
         # in any 24 hours. An asset not listed cannot be adjusted.
