@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0005_audit_chain_actions'),
+        ('accounts', '0006_audit_ops_actions'),
     ]
 
     operations = [

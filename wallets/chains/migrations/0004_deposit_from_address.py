@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chains', '0002_withdrawal_idempotency_key'),
+        ('chains', '0003_withdrawal_address_book'),
     ]
 
     operations = [
