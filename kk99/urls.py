@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("trading.api_urls")),
     path("", include("marketdata.api_urls")),
     path("", include("risk.api_urls")),
+    path("", include("margin.api_urls")),
 ]
 
 urlpatterns = [
