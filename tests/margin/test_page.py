@@ -30,3 +30,17 @@ def test_the_margin_page_shows_the_level_and_acts_once_per_form(client, cross, u
 
 def test_the_margin_page_needs_a_login(client):
     assert client.get("/margin/").status_code == 302
+
+
+def test_the_order_form_switch_places_a_margin_order_from_the_chosen_account(client, cross, market, usdt):
+    from margin.services import margin_transfer
+    from trading.models import Order
+
+    user, margin = cross
+    client.force_login(user)
+    margin_transfer(user=user, asset=usdt, amount="500", from_margin=None, to_margin=margin, idempotency_key="in")
+    form = {"side": "BUY", "type": "LIMIT", "price": "100", "quantity": "1"}
+    assert client.post("/trade/BTCUSDT/orders/", {**form, "wallet": "cross"}).status_code in (200, 302)
+    assert client.post("/trade/BTCUSDT/orders/", {**form, "wallet": "spot"}).status_code in (200, 302)
+    cross_order, spot_order = Order.objects.order_by("id")
+    assert cross_order.ledger_account_id == margin.account_id and spot_order.ledger_account_id is None
