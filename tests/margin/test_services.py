@@ -230,3 +230,16 @@ def test_pool_funding_needs_a_second_person(make_user, btc, terms):
     with pytest.raises(MarginError):
         pool_funding_approve(funding_id=funding.pk, staff=approver)  # applied once
     audit_clean()
+
+
+def test_the_beat_tasks_run_their_services(cross, usdt):
+    from margin import tasks
+    from margin.models import MarginAccount
+
+    user, margin = cross
+    margin_transfer(user=user, asset=usdt, amount="1000", from_margin=None, to_margin=margin, idempotency_key="in")
+    margin_borrow(margin=margin, asset=usdt, amount="100", idempotency_key="b")
+    assert tasks.states_refresh() == 1
+    assert MarginAccount.objects.get(pk=margin.pk).margin_level == D("10.99978000")  # 1100 / 100.002, rounded down
+    assert tasks.interest_accrue_all() == 0  # the current hour was charged at the borrow
+    assert tasks.auto_repay_sweep() == 0
