@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -66,7 +67,17 @@ def market_reference_price(*, market: Market) -> Decimal | None:
 # --- placing --------------------------------------------------------------------------
 
 
-def order_place(*, user, request: OrderRequest | None = None, now=None, **fields: Any) -> Order:
+def order_place(
+    *,
+    user,
+    request: OrderRequest | None = None,
+    now=None,
+    ledger_account=None,
+    side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT,
+    before_hold: Callable[[Order, Hold], None] | None = None,
+    liquidation: bool = False,
+    **fields: Any,
+) -> Order:
     """Check and record a new order, holding what it can consume. Returns the order (status
     ``PENDING_NEW``; the engine processes it within milliseconds).
 
@@ -78,17 +89,29 @@ def order_place(*, user, request: OrderRequest | None = None, now=None, **fields
     order is returned and nothing else happens.
 
     Raises :class:`~kk99.errors.KK99Error` (a trading, accounts or risk code); nothing is
-    written then."""
+    written then.
+
+    Margin orders (``margin.services.margin_order_place``): ``ledger_account`` is the user's
+    margin account the order holds in and settles to, ``side_effect_type`` its Binance
+    sideEffectType, and ``before_hold(order, hold)`` runs inside the order's transaction right
+    before the hold (MARGIN_BUY borrows the shortfall there); ``liquidation`` marks an order of
+    the liquidation engine (``OrderPlacement.liquidation``)."""
     if request is None:
         request = order_request_build(**{**fields, "market": market_resolve(fields.get("market"), cached=True)})
     existing = _order_by_client_id(user=user, client_order_id=request.client_order_id)
     if existing is not None:
         return existing
-    placement = OrderPlacement(user=user, request=request, reference=market_reference_price(market=request.market), now=now)
+    placement = OrderPlacement(
+        user=user, request=request, reference=market_reference_price(market=request.market), now=now,
+        account=ledger_account, side_effect_type=side_effect_type, liquidation=liquidation,
+    )
     order_checks_run(placement)
     hold = order_hold(request=request, reference=placement.reference)
     try:
-        return order_record(user=user, request=request, hold=hold, now=now)
+        return order_record(
+            user=user, request=request, hold=hold, now=now, ledger_account=ledger_account,
+            side_effect_type=side_effect_type, before_hold=before_hold,
+        )
     except IntegrityError:
         # A concurrent request with the same client order id won the race.
         existing = _order_by_client_id(user=user, client_order_id=request.client_order_id)
@@ -107,9 +130,20 @@ def _new_client_order_id() -> str:
     return "kk99-" + secrets.token_urlsafe(16)[:22]
 
 
-def order_record(*, user, request: OrderRequest, hold: Hold, now=None) -> Order:
+def order_record(
+    *,
+    user,
+    request: OrderRequest,
+    hold: Hold,
+    now=None,
+    ledger_account=None,
+    side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT,
+    before_hold: Callable[[Order, Hold], None] | None = None,
+) -> Order:
     """Insert the order and hold ``hold`` in one transaction; wake the engine and publish the
-    order on commit. ``insufficient_balance`` (nothing written) if the hold does not fit."""
+    order on commit. ``insufficient_balance`` (nothing written) if the hold does not fit.
+    ``ledger_account``: hold in this (margin) account of the user instead of the spot account;
+    ``before_hold`` runs in the transaction, after the insert, before the hold."""
     now = now or timezone.now()
     market = request.market
     order = Order(
@@ -120,13 +154,16 @@ def order_record(*, user, request: OrderRequest, hold: Hold, now=None) -> Order:
         trade_group_id=trade_group_of(user_id=user.pk),
         held_asset=hold.asset, held_amount=hold.amount, held_remaining=hold.amount,
         status=Order.Status.PENDING_NEW, created_at=now, updated_at=now,
+        ledger_account=ledger_account, side_effect_type=side_effect_type,
     )
     try:
         with transaction.atomic():
             order.save()
+            if before_hold is not None:
+                before_hold(order, hold)
             balance_hold(
                 user=user, asset=hold.asset, amount=hold.amount, idempotency_key=f"order:{order.pk}:hold",
-                memo=f"{market.symbol} {request.side} {request.type}", reference=f"order:{order.pk}",
+                memo=f"{market.symbol} {request.side} {request.type}", reference=f"order:{order.pk}", account=ledger_account,
             )
             engine_notify(symbol=market.symbol)
             publish_on_commit("order.update", [order_payload(order)], groups=[user_group(user.pk)])
@@ -158,15 +195,19 @@ def order_cancel(*, user, order: Order, wait: float | None = None) -> Order:
     return order
 
 
-def order_cancel_all(*, user, market: Market | str, wait: float | None = None) -> list[Order]:
-    """Ask the engine to cancel all the user's open orders in ``market``; returns them
+def order_cancel_all(*, user, market: Market | str, wait: float | None = None, ledger_account=None) -> list[Order]:
+    """Ask the engine to cancel all the user's open orders in ``market`` (spot, or those of the
+    margin account ``ledger_account``); returns them
     (re-read after the engine finished them when ``wait`` is given).
 
     Each order is flagged by its own one-row UPDATE (autocommit when called outside a
     transaction): a multi-row UPDATE could lock rows in a different order than an engine batch
     updating the same orders, and deadlock with it."""
     market = market_resolve(market)
-    ids = list(Order.objects.filter(user=user, market=market, status__in=Order.OPEN_STATUSES, cancel_requested=False).order_by("pk").values_list("pk", flat=True))
+    ids = list(
+        Order.objects.filter(user=user, market=market, status__in=Order.OPEN_STATUSES, cancel_requested=False, ledger_account=ledger_account)
+        .order_by("pk").values_list("pk", flat=True)
+    )
     for pk in ids:
         Order.objects.filter(pk=pk, status__in=Order.OPEN_STATUSES).update(cancel_requested=True)
     if ids:
