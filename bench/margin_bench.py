@@ -28,10 +28,14 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import django
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.base")
+django.setup()  # margin.whatif reads settings; no database is touched
 
-from margin import span, whatif  # noqa: E402  (after the path is set when run as a script)
+from margin import span, whatif  # noqa: E402  (after Django is set up)
 
 VERSION = "2026-11-a"
 

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 ZERO = Decimal(0)
@@ -114,8 +114,7 @@ class SpanParams:
         return default
 
 
-@dataclasses.dataclass(frozen=True)
-class AssetRisk:
+class AssetRisk(NamedTuple):  # a tuple: built 20× per what-if, so cheap to make
     symbol: str
     quantity: Decimal
     price: Decimal
@@ -369,6 +368,20 @@ def _unit_losses(sign: int, r: Decimal, params: SpanParams) -> tuple[tuple[tuple
     return found
 
 
+def _asset_terms(symbol: str, sign: int, vol: Decimal | None, params: SpanParams) -> tuple[Decimal, tuple[tuple[Decimal, int], ...], int, Decimal]:
+    """(scan range, unit losses, index of the worst, minimum_pct) of one asset and direction —
+    memoised per (symbol, direction, volatility): they depend on nothing else."""
+    key = (symbol, sign, vol)
+    found = params._memo.get(key)
+    if found is None:
+        if len(params._memo) > 50_000:  # volatilities change daily: keep a long-lived process bounded
+            params._memo.clear()
+        r = scan_range(symbol, vol, params)
+        unit, worst_i = _unit_losses(sign, r, params)
+        found = params._memo[key] = (r, unit, worst_i, params.asset(symbol).minimum_pct)
+    return found
+
+
 def portfolio_requirement(
     positions: Mapping[str, Decimal], prices: Mapping[str, Decimal], vols: Mapping[str, Decimal], params: SpanParams, *, detail: bool = True
 ) -> SpanResult:
@@ -399,10 +412,9 @@ def portfolio_requirement(
             price = Decimal(price)
             if not price.is_finite() or price <= 0:
                 raise SpanInputError(f"price of {symbol} must be > 0, got {price}")
-            r = scan_range(symbol, vols.get(symbol), params)
+            r, unit, worst_i, minimum_pct = _asset_terms(symbol, 1 if qty > 0 else -1, vols.get(symbol), params)
             value = qty * price
             size = abs(value)
-            unit, worst_i = _unit_losses(1 if qty > 0 else -1, r, params)
             n, d = unit[worst_i]
             worst = _ceil_q(size * n, d, q)
             if worst > 0:
@@ -418,7 +430,7 @@ def portfolio_requirement(
                 losses = ()
             scan_total += worst
             gross += size
-            minimum_num += size * params.asset(symbol).minimum_pct
+            minimum_num += size * minimum_pct
             assets.append(AssetRisk(symbol, qty, price, value, r, losses, worst, params.scenarios[worst_i].id))
 
         by_symbol = {a.symbol: a for a in assets}
