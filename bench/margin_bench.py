@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         f"The order in the bench (buy 0.5 BTC for 30,000 USDT) moves the requirement from {result.requirement_before} to "
         f"{result.requirement_after} USDT (equity {result.equity_after}). Exact Decimal throughout; what is cached: the parsed "
         "parameter file and, per (direction, scan range), which scenario is worst (so the order path evaluates one scenario per asset, "
-        "not 16); volatilities are cached per asset and UTC day in `margin.whatif.asset_vols` (not in these rows).",
+        "not 16); volatilities are cached per asset and UTC day in `margin.span_inputs.asset_vols` (not in these rows).",
         "",
         f"Command: `.venv/bin/python -m bench.margin_bench --write docs/benchmarks.md`; whole run {time.monotonic() - started:.0f} s.",
     ]

@@ -17,20 +17,15 @@ Rules (docs/margin.md, "Portfolio margin (SPAN-style)"):
   the account's shortfall (a risk-reducing order is never refused for being reducing).
 
 Caching: the parsed parameter file (:func:`margin.span.load_params`, once per process) and the
-volatilities (per asset and UTC day, from closed daily candles only — they cannot change during
-the day). Prices are never cached here: ``margin.pricing`` is their one home."""
+volatilities (:mod:`margin.span_inputs`, per asset and UTC day, from closed daily candles only —
+they cannot change during the day). Prices are never cached: ``margin.pricing`` is their one home."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import threading
 from collections.abc import Mapping
 from decimal import Decimal
 
-from kk99.conf import kk99_setting
 from margin import span
-from risk.metrics import ewma_volatility
-from risk.portfolio import closes_usdt
 
 ZERO = Decimal(0)
 
@@ -113,55 +108,3 @@ def what_if(snapshot: Snapshot, *, asset_deltas: Mapping[str, Decimal], params: 
         version=params.version, equity_before=eq_before, equity_after=eq_after, requirement_before=before.requirement,
         requirement_after=after.requirement, initial_after=initial_after, accepted=accepted, result_after=after,
     )
-
-
-# --- volatilities: per asset and UTC day ---------------------------------------------------------
-
-_vol_lock = threading.Lock()
-_vol_cache: dict[tuple[str, dt.date, int, str], Decimal | None] = {}
-
-
-def vol_from_closes(closes: list[Decimal], lam: Decimal) -> Decimal | None:
-    """Daily EWMA volatility (:func:`risk.metrics.ewma_volatility`) of simple returns of
-    ``closes``, as a Decimal of the float's shortest repr (a statistic: it sets a range that is
-    then rounded up to ``scan_range.rounding``; no money moves with the float). ``None`` with
-    fewer than two closes."""
-    if len(closes) < 2:
-        return None
-    returns = [float(b) / float(a) - 1.0 for a, b in zip(closes, closes[1:], strict=False) if a]
-    if not returns:
-        return None
-    return Decimal(repr(ewma_volatility(returns, float(lam))))
-
-
-def asset_vols(symbols: list[str], *, as_of: dt.date | None = None) -> dict[str, Decimal]:
-    """Daily EWMA volatility of each symbol that has a ``<SYMBOL>USDT`` market with history,
-    from closed days up to ``as_of`` (default: yesterday, UTC) — cached per (symbol, day, λ,
-    window) in this process, so an order check reads the candles at most once a day per asset.
-    Symbols without a volatility are left out (the parameter file's ``missing_vol_range`` applies)."""
-    conf = kk99_setting("MARGIN_SPAN")
-    lam, days = Decimal(conf["VOL_LAMBDA"]), int(conf["VOL_DAYS"])
-    as_of = as_of or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
-    key_tail = (as_of, days, str(lam))
-    missing = [s for s in symbols if (s, *key_tail) not in _vol_cache]
-    if missing:
-        closes = closes_usdt(symbols=missing, as_of=as_of, days=days)
-        with _vol_lock:
-            for symbol in missing:
-                _vol_cache[(symbol, *key_tail)] = vol_from_closes(closes.get(symbol, []), lam)
-    out = {}
-    for symbol in symbols:
-        vol = _vol_cache.get((symbol, *key_tail))
-        if vol is not None:
-            out[symbol] = vol
-    return out
-
-
-def vol_cache_clear() -> None:
-    with _vol_lock:
-        _vol_cache.clear()
-
-
-def active_params() -> span.SpanParams:
-    """The parameter file named by ``KK99["MARGIN_SPAN"]["PARAMS_VERSION"]`` (parsed once)."""
-    return span.load_params(kk99_setting("MARGIN_SPAN")["PARAMS_VERSION"])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from margin import span, whatif
+from margin import span, span_inputs, whatif
 
 D = Decimal
 PARAMS = span.load_params("2026-11-a")
@@ -92,6 +92,6 @@ def test_volatility_of_closes_is_the_risk_i_ewma_of_simple_returns():
 
     closes = [D("100"), D("102"), D("99.96"), D("101.9592")]
     expected = ewma_volatility([0.02, -0.02, 0.02], 0.94)
-    got = whatif.vol_from_closes(closes, D("0.94"))
+    got = span_inputs.vol_from_closes(closes, D("0.94"))
     assert isinstance(got, Decimal) and float(got) == pytest.approx(expected, rel=1e-12)
-    assert whatif.vol_from_closes([D("100")], D("0.94")) is None
+    assert span_inputs.vol_from_closes([D("100")], D("0.94")) is None
