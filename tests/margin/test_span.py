@@ -303,3 +303,20 @@ def test_each_scan_risk_is_the_exact_rational_worst_loss_rounded_up_once(pf):
         got = Fraction(a.scan_risk)
         assert got >= exact[a.symbol] > got - quantum
         assert got / quantum == int(got / quantum)
+
+
+@settings(max_examples=150, deadline=None)
+@given(portfolios())
+def test_a_position_earns_credit_for_its_value_at_most_once(pf):
+    positions, price, vol = pf
+    r = span.portfolio_requirement(positions, price, vol, NO_MINIMUM)
+    used: dict[str, Decimal] = {}
+    for c in r.credits:
+        for leg in c.legs:
+            used[leg] = used.get(leg, D(0)) + c.matched_value
+    by = {a.symbol: a for a in r.assets}
+    for symbol, matched in used.items():
+        assert matched <= abs(by[symbol].value)
+    for c in r.credits:  # only opposite directions earn a credit
+        a, b = c.legs
+        assert (by[a].quantity > 0) != (by[b].quantity > 0)
