@@ -22,10 +22,13 @@ they cannot change during the day). Prices are never cached: ``margin.pricing`` 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Any
 
-from margin import span
+from margin import pricing, span, span_inputs
+from margin.models import Loan, MarginAccount
+from wallets.models import Account, Balance
 
 ZERO = Decimal(0)
 
@@ -108,3 +111,69 @@ def what_if(snapshot: Snapshot, *, asset_deltas: Mapping[str, Decimal], params: 
         version=params.version, equity_before=eq_before, equity_after=eq_after, requirement_before=before.requirement,
         requirement_after=after.requirement, initial_after=initial_after, accepted=accepted, result_after=after,
     )
+
+
+# --- reading an account (the only part that touches the database) --------------------------------
+# margin.selectors imports this module, so this module reads the two tables itself instead of
+# importing margin.selectors (a cycle); margin_state passes the lines it already has (``lines=``).
+
+
+def _ledger_account(account: MarginAccount | Account) -> Account | int:
+    return account.account_id if isinstance(account, MarginAccount) else account
+
+
+def _read_lines(account: MarginAccount | Account) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """(holdings, debts) by asset symbol: two queries."""
+    ledger = _ledger_account(account)
+    holdings = {s: a + lk for s, a, lk in Balance.objects.filter(account=ledger).values_list("asset__symbol", "available", "locked") if a + lk}
+    debts = {s: p + i for s, p, i in Loan.objects.filter(account=ledger).values_list("asset__symbol", "principal", "interest") if p + i}
+    return holdings, debts
+
+
+def account_snapshot(
+    account: MarginAccount | Account, *, params: span.SpanParams, extra_symbols: Iterable[str] = (), lines: Iterable[Any] | None = None
+) -> Snapshot:
+    """Balances and loans of ``account`` (or the ``lines`` the caller already read: objects with
+    ``asset.symbol``, ``total``, ``owed`` and ``price``, as ``margin.selectors.AssetLine``), USDT
+    prices through ``margin.pricing`` (also of ``extra_symbols`` — an order's other asset), and
+    the day's cached volatilities."""
+    quote = params.quote_asset
+    prices: dict[str, Decimal] = {}
+    if lines is None:
+        holdings, debts = _read_lines(account)
+    else:
+        holdings, debts = {}, {}
+        for x in lines:
+            if x.total:
+                holdings[x.asset.symbol] = x.total
+            if x.owed:
+                debts[x.asset.symbol] = x.owed
+            if x.price is not None:
+                prices[x.asset.symbol] = x.price
+    risky = sorted((set(holdings) | set(debts) | set(extra_symbols)) - {quote})
+    for symbol in risky:
+        if symbol not in prices:
+            price = pricing.asset_price_usdt(symbol)
+            if price is not None:
+                prices[symbol] = price
+    return Snapshot(holdings=holdings, debts=debts, prices=prices, vols=span_inputs.asset_vols(risky))
+
+
+def order_requirement_after(account: MarginAccount | Account, *, asset_deltas: Mapping[str, Decimal], params: span.SpanParams | None = None) -> WhatIf:
+    """The what-if of ``asset_deltas`` (by asset symbol, + received, − paid) on ``account`` at
+    current prices with the active parameters. Reads only; nothing is written."""
+    params = params or span_inputs.active_params()
+    snapshot = account_snapshot(account, params=params, extra_symbols=[s for s, q in asset_deltas.items() if q])
+    return what_if(snapshot, asset_deltas=asset_deltas, params=params)
+
+
+def account_requirement(
+    account: MarginAccount | Account, *, lines: Iterable[Any] | None = None, params: span.SpanParams | None = None, detail: bool = True
+) -> span.SpanResult:
+    """The account's SPAN result now: ``.requirement`` is its maintenance requirement (what
+    ``margin.selectors.margin_state`` uses for a portfolio-margin account); with ``detail`` the
+    full scenario table for display."""
+    params = params or span_inputs.active_params()
+    snapshot = account_snapshot(account, params=params, lines=lines)
+    positions, _equity, prices = _positions(snapshot, {}, params.quote_asset)
+    return span.portfolio_requirement(positions, prices, snapshot.vols, params, detail=detail)

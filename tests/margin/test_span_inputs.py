@@ -9,7 +9,6 @@ import pytest
 
 from margin import span_inputs
 from risk import metrics
-from tests.api.conftest import market  # noqa: F401 — a BTCUSDT market fixture
 from tests.api.factories import write_trade
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +27,7 @@ def _day(offset: int) -> dt.datetime:
     return dt.datetime(d.year, d.month, d.day, 12, tzinfo=dt.UTC)
 
 
-def test_volatility_is_the_ewma_of_closed_daily_returns_and_ignores_later_days(market, django_assert_num_queries):  # noqa: F811
+def test_volatility_is_the_ewma_of_closed_daily_returns_and_ignores_later_days(market, django_assert_num_queries):
     for i, price in enumerate(["100", "110", "99", "99", "108.9"]):
         write_trade(market, price=price, qty="0.01", at=_day(4 - i))
     write_trade(market, price="1", qty="1", at=_day(-1))  # tomorrow's crash is not known on AS_OF

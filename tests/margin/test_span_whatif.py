@@ -95,3 +95,55 @@ def test_volatility_of_closes_is_the_risk_i_ewma_of_simple_returns():
     got = span_inputs.vol_from_closes(closes, D("0.94"))
     assert isinstance(got, Decimal) and float(got) == pytest.approx(expected, rel=1e-12)
     assert span_inputs.vol_from_closes([D("100")], D("0.94")) is None
+
+
+# --- on a real margin account (PostgreSQL: balances, loans, prices through margin.pricing) ------
+
+
+@pytest.fixture
+def borrowed(cross, btc, usdt):
+    """1,000 USDT moved into the cross account, 5 BTC borrowed (price: BTCUSDT's reference 100)."""
+    from margin.services import margin_borrow, margin_transfer
+
+    user, margin = cross
+    margin_transfer(user=user, asset=usdt, amount="1000", from_margin=None, to_margin=margin, idempotency_key="span-t1")
+    margin_borrow(margin=margin, asset=btc, amount="5", idempotency_key="span-b1")
+    return margin
+
+
+@pytest.mark.django_db
+def test_order_requirement_after_reads_the_account_and_prices_it_through_margin_pricing(borrowed, django_assert_max_num_queries):
+    from margin.models import Loan
+    from margin.span_inputs import vol_cache_clear
+
+    vol_cache_clear()
+    loan = Loan.objects.get(account=borrowed.account, asset__symbol="BTC")
+    owed = loan.principal + loan.interest  # the current hour's interest is charged at once
+    assert owed > 5
+
+    with django_assert_max_num_queries(8):
+        w = whatif.order_requirement_after(borrowed, asset_deltas={"BTC": D("1"), "USDT": D("-100")})
+
+    # Net BTC after the buy: 5 + 1 − owed (a long just under 1 BTC); BTC has no daily history,
+    # so its range is the file's missing_vol_range, 30 %.
+    net_btc = 6 - owed
+    expected = whatif.what_if(
+        whatif.Snapshot(holdings={"BTC": D("5"), "USDT": D("1000")}, debts={"BTC": owed}, prices={"BTC": D("100")}, vols={}),
+        asset_deltas={"BTC": D("1"), "USDT": D("-100")}, params=PARAMS,
+    )
+    assert w == expected
+    assert w.equity_after == 900 + net_btc * 100
+    assert w.result_after.assets[0].scan_range == D("0.30")
+    assert w.requirement_after == span.portfolio_requirement({"BTC": net_btc}, {"BTC": D("100")}, {}, PARAMS).requirement
+    assert w.accepted
+
+
+@pytest.mark.django_db
+def test_account_requirement_is_the_same_from_the_lines_margin_state_already_read(borrowed):
+    from margin.selectors import account_lines
+
+    lines = account_lines(borrowed.account)
+    read = whatif.account_requirement(borrowed)
+    given_lines = whatif.account_requirement(borrowed, lines=lines)
+    assert read == given_lines
+    assert read.requirement > 0 and [a.symbol for a in read.assets] == ["BTC"] and read.assets[0].quantity < 0  # the interest owed
