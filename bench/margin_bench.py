@@ -12,8 +12,12 @@ alike), on the same 20-asset portfolio (14 owned, 6 owed, random sizes, seeded):
 3. ``margin.span.portfolio_requirement(detail=True)`` — one requirement with the full 16-scenario
    table for display (the account page, not the order path).
 
-The goal (issue 12): the what-if for 20 assets well under 1 ms. Reading the account (balances,
-loans, prices) is a database round trip the order check makes anyway; it is not in these rows.
+4. with ``--database-url`` (``make bench`` passes none: the default database below is
+   re-created) ``margin.whatif.order_requirement_after`` end to end on a seeded PostgreSQL
+   account with the same 20 assets: balances and loans read (two queries), a price per asset
+   through ``margin.pricing``, volatilities from the day's cache — what the order check really pays.
+
+The goal (issue 12): the what-if for 20 assets well under 1 ms.
 
 Writes its section between ``<!-- margin:start -->`` and ``<!-- margin:end -->``."""
 from __future__ import annotations
@@ -27,20 +31,39 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-
-import django
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.base")
-django.setup()  # margin.whatif reads settings; no database is touched
-
-from margin import span, whatif  # noqa: E402  (after Django is set up)
+DEFAULT_DB = "postgres://root@127.0.0.1:5432/kk99_bench_margin"
 
 VERSION = "2026-11-a"
 
 
-def portfolio(n_assets: int = 20, seed: int = 1) -> tuple[whatif.Snapshot, dict[str, Decimal]]:
+def _recreate_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.base")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    import logging
+
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+def portfolio(n_assets: int = 20, seed: int = 1):
     """A seeded ``n_assets`` account (BTC, ETH, SOL first so the credit table applies) and an
     order's deltas (buy 0.5 BTC for USDT)."""
     rng = random.Random(seed)
@@ -52,12 +75,16 @@ def portfolio(n_assets: int = 20, seed: int = 1) -> tuple[whatif.Snapshot, dict[
     debts = {s: Decimal(rng.randint(1, 100_000)) / 1000 for s in symbols[14:]}
     debts["ETH"] = Decimal("15")  # BTC long / ETH short: a spread credit
     vols = {s: Decimal(rng.randint(150, 900)) / 10_000 for s in symbols}
+    from margin import whatif
+
     snap = whatif.Snapshot(holdings=holdings, debts=debts, prices=prices, vols=vols)
     return snap, {"BTC": Decimal("0.5"), "USDT": Decimal("-30000")}
 
 
-def flat_what_if(snap: whatif.Snapshot, deltas, pct: Decimal) -> tuple[Decimal, Decimal, Decimal]:
+def flat_what_if(snap, deltas, pct: Decimal) -> tuple[Decimal, Decimal, Decimal]:
     """The baseline: the same before/after structure with a flat-percentage requirement."""
+    from margin import span, whatif
+
     pos_b, eq_b, px_b = whatif._positions(snap, {}, "USDT")
     pos_a, eq_a, px_a = whatif._positions(snap, deltas, "USDT")
     return span.flat_requirement(pos_b, px_b, pct=pct), span.flat_requirement(pos_a, px_a, pct=pct), eq_a
@@ -68,18 +95,51 @@ def _pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(n: int, n_assets: int = 20) -> dict[str, list[float]]:
-    params = span.load_params(VERSION)
-    snap, deltas = portfolio(n_assets)
-    pct = Decimal("0.10")
-    runs = {
-        "baseline: flat-% what-if (before + after)": lambda: flat_what_if(snap, deltas, pct),
-        "SPAN what-if (before + after), `what_if`": lambda: whatif.what_if(snap, asset_deltas=deltas, params=params),
-        "SPAN requirement with the 16-scenario table (display)": lambda: span.portfolio_requirement(
-            *whatif._positions(snap, {}, "USDT")[::2], snap.vols, params, detail=True),
-    }
-    for fn in runs.values():  # warm-up: parsed params, memoised unit-loss tables
-        for _ in range(200):
+def _seed_account(snap):
+    """The bench portfolio as a real cross margin account: a market per asset (its reference
+    price = the snapshot's price), balances moved in through ``margin_transfer``, and loan rows
+    (written directly: this throwaway database measures reads, it is not audited)."""
+    import datetime as dt
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from kk99.conf import kk99_setting
+    from margin import span_inputs
+    from margin.models import Loan
+    from margin.services import margin_account_for, margin_transfer
+    from trading.models import EngineState, Market
+    from wallets.models import Asset
+    from wallets.services import ledger_credit
+
+    call_command("migrate", verbosity=0, interactive=False)
+    usdt = Asset.objects.get_or_create(symbol="USDT", defaults={"name": "Tether", "precision": 8})[0]
+    assets = {"USDT": usdt}
+    for symbol, price in snap.prices.items():
+        assets[symbol] = Asset.objects.get_or_create(symbol=symbol, defaults={"name": symbol, "precision": 8})[0]
+        market = Market.objects.create(
+            symbol=f"{symbol}USDT", base=assets[symbol], quote=usdt, tick_size=Decimal("0.01"), step_size=Decimal("0.001"), min_qty=Decimal("0.001"),
+            max_qty=Decimal("1000000"), min_notional=Decimal("1"), price_band_pct=Decimal("50"), reference_price=price,
+        )
+        EngineState.objects.get_or_create(market=market)
+    user = get_user_model().objects.create_user(email="margin-bench@example.com", password="pw-not-used-123", kyc_tier=3)
+    margin = margin_account_for(user)
+    for symbol, amount in snap.holdings.items():
+        ledger_credit(user=user, asset=assets[symbol], amount=amount, idempotency_key=f"margin-bench:{symbol}", kind="issuance", counter="issuance")
+        margin_transfer(user=user, asset=assets[symbol], amount=amount, from_margin=None, to_margin=margin, idempotency_key=f"margin-bench-t:{symbol}")
+    for symbol, amount in snap.debts.items():
+        Loan.objects.create(account=margin.account, asset=assets[symbol], principal=amount)
+    # The bench's assets have no daily history: fill the day's volatility cache with the snapshot's.
+    as_of = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    conf = kk99_setting("MARGIN_SPAN")
+    for symbol, vol in snap.vols.items():
+        span_inputs._vol_cache[(symbol, as_of, int(conf["VOL_DAYS"]), str(Decimal(conf["VOL_LAMBDA"])))] = vol
+    return margin
+
+
+def _interleave(runs: dict, n: int) -> dict[str, list[float]]:
+    for fn in runs.values():  # warm-up: parsed params, memoised unit-loss tables, connections
+        for _ in range(50):
             fn()
     out: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(n):
@@ -87,6 +147,33 @@ def measure(n: int, n_assets: int = 20) -> dict[str, list[float]]:
             t0 = time.perf_counter_ns()
             fn()
             out[name].append((time.perf_counter_ns() - t0) / 1000)
+    return out
+
+
+def measure(n: int, n_assets: int = 20, *, with_db: bool = False, n_db: int = 300) -> dict[str, list[float]]:
+    from margin import span, whatif
+
+    params = span.load_params(VERSION)
+    snap, deltas = portfolio(n_assets)
+    pct = Decimal("0.10")
+    positions, _equity, prices = whatif._positions(snap, {}, "USDT")
+    runs = {
+        "baseline: flat-% what-if (before + after)": lambda: flat_what_if(snap, deltas, pct),
+        "SPAN what-if (before + after), `what_if`": lambda: whatif.what_if(snap, asset_deltas=deltas, params=params),
+        "SPAN requirement with the 16-scenario table (display)": lambda: span.portfolio_requirement(positions, prices, snap.vols, params, detail=True),
+    }
+    out = _interleave(runs, n)
+    if with_db:
+        margin = _seed_account(snap)
+        from margin.selectors import margin_state
+
+        lines = margin_state(margin).lines
+        db_runs = {}
+        db_runs["`order_requirement_after(lines=…)`: the order check's lines from `margin_state`"] = lambda: whatif.order_requirement_after(
+            margin, asset_deltas=deltas, lines=lines, params=params)
+        db_runs["`order_requirement_after` reading everything (2 queries + a `margin.pricing` look-up per asset)"] = lambda: whatif.order_requirement_after(
+            margin, asset_deltas=deltas, params=params)
+        out.update(_interleave(db_runs, n_db))
     return out
 
 
@@ -105,10 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=5000)
     ap.add_argument("--assets", type=int, default=20)
+    ap.add_argument("--db-samples", type=int, default=300)
+    ap.add_argument("--database-url", default=DEFAULT_DB, help="re-created; 'none' = the pure rows only")
     ap.add_argument("--write", type=Path)
     args = ap.parse_args(argv)
     started = time.monotonic()
-    samples = measure(args.samples, args.assets)
+    with_db = args.database_url != "none"
+    if with_db:
+        _recreate_database(args.database_url)
+        _django(args.database_url)
+    else:
+        _django("sqlite:///:memory:")
+    from margin import span, whatif
+
+    samples = measure(args.samples, args.assets, with_db=with_db, n_db=args.db_samples)
     rows = [(name, _pct(s, 0.50), _pct(s, 0.99), statistics.fmean(s)) for name, s in samples.items()]
     base_p50, base_p99 = rows[0][1], rows[0][2]
     snap, deltas = portfolio(args.assets)

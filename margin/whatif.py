@@ -159,11 +159,15 @@ def account_snapshot(
     return Snapshot(holdings=holdings, debts=debts, prices=prices, vols=span_inputs.asset_vols(risky))
 
 
-def order_requirement_after(account: MarginAccount | Account, *, asset_deltas: Mapping[str, Decimal], params: span.SpanParams | None = None) -> WhatIf:
+def order_requirement_after(
+    account: MarginAccount | Account, *, asset_deltas: Mapping[str, Decimal], lines: Iterable[Any] | None = None, params: span.SpanParams | None = None
+) -> WhatIf:
     """The what-if of ``asset_deltas`` (by asset symbol, + received, − paid) on ``account`` at
-    current prices with the active parameters. Reads only; nothing is written."""
+    current prices with the active parameters. Reads only; nothing is written. An order check
+    that has just computed ``margin_state`` passes its ``lines``: then only the prices of
+    assets the account does not hold yet are read."""
     params = params or span_inputs.active_params()
-    snapshot = account_snapshot(account, params=params, extra_symbols=[s for s, q in asset_deltas.items() if q])
+    snapshot = account_snapshot(account, params=params, extra_symbols=[s for s, q in asset_deltas.items() if q], lines=lines)
     return what_if(snapshot, asset_deltas=asset_deltas, params=params)
 
 

@@ -147,3 +147,17 @@ def test_account_requirement_is_the_same_from_the_lines_margin_state_already_rea
     given_lines = whatif.account_requirement(borrowed, lines=lines)
     assert read == given_lines
     assert read.requirement > 0 and [a.symbol for a in read.assets] == ["BTC"] and read.assets[0].quantity < 0  # the interest owed
+
+
+@pytest.mark.django_db
+def test_the_order_check_path_with_margin_states_lines_reads_nothing_more(borrowed, django_assert_num_queries):
+    from margin.selectors import margin_state
+
+    lines = margin_state(borrowed).lines
+    deltas = {"BTC": D("1"), "USDT": D("-100")}
+    fresh = whatif.order_requirement_after(borrowed, asset_deltas=deltas)  # also fills the day's volatility cache
+
+    with django_assert_num_queries(0):
+        reused = whatif.order_requirement_after(borrowed, asset_deltas=deltas, lines=lines)
+
+    assert reused == fresh
