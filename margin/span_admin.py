@@ -13,7 +13,7 @@ from margin import span, span_inputs
 
 
 def span_params_context(version: str | None) -> dict:
-    active = span_inputs.active_params().version
+    active = span_inputs.active_version()  # a name only: an invalid active file is shown, not raised
     versions = span.available_versions()
     chosen = version if version in versions else active
     errors = {}

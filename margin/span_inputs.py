@@ -64,6 +64,11 @@ def vol_cache_clear() -> None:
         _vol_cache.clear()
 
 
+def active_version() -> str:
+    """The version named by ``KK99["MARGIN_SPAN"]["PARAMS_VERSION"]``."""
+    return kk99_setting("MARGIN_SPAN")["PARAMS_VERSION"]
+
+
 def active_params() -> span.SpanParams:
-    """The parameter file named by ``KK99["MARGIN_SPAN"]["PARAMS_VERSION"]`` (parsed once)."""
-    return span.load_params(kk99_setting("MARGIN_SPAN")["PARAMS_VERSION"])
+    """The active parameter file, parsed once per process."""
+    return span.load_params(active_version())
