@@ -305,7 +305,7 @@ def _load(version: str) -> SpanParams:
 def load_params(version: str | None = None) -> SpanParams:
     """The parameters of ``version`` (``margin/scenarios/<version>.json``), parsed once per
     process; ``None`` = the newest file. (The active version is chosen by the caller from
-    settings — :func:`margin.whatif.active_params` — so this module stays free of settings.)"""
+    settings — :func:`margin.span_inputs.active_params` — so this module stays free of settings.)"""
     if version is None:
         versions = available_versions()
         if not versions:
