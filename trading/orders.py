@@ -77,6 +77,8 @@ class OrderPlacement:
     # Binance sideEffectType (trading.models.Order.SideEffect).
     account: Any = None
     side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT
+    # An order of the liquidation engine (margin.liquidation) closing a margin account.
+    liquidation: bool = False
 
     @property
     def market(self) -> Market:
