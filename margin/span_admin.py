@@ -34,7 +34,10 @@ def span_params_context(version: str | None) -> dict:
 
 
 class SpanParamsAdminMixin:
-    """Adds ``span-params/`` (URL name ``admin:margin_span_params``) to a ModelAdmin."""
+    """Adds ``span-params/`` (URL name ``admin:margin_span_params``) to a ModelAdmin, linked
+    from its change list."""
+
+    change_list_template = "margin/admin_span_changelist.html"
 
     def get_urls(self):
         return [path("span-params/", self.admin_site.admin_view(self.span_params_view), name="margin_span_params"), *super().get_urls()]

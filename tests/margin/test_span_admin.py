@@ -2,6 +2,8 @@
 chosen version's whole table."""
 from __future__ import annotations
 
+import pytest
+
 from margin import span
 from margin.span_admin import span_params_context
 
@@ -43,3 +45,24 @@ def test_an_invalid_active_file_is_shown_with_its_error(settings, tmp_path, monk
     finally:
         span._load.cache_clear()
     assert ctx["chosen"] == "broken" and ctx["params"] is None and "missing key(s)" in ctx["error"]
+
+
+@pytest.mark.django_db
+def test_the_page_renders_for_staff_and_the_accounts_list_links_it(client, django_user_model):
+    staff = django_user_model.objects.create_superuser(email="staff@kk99.local", password="pw-staff-123456")
+    client.force_login(staff)
+
+    page = client.get("/admin/margin/marginaccount/span-params/?version=2026-11-a")
+    listing = client.get("/admin/margin/marginaccount/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "SPAN scenario parameters" in text and "<strong>active</strong>" in text
+    assert text.count("<tr><td>") >= 16 + 4 + 3  # scenarios, overrides, credit pairs
+    assert "-2/3" in text and "BTC / ETH" in text
+    assert listing.status_code == 200 and "/admin/margin/marginaccount/span-params/" in listing.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_page_is_not_public(client):
+    assert client.get("/admin/margin/marginaccount/span-params/").status_code == 302
