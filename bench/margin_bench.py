@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.margin_bench --write docs/benchmarks.md
 
 Measured in one run, interleaved sample by sample (so load on this shared machine hits every row
-alike), on the same 20-asset portfolio (14 owned, 6 owed, random sizes, seeded):
+alike), on the same 20-asset portfolio (14 held, 6 more owed, ETH both held and owed — net short against the BTC long; random sizes, seeded):
 
 1. baseline — a flat-percentage what-if: net positions before and after the order, equity, and
    ``margin.span.flat_requirement`` twice (what a percentage-margin venue computes);
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## Portfolio-margin what-if (bench/margin_bench.py)",
         "",
-        f"{args.samples:,} samples per row, interleaved, one {args.assets}-asset account (14 owned, 6 owed), parameters `{VERSION}`, "
+        f"{args.samples:,} samples per row, interleaved, one {args.assets}-asset account (14 held, 6 more owed, ETH held and owed), parameters `{VERSION}`, "
         f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, load {load[0]:.1f} at the end "
         "(a shared machine: compare rows with each other — the ratio columns — more than with other sections). Wall time includes "
         "the time this process waits for a core, which on a machine this loaded dominates the wall p99; CPU time (this thread's, "

@@ -27,3 +27,15 @@ def test_hedges_and_calm_assets_get_more_leverage_concentrated_volatile_books_le
         assert spn > flat, name
     flat, spn = by_name["Long USDC (stablecoin)"]
     assert spn == flat * 3 / 10  # the 3 % minimum binds, not the 2 % range
+
+
+def test_the_what_if_benchmark_runs_and_its_portfolio_is_the_one_it_describes():
+    from bench import margin_bench
+
+    snap, deltas = margin_bench.portfolio(20)
+    assert len(set(snap.holdings) | set(snap.debts) | {"USDT"}) == 21  # 20 risky assets + the quote
+    assert len([s for s in snap.holdings if s != "USDT"]) == 14 and len(snap.debts) == 7  # ETH owed on top of the 6
+    samples = margin_bench.measure(5, 20)
+    assert set(samples) == {"baseline: flat-% what-if (before + after)", "SPAN what-if (before + after), `what_if`",
+                            "SPAN requirement with the 16-scenario table (display)"}
+    assert all(len(wall) == len(cpu) == 5 for wall, cpu in samples.values())
