@@ -73,7 +73,7 @@ def portfolio(n_assets: int = 20, seed: int = 1):
     holdings = {s: Decimal(rng.randint(1, 100_000)) / 1000 for s in symbols[:14]}
     holdings["USDT"] = Decimal("20000000")  # enough equity to cover the requirement
     debts = {s: Decimal(rng.randint(1, 100_000)) / 1000 for s in symbols[14:]}
-    debts["ETH"] = Decimal("15")  # BTC long / ETH short: a spread credit
+    debts["ETH"] = holdings["ETH"] + Decimal("15")  # net short 15 ETH against the BTC long: a spread credit
     vols = {s: Decimal(rng.randint(150, 900)) / 10_000 for s in symbols}
     from margin import whatif
 
