@@ -30,6 +30,7 @@ urlpatterns = [
     path("dev/mailbox/", devmail.mailbox, name="dev-mailbox"),
     path("wallets/chains/", include("wallets.chains.urls")),
     path("wallets/", include("wallets.urls")),
+    path("margin/", include("margin.urls")),
     path("strategies/", include("quant.urls")),
     path("", include("risk.urls")),
     path("", include("trading.urls")),

@@ -19,6 +19,7 @@ from django.utils import timezone
 from margin import selectors as ms
 from margin import services
 from margin.errors import MarginError, MarginErrorCode
+from margin.liquidation_seam import liquidation_price_of, liquidation_rows
 from margin.models import InterestRate, LoanEventKind, MarginAccount, MarginAsset
 from margin.pricing import asset_price_usdt
 from trading import selectors as ts
@@ -31,13 +32,6 @@ from trading.binance.params import SIGNED_PARAMETERS, Params
 from trading.errors import TradingError, TradingErrorCode
 from trading.models import Market, Order
 from wallets.models import Asset
-
-try:  # the liq helper's module: liquidation price and records (issue 12)
-    import margin.liquidation as liquidation_module
-except ModuleNotFoundError as exc:  # pragma: no cover — present once the liq branch is merged
-    if exc.name != "margin.liquidation":
-        raise
-    liquidation_module = None
 
 MARGIN_PARAMETERS = SIGNED_PARAMETERS | frozenset({
     "isIsolated", "sideEffectType", "autoRepayAtCancel", "asset", "amount", "isolatedSymbol", "transFrom", "transTo",
@@ -232,14 +226,6 @@ def _cross_account(ctx) -> dict:  # GET /sapi/v1/margin/account
     }
 
 
-def liquidation_price_of(margin: MarginAccount, market: Market) -> Decimal | None:
-    """The liquidation price shown to the user: liq's code (the same that liquidates), None
-    until it is merged or when the account cannot be liquidated by this market's price."""
-    if liquidation_module is None:
-        return None
-    return liquidation_module.liquidation_price_for(margin, market)
-
-
 def _isolated_side(line: ms.AssetLine | None, asset: Asset, per: Decimal | None, borrow_enabled: bool) -> dict:
     zero = dec(0, asset.precision)
     if line is None:
@@ -373,10 +359,8 @@ def _cross_margin_data(ctx) -> list:  # GET /sapi/v1/margin/crossMarginData
 def _force_liquidation_rec(ctx) -> dict:  # GET /sapi/v1/margin/forceLiquidationRec
     """The liquidation engine's records of the caller (liq's ``margin.liquidation``); an empty
     page until it is merged."""
-    if liquidation_module is None or not hasattr(liquidation_module, "force_liquidation_rows"):
-        return {"rows": [], "total": 0}
     current, size = _page(ctx.params)
-    rows, total = liquidation_module.force_liquidation_rows(
+    rows, total = liquidation_rows(
         user=ctx.user, isolated_symbol=_isolated_symbol_param(ctx.params), start=v3._time(ctx.params, "startTime"),
         end=v3._time(ctx.params, "endTime"), offset=(current - 1) * size, limit=size,
     )

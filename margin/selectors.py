@@ -138,10 +138,13 @@ class MarginState:
 
 
 def account_lines(account: Account, *, prices: Mapping[str, Decimal] | None = None) -> list[AssetLine]:
-    """Balances and loans of ``account``, one line per asset it holds or owes (two queries plus
-    one price look-up per asset not in ``prices``)."""
+    """Balances and loans of ``account``, one line per asset it holds or owes (two queries, one
+    for the markets of the assets not in ``prices``, and their mark prices)."""
     balances = {b.asset_id: b for b in Balance.objects.filter(account=account).select_related("asset")}
     loans = {ln.asset_id: ln for ln in Loan.objects.filter(account=account).select_related("asset")}
+    symbols = {x.asset.symbol for x in [*balances.values(), *loans.values()]}
+    known = dict(prices or {})
+    known.update(pricing.prices_usdt(symbols - known.keys()))
     lines = []
     for asset_id in sorted(balances.keys() | loans.keys()):
         b, ln = balances.get(asset_id), loans.get(asset_id)
@@ -150,7 +153,7 @@ def account_lines(account: Account, *, prices: Mapping[str, Decimal] | None = No
         borrowed, interest = (ln.principal, ln.interest) if ln is not None else (Decimal(0), Decimal(0))
         if not (free or locked or borrowed or interest):
             continue
-        price = prices.get(asset.symbol) if prices is not None and asset.symbol in prices else pricing.asset_price_usdt(asset)
+        price = known.get(asset.symbol)
         lines.append(AssetLine(asset=asset, free=free, locked=locked, borrowed=borrowed, interest=interest, price=price))
     return lines
 

@@ -136,3 +136,14 @@ def test_a_liquidating_account_cannot_place_orders(cross, market, usdt):
     with pytest.raises(MarginError) as err:
         margin_order_place(user=user, margin=margin, market=market, side="BUY", type="LIMIT", quantity=D("0.5"), price=D("100"))
     assert err.value.code == MarginErrorCode.ACCOUNT_LIQUIDATING
+
+
+def test_the_kill_switch_cancels_margin_orders_too(cross, trader, market, usdt):
+    from risk.killswitch import _cancel_scope
+
+    user, margin = cross
+    margin_transfer(user=user, asset=usdt, amount="1000", from_margin=None, to_margin=margin, idempotency_key="in")
+    margin_order_place(user=user, margin=margin, market=market, side="BUY", type="LIMIT", quantity=D("1"), price=D("100"))
+    order_place(user=user, market=market, side="BUY", type="LIMIT", quantity=D("1"), price=D("100"))
+    assert _cancel_scope(user=user) == 2
+    assert Order.objects.filter(user=user, cancel_requested=True).count() == 2

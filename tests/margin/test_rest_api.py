@@ -3,7 +3,6 @@ repay, margin orders and their cancel, interest; refusals are 4xx with the catal
 write nothing; the endpoints are in the OpenAPI schema."""
 from __future__ import annotations
 
-from decimal import Decimal as D
 
 import pytest
 from rest_framework.test import APIClient
