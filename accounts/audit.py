@@ -51,6 +51,16 @@ class AuditAction(models.TextChoices):
     TOKEN_SUPPLY_REQUESTED = "token_supply_requested", "KK99 supply change requested"
     TOKEN_SUPPLY_APPROVED = "token_supply_approved", "KK99 supply change approved"
     TOKEN_SUPPLY_REJECTED = "token_supply_rejected", "KK99 supply change rejected"
+    # Written by operators through the ``kk99`` CLI (kk99/ops.py).
+    MARKET_STATUS_CHANGED = "market_status_changed", "Market status changed by an operator"
+    ENGINE_RUN = "engine_run", "Supervised engine run (kk99 engines run)"
+    ENGINE_STARTED = "engine_started", "Engine started for a market"
+    ENGINE_STANDBY_STARTED = "engine_standby_started", "Standby engine started for a market"
+    ENGINE_STOPPED = "engine_stopped", "Engine stopped for a market"
+    ENGINE_FAILOVER = "engine_failover", "Engine failover (owner session ended)"
+    BACKUP_CREATED = "backup_created", "Backup created"
+    BACKUP_RESTORED = "backup_restored", "Backup restored"
+    LEDGER_AUDIT_RUN = "ledger_audit_run", "Ledger audit run by an operator"
 
 
 class AuditLog(models.Model):

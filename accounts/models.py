@@ -236,3 +236,20 @@ class ApiKey(models.Model):
 
 
 from accounts.audit import AuditLog  # noqa: E402,F401  (model lives in audit.py, registered here)
+
+
+class LoginDevice(models.Model):
+    """Where an account signs in from, as a keyed hash only (accounts.devices): user agent,
+    network (/24 or /48) and an optional app device id. One row per account and fingerprint."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="login_devices")
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    logins = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "fingerprint"], name="login_device_unique")]
+
+    def __str__(self) -> str:
+        return f"device {self.fingerprint[:12]} of {self.user_id}"

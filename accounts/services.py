@@ -46,6 +46,7 @@ from accounts.audit import AuditAction, audit_record
 from accounts.crypto import decrypt_text, encrypt_text
 from accounts.emails import absolute_url, email_send
 from accounts.errors import AccountsError, AccountsErrorCode
+from accounts.devices import device_record
 from accounts.models import ApiKey, KycDocument, KycSubmission, RecoveryCode, TotpDevice, User
 from accounts.keycache import api_key_cache_invalidate
 from accounts.sockets import user_sockets_close_on_commit
@@ -283,6 +284,7 @@ def second_factor_check(*, user: User, code: str | None, request: HttpRequest | 
 
 
 def login_record(*, user: User, method: str, request: HttpRequest | None = None) -> None:
+    device_record(user=user, request=request)
     audit_record(action=AuditAction.LOGIN, actor=user, target_user=user, target=f"user:{user.pk}", request=request, details={"method": method})
 
 

@@ -2,6 +2,7 @@
 
     kk99 status                                  processes, engines per market, Celery, chains, last audit
     kk99 engines list | run | failover MARKET    engine ownership; a supervised engine; hand a market to the standby
+    kk99 engines start|standby|stop MARKET       a detached supervised engine on this host: owner / hot standby / stop it
     kk99 markets halt|resume|cancel-only SYMBOL  market status (audited)
     kk99 users freeze|unfreeze EMAIL             account freeze (audited)
     kk99 audit [ledger] | audit log              run ledger_audit | show the audit log
@@ -17,8 +18,14 @@ Every command takes ``--json`` (one JSON document on stdout). Exit codes scripts
     3  not found (market, user, file)
     4  environment error (database unreachable, pg_dump missing, backup/restore step failed)
 
-Every action that changes something writes an audit row (``accounts.AuditLog``) with the
-operator (OS user @ host).
+``engines start|standby|stop`` add their own meaning to 1 and 3: start exits 1 when the market
+already has an owner (use standby) or the new engine did not own it within ``--wait``; standby
+exits 1 when no engine owns the market (use start) or the standby did not connect in time; stop
+exits 3 when no engine of the market was started on this host, 1 when one is still stopping.
+
+Every action that changes something writes an audit row (``accounts.AuditLog``, an
+``AuditAction`` choice) with the operator (OS user @ host); every ``engines`` action does,
+``run`` and ``failover`` included.
 """
 from __future__ import annotations
 
@@ -109,11 +116,22 @@ def cmd_engines_list(args) -> int:
 def cmd_engines_run(args) -> int:
     import logging
 
+    from django.db import connections, transaction
+
+    from accounts.audit import AuditAction
+    from kk99.ops import ops_audit
     from kk99.supervisor import engine_command, supervise
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
 
     markets = [m.strip().upper() for m in (args.markets or "").split(",") if m.strip()]
+    if not args.no_audit:  # `engines start|standby` audited the run they spawn themselves
+        with transaction.atomic():
+            ops_audit(action=AuditAction.ENGINE_RUN, target="markets:" + (",".join(markets) or "*"),
+                      details={"owner": args.owner, "supervisor_pid": os.getpid(), "log_file": args.log_file})
+    for conn in connections.all():  # the supervisor holds no database session while it waits
+        conn.close()
+        getattr(conn, "close_pool", lambda: None)()
     cmd = engine_command(markets=markets, owner=args.owner or None, max_seconds=args.max_seconds)
     report = supervise(cmd, max_restarts=args.max_restarts, log_file=args.log_file)
     _emit(args, report.__dict__, lambda r: f"supervisor stopped after {r['starts']} starts; exits {r['exits']}")
@@ -126,6 +144,39 @@ def cmd_engines_failover(args) -> int:
     result = engine_failover(symbol=args.market, reason=args.reason, wait_seconds=args.wait)
     _emit(args, result, lambda r: f"{r['market']}: ended the owner's session (backend {r['terminated_backend_pid']}); new owner backend: {r['new_backend_pid'] or 'not yet'}")
     return EXIT_CHECK_FAILED if args.wait and not result["new_backend_pid"] else EXIT_OK
+
+
+def _spawn_text(r: dict) -> str:
+    seen = r["role_seen"] or ("not yet" if r["running"] else "EXITED (see the log)")
+    return f"{r['market']}: started {r['engine']} (supervisor pid {r['supervisor_pid']}) as {r['requested_role']}; seen as {seen}\nlog {r['log_file']}"
+
+
+def _cmd_engines_spawn(args, role: str) -> int:
+    from kk99.ops import engine_spawn
+
+    result = engine_spawn(symbol=args.market, role=role, log_dir=log_dir(), wait_seconds=args.wait, reason=args.reason)
+    _emit(args, result, _spawn_text)
+    if not result["running"] or (args.wait and result["role_seen"] != role):
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def cmd_engines_start(args) -> int:
+    return _cmd_engines_spawn(args, "owner")
+
+
+def cmd_engines_standby(args) -> int:
+    return _cmd_engines_spawn(args, "standby")
+
+
+def cmd_engines_stop(args) -> int:
+    from kk99.ops import engine_stop
+
+    result = engine_stop(symbol=args.market, engine=args.engine or None, wait_seconds=args.wait, reason=args.reason)
+    _emit(args, result, lambda r: f"{r['market']}: stopped {', '.join(r['stopped']) or 'none'}"
+          + (f"; still stopping: {', '.join(r['still_running'])}" if r["still_running"] else "")
+          + f"; owner now: {'backend ' + str(r['owner_backend_pid_after']) if r['owner_backend_pid_after'] else 'none'}")
+    return EXIT_CHECK_FAILED if result["still_running"] else EXIT_OK
 
 
 # --- markets / users ---------------------------------------------------------------------------
@@ -168,13 +219,14 @@ def cmd_audit(args) -> int:
         return EXIT_OK
     from django.db import transaction
 
+    from accounts.audit import AuditAction
     from kk99.metrics import ledger_audit_record
-    from kk99.ops import OpsAuditAction, ledger_audit_consistent, ops_audit
+    from kk99.ops import ledger_audit_consistent, ops_audit
 
     report = ledger_audit_consistent()
     ledger_audit_record(ok=report.ok, problems=len(report.problems))
     with transaction.atomic():
-        ops_audit(action=OpsAuditAction.LEDGER_AUDIT_RUN, target="ledger", details={"ok": report.ok, "problems": len(report.problems)})
+        ops_audit(action=AuditAction.LEDGER_AUDIT_RUN, target="ledger", details={"ok": report.ok, "problems": len(report.problems)})
     data = {"ok": report.ok, "balances_checked": report.balances_checked, "events_checked": report.events_checked, "problems": report.problems[:200]}
     if args.json:
         _emit(args, data, str)
@@ -188,12 +240,13 @@ def cmd_audit(args) -> int:
 def cmd_backup(args) -> int:
     from django.db import transaction
 
+    from accounts.audit import AuditAction
     from kk99.backup import backup_create
-    from kk99.ops import OpsAuditAction, ops_audit
+    from kk99.ops import ops_audit
 
     result = backup_create(out_dir=Path(args.out), name=args.name)
     with transaction.atomic():
-        ops_audit(action=OpsAuditAction.BACKUP_CREATED, target=f"backup:{result.dump.name}", details={"journal_sha256": result.data["journal_sha256"], "events": result.data["events"]})
+        ops_audit(action=AuditAction.BACKUP_CREATED, target=f"backup:{result.dump.name}", details={"journal_sha256": result.data["journal_sha256"], "events": result.data["events"]})
     data = {"dump": str(result.dump), "manifest": str(result.manifest), **{k: result.data[k] for k in ("events", "entries", "journal_sha256", "dump_bytes")}}
     _emit(args, data, lambda d: f"backup {d['dump']}\nmanifest {d['manifest']}\n{d['events']} events, {d['entries']} entries, journal sha256 {d['journal_sha256']}")
     return EXIT_OK
@@ -202,15 +255,16 @@ def cmd_backup(args) -> int:
 def cmd_restore(args) -> int:
     from django.db import transaction
 
+    from accounts.audit import AuditAction
     from kk99.backup import backup_restore
-    from kk99.ops import OpsAuditAction, OpsError, ops_audit
+    from kk99.ops import OpsError, ops_audit
 
     dump = Path(args.dump)
     if not dump.is_file():
         raise OpsError(f"no dump at {dump}", code=EXIT_NOT_FOUND)
     result = backup_restore(dump=dump, dbname=args.database, manifest=Path(args.manifest) if args.manifest else None, jobs=args.jobs)
     with transaction.atomic():
-        ops_audit(action=OpsAuditAction.BACKUP_RESTORED, target=f"database:{args.database}", details={"dump": dump.name, "verified": result.ok, "mismatches": result.mismatches[:20]})
+        ops_audit(action=AuditAction.BACKUP_RESTORED, target=f"database:{args.database}", details={"dump": dump.name, "verified": result.ok, "mismatches": result.mismatches[:20]})
     data = {"database": result.database, "verified": result.ok, "mismatches": result.mismatches, "journal_sha256": result.fingerprint["journal_sha256"]}
     _emit(args, data, lambda d: f"restored into {d['database']}: " + ("manifest verified (totals and journal hash equal)" if d["verified"] else "MISMATCH\n" + "\n".join(d["mismatches"])))
     return EXIT_OK if result.ok else EXIT_CHECK_FAILED
@@ -267,7 +321,20 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--max-restarts", type=int, default=None)
     er.add_argument("--max-seconds", type=float, default=None, help="passed to run_engine (tests)")
     er.add_argument("--log-file", default=None, help="append the engine's output here (kk99 logs engine)")
-    er.set_defaults(func=cmd_engines_run, needs_django=False)
+    er.add_argument("--no-audit", action="store_true", help=argparse.SUPPRESS)  # spawned by start/standby, which audited
+    er.set_defaults(func=cmd_engines_run)
+    for verb, func, text, wait in (
+        ("start", cmd_engines_start, "start a detached supervised engine for MARKET on this host; refused if it has an owner (audited)", 10.0),
+        ("standby", cmd_engines_standby, "start a detached hot standby for MARKET on this host; refused if it has no owner (audited)", 10.0),
+        ("stop", cmd_engines_stop, "stop the engines of MARKET started here by start/standby; a standby elsewhere takes over (audited)", 30.0),
+    ):
+        ev = esub.add_parser(verb, parents=[common], help=text, description=text + ". Exit codes: 0 ok, 1 check failed, 2 usage, 3 not found, 4 environment.")
+        ev.add_argument("market")
+        ev.add_argument("--reason", default="")
+        ev.add_argument("--wait", type=float, default=wait, help=f"seconds to wait for the result (default {wait:g}; 0 = do not wait)")
+        ev.set_defaults(func=func)
+        if verb == "stop":
+            ev.add_argument("--engine", default="", help="stop only this engine (the label start/standby printed)")
     ef = esub.add_parser("failover", parents=[common], help="stop a market's owner so the standby takes it (audited)")
     ef.add_argument("market")
     ef.add_argument("--reason", default="")

@@ -51,3 +51,9 @@ def fmt_amount(value, max_places: int = AMOUNT_PLACES, *, grouping: bool = True)
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+def fmt_signed(value, max_places: int = 18) -> str:
+    """:func:`fmt_amount` with an explicit sign (ledger legs: ``+1,234.5`` / ``-1,234.5``)."""
+    text = fmt_amount(value, max_places)
+    return text if text.startswith("-") or text in ("0", DASH) else "+" + text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
@@ -28,8 +29,11 @@ from django.utils import timezone
 
 from kk99.conf import kk99_setting
 from marketdata.intervals import Interval
+from marketdata.timescale import candle_view_for, timescale_enabled, timescale_ready
 from trading.models import EngineState, Market, Trade
 from trading.selectors import depth_from_database, depth_snapshot
+
+logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
 PRECISE = 60  # Decimal context precision for averages
@@ -137,15 +141,15 @@ def last_price(*, market: Market) -> Decimal | None:
 _Agg = list  # [open, high, low, close, volume, quote_volume, count, taker_buy_volume, taker_buy_quote_volume]
 
 
-def _bucket_sql(interval: Interval, *, timescale: bool | None = None) -> tuple[str, list]:
+def _bucket_sql(interval: Interval, *, timescale: bool | None = None, column: str = "created_at") -> tuple[str, list]:
     """The bucket expression: ``time_bucket`` on TimescaleDB, ``date_bin`` elsewhere — same
     origins, so the same buckets (tests/marketdata/test_timescale_candles.py runs both on a
     real TimescaleDB)."""
     if interval.is_month:
-        return "date_trunc('month', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'", []
+        return f"date_trunc('month', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'", []
     if timescale_available() if timescale is None else timescale:
-        return "time_bucket(%s::interval, created_at, origin => %s::timestamptz)", [interval.sql_interval, interval.origin]
-    return "date_bin(%s::interval, created_at, %s::timestamptz)", [interval.sql_interval, interval.origin]
+        return f"time_bucket(%s::interval, {column}, origin => %s::timestamptz)", [interval.sql_interval, interval.origin]
+    return f"date_bin(%s::interval, {column}, %s::timestamptz)", [interval.sql_interval, interval.origin]
 
 
 def candle_aggregate_sql(interval: Interval, *, table: str | None = None, timescale: bool | None = None) -> tuple[str, list]:
@@ -167,8 +171,45 @@ def candle_aggregate_sql(interval: Interval, *, table: str | None = None, timesc
     return sql, params
 
 
+def candle_rollup_sql(interval: Interval) -> tuple[str, list]:
+    """The same candles from TimescaleDB's continuous aggregates (``KK99_TIMESCALEDB=1``): the
+    coarsest 1m/1h/1d aggregate whose buckets nest in ``interval`` rolled up with the same
+    bucket expression. Open/close follow the trade ids as in :func:`candle_aggregate_sql`, so
+    both give identical rows (tests/marketdata/test_timescale_setup.py). Same parameters."""
+    view = candle_view_for(interval.seconds)
+    bucket, params = _bucket_sql(interval, timescale=True, column="bucket")
+    sql = f"""
+        SELECT {bucket} AS candle,
+               first(open, first_trade_id), max(high), min(low), last(close, last_trade_id),
+               sum(volume), sum(quote_volume), sum(trades)::bigint,
+               coalesce(sum(taker_buy_volume), 0), coalesce(sum(taker_buy_quote_volume), 0)
+          FROM {view.name}
+         WHERE market_id = %s AND bucket >= %s AND bucket < %s
+         GROUP BY 1
+    """
+    return sql, params
+
+
+@functools.cache
+def _timescale_candles_ready(alias_key: str) -> bool:
+    ready = timescale_ready(connection)
+    if not ready:
+        logger.warning("KK99_TIMESCALEDB=1 but the candle aggregates are missing: reading trades (run manage.py timescale_setup)")
+    return ready
+
+
+def timescale_candles() -> bool:
+    """Candles come from the continuous aggregates: the mode is on and its objects exist
+    (checked once per database per process; a missing setup falls back to the trades and is
+    reported by the database check ``marketdata.W001``)."""
+    if not (_on_postgres() and timescale_enabled()):
+        return False
+    settings_dict = connection.settings_dict
+    return _timescale_candles_ready(f"{settings_dict.get('HOST')}:{settings_dict.get('PORT')}/{settings_dict.get('NAME')}")
+
+
 def _aggregate_sql(market: Market, interval: Interval, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, _Agg]:
-    sql, params = candle_aggregate_sql(interval)
+    sql, params = candle_rollup_sql(interval) if timescale_candles() else candle_aggregate_sql(interval)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, market.pk, start, end])
         rows = cursor.fetchall()

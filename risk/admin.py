@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from kk99.admin_numbers import MoneyAdmin
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -13,7 +14,7 @@ from risk.models import KillSwitch, RiskFigure, RiskLimit
 
 
 @admin.register(RiskLimit)
-class RiskLimitAdmin(admin.ModelAdmin):
+class RiskLimitAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("__str__", "max_order_qty", "max_order_notional", "price_collar_pct", "max_open_orders_per_market", "max_open_orders", "orders_per_10s", "orders_per_day", "max_daily_notional", "duplicate_window_ms")
     list_filter = ("market",)
     search_fields = ("user__email", "market__symbol")
@@ -82,7 +83,7 @@ class KillSwitchAdmin(admin.ModelAdmin):
 
 
 @admin.register(RiskFigure)
-class RiskFigureAdmin(admin.ModelAdmin):
+class RiskFigureAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("as_of", "user", "horizon_days", "confidence", "exposure_usdt", "var_usdt", "es_usdt")
     list_filter = ("as_of", "horizon_days", "confidence")
     search_fields = ("user__email",)

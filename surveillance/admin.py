@@ -9,6 +9,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from kk99.admin_numbers import MoneyAdmin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -24,6 +25,7 @@ from surveillance.models import (
     CaseEvent,
     DetectorThreshold,
     DetectorThresholdChange,
+    MarketMakerExemption,
 )
 from surveillance.selectors import alert_chart, case_export_rows
 from trading.models import Order, Trade
@@ -37,7 +39,7 @@ def _evidence_rows(alert: Alert) -> tuple[list[Order], list[Trade]]:
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("short_key", "detector", "market", "severity", "score", "accounts", "window_start", "window_end", "case")
     list_filter = ("detector", "severity", "market", "case__state")
     search_fields = ("alert_key",)
@@ -64,7 +66,7 @@ class AlertAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
 
-class AlertInline(admin.TabularInline):
+class AlertInline(MoneyAdmin, admin.TabularInline):
     model = Alert
     fields = ("detector", "severity", "score", "accounts", "window_start", "window_end")
     readonly_fields = fields
@@ -224,3 +226,74 @@ class AccountLinkAdmin(admin.ModelAdmin):
     list_display = ("user_a", "user_b", "source", "evidence", "created_at")
     list_filter = ("source",)
     raw_id_fields = ("user_a", "user_b")
+
+
+class ExemptionRequestForm(forms.ModelForm):
+    class Meta:
+        model = MarketMakerExemption
+        fields = ("user", "markets", "programme", "valid_from", "valid_to", "reason")
+
+
+@admin.register(MarketMakerExemption)
+class MarketMakerExemptionAdmin(admin.ModelAdmin):
+    """Compliance files a registration (add); a second person approves or rejects it (the
+    actions); anyone with the change permission can revoke an approved one. Every step goes
+    through surveillance.services (two people, audited); rows are never edited or deleted."""
+
+    form = ExemptionRequestForm
+    list_display = ("id", "user", "programme", "market_list", "valid_from", "valid_to", "status", "requested_by", "approved_by")
+    list_filter = ("status", "programme", "markets")
+    search_fields = ("user__email", "programme")
+    raw_id_fields = ("user",)
+    actions = ("approve", "reject", "revoke")
+
+    @admin.display(description="markets")
+    def market_list(self, obj: MarketMakerExemption) -> str:
+        return ", ".join(obj.markets.values_list("symbol", flat=True)) or "all markets"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return [f.name for f in MarketMakerExemption._meta.fields] + ["markets"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # read-only once filed: decisions go through the actions
+        try:
+            row = services.mm_exemption_request(
+                user=form.cleaned_data["user"], markets=list(form.cleaned_data["markets"]), programme=form.cleaned_data["programme"],
+                valid_from=form.cleaned_data["valid_from"], valid_to=form.cleaned_data["valid_to"], requested_by=request.user,
+                reason=form.cleaned_data.get("reason", ""),
+            )
+        except KK99Error as exc:
+            raise forms.ValidationError(exc.message) from exc
+        obj.pk = row.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        pass  # the service set the markets
+
+    def _decide(self, request, queryset, label: str, call) -> None:
+        if not request.user.has_perm("surveillance.approve_marketmakerexemption"):
+            raise PermissionDenied
+        for exemption in queryset.order_by("pk"):
+            try:
+                call(exemption_id=exemption.pk, actor=request.user, reason=f"{label} in the admin")
+                self.message_user(request, f"Exemption {exemption.pk} {label}.", messages.SUCCESS)
+            except KK99Error as exc:
+                self.message_user(request, f"Exemption {exemption.pk}: {exc.message}", messages.ERROR)
+
+    @admin.action(description="Approve (a second person)")
+    def approve(self, request, queryset):
+        self._decide(request, queryset, "approved", services.mm_exemption_approve)
+
+    @admin.action(description="Reject")
+    def reject(self, request, queryset):
+        self._decide(request, queryset, "rejected", services.mm_exemption_reject)
+
+    @admin.action(description="Revoke (ends it now)")
+    def revoke(self, request, queryset):
+        self._decide(request, queryset, "revoked", services.mm_exemption_revoke)

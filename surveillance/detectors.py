@@ -15,6 +15,7 @@ import hashlib
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,9 +26,12 @@ DEFAULTS: dict[str, dict[str, float]] = {
     # Big passive orders away from the touch, cancelled soon after the owner traded on the other side.
     "spoofing": {"large_mult": 5.0, "min_distance_bps": 5.0, "cancel_within_s": 120, "max_fill_ratio": 0.1, "bucket_s": 3600},
     # Robust z-scores (median / MAD) of 1-bar log returns and volumes over a rolling window.
-    "pump": {"bar_s": 60, "lookback_bars": 60, "min_bars": 20, "z_return": 4.0, "z_volume": 5.0, "leader_share": 0.3, "dump_window_s": 1800, "return_mad_floor": 0.001},
+    # A flagged bar counts only once a leader has sold back ≥ min_dump_share of what they bought in it.
+    "pump": {"bar_s": 60, "lookback_bars": 60, "min_bars": 20, "z_return": 3.0, "z_volume": 5.0, "leader_share": 0.3, "dump_window_s": 1800,
+             "return_mad_floor": 0.001, "min_dump_share": 0.05},
     # Price moved in the last window_s before a close by an account whose earlier position gains.
-    "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 40.0, "min_share": 0.6, "position_lookback_s": 3600},
+    # ... with an aggressive volume of at least min_volume_mult × the median trade size of the look-back.
+    "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 40.0, "min_share": 0.6, "position_lookback_s": 3600, "min_volume_mult": 5.0},
     # Orders per trade per account per bucket.
     "cancel_ratio": {"bucket_s": 3600, "min_orders": 60, "max_ratio": 30.0},
     # Orders expired or decremented by self-trade prevention per account per bucket.
@@ -36,7 +40,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
 LOOKBACK_S = {
     "wash": lambda p: p["round_trip_window_s"],
     "spoofing": lambda p: p["cancel_within_s"] * 2 + 3600,
-    "pump": lambda p: p["bar_s"] * (p["lookback_bars"] + 2),
+    "pump": lambda p: p["bar_s"] * (p["lookback_bars"] + 2) + p["dump_window_s"],
     "marking_close": lambda p: p["position_lookback_s"] + p["window_s"],
     "cancel_ratio": lambda p: p["bucket_s"],
     "stp_misuse": lambda p: p["bucket_s"],
@@ -112,8 +116,9 @@ def _pair(a: int, b: int) -> tuple[int, int]:
 # --- wash trading -------------------------------------------------------------------------------
 
 
-def detect_wash(trades: list[TradeRec], *, p: dict, linked: set[tuple[int, int]], exempt: set[int] = frozenset()) -> list[Finding]:
-    """Self trades and trades between linked accounts, per pair per bucket; plus price-neutral
+def detect_wash(trades: list[TradeRec], *, p: dict, linked: Mapping[tuple[int, int], list] | set[tuple[int, int]], exempt: set[int] = frozenset()) -> list[Finding]:
+    """Self trades and trades between linked accounts (``linked``: pair → the links' evidence,
+    copied onto the finding), per pair per bucket; plus price-neutral
     round trips (A buys from B, then sells about the same quantity back to B at about the same
     price within ``round_trip_window_s``), at least ``min_round_trips`` in a bucket. Registered
     market makers (``exempt``) trade both ways with everyone by design: no round trips for them."""
@@ -157,7 +162,8 @@ def detect_wash(trades: list[TradeRec], *, p: dict, linked: set[tuple[int, int]]
         out.append(Finding(
             "wash", accounts, bucket, bucket + timedelta(seconds=p["bucket_s"]),
             score=1.0 + math.log2(len(ts)) if kind != "round_trip" else len(ts) / 2 / p["min_round_trips"] * 1.5,
-            evidence={"kind": kind, "trade_ids": [t.id for t in ts], "order_ids": sorted({o for t in ts for o in (t.buy_order, t.sell_order)}), "volume": str(volume)},
+            evidence={"kind": kind, "trade_ids": [t.id for t in ts], "order_ids": sorted({o for t in ts for o in (t.buy_order, t.sell_order)}), "volume": str(volume),
+                      **({"links": list(linked[pair])} if kind == "linked" and isinstance(linked, Mapping) else {})},
             detected_at=ts[-1].ts if kind != "round_trip" else ts[2 * p["min_round_trips"] - 1].ts,
         ))
     return out
@@ -239,12 +245,27 @@ def _excursion(bar: dict, prev: dict) -> float:
     return up if abs(up) >= abs(down) else down
 
 
+def _dump_time(leaders: list[int], took: dict[int, Decimal], later: list[TradeRec], *, up: bool, share: Decimal) -> dict[int, datetime]:
+    """Leader → the time their trades the other way reached ``share`` of what they took."""
+    out: dict[int, datetime] = {}
+    back: dict[int, Decimal] = defaultdict(Decimal)
+    for t in later:
+        u = t.seller if up else t.buyer
+        if u in took and u in leaders and u not in out and t.buyer != t.seller:
+            back[u] += t.qty
+            if back[u] >= took[u] * share:
+                out[u] = t.ts
+    return out
+
+
 def detect_pump(trades: list[TradeRec], *, p: dict) -> list[Finding]:
     """A bar whose log return and volume both have robust z-scores (median/MAD over the
     previous ``lookback_bars`` bars) above ``z_return`` / ``z_volume``, not preceded by a
     flagged bar (one finding per episode). Leaders: takers with ≥ ``leader_share`` of the bar's
-    aggressive volume in the move's direction; ``sold_into``: leaders who then traded the other
-    way within ``dump_window_s``."""
+    aggressive volume in the move's direction. It is a pump-and-dump only once a leader has
+    traded back (``sold_into``) at least ``min_dump_share`` of what they took in the bar within
+    ``dump_window_s``: a one-sided burst (a large investor, a close being marked — its own
+    detector) is not. The finding is dated by that dump, so it appears when the dump does."""
     bars = bars_build(trades, p["bar_s"])
     out = []
     flagged_prev = False
@@ -269,14 +290,16 @@ def detect_pump(trades: list[TradeRec], *, p: dict) -> list[Finding]:
             total = sum(aggressive.values(), Decimal(0)) or Decimal(1)
             leaders = sorted(u for u, q in aggressive.items() if q / total >= Decimal(str(p["leader_share"])))
             end = bar["start"] + timedelta(seconds=p["bar_s"])
-            later = [t for t in trades if end <= t.ts < end + timedelta(seconds=p["dump_window_s"])]
-            sold_into = sorted({u for u in leaders for t in later if (t.seller if up else t.buyer) == u})
-            out.append(Finding(
-                "pump", tuple(leaders), bar["start"], end, score=min(abs(zr) / p["z_return"], zv / p["z_volume"]) * 1.5,
-                evidence={"return_z": round(zr, 2), "volume_z": round(zv, 2), "direction": "up" if up else "down", "sold_into": sold_into,
-                          "trade_ids": [t.id for t in bar["trades"]], "order_ids": sorted({t.buy_order if up else t.sell_order for t in bar["trades"]})},
-                detected_at=bar["trades"][-1].ts,
-            ))
+            later = [t for t in trades if bar["start"] <= t.ts < end + timedelta(seconds=p["dump_window_s"])]
+            dumped_at = _dump_time(leaders, aggressive, later, up=up, share=Decimal(str(p["min_dump_share"])))
+            if dumped_at:
+                sold_into = sorted(dumped_at)
+                out.append(Finding(
+                    "pump", tuple(leaders), bar["start"], end, score=min(abs(zr) / p["z_return"], zv / p["z_volume"]) * 1.5,
+                    evidence={"return_z": round(zr, 2), "volume_z": round(zv, 2), "direction": "up" if up else "down", "sold_into": sold_into,
+                              "trade_ids": [t.id for t in bar["trades"]], "order_ids": sorted({t.buy_order if up else t.sell_order for t in bar["trades"]})},
+                    detected_at=min(dumped_at.values()),
+                ))
         flagged_prev = flagged
     return out
 
@@ -298,8 +321,9 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
     """For each close: the price excursion (to the window's high or low) over the last
     ``window_s`` before it of at least
     ``min_move_bps``, driven by one taker (≥ ``min_share`` of the aggressive volume in the move's
-    direction in the window) who held a position in that direction built in the
-    ``position_lookback_s`` before the window — the close mark pays them."""
+    direction in the window, and ≥ ``min_volume_mult`` × the median trade size of the look-back)
+    who held a position in that direction built in the ``position_lookback_s`` before the
+    window — the close mark pays them."""
     out = []
     trades = sorted(trades, key=lambda t: t.id)
     w = timedelta(seconds=p["window_s"])
@@ -326,6 +350,9 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
         if q / total < Decimal(str(p["min_share"])):
             continue
         since = close - w - timedelta(seconds=p["position_lookback_s"])
+        typical = [t.qty for t in before if t.ts >= since]
+        if typical and q < statistics.median(typical) * Decimal(str(p["min_volume_mult"])):
+            continue  # an ordinary trade in a noisy minute, not a push
         position = sum(((t.qty if t.buyer == lead else -t.qty) for t in before if t.ts >= since and lead in (t.buyer, t.seller) and t.buyer != t.seller), Decimal(0))
         if (position > 0) != up or position == 0:
             continue

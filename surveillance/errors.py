@@ -12,6 +12,11 @@ class SurveillanceErrorCode(models.TextChoices):
     NOT_CONFIRMED = "surveillance_case_not_confirmed", "Only a confirmed case can freeze accounts."
     UNKNOWN_PARAMETER = "surveillance_unknown_parameter", "Unknown detector parameter."
     BAD_PARAMETER = "surveillance_bad_parameter", "Detector parameters must be positive numbers."
+    SAME_PERSON = "surveillance_same_person", "A second person must approve."
+    OWN_ACCOUNT = "surveillance_own_account", "Staff cannot register their own account."
+    BAD_VALIDITY = "surveillance_bad_validity", "valid_to must be after valid_from."
+    NOT_PENDING = "surveillance_not_pending", "Only a requested exemption can be decided."
+    NOT_APPROVED = "surveillance_not_approved", "Only an approved exemption can be revoked."
 
 
 class SurveillanceError(KK99Error):

@@ -17,13 +17,15 @@ from __future__ import annotations
 import math
 import random
 import statistics
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from unittest import mock
 
-from django.test import override_settings
+from kk99.conf import kk99_setting
+
 
 TYPES = ("wash", "spoofing", "pump", "marking_close", "cancel_ratio", "stp_misuse")
 SLACK = timedelta(minutes=10)
@@ -49,6 +51,7 @@ class EvalResult:
     injections: list[Injection] = field(default_factory=list)
     orders: int = 0
     trades: int = 0
+    false_list: list[tuple] = field(default_factory=list)  # (alert key, detector, market, accounts, window start)
 
 
 class Clock:
@@ -108,6 +111,8 @@ class Sim:
             engine.start()
             self.engines[symbol] = engine
         self.orders = 0
+        self.dirty: set[str] = set()  # markets with commands the engine has not taken yet
+        self.symbol_of = {m.pk: s for s, m in self.markets.items()}
 
     def user_new(self):
         from accounts.models import User
@@ -125,6 +130,17 @@ class Sim:
             ledger_credit(user=user, asset=market.base, amount=Decimal(1000000), idempotency_key=f"eval:{user.pk}:{market.pk}", kind="issuance", counter="issuance")
         return user
 
+    def register_market_makers(self) -> None:
+        """The replay's market makers go through the reviewed registry like real ones: one
+        compliance officer requests, another approves."""
+        from accounts.models import User
+        from surveillance.services import mm_exemption_approve, mm_exemption_request
+
+        officers = [User.objects.create_user(email=f"eval{self.seed}-officer{i}@example.com", password=None) for i in (1, 2)]
+        for symbol, mm in self.mm.items():
+            exemption = mm_exemption_request(user=mm, markets=[self.markets[symbol]], programme="eval liquidity", valid_from=START, requested_by=officers[0])
+            mm_exemption_approve(exemption_id=exemption.pk, actor=officers[1])
+
     # --- actions --------------------------------------------------------------------------
 
     def place(self, user, symbol, side, price=None, qty=1.0, tif="GTC", type_="LIMIT", stp="NONE"):
@@ -140,6 +156,7 @@ class Sim:
         except KK99Error:
             return None
         self.orders += 1
+        self.dirty.add(symbol)
         return order
 
     def cancel(self, user, order) -> None:
@@ -150,11 +167,21 @@ class Sim:
         try:
             order_cancel(user=user, order=Order.objects.get(pk=order.pk), wait=None)
         except KK99Error:
-            pass
+            return
+        self.dirty.add(self.symbol_of[order.market_id])
 
     def run_engines(self) -> None:
-        for engine in self.engines.values():
-            engine.run_until_idle()
+        """Drain the engines of the markets that got commands. Nothing else writes to the
+        replay's database, so a batch that claimed less than a full batch emptied the queue:
+        no trailing empty batch (the real runner polls; here it would only cost queries)."""
+        full = kk99_setting("ENGINE_BATCH_SIZE")
+        for symbol in sorted(self.dirty):
+            engine = self.engines[symbol]
+            while True:
+                r = engine.process_batch()
+                if not r.retried and r.commands < full:
+                    break
+        self.dirty.clear()
 
     def best(self, symbol) -> tuple[float, float]:
         engine = self.engines[symbol]
@@ -350,79 +377,88 @@ INJECTORS = {"wash": inj_wash, "spoofing": inj_spoofing, "pump": inj_pump, "mark
              "cancel_ratio": inj_cancel_ratio, "stp_misuse": inj_stp_misuse}
 
 
+def fast_commits() -> None:
+    """The replay's database is thrown away afterwards: commits need not wait for the WAL
+    flush (``synchronous_commit=off`` for this session — crash safety of a scratch database is
+    not measured here; ordering and visibility are unchanged). About a third of the wall time
+    on a busy machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+
+
 def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int = 20, per_type: int = 4, tick_s: int = 10,
-             detect_every_s: int = 300, inject: bool = True, out=None) -> EvalResult:
-    """Run one replay on the current database (the command gives it an isolated one)."""
+             detect_every_s: int = 300, inject: bool = True, types: tuple[str, ...] = TYPES, out=None) -> EvalResult:
+    """Run one replay on the current database (the command gives it an isolated one).
+    ``types`` limits the injections (tuning one detector); the table still has every row."""
     from surveillance.models import Alert
     from surveillance.services import detectors_run
     from trading.models import Trade
 
     clock = Clock(START)
+    wall = time.monotonic()
     with simulated_time(clock):
         sim = Sim(seed=seed, markets=markets, background=background)
         sim.clock = clock
         symbols = sorted(sim.markets)
-        exempt = [u.pk for u in sim.mm.values()]
-        with override_settings(KK99={**_kk99(), "SURVEILLANCE_EXEMPT_MAKERS": exempt}):
-            total_ticks = int(hours * 3600 / tick_s)
-            schedule: list[tuple[int, str, str]] = []
-            if inject:
-                # spread injections over the run, away from the first hour (detector warm-up)
-                warm = int(3600 / tick_s)
-                slots = sorted(sim.rng.sample(range(warm, max(warm + 1, total_ticks - int(1800 / tick_s))), per_type * len(TYPES)))
-                kinds = [t for t in TYPES for _ in range(per_type)]
-                sim.rng.shuffle(kinds)
-                for slot, kind in zip(slots, kinds):
-                    schedule.append((slot, kind, sim.rng.choice(symbols)))
-            running: list[tuple[Injection, object]] = []
-            injections: list[Injection] = []
+        sim.register_market_makers()
+        total_ticks = int(hours * 3600 / tick_s)
+        schedule: list[tuple[int, str, str]] = []
+        if inject:
+            # spread injections over the run, away from the first hour (detector warm-up)
+            warm = int(3600 / tick_s)
+            slots = sorted(sim.rng.sample(range(warm, max(warm + 1, total_ticks - int(1800 / tick_s))), per_type * len(types)))
+            kinds = [t for t in types for _ in range(per_type)]
+            sim.rng.shuffle(kinds)
+            for slot, kind in zip(slots, kinds):
+                schedule.append((slot, kind, sim.rng.choice(symbols)))
+        running: list[tuple[Injection, object]] = []
+        injections: list[Injection] = []
+        for symbol in symbols:
+            sim.requote(symbol, clock.now, force=True)
+        sim.run_engines()
+        next_detect = clock.now + timedelta(seconds=detect_every_s)
+        for tick in range(total_ticks):
+            while schedule and schedule[0][0] == tick:
+                _, kind, symbol = schedule.pop(0)
+                inj = Injection(kind, symbol, (), clock.now)
+                running.append((inj, INJECTORS[kind](sim, inj, symbol)))
+                injections.append(inj)
             for symbol in symbols:
-                sim.requote(symbol, clock.now, force=True)
+                sim.requote(symbol, clock.now)
+                sim.background(symbol, clock.now)
+            still = []
+            for inj, gen in running:
+                try:
+                    next(gen)
+                    still.append((inj, gen))
+                except StopIteration:
+                    inj.end = clock.now
+            running = still
             sim.run_engines()
-            next_detect = clock.now + timedelta(seconds=detect_every_s)
-            for tick in range(total_ticks):
-                while schedule and schedule[0][0] == tick:
-                    _, kind, symbol = schedule.pop(0)
-                    inj = Injection(kind, symbol, (), clock.now)
-                    running.append((inj, INJECTORS[kind](sim, inj, symbol)))
-                    injections.append(inj)
+            clock.now += timedelta(seconds=tick_s)
+            if clock.now >= next_detect:
                 for symbol in symbols:
-                    sim.requote(symbol, clock.now)
-                    sim.background(symbol, clock.now)
-                still = []
-                for inj, gen in running:
-                    try:
-                        next(gen)
-                        still.append((inj, gen))
-                    except StopIteration:
-                        inj.end = clock.now
-                running = still
-                sim.run_engines()
-                clock.now += timedelta(seconds=tick_s)
-                if clock.now >= next_detect:
-                    for symbol in symbols:
-                        detectors_run(market=sim.markets[symbol], now=clock.now)
-                    next_detect += timedelta(seconds=detect_every_s)
-            for inj, _ in running:
-                inj.end = clock.now
-            clock.now += timedelta(seconds=detect_every_s)
-            for symbol in symbols:
-                detectors_run(market=sim.markets[symbol], now=clock.now)
+                    detectors_run(market=sim.markets[symbol], now=clock.now)
+                next_detect += timedelta(seconds=detect_every_s)
+            if out is not None and (tick + 1) % int(3600 / tick_s) == 0:
+                out(f"  {(tick + 1) * tick_s / 3600:g} h simulated: {sim.orders} orders, {time.monotonic() - wall:.0f} s wall")
+        for inj, _ in running:
+            inj.end = clock.now
+        clock.now += timedelta(seconds=detect_every_s)
+        for symbol in symbols:
+            detectors_run(market=sim.markets[symbol], now=clock.now)
         alerts = list(Alert.objects.filter(market__in=sim.markets.values()).select_related("market").order_by("pk"))
         trades = Trade.objects.filter(market__in=sim.markets.values()).count()
     return _score(alerts, injections, sim.orders, trades)
-
-
-def _kk99() -> dict:
-    from django.conf import settings
-
-    return dict(settings.KK99)
 
 
 def _score(alerts, injections: list[Injection], orders: int, trades: int) -> EvalResult:
     false_by_type = {t: 0 for t in TYPES}
     tp_by_type = {t: 0 for t in TYPES}
     delays: dict[str, list[float]] = {t: [] for t in TYPES}
+    false_list: list[tuple] = []
     for alert in alerts:
         matched = [
             inj for inj in injections
@@ -431,6 +467,7 @@ def _score(alerts, injections: list[Injection], orders: int, trades: int) -> Eva
         ]
         if not matched:
             false_by_type[alert.detector] += 1
+            false_list.append((alert.alert_key, alert.detector, alert.market.symbol, tuple(alert.accounts), alert.window_start))
             continue
         tp_by_type[alert.detector] += 1
         for inj in matched:
@@ -450,7 +487,8 @@ def _score(alerts, injections: list[Injection], orders: int, trades: int) -> Eva
             "recall": (detected / injected) if injected else None,
             "median_delay_s": statistics.median(delays[t]) if delays[t] else None,
         })
-    return EvalResult(rows=rows, alert_keys=[a.alert_key for a in alerts], false_alerts=sum(false_by_type.values()), injections=injections, orders=orders, trades=trades)
+    return EvalResult(rows=rows, alert_keys=[a.alert_key for a in alerts], false_alerts=sum(false_by_type.values()), injections=injections, orders=orders, trades=trades,
+                      false_list=false_list)
 
 
 def table(rows: list[dict]) -> str:

@@ -66,6 +66,9 @@ class AccountLink(models.Model):
         TRADE_GROUP = "trade_group", "Same STP trade group"
         WITHDRAWAL_ADDRESS = "withdrawal_address", "Shared withdrawal address"
         LOGIN_IP = "login_ip", "Shared login IP"
+        DEPOSIT_SOURCE = "deposit_source", "Deposits from the same sending address"
+        DEPOSIT_TX = "deposit_tx", "Deposits in the same chain transaction"
+        DEVICE = "device", "Same login device"
         ROUND_TRIP = "round_trip", "Repeated round trips"
         MANUAL = "manual", "Added by compliance"
 
@@ -154,3 +157,59 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_detector_display()} {self.alert_key[:10]}"
+
+
+class MarketMakerExemption(models.Model):
+    """A reviewed market-maker registration: ``user`` quotes both sides under ``programme`` on
+    ``markets`` (none = every market) between ``valid_from`` and ``valid_to`` (open-ended when
+    null). Only an APPROVED row inside its validity exempts the account, and only from the
+    detectors that penalise two-sided quoting by design (round trips, spoofing, order-to-trade
+    ratio) — never from self trades, linked-account trades, pumps, closes or STP misuse.
+    Requested by one person and approved by another (the check constraint holds the line even
+    if a service is bypassed); every step writes an accounts audit row
+    (``surveillance_mm_exemption``). Detectors read exemptions through one selector,
+    :func:`surveillance.selectors.exempt_accounts`."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        REVOKED = "revoked", "Revoked"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    markets = models.ManyToManyField("trading.Market", blank=True, related_name="+", help_text="None selected = every market.")
+    programme = models.CharField(max_length=100, help_text="The market-making agreement this registration belongs to.")
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField(null=True, blank=True, help_text="Empty = until revoked.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    reason = models.CharField(max_length=300, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rejected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("approve_marketmakerexemption", "Can approve or reject market-maker exemptions")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(approved_by__isnull=True) | ~models.Q(approved_by=models.F("requested_by")),
+                name="surv_mm_two_people",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(rejected_by__isnull=True) | ~models.Q(rejected_by=models.F("requested_by")),
+                name="surv_mm_two_people_reject",
+            ),
+            models.CheckConstraint(condition=~models.Q(requested_by=models.F("user")), name="surv_mm_not_own_account"),
+            models.CheckConstraint(condition=models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=models.F("valid_from")), name="surv_mm_valid_range"),
+            models.CheckConstraint(
+                condition=~models.Q(status="approved") | models.Q(approved_by__isnull=False),
+                name="surv_mm_approved_has_approver",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"MM {self.user_id} {self.programme} ({self.status})"

@@ -7,8 +7,9 @@ from decimal import Decimal
 from django.db.models import Q
 
 from surveillance.detectors import DEFAULTS, OrderRec, TradeRec
-from surveillance.models import AccountLink, Alert, DetectorThreshold
+from surveillance.models import AccountLink, Alert, DetectorThreshold, MarketMakerExemption
 from trading.models import Order, Trade
+from trading.stp import trade_group_pairs
 
 
 def threshold_params(*, detector: str, market_id: int | None) -> dict:
@@ -45,15 +46,28 @@ def order_records(*, market_id: int, since: datetime) -> list[OrderRec]:
     return [OrderRec(*r) for r in rows]
 
 
-def linked_pairs(*, user_ids: set[int] | None = None) -> set[tuple[int, int]]:
-    """Pairs (a < b) of accounts under common control: inferred links and shared trade groups."""
+def exempt_accounts(*, market_id: int, at: datetime) -> set[int]:
+    """The one read of the market-maker registry: accounts with an APPROVED exemption valid at
+    ``at`` for ``market_id`` (or for every market). Detectors get nothing else."""
+    valid = (
+        MarketMakerExemption.objects.filter(status=MarketMakerExemption.Status.APPROVED, valid_from__lte=at)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=at))
+        .filter(Q(markets__isnull=True) | Q(markets__pk=market_id))
+    )
+    return set(valid.values_list("user_id", flat=True))
+
+
+def linked_pairs(*, user_ids: set[int] | None = None) -> dict[tuple[int, int], list[dict]]:
+    """Pairs (a < b) of accounts under common control, each with the evidence of every link
+    between them: inferred :class:`AccountLink` rows and shared STP trade groups."""
     qs = AccountLink.objects.all()
     if user_ids is not None:
         qs = qs.filter(Q(user_a_id__in=user_ids) | Q(user_b_id__in=user_ids))
-    pairs = set(qs.values_list("user_a_id", "user_b_id"))
-    from trading.stp import trade_group_pairs
-
-    pairs |= trade_group_pairs(user_ids=user_ids)
+    pairs: dict[tuple[int, int], list[dict]] = {}
+    for a, b, source, evidence in qs.order_by("user_a_id", "user_b_id", "source").values_list("user_a_id", "user_b_id", "source", "evidence"):
+        pairs.setdefault((a, b), []).append({"source": source, "evidence": evidence})
+    for pair in sorted(trade_group_pairs(user_ids=user_ids)):
+        pairs.setdefault(pair, []).append({"source": AccountLink.Source.TRADE_GROUP.value, "evidence": "members of one STP trade group"})
     return pairs
 
 

@@ -11,7 +11,8 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditAction, AuditLog, audit_record
+from accounts.models import LoginDevice
 from surveillance import detectors as d
 from surveillance.errors import SurveillanceError
 from surveillance.errors import SurveillanceErrorCode as E
@@ -24,18 +25,22 @@ from surveillance.models import (
     DetectorCursor,
     DetectorThreshold,
     DetectorThresholdChange,
+    MarketMakerExemption,
 )
 from surveillance.selectors import (
+    exempt_accounts,
     linked_pairs,
     order_records,
     threshold_params,
     trade_records,
 )
 from trading.models import Market, Order, Trade
+from wallets.chains.models import Deposit, DepositStatus, Withdrawal
 
 AUDIT_CASE = "surveillance_case"
 AUDIT_THRESHOLD = "surveillance_threshold"
 AUDIT_FREEZE = "surveillance_freeze"
+AUDIT_MM = "surveillance_mm_exemption"
 
 
 def _book_excerpt(*, market_id: int, at, levels: int = 5) -> dict:
@@ -67,21 +72,23 @@ def detectors_run(*, market: Market, now=None, detectors: tuple[str, ...] | None
         return []
     first_new = min([t.ts for t in new_trades] + ([cursor.last_run_at] if cursor.last_run_at and new_orders else []) or [now])
     findings: list[d.Finding] = []
+    exempt = exempt_accounts(market_id=market.pk, at=now)
     for name in detectors or Detector.values:
         p = threshold_params(detector=name, market_id=market.pk)
         since = first_new - timedelta(seconds=d.LOOKBACK_S[name](p))
         trades = trade_records(market_id=market.pk, since=since, upto_pk=last_trade)
         if name == "wash":
-            findings += d.detect_wash(trades, p=p, linked=linked_pairs(user_ids={u for t in trades for u in (t.buyer, t.seller)}), exempt=_exempt_makers())
+            findings += d.detect_wash(trades, p=p, linked=linked_pairs(user_ids={u for t in trades for u in (t.buyer, t.seller)}), exempt=exempt)
         elif name == "spoofing":
-            findings += d.detect_spoofing(order_records(market_id=market.pk, since=since), trades, p=p, exempt=_exempt_makers())
+            findings += d.detect_spoofing(order_records(market_id=market.pk, since=since), trades, p=p, exempt=exempt)
         elif name == "pump":
-            findings += [f for f in d.detect_pump(trades, p=p) if f.window_end > first_new]
+            # a bar is final once its dump window has passed: bars that recent are looked at again
+            findings += [f for f in d.detect_pump(trades, p=p) if f.window_end > first_new - timedelta(seconds=p["dump_window_s"])]
         elif name == "marking_close":
             closes = d.closes_between(first_new, now, p["close_interval_s"], _session_closes(market, first_new, now))
             findings += d.detect_marking_close(trades, p=p, closes=closes)
         elif name == "cancel_ratio":
-            findings += d.detect_cancel_ratio(order_records(market_id=market.pk, since=since), trades, p=p, exempt=_exempt_makers())
+            findings += d.detect_cancel_ratio(order_records(market_id=market.pk, since=since), trades, p=p, exempt=exempt)
         elif name == "stp_misuse":
             findings += d.detect_stp_misuse(order_records(market_id=market.pk, since=since), p=p)
     created = []
@@ -92,12 +99,6 @@ def detectors_run(*, market: Market, now=None, detectors: tuple[str, ...] | None
                 created.append(alert)
         DetectorCursor.objects.filter(pk=cursor.pk).update(last_trade_pk=last_trade, last_order_pk=last_order, last_run_at=now)
     return created
-
-
-def _exempt_makers() -> set[int]:
-    from django.conf import settings
-
-    return set(settings.KK99.get("SURVEILLANCE_EXEMPT_MAKERS", []))
 
 
 def _session_closes(market: Market, start, end) -> list:
@@ -158,26 +159,51 @@ def link_add(*, user_a_id: int, user_b_id: int, source: str, evidence: str = "")
     return link
 
 
-def links_infer() -> int:
-    """Links from shared withdrawal addresses and shared login IPs (the audit log). Returns the
-    number of links added."""
-    from accounts.audit import AuditLog
-    from wallets.chains.models import Withdrawal
+# A value shared by more accounts than this is a service, not a person (an exchange's hot wallet
+# paying many users, a carrier NAT, an internet café): it links nobody.
+LINK_MAX_SHARED = 10
 
+
+def _links_from(*, source: str, qs, key_fields: tuple[str, ...], user_field: str, describe) -> int:
+    """Link every pair of accounts (up to LINK_MAX_SHARED) that share a value of ``key_fields``
+    in ``qs``; the evidence names the value (``describe``) and the rows behind it."""
     added = 0
-    for field, source, model, extra in (
-        ("address", AccountLink.Source.WITHDRAWAL_ADDRESS, Withdrawal, {}),
-        ("ip", AccountLink.Source.LOGIN_IP, AuditLog, {"action": "login", "ip__isnull": False}),
-    ):
-        user_field = "user_id" if model is Withdrawal else "target_user_id"
-        shared = model.objects.filter(**extra).values(field).annotate(n=Count(user_field, distinct=True)).filter(n__gt=1).values_list(field, flat=True)
-        for value in shared[:1000]:
-            users = sorted(set(model.objects.filter(**{field: value}, **extra).values_list(user_field, flat=True)) - {None})
-            for i, a in enumerate(users[:20]):
-                for b in users[i + 1:20]:
-                    _, created = AccountLink.objects.get_or_create(user_a_id=a, user_b_id=b, source=source, defaults={"evidence": str(value)[:200]})
-                    added += created
+    shared = (
+        qs.values(*key_fields).annotate(n=Count(user_field, distinct=True)).filter(n__gt=1, n__lte=LINK_MAX_SHARED).order_by(*key_fields)
+    )
+    for key in shared[:1000]:
+        key = {k: key[k] for k in key_fields}
+        refs: dict[int, list[int]] = {}
+        for user_id, pk in qs.filter(**key).order_by("pk").values_list(user_field, "pk"):
+            if user_id is not None:
+                refs.setdefault(user_id, []).append(pk)
+        users = sorted(refs)
+        for i, a in enumerate(users):
+            for b in users[i + 1:]:
+                evidence = f"{describe(key)}; rows {refs[a][:3]} / {refs[b][:3]}"
+                _, created = AccountLink.objects.get_or_create(user_a_id=a, user_b_id=b, source=source, defaults={"evidence": evidence[:200]})
+                added += created
     return added
+
+
+def links_infer() -> int:
+    """Links from shared withdrawal addresses, deposit sources (the same sending address, or
+    one chain transaction paying several accounts), login IPs (the audit log) and login
+    devices (accounts.LoginDevice fingerprints). Returns the number of links added."""
+    S = AccountLink.Source
+    deposits = Deposit.objects.exclude(status=DepositStatus.ORPHANED)
+    return sum((
+        _links_from(source=S.WITHDRAWAL_ADDRESS, qs=Withdrawal.objects.exclude(address=""), key_fields=("chain", "address"), user_field="user_id",
+                    describe=lambda k: f"withdrawals to {k['chain']} {k['address']}"),
+        _links_from(source=S.DEPOSIT_SOURCE, qs=deposits.exclude(from_address=""), key_fields=("chain", "from_address"), user_field="user_id",
+                    describe=lambda k: f"deposits from {k['chain']} {k['from_address']}"),
+        _links_from(source=S.DEPOSIT_TX, qs=deposits, key_fields=("chain", "txid"), user_field="user_id",
+                    describe=lambda k: f"deposits in {k['chain']} tx {k['txid']}"),
+        _links_from(source=S.LOGIN_IP, qs=AuditLog.objects.filter(action=AuditAction.LOGIN, ip__isnull=False), key_fields=("ip",), user_field="target_user_id",
+                    describe=lambda k: f"logins from {k['ip']}"),
+        _links_from(source=S.DEVICE, qs=LoginDevice.objects.all(), key_fields=("fingerprint",), user_field="user_id",
+                    describe=lambda k: f"logins from device {k['fingerprint'][:16]}"),
+    ))
 
 
 # --- the case workflow -------------------------------------------------------------------------
@@ -255,3 +281,75 @@ def threshold_set(*, detector: str, market: Market | None, params: dict, actor, 
         DetectorThresholdChange.objects.create(threshold=row, old_params=old, new_params=row.params, actor=row.updated_by, reason=reason[:300])
         audit_record(action=AUDIT_THRESHOLD, actor=actor, target=f"threshold:{detector}:{market.symbol if market else '*'}", details={"old": old, "new": row.params, "reason": reason[:300]})
     return row
+
+
+# --- the market-maker registry (two people) ------------------------------------------------------
+
+
+def _mm_audit(*, exemption: MarketMakerExemption, actor, step: str, reason: str = "") -> None:
+    audit_record(action=AUDIT_MM, actor=actor, target_user=exemption.user, target=f"mm_exemption:{exemption.pk}",
+                 details={"step": step, "programme": exemption.programme, "markets": sorted(exemption.markets.values_list("symbol", flat=True)),
+                          "valid_from": exemption.valid_from.isoformat(), "valid_to": exemption.valid_to.isoformat() if exemption.valid_to else None,
+                          "reason": reason[:300]})
+
+
+def mm_exemption_request(*, user, markets, programme: str, valid_from, valid_to=None, requested_by, reason: str = "") -> MarketMakerExemption:
+    """File a market-maker registration for review; it exempts nothing until a second person
+    approves it (:func:`mm_exemption_approve`)."""
+    if not programme.strip():
+        raise SurveillanceError(E.REASON_REQUIRED, "A programme is required.", field="programme")
+    if valid_to is not None and valid_to <= valid_from:
+        raise SurveillanceError(E.BAD_VALIDITY, "valid_to must be after valid_from.")
+    if requested_by.pk == user.pk:
+        raise SurveillanceError(E.OWN_ACCOUNT, "Staff cannot register their own account.")
+    with transaction.atomic():
+        exemption = MarketMakerExemption.objects.create(user=user, programme=programme.strip()[:100], valid_from=valid_from, valid_to=valid_to,
+                                                        requested_by=requested_by, reason=reason[:300], requested_at=timezone.now())
+        exemption.markets.set(markets or [])
+        _mm_audit(exemption=exemption, actor=requested_by, step="requested", reason=reason)
+    return exemption
+
+
+def _mm_decide(*, exemption_id: int, actor, to_status: str, reason: str) -> MarketMakerExemption:
+    with transaction.atomic():
+        exemption = MarketMakerExemption.objects.select_for_update().get(pk=exemption_id)
+        if exemption.status != MarketMakerExemption.Status.REQUESTED:
+            raise SurveillanceError(E.NOT_PENDING, f"This exemption is {exemption.status}.", status_now=exemption.status)
+        if actor.pk == exemption.requested_by_id:
+            raise SurveillanceError(E.SAME_PERSON, "The person who requested an exemption cannot decide it.")
+        if actor.pk == exemption.user_id:
+            raise SurveillanceError(E.OWN_ACCOUNT, "Staff cannot decide their own account's exemption.")
+        exemption.status, exemption.decided_at = to_status, timezone.now()
+        if to_status == MarketMakerExemption.Status.APPROVED:
+            exemption.approved_by = actor
+        else:
+            exemption.rejected_by = actor
+        exemption.save(update_fields=["status", "approved_by", "rejected_by", "decided_at"])
+        _mm_audit(exemption=exemption, actor=actor, step=to_status, reason=reason)
+    return exemption
+
+
+def mm_exemption_approve(*, exemption_id: int, actor, reason: str = "") -> MarketMakerExemption:
+    """Second person: the registration takes effect (from ``valid_from``)."""
+    return _mm_decide(exemption_id=exemption_id, actor=actor, to_status=MarketMakerExemption.Status.APPROVED, reason=reason)
+
+
+def mm_exemption_reject(*, exemption_id: int, actor, reason: str) -> MarketMakerExemption:
+    if not reason.strip():
+        raise SurveillanceError(E.REASON_REQUIRED, "A reason is required to reject.")
+    return _mm_decide(exemption_id=exemption_id, actor=actor, to_status=MarketMakerExemption.Status.REJECTED, reason=reason)
+
+
+def mm_exemption_revoke(*, exemption_id: int, actor, reason: str) -> MarketMakerExemption:
+    """End an approved registration now (one person may always tighten surveillance)."""
+    if not reason.strip():
+        raise SurveillanceError(E.REASON_REQUIRED, "A reason is required to revoke.")
+    with transaction.atomic():
+        exemption = MarketMakerExemption.objects.select_for_update().get(pk=exemption_id)
+        if exemption.status != MarketMakerExemption.Status.APPROVED:
+            raise SurveillanceError(E.NOT_APPROVED, f"This exemption is {exemption.status}.", status_now=exemption.status)
+        now = timezone.now()
+        exemption.status, exemption.revoked_by, exemption.revoked_at = MarketMakerExemption.Status.REVOKED, actor, now
+        exemption.save(update_fields=["status", "revoked_by", "revoked_at"])
+        _mm_audit(exemption=exemption, actor=actor, step="revoked", reason=reason)
+    return exemption

@@ -3,6 +3,7 @@ engine state are read-only."""
 from __future__ import annotations
 
 from django.contrib import admin
+from kk99.admin_numbers import MoneyAdmin
 from django.db import transaction
 
 from trading.models import EngineState, Market, MarketHaltEvent, Order, Trade, VolatilityBand
@@ -10,7 +11,7 @@ from kk99.publish import markets_group, publish_on_commit
 from trading.services import engine_notify
 
 
-class VolatilityBandInline(admin.StackedInline):
+class VolatilityBandInline(MoneyAdmin, admin.StackedInline):
     """Circuit-breaker parameters (docs/halts.md); the engine picks a change up next batch."""
 
     model = VolatilityBand
@@ -20,7 +21,7 @@ class VolatilityBandInline(admin.StackedInline):
 
 
 @admin.register(Market)
-class MarketAdmin(admin.ModelAdmin):
+class MarketAdmin(MoneyAdmin, admin.ModelAdmin):
     inlines = (VolatilityBandInline,)
     list_display = ("symbol", "base", "quote", "asset_class", "status", "tick_size", "step_size", "maker_fee", "taker_fee")
     list_filter = ("status", "asset_class")
@@ -44,7 +45,7 @@ class MarketAdmin(admin.ModelAdmin):
             publish_on_commit("market.status", {"symbol": obj.symbol, "status": obj.status}, groups=[markets_group()])
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(MoneyAdmin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 

@@ -17,6 +17,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+
+from kk99.numbers import fmt_amount
 from django.db.models import Q
 from django.utils import timezone
 
@@ -274,7 +276,7 @@ class Trade(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.market_id}#{self.trade_id} {self.qty}@{self.price}"
+        return f"{self.market_id}#{self.trade_id} {fmt_amount(self.qty, 18)}@{fmt_amount(self.price, 18)}"
 
     def side_for(self, user_id: int) -> str:
         buyer_is_maker = self.is_buyer_maker

@@ -190,7 +190,7 @@ def market_status(market: Market) -> dict:
     band = None
     tracker = halts.band_load(market.pk, state, now, halts.band_params(market.pk)) if state is not None else None
     if tracker is not None:
-        limits = tracker.band(now)
+        limits = tracker.limits(now, market.tick_size)
         if limits is not None:
             q = market.tick_size
             band = {"low": str(limits[0].quantize(q)), "high": str(limits[1].quantize(q))}

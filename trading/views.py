@@ -70,6 +70,7 @@ def _trade_context(request: HttpRequest, market) -> dict:
     mf = fr.MarketFormat.of(market)
     user = request.user
     snapshot = depth_snapshot(market=market)
+    depth = fr.book_depth(request.GET.get("depth"))
     trades = [
         {"trade_id": t.trade_id, "price": str(t.price), "qty": str(t.qty), "is_buyer_maker": t.is_buyer_maker, "time": int(t.created_at.timestamp() * 1000)}
         for t in trade_list_recent(market=market, limit=fr.TRADE_ROWS)
@@ -78,7 +79,8 @@ def _trade_context(request: HttpRequest, market) -> dict:
     ctx_markets = list(selectors.market_list())
     ctx = {
         "market": market, "mf": mf, "markets": ctx_markets, "intervals": CHART_INTERVALS,
-        "book": fr.book_context(mf, {"last_update_id": snapshot.get("last_update_id", 0), "bids": snapshot.get("bids", [])[:fr.BOOK_ROWS], "asks": snapshot.get("asks", [])[:fr.BOOK_ROWS]}, last_price=ticker.close),
+        "book": fr.book_context(mf, {"last_update_id": snapshot.get("last_update_id", 0), "bids": snapshot.get("bids", [])[:depth], "asks": snapshot.get("asks", [])[:depth]}, last_price=ticker.close, rows=depth),
+        "book_depths": fr.book_depths(),
         "trades": fr.trades_context(mf, trades), "ticker": fr.ticker_context(mf, ticker),
         "buy_form": _form_context(market, "BUY"), "sell_form": _form_context(market, "SELL"),
         "open_orders": fr.open_orders_context(user=user, market=market), "history": fr.history_context(user=user, market=market),

@@ -8,6 +8,7 @@ approves (posts it) or rejects it from the adjustment requests list."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from kk99.admin_numbers import MoneyAdmin, money_text
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -27,7 +28,7 @@ from wallets.services import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(MoneyAdmin, admin.ModelAdmin):
     """Viewable with the ``view_*`` permission; never added, changed or deleted here."""
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -40,7 +41,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(MoneyAdmin, admin.TabularInline):
     extra = 0
     can_delete = False
 
@@ -107,7 +108,7 @@ class BalanceAdmin(ReadOnlyAdmin):
 
     @admin.display(description="total")
     def total(self, obj: Balance):
-        return obj.available + obj.locked
+        return money_text(obj, "total", obj.available + obj.locked)
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         return staff_may_request_adjustment(request.user)

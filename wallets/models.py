@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+
+from kk99.numbers import fmt_amount, fmt_signed
 from django.db.models import Q
 
 # NUMERIC(38, 18): 20 integer digits and 18 decimals, enough for wei-denominated assets.
@@ -200,7 +202,7 @@ class Balance(models.Model):
         return self.available + self.locked
 
     def __str__(self) -> str:
-        return f"{self.account} {self.asset_id}: {self.available} + {self.locked} locked"
+        return f"{self.account} {self.asset_id}: {fmt_amount(self.available, 18)} + {fmt_amount(self.locked, 18)} locked"
 
 
 class _AppendOnly(models.Model):
@@ -257,7 +259,7 @@ class JournalEntry(_AppendOnly):
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_non_zero")]
 
     def __str__(self) -> str:
-        return f"{self.account} {self.bucket} {self.amount:+}"
+        return f"{self.account} {self.bucket} {fmt_signed(self.amount)}"
 
 
 class AdjustmentStatus(models.TextChoices):
@@ -317,7 +319,7 @@ class AdjustmentRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"adjustment:{self.pk} {self.amount:+} {self.asset_id and self.asset.symbol} ({self.status})"
+        return f"adjustment:{self.pk} {fmt_signed(self.amount)} {self.asset_id and self.asset.symbol} ({self.status})"
 
     @property
     def ledger_key(self) -> str:

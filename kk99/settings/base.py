@@ -309,6 +309,16 @@ LOGGING = {
 
 # --- Exchange tunables: one namespaced dict, read through kk99.conf.kk99_setting ---------
 KK99 = {
+    # --- TimescaleDB mode (marketdata/timescale.py, docs/marketdata.md) -----------------------
+    "TIMESCALEDB": {
+        # On: migrations create the trades hypertable copy, candle continuous aggregates and
+        # policies, and candles are read from the aggregates. Off: plain PostgreSQL (date_bin).
+        "ENABLED": env_bool("KK99_TIMESCALEDB", False),
+        "CHUNK_DAYS": env_int("KK99_TIMESCALE_CHUNK_DAYS", 1),
+        "COMPRESS_AFTER_DAYS": env_int("KK99_TIMESCALE_COMPRESS_AFTER_DAYS", 7),
+        # Raw rows of the copy (trading_trade keeps every trade; 0 = keep the copy forever too).
+        "RAW_RETENTION_DAYS": env_int("KK99_TIMESCALE_RAW_RETENTION_DAYS", 90),
+    },
     # --- Event feed (events/, docs/events.md) -------------------------------------------
     "EVENTS": {
         "TRANSPORT": env_str("KK99_EVENTS_TRANSPORT", "nats"),
@@ -375,6 +385,9 @@ KK99 = {
     "ENGINE_SQLITE_POLL_SECONDS": float(env_str("KK99_ENGINE_SQLITE_POLL_SECONDS", "0.05")),
     # Engine standby: how often it tries to take a market's advisory lock.
     "ENGINE_STANDBY_RETRY_SECONDS": float(env_str("KK99_ENGINE_STANDBY_RETRY_SECONDS", "0.5")),
+    # Trading page: the order-book depths (levels a side) a viewer can pick; the first is the
+    # default. The market feed keeps the largest on every tick.
+    "UI_BOOK_DEPTHS": [20, 50],
     # Depth levels per side kept in the published book snapshot / diffs.
     "ENGINE_DEPTH_LEVELS": env_int("KK99_ENGINE_DEPTH_LEVELS", 100),
     # Engine on PostgreSQL: idle_in_transaction_session_timeout of the engine's own sessions, so
@@ -471,6 +484,11 @@ KK99.update(
         # second, two approvals by different staff members.
         "WITHDRAWAL_APPROVAL_THRESHOLD_USDT": Decimal(env_str("KK99_WITHDRAWAL_APPROVAL_USDT", "1000")),
         "WITHDRAWAL_DUAL_APPROVAL_THRESHOLD_USDT": Decimal(env_str("KK99_WITHDRAWAL_DUAL_APPROVAL_USDT", "10000")),
+        # Withdrawal address book (wallets/chains/address_book.py): in whitelist-only mode a new
+        # address is usable this many hours after it was added (and once confirmed from the
+        # emailed link, valid this many seconds); switching the mode off takes as long.
+        "ADDRESS_BOOK_COOLING_OFF_HOURS": env_int("KK99_ADDRESS_BOOK_COOLING_OFF_HOURS", 24),
+        "ADDRESS_BOOK_CONFIRM_MAX_AGE_SECONDS": env_int("KK99_ADDRESS_BOOK_CONFIRM_MAX_AGE", 2 * 24 * 3600),
         # Staff balance adjustments (request + a second person's approval), per asset: the
         # largest single adjustment and the most all approved adjustments may total (|amount|)
         # in any 24 hours. An asset not listed cannot be adjusted.

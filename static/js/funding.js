@@ -17,6 +17,10 @@
       });
       var hint = form.querySelector("#withdraw-info [data-choose]");
       if (hint) hint.hidden = !!shown;
+      // Saved addresses: only those of the chosen network (and for this asset or any asset).
+      form.querySelectorAll("[data-saved-chain]").forEach(function (b) {
+        b.hidden = !!shown && (b.dataset.savedChain !== shown.dataset.chain || (b.dataset.savedAsset && b.dataset.savedAsset !== shown.dataset.asset));
+      });
       return shown;
     }
     function update() {

@@ -78,54 +78,64 @@
     return null;
   };
 
-  // Indicators computed in the page from the loaded candles (closed bars and the live one).
-  function sma(rows, n) {
-    var out = [], sum = 0;
-    for (var i = 0; i < rows.length; i++) {
-      sum += rows[i].close;
-      if (i >= n) sum -= rows[i - n].close;
-      if (i >= n - 1) out.push({ time: rows[i].time, value: sum / n });
-    }
+  // Indicators on the loaded candles (closed bars and the live one). The math is
+  // static/js/indicators.js — quant/indicators.py's formulas, tested against them.
+  function closes(rows) { return rows.map(function (r) { return r.close; }); }
+  function points(rows, values) {
+    var out = [];
+    for (var i = 0; i < rows.length; i++) if (values[i] !== null) out.push({ time: rows[i].time, value: values[i] });
     return out;
   }
-  function ema(rows, n) {
-    var out = [], k = 2 / (n + 1), prev = null;
-    for (var i = 0; i < rows.length; i++) {
-      if (i < n - 1) continue;
-      if (prev === null) { var s = 0; for (var j = i - n + 1; j <= i; j++) s += rows[j].close; prev = s / n; }
-      else prev = rows[i].close * k + prev * (1 - k);
-      out.push({ time: rows[i].time, value: prev });
-    }
+  function histogram(rows, values) {
+    var out = [];
+    for (var i = 0; i < rows.length; i++) if (values[i] !== null) out.push({ time: rows[i].time, value: values[i], color: values[i] >= 0 ? "rgba(14,203,129,.6)" : "rgba(246,70,93,.6)" });
     return out;
   }
-  function bollinger(rows, n, mult) {
-    var upper = [], lower = [];
-    for (var i = n - 1; i < rows.length; i++) {
-      var s = 0, q = 0;
-      for (var j = i - n + 1; j <= i; j++) { s += rows[j].close; q += rows[j].close * rows[j].close; }
-      var m = s / n, sd = Math.sqrt(Math.max(0, q / n - m * m));
-      upper.push({ time: rows[i].time, value: m + mult * sd });
-      lower.push({ time: rows[i].time, value: m - mult * sd });
-    }
-    return [upper, lower];
-  }
+  var IND = window.KK99Indicators;
+  // Overlays share the price pane; RSI and MACD get a pane each, below the volume.
   var INDICATORS = {
-    ma20: { color: "#f0b90b", lines: function (rows) { return [sma(rows, 20)]; } },
-    ema50: { color: "#3d8bfd", lines: function (rows) { return [ema(rows, 50)]; } },
-    bb20: { color: "#b37feb", lines: function (rows) { return bollinger(rows, 20, 2); } }
+    ma20: { series: [{ color: "#f0b90b" }], data: function (rows) { return [points(rows, IND.sma(closes(rows), 20))]; } },
+    ema50: { series: [{ color: "#3d8bfd" }], data: function (rows) { return [points(rows, IND.ema(closes(rows), 50))]; } },
+    bb20: { series: [{ color: "#b37feb" }, { color: "#b37feb" }], data: function (rows) { var b = IND.bollinger(closes(rows), 20, 2); return [points(rows, b.upper), points(rows, b.lower)]; } },
+    rsi14: {
+      pane: true, levels: [70, 30], range: [0, 100],
+      series: [{ color: "#f0b90b", title: "RSI 14" }],
+      data: function (rows) { return [points(rows, IND.rsi(closes(rows), 14))]; }
+    },
+    macd: {
+      pane: true,
+      series: [{ type: "histogram" }, { color: "#3d8bfd", title: "MACD" }, { color: "#f0b90b", title: "Signal" }],
+      data: function (rows) { var m = IND.macd(closes(rows), 12, 26, 9); return [histogram(rows, m.hist), points(rows, m.macd), points(rows, m.signal)]; }
+    }
   };
 
   Chart.prototype.setIndicator = function (name, on) {
     var LC = window.LightweightCharts, self = this, spec = INDICATORS[name];
     if (!spec) return;
-    (this.overlays[name] || []).forEach(function (s) { self.chart.removeSeries(s); });
+    var data = on ? spec.data(this.rows) : null;
+    var have = this.overlays[name];
+    if (on && have) { // already shown: new data into the same series (the pane stays put)
+      have.forEach(function (s, i) { s.setData(data[i]); });
+      return;
+    }
+    if (have) have.forEach(function (s) { self.chart.removeSeries(s); }); // an emptied pane goes too
     delete this.overlays[name];
-    if (!on) return;
-    this.overlays[name] = spec.lines(this.rows).map(function (data) {
-      var s = self.chart.addSeries(LC.LineSeries, { color: spec.color, lineWidth: 1, priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false });
-      s.setData(data);
+    if (!on) { this.el.dataset.panes = String(this.chart.panes().length); return; }
+    var pane = spec.pane ? this.chart.panes().length : 0;
+    var places = this.places;
+    this.overlays[name] = spec.series.map(function (opt, i) {
+      var common = { priceLineVisible: false, lastValueVisible: !!spec.pane, crosshairMarkerVisible: false };
+      if (spec.pane) common.priceFormat = { type: "custom", minMove: 0.01, formatter: function (v) { return window.KK99.fmt(v.toFixed(name === "macd" ? Math.max(2, places) : 2), name === "macd" ? Math.max(2, places) : 2); } };
+      var s = opt.type === "histogram"
+        ? self.chart.addSeries(LC.HistogramSeries, common, pane)
+        : self.chart.addSeries(LC.LineSeries, Object.assign(common, { color: opt.color, lineWidth: 1, title: opt.title || "" }), pane);
+      s.setData(data[i]);
+      if (i === 0 && spec.levels) spec.levels.forEach(function (level) { s.createPriceLine({ price: level, color: "#5e6673", lineWidth: 1, lineStyle: 2, axisLabelVisible: false, title: "" }); });
+      if (i === 0 && spec.range) s.applyOptions({ autoscaleInfoProvider: function () { return { priceRange: { minValue: spec.range[0], maxValue: spec.range[1] } }; } });
       return s;
     });
+    if (spec.pane) { var p = this.chart.panes()[pane]; if (p) p.setHeight(90); }
+    this.el.dataset.panes = String(this.chart.panes().length);
   };
 
   Chart.prototype.refreshIndicators = function () {
@@ -205,6 +215,7 @@
     var ticks;
     try { ticks = JSON.parse(node.dataset.ticks || "[]"); } catch (e) { return; }
     for (var i = 0; i < ticks.length; i++) this.addTrade(Number(ticks[i][0]), Number(ticks[i][1]), Number(ticks[i][2]));
+    if (ticks.length) this.refreshIndicators(); // the live candle moves the indicators too
   };
 
   // --- order forms ---------------------------------------------------------------------------
@@ -285,13 +296,13 @@
         if (!(key in buckets)) { buckets[key] = 0; order.push(key); }
         buckets[key] += Number(row.dataset.qty || 0);
       });
-      order.sort(function (a, b) { return b - a; }); // high → low on both sides, like the server
+      order.sort(function (a, b) { return pair[1] === "bid" ? b - a : a - b; }); // best first, like the server
       levels[pair[1]] = { side: side, keys: order, qty: buckets };
     });
     var top = 0;
     Object.keys(levels).forEach(function (k) {
       var L = levels[k], cum = 0;
-      var fromBest = k === "bid" ? L.keys : L.keys.slice().reverse();
+      var fromBest = L.keys;
       L.cum = {};
       fromBest.forEach(function (key) { cum += L.qty[key]; L.cum[key] = cum; });
       top = Math.max(top, cum);
@@ -482,11 +493,28 @@
     var pair = root.dataset.pair;
     var events = new PrivateEvents();
     var groupSelect = document.getElementById("ob-group");
-    if (groupSelect) groupSelect.addEventListener("change", function () {
-      // Regroup from the next push (the server's rows are the source): ask for a fresh book.
+    // Book depth (levels a side): kept in this browser; the server renders the book at that
+    // depth for this connection from the next push on ({"depth": n} over the socket).
+    var depthSelect = document.getElementById("ob-depth");
+    function wantedDepth() {
+      try { return window.localStorage.getItem("kk99.bookDepth") || ""; } catch (e) { return ""; }
+    }
+    function sendDepth() {
+      if (depthSelect && socket) socket.send(JSON.stringify({ depth: Number(depthSelect.value) }));
+    }
+    if (depthSelect) {
+      var stored = wantedDepth();
+      if (stored && depthSelect.querySelector("option[value='" + stored + "']")) depthSelect.value = stored;
+      depthSelect.addEventListener("change", function () {
+        try { window.localStorage.setItem("kk99.bookDepth", depthSelect.value); } catch (e) { /* this page only */ }
+        if (socket) sendDepth(); else refetchBook();
+      });
+    }
+    function refetchBook() {
       var book = document.getElementById("ob-book");
       if (book) book.dataset.grouped = "";
-      fetch(window.location.pathname + "?fragment=book", { credentials: "same-origin", headers: { "HX-Request": "true" } })
+      var depth = depthSelect ? "&depth=" + encodeURIComponent(depthSelect.value) : "";
+      fetch(window.location.pathname + "?fragment=book" + depth, { credentials: "same-origin", headers: { "HX-Request": "true" } })
         .then(function (r) { return r.text(); })
         .then(function (html) {
           var cur = document.getElementById("ob-book");
@@ -496,7 +524,9 @@
           if (cur && fresh && fresh.id === "ob-book" && Number(fresh.dataset.seq) >= Number(cur.dataset.seq || 0)) cur.replaceWith(fresh);
           afterUpdate();
         });
-    });
+    }
+    // Regroup from a fresh book (the server's rows are the source).
+    if (groupSelect) groupSelect.addEventListener("change", refetchBook);
     function afterUpdate() {
       if (groupSelect) groupBook(groupSelect.value);
       events.scan();
@@ -529,6 +559,8 @@
       opened += 1;
       lastMessage = Date.now();
       setLive("live", "Live");
+      // A new connection starts at the default depth: ask again for the one chosen here.
+      if (depthSelect && depthSelect.value !== depthSelect.options[0].value) sendDepth();
       if (opened > 1 && chart) chart.load();
     });
     root.addEventListener("htmx:wsClose", function () { setLive("down", "Reconnecting"); });

@@ -61,9 +61,9 @@ class FakeChain:
                 self.blocks.append(FakeBlock(height, _h(self.name, height, parent.hash, self.salt, len(self.pending)), parent.hash, self.pending))
                 self.pending = []
 
-    def send(self, *, to: str, amount: int, txid: str | None = None, index: int = 0, contract: str = "") -> str:
+    def send(self, *, to: str, amount: int, txid: str | None = None, index: int = 0, contract: str = "", sender: str = "") -> str:
         txid = txid or _h("tx", to, amount, time.time_ns())[:64]
-        self.pending.append({"txid": txid, "index": index, "to": to, "amount": amount, "contract": contract})
+        self.pending.append({"txid": txid, "index": index, "to": to, "amount": amount, "contract": contract, "from": sender})
         return txid
 
     def fork(self, depth: int, *, keep_txs: bool = False) -> list[dict]:
@@ -108,7 +108,7 @@ class FakeAdapter(ChainAdapter):
             return None
         b = self.fake.blocks[height]
         transfers = [
-            Transfer(tx["txid"], tx["index"], tx["to"], tx["amount"], tx["contract"])
+            Transfer(tx["txid"], tx["index"], tx["to"], tx["amount"], tx["contract"], from_address=tx.get("from", ""))
             for tx in b.txs
             if tx["to"].lower() in {a.lower() for a in watch.addresses}
         ]

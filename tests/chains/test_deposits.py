@@ -70,6 +70,14 @@ def test_deposit_moves_detected_confirming_credited_net_of_the_half_percent_fee(
     assert AuditLog.objects.filter(action="deposit_credited", target=f"deposit:{deposit.pk}").exists()
 
 
+def test_the_scanner_records_the_sending_address_surveillance_links_by(fake, adapter, alice, alice_addr):
+    deposits_scan(chain="ETH", adapter=adapter)
+    fake.send(to=alice_addr, amount=WEI, txid="0xa1", index=-1, sender="0x" + "ab" * 20)
+    fake.mine()
+    deposits_scan(chain="ETH", adapter=adapter)
+    assert Deposit.objects.get().from_address == "0x" + "ab" * 20
+
+
 def test_rescanning_from_an_old_cursor_never_credits_twice(fake, adapter, alice, alice_addr):
     deposits_scan(chain="ETH", adapter=adapter)
     fake.send(to=alice_addr, amount=WEI, txid="0xbb", index=-1)

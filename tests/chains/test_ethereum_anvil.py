@@ -72,6 +72,7 @@ def test_eth_deposit_is_credited_once_after_12_confirmations(w3, eth_settings, a
     deposits_scan(chain="ETH")
     deposit = Deposit.objects.get(user=alice)
     assert deposit.status == DepositStatus.CONFIRMING and deposit.confirmations == 11 and deposit.index == -1
+    assert deposit.from_address == w3.eth.accounts[0]  # the sender, for surveillance's deposit-source links
     mine(w3, 1)
     deposits_scan(chain="ETH")
     deposits_scan(chain="ETH")
@@ -89,6 +90,7 @@ def test_erc20_deposit_is_credited_by_log_index(w3, eth_settings, alice, usdt_on
     deposits_scan(chain="ETH")
     deposit = Deposit.objects.get(user=alice)
     assert deposit.asset.symbol == "USDT" and deposit.index >= 0 and deposit.amount == Decimal("250")
+    assert deposit.from_address == w3.eth.accounts[0]  # the Transfer event's from
     assert deposit.status == DepositStatus.CREDITED
     assert available(alice, "USDT") == Decimal("248.75")
 

@@ -58,6 +58,8 @@ def test_trx_and_trc20_deposits_are_credited_once_solidified(tron, alice, chain_
     assert set(Deposit.objects.values_list("status", flat=True)) == {DepositStatus.CREDITED}
     assert available(alice, "TRX") == Decimal("99.5")
     assert available(alice, "USDT") == Decimal("49.75")
+    # the sending address (owner_address) is kept for surveillance's deposit-source links
+    assert set(Deposit.objects.values_list("from_address", flat=True)) == {"TJRabPrwbZy45sbavfcjinPJC18kjpRTv8"}
 
 
 def test_trx_withdrawal_is_signed_by_the_hot_key_and_broadcast_once(tron, alice, assets, fund, chain_assets):
@@ -112,6 +114,7 @@ def test_sol_deposit_is_credited_when_finalized_across_skipped_slots(solana, ali
     deposits_scan(chain="SOL")
     deposit = Deposit.objects.get()
     assert deposit.block_height == 43 and deposit.status == DepositStatus.CONFIRMING
+    assert deposit.from_address == "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"  # the transfer's source account
     solana.chain.mine(31)
     deposits_scan(chain="SOL")
     deposit.refresh_from_db()

@@ -27,7 +27,7 @@ DOCS_SHOTS = ROOT / "docs" / "screenshots"
 
 PUBLIC_PAGES = ["/", "/markets/", "/trade/BTCUSDT/", "/trade/ETHUSDT/", "/login/", "/register/", "/password-reset/", "/api/docs/", "/dev/mailbox/"]
 PRIVATE_PAGES = [
-    "/dashboard/", "/portfolio/", "/orders/", "/fills/", "/wallets/chains/deposit/", "/wallets/chains/withdraw/",
+    "/dashboard/", "/portfolio/", "/orders/", "/fills/", "/wallets/chains/deposit/", "/wallets/chains/withdraw/", "/wallets/chains/withdraw/addresses/",
     "/wallets/journal/", "/security/", "/api-keys/", "/kyc/", "/trade/BTCUSDT/", "/dev/mailbox/",
 ]
 

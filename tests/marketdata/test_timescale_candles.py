@@ -7,54 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import shutil
-import socket
-import subprocess
-import time
 from decimal import Decimal
-from pathlib import Path
 
-import psycopg
 import pytest
 
 from marketdata.intervals import INTERVALS
 from marketdata.selectors import candle_aggregate_sql
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / "var" / "timescale" / "server.mjs"
 UTC = dt.UTC
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def timescale():
-    node = shutil.which("node")
-    assert node and SERVER.exists(), "TimescaleDB test server missing: run `make test-tools` (deploy/scripts/install-timescale.sh)"
-    port = _free_port()
-    proc = subprocess.Popen([node, str(SERVER), str(port)], cwd=SERVER.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready"), line
-        conn = None
-        for _ in range(50):
-            try:
-                conn = psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="postgres", dbname="postgres", sslmode="disable", autocommit=True)
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.2)
-        assert conn is not None
-        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        conn.execute("SET TIME ZONE 'UTC'")
-        yield conn
-        conn.close()
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

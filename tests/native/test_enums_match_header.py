@@ -16,7 +16,7 @@ HEADER = pathlib.Path(T.__file__).with_name("orderbook.h").read_text()
 # test_binding.py.
 HEADER_CONSTANTS = {m.group(1): int(m.group(2)) for m in re.finditer(r"\b(OB_(?!OK\b|MORE\b|ERR_)[A-Z_]+)\s*=\s*(\d+)", HEADER)}
 
-PREFIXES = {T.Side: "OB_", T.TimeInForce: "OB_", T.StpMode: "OB_STP_", T.CommandType: "OB_CMD_", T.EventKind: "OB_EV_"}
+PREFIXES = {T.Side: "OB_", T.TimeInForce: "OB_", T.StpMode: "OB_STP_", T.CommandType: "OB_CMD_", T.EventKind: "OB_EV_", T.BandMode: "OB_BAND_"}
 
 
 def _python_constants() -> dict[str, int]:

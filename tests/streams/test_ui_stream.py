@@ -37,6 +37,38 @@ def test_connect_sends_a_whole_public_snapshot_without_private_fragments(market,
     async_to_sync(scenario)()
 
 
+def book_levels(message: str, side: str) -> int:
+    part = message.split(f'ob-side ob-{side}', 1)[1].split("</div>\n", 1)[0] if f"ob-side ob-{side}" in message else ""
+    return part.count('class="ob-row')
+
+
+def test_the_page_picks_the_book_depth_over_the_socket_20_by_default_50_on_request(market, exchange, alice):
+    async def scenario():
+        for i in range(30):
+            await exchange.place(alice, "SELL", f"{101 + i}.00", "0.1")
+            await exchange.place(alice, "BUY", f"{99 - i}.00", "0.1")
+        await exchange.match()
+        comm = await connect(PATH)
+        first = await comm.receive_from(timeout=3)
+        assert 'data-depth="20"' in first and book_levels(first, "asks") == book_levels(first, "bids") == 20
+
+        await comm.send_to(text_data='{"depth": 50}')
+        deep, _ = await receive_until(comm, lambda m: 'data-depth="50"' in m)
+        assert book_levels(deep, "asks") == book_levels(deep, "bids") == 30
+        # best first in the markup (CSS shows the asks bottom-up, the best on the spread)
+        assert deep.index("101.00") < deep.index("130.00") and deep.index("99.00") < deep.index("70.00")
+
+        await comm.send_to(text_data='{"depth": 7}')  # not an offered depth: the default
+        back, _ = await receive_until(comm, lambda m: 'data-depth="20"' in m)
+        assert book_levels(back, "bids") == 20
+        await comm.send_to(text_data="not json")  # ignored, the stream goes on
+        await comm.send_to(text_data='{"depth": 50}')
+        await receive_until(comm, lambda m: 'data-depth="50"' in m)
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_unknown_market_is_refused(market):
     async def scenario():
         from channels.testing import WebsocketCommunicator

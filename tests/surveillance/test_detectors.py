@@ -74,6 +74,25 @@ def test_pump_flags_a_return_and_volume_outlier_and_names_the_leader_who_sold_in
     assert found[0].accounts == (99,) and found[0].evidence["sold_into"] == [99]
 
 
+def test_pump_needs_the_leader_to_sell_back_a_share_of_the_move_within_the_dump_window():
+    quiet = _quiet(40)
+    base = 40 * 60
+    pump = [trade(100 + k, base + 5 + k, 100.5 + k * 0.4, 10, 99, 20 + k, True) for k in range(5)]
+    # bought 50 and kept it: a one-sided burst, not a pump-and-dump
+    assert d.detect_pump(quiet + pump, p=P["pump"]) == []
+    # sold back 2 of 50 (< min_dump_share 0.05): still not
+    small = [trade(200, base + 200, 101.5, 2, 21, 99, False)]
+    assert d.detect_pump(quiet + pump + small, p=P["pump"]) == []
+    # sold back 30, but after the dump window: not
+    late = [trade(200, base + 60 + P["pump"]["dump_window_s"] + 10, 101.5, 30, 21, 99, False)]
+    assert d.detect_pump(quiet + pump + late, p=P["pump"]) == []
+    # sold back 20 of 50: flagged, dated by the dump
+    dump = [trade(200, base + 200, 101.5, 20, 21, 99, False)]
+    found = d.detect_pump(quiet + pump + dump, p=P["pump"])
+    assert [f.accounts for f in found] == [(99,)]
+    assert found[0].detected_at == dump[0].ts
+
+
 def test_pump_stays_quiet_on_a_large_volume_bar_without_a_price_move():
     quiet = _quiet(40)
     flat = [trade(100 + k, 40 * 60 + 5 + k, 100.0, 10, 99, 20, True) for k in range(5)]
@@ -84,13 +103,16 @@ def test_marking_the_close_needs_a_move_a_dominant_taker_and_a_benefiting_positi
     close = T0 + timedelta(hours=1)
     pos = [trade(1, 600, 100, 5, 7, 20), trade(2, 1200, 100, 5, 7, 21)]
     ref = [trade(3, 3000, 100, 1, 30, 31)]
-    push = [trade(4, 3500, 100.3, 2, 7, 22), trade(5, 3540, 100.6, 2, 7, 23)]
+    push = [trade(4, 3500, 100.3, 20, 7, 22), trade(5, 3540, 100.6, 20, 7, 23)]
     found = d.detect_marking_close(pos + ref + push, p=P["marking_close"], closes=[close])
     assert [f.accounts for f in found] == [(7,)]
+    # the same move on ordinary trade sizes (< min_volume_mult × the median): noise, not a push
+    ordinary = [trade(4, 3500, 100.3, 2, 7, 22), trade(5, 3540, 100.6, 2, 7, 23)]
+    assert d.detect_marking_close(pos + ref + ordinary, p=P["marking_close"], closes=[close]) == []
     # no position built before: nothing to gain from the mark
     assert d.detect_marking_close(ref + push, p=P["marking_close"], closes=[close]) == []
     # a small move: nothing
-    small = [trade(4, 3500, 100.1, 2, 7, 22)]
+    small = [trade(4, 3500, 100.1, 40, 7, 22)]
     assert d.detect_marking_close(pos + ref + small, p=P["marking_close"], closes=[close]) == []
 
 

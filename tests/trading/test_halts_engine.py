@@ -95,7 +95,8 @@ def test_during_the_pause_cancels_are_honoured_and_new_orders_wait(engine, marke
     assert Trade.objects.count() == 1
 
 
-def test_the_reopening_auction_uncrosses_at_one_price_and_trading_continues(engine, market, alice, bob, trader):
+def halt_with_a_sell_at_110(engine, market, alice, bob):
+    """Trade at 100 (band [95, 105]); alice offers 1 @ 110; bob's buy 1 @ 112 halts the market."""
     band(market, pause_seconds=0)  # the pause is over at the next batch: no clock in the test
     trade_at_100(engine, market, alice, bob)
     place(alice, market, "SELL", quantity="1", price="110")
@@ -103,10 +104,14 @@ def test_the_reopening_auction_uncrosses_at_one_price_and_trading_continues(engi
     taker = place(bob, market, "BUY", quantity="1", price="112")
     engine.process_batch()  # halts
     assert MarketHaltEvent.objects.filter(kind="HALTED").count() == 1
+    return taker
+
+
+def test_the_reopening_auction_uncrosses_at_one_price_and_trading_continues(engine, market, alice, bob, trader):
+    taker = halt_with_a_sell_at_110(engine, market, alice, bob)
     carol = trader()
     place(carol, market, "SELL", quantity="2", price="111")
-    market_buy = place(carol, market, "BUY", type="MARKET", quantity="0.5")
-    engine.run_until_idle()  # reopening: auction, then the market order trades continuously
+    engine.run_until_idle()  # reopening: the auction, then continuous trading
 
     ev = MarketHaltEvent.objects.get(kind="REOPENED")
     # Buys: 1 @ 112. Sells: 1 @ 110, 2 @ 111. Max volume 1 at any price in 110..112; imbalance
@@ -116,10 +121,58 @@ def test_the_reopening_auction_uncrosses_at_one_price_and_trading_continues(engi
     assert [(t.price, t.qty) for t in auction] == [(D("110"), D("1"))]
     assert fresh(taker).status == S.FILLED
     assert EngineState.objects.get(market=market).halted_until is None
-    # After the auction the band is around 110: the market buy takes 0.5 @ 111, inside it.
+    # After the auction the band is around 110: a market buy takes 0.5 @ 111, inside it.
+    market_buy = place(bob, market, "BUY", type="MARKET", quantity="0.5")
+    engine.run_until_idle()
     after = Trade.objects.filter(taker_order=market_buy)
     assert [(t.price, t.qty) for t in after] == [(D("111"), D("0.5"))]
     assert symbol_status(market) == "TRADING"
+
+
+def test_queued_market_orders_join_the_auction_and_one_owner_never_matches_itself(engine, market, alice, bob, trader):
+    taker = halt_with_a_sell_at_110(engine, market, alice, bob)
+    carol = trader()
+    carol_sell = place(carol, market, "SELL", quantity="2", price="111")
+    carol_buy = place(carol, market, "BUY", type="MARKET", quantity="0.5")  # up to its protection price (150)
+    engine.run_until_idle()
+
+    ev = MarketHaltEvent.objects.get(kind="REOPENED")
+    # Buys: 0.5 market (carol), 1 @ 112 (bob). Sells: 1 @ 110 (alice), 2 @ 111 (carol). At 110:
+    # 1 executes; at 111 and 112: 1.5 (carol's buy may not meet carol's sell, alice's 1 and 0.5 of
+    # carol's sell make 1.5); imbalance 1.5 at both -> the one closer to the reference (100): 111.
+    assert (ev.price, ev.qty) == (D("111"), D("1.5"))
+    auction = list(Trade.objects.filter(trade_id__gte=ev.first_trade_id, trade_id__lte=ev.last_trade_id).order_by("trade_id"))
+    assert [(t.price, t.qty) for t in auction] == [(D("111"), D("0.5")), (D("111"), D("0.5")), (D("111"), D("0.5"))]
+    assert not [t for t in auction if t.maker_user_id == t.taker_user_id]  # STP inside the auction
+    assert fresh(carol_buy).status == S.FILLED and fresh(taker).status == S.FILLED
+    assert (fresh(carol_sell).status, fresh(carol_sell).executed_qty) == (S.PARTIALLY_FILLED, D("0.5"))
+
+
+def test_an_ioc_remainder_expires_at_the_uncross_and_a_gtc_remainder_rests(engine, market, alice, bob, trader):
+    bob_buy = halt_with_a_sell_at_110(engine, market, alice, bob)
+    carol = trader()
+    ioc = place(carol, market, "BUY", quantity="3", price="113", time_in_force="IOC")
+    engine.run_until_idle()
+
+    ev = MarketHaltEvent.objects.get(kind="REOPENED")
+    # Sell 1 @ 110; buys 1 @ 112 (bob, GTC), 3 @ 113 (IOC). Volume is 1 from 110 to 113; the
+    # imbalance is smallest (2) above 112: the tick there closest to the reference, 112.01.
+    assert (ev.price, ev.qty) == (D("112.01"), D("1"))
+    ioc, bob_buy = fresh(ioc), fresh(bob_buy)
+    assert (ioc.status, ioc.executed_qty) == (S.EXPIRED, D("1"))  # filled first (higher price), the rest expired
+    assert (bob_buy.status, bob_buy.executed_qty) == (S.NEW, D("0"))  # GTC: rests
+    assert ioc.held_remaining == 0
+
+
+def test_every_queued_order_joins_the_auction_not_just_one_batch(engine, market, alice, bob, trader, settings):
+    settings.KK99 = {**settings.KK99, "ENGINE_BATCH_SIZE": 2, "ENGINE_BATCH_MAX": 2}
+    halt_with_a_sell_at_110(engine, market, alice, bob)
+    carol = trader()
+    sells = [place(carol, market, "SELL", quantity="1", price=str(p)) for p in (111, 111, 112, 112, 113)]
+    engine.process_batch()  # the reopening batch
+    ev = MarketHaltEvent.objects.get(kind="REOPENED")
+    assert all(fresh(o).engine_seq is not None for o in sells)  # all 5 claimed in that one batch
+    assert (ev.price, ev.qty) == (D("110"), D("1"))
 
 
 def test_an_order_that_breaks_the_band_again_at_the_reopening_expires_instead_of_halting_forever(engine, market, alice, bob):
@@ -128,10 +181,10 @@ def test_an_order_that_breaks_the_band_again_at_the_reopening_expires_instead_of
     place(alice, market, "SELL", quantity="1", price="104")
     place(alice, market, "SELL", quantity="1", price="130")
     engine.run_until_idle()
-    buy = place(bob, market, "BUY", type="MARKET", quantity="2")  # would print 104 then 130
+    buy = place(bob, market, "BUY", quantity="2", price="130", time_in_force="FOK")  # would print 104 then 130
     engine.process_batch()
     assert fresh(buy).status == S.PENDING_NEW
-    engine.run_until_idle()  # reopening: nothing crosses; the market buy still breaks the band
+    engine.run_until_idle()  # reopening: a FOK trades after the auction; it still breaks the band
     buy = fresh(buy)
     assert (buy.status, buy.reject_reason, buy.executed_qty) == (S.EXPIRED, "outside_band", 0)
     assert list(MarketHaltEvent.objects.values_list("kind", flat=True)) == ["HALTED", "REOPENED"]
@@ -227,6 +280,10 @@ def test_no_trade_ever_prints_outside_the_band_in_force(stream, btc, usdt, trade
             pass  # a filter refusal changes nothing
     engine.run_until_idle()
     engine.run_until_idle()  # a halt in the last batch reopens in the next one
+    if not engine._stale and engine.band is not None and engine.book.band() is not None:
+        # The C book moved its band with its own prints exactly as the tracker did with the trades.
+        now = EngineState.objects.get(market=market).updated_at
+        assert engine.book.band()[:-1] == engine.band.state(now, market.tick_size)[:-1]
 
     event("halted" if MarketHaltEvent.objects.filter(market=market, kind="HALTED").exists() else "never halted")
     reopenings = {}

@@ -71,7 +71,9 @@ def test_journal_event_page_shows_its_entries(client, finance_staff, ledger):
     client.force_login(finance_staff)
     event = JournalEvent.objects.get()
     html = client.get(reverse("admin:wallets_journalevent_change", args=[event.pk])).content.decode()
-    assert "100.000000000000000000" in html and "-100.000000000000000000" in html
+    # both legs, at USDT's 2 decimals (kk99.admin_numbers), not the model's 18
+    assert "<p>100.00</p>" in html and "<p>-100.00</p>" in html
+    assert "100.000000000000000000" not in html
 
 
 def test_journal_search_by_user_email(client, finance_staff, ledger, bob, usdt, fund):

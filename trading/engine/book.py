@@ -12,6 +12,8 @@ from trading.models import Order
 # it ``OrderBook()`` raises NativeExtensionMissing). There is deliberately no fallback to the
 # pure-Python reference book: it is the oracle of the differential tests, not an engine.
 from trading.native import CommandType, EventKind, OrderBook, Side, StpMode, TimeInForce
+# The volatility band of the C book (OrderBook.set_band) and its refusal reason, for the engine.
+from trading.native import BandMode as BandMode, Reason as Reason
 # Stop / take-profit orders wait in the native package's StopBook (add / cancel /
 # triggered(last_price) in trigger order); the engine keeps no stop book of its own.
 from trading.native.stops import StopBook, StopKind
@@ -31,6 +33,7 @@ _REASONS = {
     10: "stp_expire_maker",
     11: "stp_expire_both",
     12: "stp_decrement",
+    13: "outside_band",
 }
 
 

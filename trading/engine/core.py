@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 ENGINE_DECIMAL_CONTEXT = Context(prec=60)
 S = Order.Status
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+REOPENING_CLAIM = 2**31 - 1  # the reopening batch claims every queued order (docs/halts.md)
 
 
 def _is_infrastructure_error(exc: BaseException) -> bool:
@@ -273,6 +274,8 @@ class MarketEngine(BookMatcher):
                 self.band = self._band_load(state, now, params)  # changed in the admin
             paused = state.halted_until is not None and now < state.halted_until
             reopening = state.halted_until is not None and not paused
+            if reopening and limit is None:  # the call auction takes every queued order, not one batch
+                batch_size = REOPENING_CLAIM
             cancels, news = claim(market.pk, batch_size, news=not paused)
             self._claimed = len(cancels) + len(news)
             if not cancels and not news and not reopening:
@@ -313,16 +316,17 @@ class MarketEngine(BookMatcher):
         ))
 
     def _reopen(self, b: Batch, cancels: list[Order], news: list[Order]) -> list[Order]:
-        """The pause is over: apply the cancels, uncross the book and the queued GTC limit
-        orders by a call auction, reset the band to start at the auction. Returns the other
-        claimed orders, which then trade continuously (in arrival order)."""
+        """The pause is over: apply the cancels, uncross the book and ALL the queued orders
+        that take part (:meth:`~trading.engine.matching.BookMatcher.in_auction`; the batch
+        claimed every queued order) by a call auction, reset the band to start at the
+        auction. Returns the other claimed orders, which then trade continuously (in arrival
+        order)."""
         self._match(b, cancels, [])
         b.reopening = True
         auction, rest = [], []
         open_ = self.market.status == Market.Status.TRADING and market_session_is_open(market=self.market, now=b.now)
         for o in news:
-            gtc_limit = o.type in (Order.Type.LIMIT, Order.Type.LIMIT_MAKER) and o.time_in_force == Order.TimeInForce.GTC
-            (auction if open_ and gtc_limit else rest).append(o)
+            (auction if open_ and self.in_auction(o) else rest).append(o)
         ref = self.band.reference(b.now) if self.band is not None else b.last_price
         if self.band is not None:  # the band restarts at the reopening: the auction is the new reference
             self.band = halts.BandTracker(self.band.params, last_price=b.last_price)

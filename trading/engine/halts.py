@@ -1,11 +1,14 @@
-"""Volatility halts (circuit breakers): the price band in force, the band check of a taker
-against the book, and the call auction that reopens a halted market.
+"""Volatility halts (circuit breakers): the price band in force and the call auction that
+reopens a halted market. The band *check* is in the C book (``ob_band_set``: a new order
+that would print outside the band is refused whole); this module gives it the band's state
+(:meth:`BandTracker.state`).
 
-Pure functions over integers (ticks, lots, quote units) and Decimals — no C calls except
-reading the book's depth — so the property tests can compare them with brute-force oracles;
-only :func:`band_params` and :func:`band_load` read the database (the one home of "which
-trades make the band", shared by the engine and ``trading.selectors.market_status``). The engine (:mod:`trading.engine.matching`, :mod:`trading.engine.core`)
-decides *when* to call them; docs/halts.md states the rules.
+Pure functions over integers (ticks, lots, quote units) and Decimals — no C calls — so the
+property tests can compare them with brute-force oracles; only :func:`band_params` and
+:func:`band_load` read the database (the one home of "which trades make the band", shared by
+the engine and ``trading.selectors.market_status``). The engine
+(:mod:`trading.engine.matching`, :mod:`trading.engine.core`) decides *when* to call them;
+docs/halts.md states the rules.
 
 The band in force (both parts, intersected):
 
@@ -26,7 +29,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from trading.models import EngineState, Trade, VolatilityBand
-from trading.native import CommandType, Side, StpMode
+from trading.native import BandMode, BandState
+from trading.native.types import band_range
 
 HUNDRED = Decimal(100)
 
@@ -84,8 +88,31 @@ class BandTracker:
             return self._sum / len(self._ref)
         return self.last_price
 
+    def state(self, now: datetime, tick: Decimal, mode: int = BandMode.HALT) -> BandState | None:
+        """The windows at ``now`` in ticks, for the C book (``OrderBook.set_band``), which
+        moves them with every print it makes; None before the first trade (no band)."""
+        if self.last_price is None:
+            return None
+        self._evict(now)
+        p = self.params
+        sn, sd = p.static_pct.as_integer_ratio()
+        dn, dd = p.dynamic_pct.as_integer_ratio()
+        hi = self._max[0][1] / tick if self._max else 0
+        lo = self._min[0][1] / tick if self._min else 0
+        return BandState(
+            int(self.last_price / tick), int(self._sum / tick), len(self._ref), int(hi), int(lo), len(self._dyn), sn, sd, dn, dd, mode,
+        )
+
+    def limits(self, now: datetime, tick: Decimal) -> tuple[Decimal, Decimal] | None:
+        """The band in force at ``now`` as the C book enforces it: whole ticks, bounds
+        inclusive (:func:`trading.native.types.band_range` — exact, rounded inwards); None
+        before the first trade."""
+        r = band_range(self.state(now, tick))
+        return None if r is None else (r[0] * tick, r[1] * tick)
+
     def band(self, now: datetime) -> tuple[Decimal, Decimal] | None:
-        """(low, high) prices in force at ``now``; None before the first trade."""
+        """(low, high) prices in force at ``now``, before rounding to ticks (Decimal
+        arithmetic; :meth:`limits` is what is enforced); None before the first trade."""
         ref = self.reference(now)
         if ref is None:
             return None
@@ -134,66 +161,49 @@ def band_ticks(band: tuple[Decimal, Decimal], tick: Decimal) -> tuple[int, int]:
     return int((lo / tick).to_integral_value(rounding=ROUND_CEILING)), int((hi / tick).to_integral_value(rounding=ROUND_FLOOR))
 
 
-def _opposite_levels(book, side: int):
-    """The levels a taker of ``side`` would meet, best first, fetched in growing pages."""
-    k = 16
-    seen = 0
-    while True:
-        bids, asks = book.depth(k)
-        levels = asks if side == Side.BUY else bids
-        for lv in levels[seen:]:
-            yield lv[0], lv[1]
-        if len(levels) < k:
-            return
-        seen = len(levels)
-        k *= 4
-
-
-def first_print_outside(book, cmd: tuple, lo: int, hi: int) -> int | None:
-    """The first price (ticks) at which new-order command ``cmd`` would trade outside the
-    band [lo, hi], or None if every print it can make is inside.
-
-    Walks the opposite side of the book as the C book would match: level by level, bounded by
-    the limit price and by the quantity (or quote budget). With STP EXPIRE_MAKER the taker can
-    skip its own orders and reach further than the quantity says, so for it the quantity is
-    not counted (conservative: every level up to the limit price is checked)."""
-    kind, side, _tif, post_only, stp, _oid, _owner, price, qty = cmd
-    if post_only:
-        return None
-    buy = side == Side.BUY
-    count_qty = stp != StpMode.EXPIRE_MAKER
-    left = qty
-    for p, q in _opposite_levels(book, side):
-        if kind == CommandType.LIMIT and (p > price if buy else p < price):
-            return None
-        if kind == CommandType.MARKET_QUOTE and left < p:
-            return None  # the budget cannot buy one lot at this level: matching ends here
-        if p < lo or p > hi:
-            return p
-        if count_qty:
-            left -= p * q if kind == CommandType.MARKET_QUOTE else q
-            if left <= 0:
-                return None
-    return None
-
-
 # --- the call auction ---------------------------------------------------------------------
 
 
 def auction_volumes(buys, sells, p: int) -> tuple[int, int]:
-    """(buy volume willing at p, sell volume willing at p); buys/sells are (price, qty)."""
-    return sum(q for bp, q in buys if bp >= p), sum(q for sp, q in sells if sp <= p)
+    """(buy volume willing at p, sell volume willing at p); buys/sells are (price, qty[, owner])."""
+    return sum(o[1] for o in buys if o[0] >= p), sum(o[1] for o in sells if o[0] <= p)
+
+
+def executable_volume(buys, sells, p: int) -> tuple[int, int, int]:
+    """(buy volume, sell volume, executable volume) at price p. Orders are (price, qty) or
+    (price, qty, owner); two orders of the same owner (STP: one account or trade group) never
+    match each other, so the executable volume is the maximum flow of the transport problem
+    "buyers → sellers of another owner": min(B, S, min over owners g of B + S − b_g − s_g)
+    (cut all buyers, all sellers, or everything but one owner's two sides)."""
+    bv = sv = 0
+    per: dict[object, list[int]] = {}
+    for o in buys:
+        if o[0] >= p:
+            bv += o[1]
+            if len(o) > 2:
+                per.setdefault(o[2], [0, 0])[0] += o[1]
+    for o in sells:
+        if o[0] <= p:
+            sv += o[1]
+            if len(o) > 2:
+                per.setdefault(o[2], [0, 0])[1] += o[1]
+    vol = min(bv, sv)
+    for bg, sg in per.values():
+        if bg and sg:
+            vol = min(vol, bv + sv - bg - sg)
+    return bv, sv, vol
 
 
 def auction_price(buys, sells, reference: int | None) -> tuple[int, int] | None:
     """The uncrossing price and its executable volume, or None if the book does not cross.
 
-    Rule: maximum executable volume; then minimum imbalance |buy − sell volume|; then the
+    Rule: maximum executable volume (with STP: orders of one owner never match each other,
+    see :func:`executable_volume`); then minimum imbalance |buy − sell volume|; then the
     price closest to ``reference`` (ticks); then the lower price. Candidates are every limit
     price plus, in each gap between two consecutive limit prices, the point of the gap
     closest to the reference (its lowest point without one): volume and imbalance are
     constant inside a gap, so the result equals a scan over every tick."""
-    prices = sorted({p for p, _ in buys} | {p for p, _ in sells})
+    prices = sorted({o[0] for o in buys} | {o[0] for o in sells})
     if not prices:
         return None
     cands = set(prices)
@@ -202,8 +212,7 @@ def auction_price(buys, sells, reference: int | None) -> tuple[int, int] | None:
             cands.add(a + 1 if reference is None else min(max(reference, a + 1), b - 1))
     best = None
     for p in cands:
-        bv, sv = auction_volumes(buys, sells, p)
-        vol = min(bv, sv)
+        bv, sv, vol = executable_volume(buys, sells, p)
         if vol <= 0:
             continue
         key = (-vol, abs(bv - sv), abs(p - reference) if reference is not None else 0, p)
@@ -213,22 +222,50 @@ def auction_price(buys, sells, reference: int | None) -> tuple[int, int] | None:
 
 
 def auction_fills(buys, sells, price: int, volume: int) -> list[tuple[object, object, int]]:
-    """Pair the orders that execute at ``price``: buys (key, limit, qty) in priority order
-    (higher price, then earlier), sells likewise (lower price, then earlier), ``volume`` lots
-    in all. Returns (buy key, sell key, qty) in execution order."""
+    """Pair the orders that execute at ``price``: buys (key, limit, qty[, owner]) in priority
+    order (higher price, then earlier), sells likewise (lower price, then earlier), ``volume``
+    lots in all. Returns (buy key, sell key, qty) in execution order.
+
+    Each buy takes from the sells in priority order, skipping sells of its own owner, and
+    never takes so much from one sell that ``volume`` could no longer be reached: after a
+    fill of q between owners i and j the rest can still execute T − q iff q ≤ C_g − T for
+    every other owner g (C_g = B + S − b_g − s_g, see :func:`executable_volume`). Those
+    bounds only tighten as fills are made, so one pass in priority order reaches ``volume``."""
+    bi = [[o[0], o[2], o[3] if len(o) > 3 else ("buy", n)] for n, o in enumerate(buys) if o[1] >= price]
+    si = [[o[0], o[2], o[3] if len(o) > 3 else ("sell", n)] for n, o in enumerate(sells) if o[1] <= price]
+    bv, sv = sum(o[1] for o in bi), sum(o[1] for o in si)
+    gb: dict[object, int] = {}
+    gs: dict[object, int] = {}
+    for _, q, g in bi:
+        gb[g] = gb.get(g, 0) + q
+    for _, q, g in si:
+        gs[g] = gs.get(g, 0) + q
+
+    def slack() -> list[tuple[int, object]]:
+        """The three owners with the least C_g − T (only owners on both sides can bind)."""
+        both = [(bv + sv - gb[g] - gs[g] - left, g) for g in gb.keys() & gs.keys()]
+        return sorted(both, key=lambda x: x[0])[:3]
+
     out = []
-    bi = [[k, p, q] for k, p, q in buys if p >= price]
-    si = [[k, p, q] for k, p, q in sells if p <= price]
-    i = j = 0
     left = volume
-    while left > 0 and i < len(bi) and j < len(si):
-        q = min(bi[i][2], si[j][2], left)
-        out.append((bi[i][0], si[j][0], q))
-        bi[i][2] -= q
-        si[j][2] -= q
-        left -= q
-        if bi[i][2] == 0:
-            i += 1
-        if si[j][2] == 0:
-            j += 1
+    tight = slack()
+    for buy in bi:
+        for sell in si:
+            if left == 0 or buy[1] == 0:
+                break
+            if sell[1] == 0 or buy[2] == sell[2]:
+                continue
+            bound = next((c for c, g in tight if g != buy[2] and g != sell[2]), left)
+            q = min(buy[1], sell[1], left, bound)
+            if q <= 0:
+                continue
+            out.append((buy[0], sell[0], q))
+            buy[1] -= q
+            sell[1] -= q
+            bv, sv, left = bv - q, sv - q, left - q
+            gb[buy[2]] -= q
+            gs[sell[2]] -= q
+            tight = slack()
+    if left:
+        raise RuntimeError(f"auction fills reached {volume - left} of {volume} lots")  # pragma: no cover — see the docstring
     return out

@@ -47,6 +47,7 @@ class Batch:
     halt: dict | None = None  # set when a print outside the band stopped this batch
     reopening: bool = False  # this batch ran the reopening auction: no second halt in it
     halt_events: list = field(default_factory=list)
+    armed: tuple | None = None  # (book, reopening, band tracker) the C band was last armed for
 
 
 # A fill of the call auction, shaped like the C book's TRADE event for ``_trade``.
@@ -64,8 +65,7 @@ class BookMatcher:
         for o in cancels:
             self._current = o.id
             self._cancel(b, o)
-        # The band check reads the book, so with a band every command goes to C at once.
-        b.defer = self.batch_book_calls and self.band is None
+        b.defer = self.batch_book_calls
         for o in news:
             if b.halt is not None:
                 break  # halted: the rest of the batch stays PENDING_NEW, queued for the auction
@@ -89,14 +89,6 @@ class BookMatcher:
         b.dirty[o.id] = o
 
     def _new(self, b: Batch, o: Order) -> None:
-        if (
-            self.band is not None and o.type not in Order.STOP_TYPES and self.market.status == Market.Status.TRADING
-            and market_session_is_open(market=self.market, now=b.now) and self._breaks_band(b, o)
-        ):
-            if b.halt is not None:
-                return  # not printed, not sequenced: the order waits (PENDING_NEW) for the auction
-            self._outside_band(b, o)
-            return
         b.seq += 1
         o.engine_seq = b.seq
         b.dirty[o.id] = o
@@ -107,7 +99,10 @@ class BookMatcher:
             self._reject(o, "session_closed")
         elif o.type in Order.STOP_TYPES:
             self._flush(b)  # the trigger check needs the last price of every earlier command
-            if b.last_price is not None and nb.stop_would_trigger(o, b.last_price):
+            if b.halt is not None:  # an earlier command of the run halted the market: o waits
+                o.engine_seq = None
+                b.dirty.pop(o.id, None)
+            elif b.last_price is not None and nb.stop_would_trigger(o, b.last_price):
                 self._reject(o, "would_trigger_immediately")
             else:
                 o.status = S.PENDING_TRIGGER
@@ -118,33 +113,42 @@ class BookMatcher:
             if not b.pending:  # deferred only while the stop book is empty: nothing to trigger
                 self._run_triggers(b)
 
-    def _outside_band(self, b: Batch, o: Order) -> None:
-        """In the reopening batch an order that would print outside the band again (it has
-        had its pause) expires instead of halting the market once more — else a market order
-        too big for the book would halt it forever."""
-        b.seq += 1
-        o.engine_seq = b.seq
-        o.status = S.EXPIRED
-        o.reject_reason = "outside_band"
-        b.dirty[o.id] = o
+    def _arm_band(self, b: Batch) -> None:
+        """Give the C book the band in force (the tracker's windows at the batch's ``now``)
+        before its first call of the batch: the book refuses any new order that would print
+        outside it and moves the band with every print, as the tracker does in :meth:`_trade`
+        — so one arming per batch (and per new book) keeps both equal. In the reopening batch
+        a refused order is skipped (it expires); otherwise the first refusal halts."""
+        key = (self.book, b.reopening, self.band)
+        if b.armed == key:
+            return  # armed in this batch already: the book has moved the band with its own prints
+        b.armed = key
+        mode = nb.BandMode.SKIP if b.reopening else nb.BandMode.HALT
+        self.book.set_band(None if self.band is None else self.band.state(b.now, self.units.tick, mode))
 
-    def _breaks_band(self, b: Batch, o: Order) -> bool:
-        """Would order ``o`` print outside the band in force? If so, record the halt in
-        ``b.halt`` (the caller then leaves the order untouched; not in a reopening batch,
-        see :meth:`_outside_band`) and say True."""
-        band = self.band.band(b.now)
-        if band is None:
+    def _refused(self, b: Batch, o: Order, e, later: list[Order]) -> bool:
+        """The C book refused order ``o``: it would print outside the band (at ``e.price``).
+        In the reopening batch the order expires (it has had its pause, and one market order
+        too big for the book must not keep the market halted forever). Otherwise the market
+        halts: ``o`` and the ``later`` orders of the run are left exactly as they were —
+        PENDING_NEW (or PENDING_TRIGGER), no engine sequence number — queued for the auction.
+        Returns True when the batch halts."""
+        if b.reopening:
+            o.status = S.EXPIRED
+            o.reject_reason = "outside_band"
+            b.dirty[o.id] = o
             return False
-        cmd = self._command(o)
-        if cmd is None:
-            return False
-        lo, hi = halts.band_ticks(band, self.units.tick)
-        outside = halts.first_print_outside(self.book, cmd, lo, hi)
-        if outside is None:
-            return False
-        if not b.reopening:
-            b.halt = {"order_id": o.id, "price": self.units.price(outside), "band": band}
+        b.halt = {"order_id": o.id, "price": self.units.price(e.price), "band": self.band.limits(b.now, self.units.tick)}
+        b.seq = o.engine_seq - 1  # the run's orders were numbered one after another
+        for x in (o, *later):
+            x.engine_seq = None
+            b.dirty.pop(x.id, None)
         return True
+
+    @staticmethod
+    def _band_refusal(events) -> object | None:
+        e = events[0] if events else None
+        return e if e is not None and e.kind == nb.EventKind.REJECTED and e.reason == nb.Reason.OUTSIDE_BAND else None
 
     @staticmethod
     def _reject(o: Order, reason: str) -> None:
@@ -158,13 +162,29 @@ class BookMatcher:
         commands (a stop order, a trigger check) flushes first, so the outcome equals one call
         per order in the same sequence."""
         cmd = self._command(o)
-        if cmd is None:
+        if cmd is None:  # a quote budget below one quote unit: it ends without the book
+            self._flush(b)  # (after the earlier commands: one of them may halt the market)
+            if b.halt is None:
+                o.status = S.EXPIRED
+            else:
+                o.engine_seq = None
+                b.dirty.pop(o.id, None)
             return
         if b.defer and not len(self.stops):
             b.pending.append((o, cmd))
             return
         self._flush(b)
-        self._apply(b, o, nb.submit_one(self.book, cmd))
+        if b.halt is not None:
+            o.engine_seq = None
+            b.dirty.pop(o.id, None)
+            return
+        self._arm_band(b)
+        events = nb.submit_one(self.book, cmd)
+        refusal = self._band_refusal(events)
+        if refusal is not None:
+            self._refused(b, o, refusal, [])
+            return
+        self._apply(b, o, events)
 
     def _command(self, o: Order) -> tuple | None:
         """The book command of a new (or just triggered) order; None if it ends at once."""
@@ -177,7 +197,6 @@ class BookMatcher:
         if o.quote_order_qty is not None:
             budget = u.quote_units_floor(o.quote_order_qty)
             if budget <= 0:
-                o.status = S.EXPIRED
                 return None
             return nb.market_quote_command(o.id, owner, budget, stp)
         if o.side == Order.Side.BUY:
@@ -193,10 +212,16 @@ class BookMatcher:
         if not pending:
             return
         b.pending = []
+        self._arm_band(b)
         if len(pending) == 1:
             o, cmd = pending[0]
             self._current = o.id
-            self._apply(b, o, nb.submit_one(self.book, cmd))
+            events = nb.submit_one(self.book, cmd)
+            refusal = self._band_refusal(events)
+            if refusal is None:
+                self._apply(b, o, events)
+            else:
+                self._refused(b, o, refusal, [])
             return
         self._current = None  # a failure of the whole call names no single order
         events = nb.execute(self.book, [cmd for _, cmd in pending])
@@ -215,7 +240,11 @@ class BookMatcher:
                 while end < n and not (events[end].order_id == next_id and events[end].kind in starts):
                     end += 1
             self._current = o.id
-            self._apply(b, o, events[start:end])
+            first = events[start]
+            if first.reason != nb.Reason.OUTSIDE_BAND or first.kind != nb.EventKind.REJECTED:
+                self._apply(b, o, events[start:end])
+            elif self._refused(b, o, first, [p for p, _ in pending[i + 1:]]):
+                break  # the book stopped at the refusal (BandMode.HALT): the rest is queued
             start = end
 
     def _apply(self, b: Batch, taker: Order, events) -> None:
@@ -360,12 +389,6 @@ class BookMatcher:
                 if b.halt is not None:
                     return  # the rest stay PENDING_TRIGGER in the database; the book is rebuilt
                 o = self.orders.pop(order_id)
-                if self.band is not None and self._breaks_band(b, o):
-                    if b.halt is not None:
-                        return
-                    o.triggered_at = b.now
-                    self._outside_band(b, o)
-                    continue
                 b.seq += 1
                 o.engine_seq = b.seq
                 o.triggered_at = b.now
@@ -374,11 +397,31 @@ class BookMatcher:
 
     # --- the reopening call auction ------------------------------------------------------
 
+    @staticmethod
+    def in_auction(o: Order) -> bool:
+        """Does a queued order take part in the reopening call auction (docs/halts.md)?
+        Limit orders GTC and IOC (LIMIT_MAKER included) and market orders by quantity do;
+        FOK limits (all-or-none has no place in a volume-maximising uncross), market buys by
+        quote amount (their quantity depends on the price) and stop orders trade
+        continuously right after the auction."""
+        if o.type in (Order.Type.LIMIT, Order.Type.LIMIT_MAKER):
+            return o.time_in_force != Order.TimeInForce.FOK
+        return o.type == Order.Type.MARKET and o.quote_order_qty is None
+
+    def _auction_limit(self, o: Order) -> int:
+        """The price (ticks) up to which an order takes part in the auction: its limit; for a
+        market buy its protection price (its hold's bound); for a market sell one tick."""
+        if o.price is not None and o.type != Order.Type.MARKET:
+            return self.units.ticks(o.price)
+        return self.units.ticks(o.protection_price) if o.side == Order.Side.BUY else 1
+
     def _auction(self, b: Batch, news: list[Order], ref: Decimal | None) -> tuple[Decimal, Decimal] | None:
-        """Uncross the book plus the queued limit orders ``news`` at one price (see
-        :func:`trading.engine.halts.auction_price` for the rule), then rebuild the C book from
-        what rests. Returns (price, volume), or None if nothing crossed. Every fill is a
-        normal trade (fees, settlement); the order that arrived later is the taker."""
+        """Uncross the resting book plus the queued orders ``news`` (see :meth:`in_auction`) at
+        one price (see :func:`trading.engine.halts.auction_price` for the rule; orders of one
+        STP owner never match each other), then rebuild the C book from what rests. Returns
+        (price, volume), or None if nothing crossed. Every fill is a normal trade (fees,
+        settlement); the order that arrived later is the taker. IOC and market remainders
+        expire at the uncross; GTC remainders rest."""
         u = self.units
         for o in news:
             b.seq += 1
@@ -387,17 +430,21 @@ class BookMatcher:
             o.working_at = b.now
             b.dirty[o.id] = o
             self.orders[o.id] = o
-        resting = [o for o in self.orders.values() if o.status in Order.RESTING_STATUSES]
-        buys = sorted((o for o in resting if o.side == Order.Side.BUY), key=lambda o: (-o.price, o.engine_seq))
-        sells = sorted((o for o in resting if o.side == Order.Side.SELL), key=lambda o: (o.price, o.engine_seq))
+        book = [o for o in self.orders.values() if o.status in Order.RESTING_STATUSES]
+        limit = {o.id: self._auction_limit(o) for o in book}
+        buys = sorted((o for o in book if o.side == Order.Side.BUY), key=lambda o: (-limit[o.id], o.engine_seq))
+        sells = sorted((o for o in book if o.side == Order.Side.SELL), key=lambda o: (limit[o.id], o.engine_seq))
         ref_ticks = None if ref is None else int((ref / u.tick).to_integral_value())
-        found = halts.auction_price([(u.ticks(o.price), u.lots(o.remaining_qty)) for o in buys], [(u.ticks(o.price), u.lots(o.remaining_qty)) for o in sells], ref_ticks)
+        found = halts.auction_price(
+            [(limit[o.id], u.lots(o.remaining_qty), stp_owner(o)) for o in buys],
+            [(limit[o.id], u.lots(o.remaining_qty), stp_owner(o)) for o in sells], ref_ticks,
+        )
         result = None
         if found is not None:
             price_t, volume = found
             fills = halts.auction_fills(
-                [(o, u.ticks(o.price), u.lots(o.remaining_qty)) for o in buys],
-                [(o, u.ticks(o.price), u.lots(o.remaining_qty)) for o in sells], price_t, volume,
+                [(o, limit[o.id], u.lots(o.remaining_qty), stp_owner(o)) for o in buys],
+                [(o, limit[o.id], u.lots(o.remaining_qty), stp_owner(o)) for o in sells], price_t, volume,
             )
             for buy, sell, q in fills:
                 taker, maker = (buy, sell) if buy.engine_seq > sell.engine_seq else (sell, buy)
@@ -410,13 +457,38 @@ class BookMatcher:
                     taker.status = S.PARTIALLY_FILLED
                 b.dirty[taker.id] = taker
             result = (u.price(price_t), u.qty(volume))
-        book = nb.new_book()
-        for o in sorted((o for o in self.orders.values() if o.status in Order.RESTING_STATUSES), key=lambda o: o.engine_seq):
-            events = book.add_limit(o.id, o.user_id, nb.side(o.side), u.ticks(o.price), u.lots(o.remaining_qty), nb.TimeInForce.GTC, False, nb.StpMode.NONE)
-            if any(e.kind != nb.EventKind.ACCEPTED for e in events):
-                raise RuntimeError(f"{self.symbol}: the book is still crossed after the auction at order {o.id}: {events}")
-        self.book = book
+        for o in news:  # IOC and market orders do not rest: their remainder expires
+            gtc = o.type != Order.Type.MARKET and o.time_in_force == Order.TimeInForce.GTC
+            if not gtc and o.status in Order.RESTING_STATUSES:
+                o.status = S.EXPIRED
+                self.orders.pop(o.id, None)
+        self._rebuild_after_auction(b)
         self._current = None
         return result
+
+    def _rebuild_after_auction(self, b: Batch) -> None:
+        """A new C book from what rests, in engine-sequence order. The uncross leaves no two
+        orders of different owners crossing; orders of one owner (kept apart by STP in the
+        auction) may still cross each other: such an order is entered like a continuous
+        order — the later one is the taker, its own STP mode decides, the band applies."""
+        u = self.units
+        self.book = nb.new_book()
+        for o in sorted((o for o in self.orders.values() if o.status in Order.RESTING_STATUSES), key=lambda o: o.engine_seq):
+            ticks, lots, side = u.ticks(o.price), u.lots(o.remaining_qty), nb.side(o.side)
+            opposite = self.book.best_ask() if side == nb.Side.BUY else self.book.best_bid()
+            if opposite is None or (opposite[0] > ticks if side == nb.Side.BUY else opposite[0] < ticks):
+                self.book.add_limit(o.id, stp_owner(o), side, ticks, lots, nb.TimeInForce.GTC, False, nb.StpMode.NONE)
+                continue
+            self._current = o.id
+            self._arm_band(b)
+            events = nb.submit_one(self.book, nb.limit_command(o.id, stp_owner(o), side, ticks, lots, nb.TimeInForce.GTC, False, nb.stp(o.stp_mode)))
+            refusal = self._band_refusal(events)
+            if refusal is not None:
+                self.orders.pop(o.id, None)
+                self._refused(b, o, refusal, [])  # the reopening batch: it expires
+            else:
+                self._apply(b, o, events)
+                if o.status not in Order.RESTING_STATUSES:  # ended by its own STP mode
+                    self.orders.pop(o.id, None)
 
     # --- writing -------------------------------------------------------------------------

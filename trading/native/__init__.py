@@ -15,6 +15,8 @@ without it, importing this package still works but ``OrderBook()`` raises
 """
 from .book import CommandBuffer, EventBuffer, OrderBook
 from .types import (
+    BandMode,
+    BandState,
     BadSnapshot,
     BufferTooSmall,
     Busy,
@@ -40,7 +42,7 @@ from .types import (
 )
 
 __all__ = [
-    "BadSnapshot", "BufferTooSmall", "Busy", "Command", "CommandBuffer", "CommandType",
+    "BadSnapshot", "BandMode", "BandState", "BufferTooSmall", "Busy", "Command", "CommandBuffer", "CommandType",
     "DuplicateOrderId", "Event", "EventBuffer", "EventKind", "InvalidArgument", "InvalidPrice",
     "InvalidQuantity", "NativeExtensionMissing", "Order", "OrderBook", "OrderBookError",
     "OutOfMemory", "Overflow", "Reason", "ResultCode", "Side", "StpMode", "TimeInForce",

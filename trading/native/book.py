@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 
 from .types import (
     KINDS,
+    BandState,
     REASONS,
     SIDES,
     BufferTooSmall,
@@ -43,6 +44,7 @@ EVENT_SIZE = 72
 COMMAND_SIZE = 40
 _EVENT = struct.Struct("<8q3B5x")
 _COMMAND = struct.Struct("<5B3x4q")
+_BAND = struct.Struct("<6q4iB7x")  # ob_band, 72 bytes
 _MORE = ResultCode.MORE
 _tuple_new = tuple.__new__
 
@@ -187,6 +189,8 @@ class OrderBook:
         self._cmd = ffi.from_buffer("ob_command *", self._cmdbytes)
         self._n = ffi.new("size_t *")
         self._consumed = ffi.new("size_t *")
+        self._bandbytes = bytearray(_BAND.size)
+        self._band = ffi.from_buffer("ob_band *", self._bandbytes)
 
     # ---- commands, one call each --------------------------------------------
 
@@ -289,8 +293,43 @@ class OrderBook:
                 _raise(r)
             out._len += nout[0]
             done += consumed[0]
-            if r == _MORE and not lib.ob_pending(book):
+            if r == 0:  # all applied, or a band refusal (OB_BAND_HALT) ended the batch
+                return out
+            if not lib.ob_pending(book):
                 out._grow()
+
+    # ---- volatility band ----------------------------------------------------------
+
+    def set_band(self, state: BandState | None) -> None:
+        """Arm the volatility band with ``state`` (or disarm it: None). While armed, a new
+        order that would print outside the band in force is refused whole: one REJECTED
+        event, reason ``OUTSIDE_BAND``, price = the first print outside; in ``execute`` a
+        refusal under ``BandMode.HALT`` ends the batch (later commands are not applied)."""
+        if state is None:
+            r = lib.ob_band_set(self._book, ffi.NULL)
+        else:
+            try:
+                _BAND.pack_into(self._bandbytes, 0, *state)
+            except struct.error as exc:
+                raise Overflow(f"a band field is out of range: {exc}") from None
+            r = lib.ob_band_set(self._book, self._band)
+        if r != 0:
+            _raise(r)
+
+    def band(self) -> BandState | None:
+        """The band state now (every print since ``set_band`` moved it), or None."""
+        out = ffi.new("ob_band *")
+        if not lib.ob_band_get(self._book, out):
+            return None
+        return BandState(*_BAND.unpack(bytes(ffi.buffer(out))))
+
+    def band_range(self) -> tuple[int, int] | None:
+        """(lo, hi) in force now, inclusive ticks, as the C book computes it; None = no band."""
+        out = ffi.new("ob_band *")
+        lohi = ffi.new("int64_t[2]")
+        if not lib.ob_band_get(self._book, out) or not lib.ob_band_limits(out, lohi, lohi + 1):
+            return None
+        return (lohi[0], lohi[1])
 
     # ---- queries ----------------------------------------------------------------
 

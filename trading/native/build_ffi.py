@@ -62,6 +62,9 @@ typedef enum ob_result {
 #define OB_REASON_STP_EXPIRE_MAKER ...
 #define OB_REASON_STP_EXPIRE_BOTH ...
 #define OB_REASON_STP_DECREMENT ...
+#define OB_REASON_OUTSIDE_BAND ...
+#define OB_BAND_HALT ...
+#define OB_BAND_SKIP ...
 #define OB_REASON_REJECT_BASE ...
 
 typedef struct ob_command {
@@ -80,6 +83,12 @@ typedef struct ob_level_info { int64_t price; int64_t qty; int64_t count; } ob_l
 typedef struct ob_order_info {
     int64_t order_id; int64_t owner; int64_t price; int64_t remaining; uint8_t side; uint8_t pad[7];
 } ob_order_info;
+
+typedef struct ob_band {
+    int64_t last; int64_t ref_sum; int64_t ref_count; int64_t high; int64_t low; int64_t dyn_count;
+    int32_t static_num; int32_t static_den; int32_t dynamic_num; int32_t dynamic_den;
+    uint8_t mode; uint8_t pad[7];
+} ob_band;
 
 typedef struct ob_book ob_book;
 
@@ -100,6 +109,9 @@ uint64_t ob_sequence(const ob_book *book);
 size_t ob_snapshot_size(const ob_book *book);
 ob_result ob_snapshot_write(const ob_book *book, uint8_t *buf, size_t cap, size_t *written);
 ob_result ob_book_restore(const uint8_t *buf, size_t len, ob_book **out);
+ob_result ob_band_set(ob_book *book, const ob_band *band);
+int ob_band_get(const ob_book *book, ob_band *out);
+int ob_band_limits(const ob_band *band, int64_t *lo, int64_t *hi);
 """
 
 ffibuilder = FFI()

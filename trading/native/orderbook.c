@@ -19,6 +19,11 @@
  *   - every level in a side array has count >= 1;
  *   - the book is never crossed: best bid < best ask;
  *   - a paused command (b->pending) blocks every other mutation.
+ *
+ * Volatility band (optional, ob_band_set): before a new order matches, a read-only walk
+ * of the opposite side -- the match loop without writes, STP and FOK included -- finds
+ * the first price it would print; one outside [lo, hi] refuses the order whole. Every
+ * print then adds its price to the band state (band_print).
  */
 #include "orderbook.h"
 
@@ -89,6 +94,10 @@ struct ob_book {
     id_map ids;
     size_t n_orders;
     uint64_t seq;
+    /* volatility band (ob_band_set); has_band = 0: none */
+    ob_band band;
+    int has_band;
+    int band_stop;   /* set by a refusal in mode OB_BAND_HALT; read by ob_execute_batch */
     /* matching state; valid while a command runs or is paused */
     taker t;
     int pending;
@@ -413,6 +422,98 @@ static int fok_fillable(const ob_book *b, const taker *t) {
     return 0;
 }
 
+/* ---- volatility band ----------------------------------------------------- */
+
+typedef __int128 i128;
+
+static inline i128 floor_div(i128 a, i128 d) { /* d > 0 */
+    i128 q = a / d;
+    return (a % d != 0 && a < 0) ? q - 1 : q;
+}
+static inline i128 ceil_div(i128 a, i128 d) { /* d > 0 */
+    i128 q = a / d;
+    return (a % d != 0 && a > 0) ? q + 1 : q;
+}
+static inline int64_t clamp64(i128 v) {
+    return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : (int64_t)v;
+}
+
+int ob_band_limits(const ob_band *bd, int64_t *lo, int64_t *hi) {
+    if (!bd || bd->last <= 0 || bd->static_den <= 0 || bd->dynamic_den <= 0) return 0;
+    i128 rn = bd->ref_count ? bd->ref_sum : bd->last, rd = bd->ref_count ? bd->ref_count : 1;
+    i128 h = bd->dyn_count ? bd->high : bd->last, l = bd->dyn_count ? bd->low : bd->last;
+    i128 s = (i128)100 * bd->static_den, x = (i128)100 * bd->dynamic_den;
+    i128 lo_s = ceil_div(rn * (s - bd->static_num), rd * s);
+    i128 hi_s = floor_div(rn * (s + bd->static_num), rd * s);
+    i128 lo_d = ceil_div(l * (x - bd->dynamic_num), x);
+    i128 hi_d = floor_div(h * (x + bd->dynamic_num), x);
+    if (lo) *lo = clamp64(lo_s > lo_d ? lo_s : lo_d);
+    if (hi) *hi = clamp64(hi_s < hi_d ? hi_s : hi_d);
+    return 1;
+}
+
+/* A print at p joins both windows. */
+static void band_print(ob_band *bd, int64_t p) {
+    bd->last = p;
+    if (bd->ref_sum <= INT64_MAX - p) { /* documented bound: the sum stays below 2^63 */
+        bd->ref_sum += p;
+        bd->ref_count++;
+    }
+    if (bd->dyn_count == 0 || p > bd->high) bd->high = p;
+    if (bd->dyn_count == 0 || p < bd->low) bd->low = p;
+    bd->dyn_count++;
+}
+
+/* The first price a new order would print at outside [lo, hi]: the match loop of
+ * run_taker without writes. Returns 1 and *at if there is one, else 0. */
+static int first_print_outside(const ob_book *b, const taker *t, int64_t lo, int64_t hi, int64_t *at) {
+    if (t->type == T_LIMIT && t->tif == OB_FOK && !fok_fillable(b, t)) return 0; /* expires unprinted */
+    const side_book *s = &b->sides[!t->side];
+    int quote = t->type == T_QUOTE;
+    int64_t rem = t->rem;
+    for (uint32_t k = s->n; k-- > 0;) {
+        const level *lv = &b->levels[s->lv[k]];
+        int64_t p = lv->price;
+        if (t->type == T_LIMIT && !crosses(t->side, p, t->price)) return 0;
+        if (t->stp == OB_STP_NONE) {
+            int64_t avail = quote ? rem / p : rem;
+            if (avail == 0) return 0;
+            if (p < lo || p > hi) { *at = p; return 1; }
+            int64_t q = avail < lv->total ? avail : lv->total;
+            rem -= quote ? q * p : q;
+            if (rem == 0) return 0;
+            continue;
+        }
+        for (uint32_t ni = lv->head; ni != NIL; ni = b->nodes[ni].next) {
+            const node *m = &b->nodes[ni];
+            int64_t avail = quote ? rem / p : rem;
+            if (avail == 0) return 0;
+            int64_t q = avail < m->qty ? avail : m->qty;
+            if (m->owner == t->owner) {
+                if (t->stp == OB_STP_EXPIRE_MAKER) continue;
+                if (t->stp != OB_STP_DECREMENT) return 0; /* EXPIRE_TAKER / EXPIRE_BOTH: ends */
+            } else if (p < lo || p > hi) {
+                *at = p;
+                return 1;
+            }
+            rem -= quote ? q * p : q; /* a fill, or a decrement: both use up the taker */
+            if (rem == 0) return 0;
+        }
+    }
+    return 0;
+}
+
+/* With a band armed: refuse a new order that would print outside it (one REJECTED event,
+ * nothing changed) and say 1; else 0. */
+static int band_refuses(ob_book *b, const taker *t, int64_t qty_shown) {
+    int64_t lo, hi, at;
+    if (!b->has_band || !ob_band_limits(&b->band, &lo, &hi)) return 0;
+    if (!first_print_outside(b, t, lo, hi, &at)) return 0;
+    emit(b, OB_EV_REJECTED, OB_REASON_OUTSIDE_BAND, t->id, t->side, t->owner, at, qty_shown, 0);
+    if (b->band.mode == OB_BAND_HALT) b->band_stop = 1;
+    return 1;
+}
+
 /* Run (or continue) the current taker until done or the buffer is nearly full.
  * Every step writes at most 2 events and the final step 1, so a step starts only
  * with >= 3 free slots. */
@@ -490,6 +591,7 @@ static ob_result run_taker(ob_book *b) {
         e->reason = OB_REASON_NONE;
         e->side = t->side;
         memset(e->pad, 0, sizeof e->pad);
+        if (b->has_band) band_print(&b->band, p);
         if (m->qty == 0) {
             /* fast path of unlink_order for the head of the best level */
             lv->head = m->next;
@@ -534,8 +636,7 @@ static int level_would_overflow(const ob_book *b, int side, int64_t price, int64
     return b->levels[li].total - minus > INT64_MAX - qty;
 }
 
-static ob_result start_taker(ob_book *b, int type, const ob_command *c, int64_t owner, int side) {
-    taker *t = &b->t;
+static void taker_init(taker *t, int type, const ob_command *c, int64_t owner, int side) {
     t->id = c->order_id;
     t->owner = owner;
     t->side = (uint8_t)side;
@@ -544,6 +645,12 @@ static ob_result start_taker(ob_book *b, int type, const ob_command *c, int64_t 
     t->rem = c->qty;
     t->tif = type == T_LIMIT ? c->tif : OB_IOC;
     t->stp = c->stp;
+}
+
+static ob_result start_taker(ob_book *b, int type, const ob_command *c, int64_t owner, int side) {
+    taker *t = &b->t;
+    taker_init(t, type, c, owner, side);
+    if (band_refuses(b, t, c->qty)) return OB_OK;
     b->seq++;
     emit(b, OB_EV_ACCEPTED, OB_REASON_NONE, t->id, side, owner, t->price, t->rem, t->rem);
     if (type == T_LIMIT && t->tif == OB_FOK && !fok_fillable(b, t)) {
@@ -634,10 +741,13 @@ static ob_result apply(ob_book *b, const ob_command *c) {
                 return OB_OK;
             }
         }
-        emit(b, OB_EV_CANCELLED, OB_REASON_REPLACED, n->id, side, owner, old_price, n->qty, 0);
-        unlink_order(b, ni);
         ob_command nc = *c;
         nc.tif = OB_GTC; /* start_taker counts the replace as one command */
+        taker probe; /* the band is checked before the old order leaves the book */
+        taker_init(&probe, T_LIMIT, &nc, owner, side);
+        if (band_refuses(b, &probe, c->qty)) return OB_OK;
+        emit(b, OB_EV_CANCELLED, OB_REASON_REPLACED, n->id, side, owner, old_price, n->qty, 0);
+        unlink_order(b, ni);
         return start_taker(b, T_LIMIT, &nc, owner, side);
     }
     default:
@@ -687,13 +797,41 @@ ob_result ob_execute_batch(ob_book *b, const ob_command *cmds, size_t n, ob_even
     ob_result r = OB_OK;
     for (; i < n; i++) {
         if (b->cap - b->n < OB_MIN_EVENTS) { r = OB_MORE; break; }
+        b->band_stop = 0;
         ob_result ar = apply(b, &cmds[i]);
         if (ar == OB_MORE) { i++; r = OB_MORE; break; }
         if (ar != OB_OK) emit_reject(b, &cmds[i], OB_REASON_REJECT_BASE + (int)ar);
+        if (b->band_stop) { i++; break; } /* OB_BAND_HALT: the refused command ends the batch */
     }
     *n_events = b->n;
     *n_consumed = i;
     return r;
+}
+
+/* ---- volatility band (public) --------------------------------------------- */
+
+ob_result ob_band_set(ob_book *b, const ob_band *band) {
+    if (!b) return OB_ERR_INVALID_ARGUMENT;
+    if (b->pending) return OB_ERR_BUSY;
+    if (!band) {
+        b->has_band = 0;
+        return OB_OK;
+    }
+    if (band->ref_sum < 0 || band->ref_count < 0 || band->dyn_count < 0 || band->static_num < 0 ||
+        band->dynamic_num < 0 || band->static_den <= 0 || band->dynamic_den <= 0 ||
+        band->mode > OB_BAND_SKIP || ((band->ref_count || band->dyn_count) && band->last <= 0) ||
+        (band->dyn_count && (band->low <= 0 || band->low > band->high)))
+        return OB_ERR_INVALID_ARGUMENT;
+    b->band = *band;
+    memset(b->band.pad, 0, sizeof b->band.pad);
+    b->has_band = 1;
+    return OB_OK;
+}
+
+int ob_band_get(const ob_book *b, ob_band *out) {
+    if (!b || !out || !b->has_band) return 0;
+    *out = b->band;
+    return 1;
 }
 
 /* ---- queries ------------------------------------------------------------- */

@@ -9,6 +9,8 @@
  *   - event records written into a caller-provided buffer (no callbacks), with a
  *     pause/resume protocol so that a bounded buffer never loses events;
  *   - a batch entry point, best bid/ask, aggregated depth, order lookup;
+ *   - an optional volatility band: a new order that would print outside the band in
+ *     force is refused whole (nothing of it prints), and every print moves the band;
  *   - snapshot and restore of the whole book with time priority preserved.
  *
  * Units: prices are int64 ticks (> 0), quantities int64 lots (> 0). The quote
@@ -104,8 +106,16 @@ enum {
     OB_REASON_STP_EXPIRE_MAKER = 10,
     OB_REASON_STP_EXPIRE_BOTH = 11,
     OB_REASON_STP_DECREMENT = 12,
+    OB_REASON_OUTSIDE_BAND = 13, /* REJECTED: a print would fall outside the volatility band;
+                                    price = the first such print                         */
     /* Reasons of REJECTED events produced by the batch API: reason = 100 + ob_result. */
     OB_REASON_REJECT_BASE = 100
+};
+
+/* What a band refusal does to the rest of an ob_execute_batch call. */
+enum {
+    OB_BAND_HALT = 0, /* the batch stops after the refused command (the market halts)     */
+    OB_BAND_SKIP = 1  /* the refused command is skipped; the batch goes on               */
 };
 
 #define OB_FLAG_POST_ONLY 1u
@@ -171,6 +181,29 @@ typedef struct ob_order_info {
     uint8_t pad[7];
 } ob_order_info;
 
+/* The volatility band's state (docs/halts.md), prices in ticks. The band in force is
+ * the intersection, bounds inclusive, of
+ *   static:  reference x (1 -/+ static_num/static_den %), the reference being
+ *            ref_sum / ref_count (the mean trade price of the reference window), or
+ *            `last` when that window is empty (ref_count == 0);
+ *   dynamic: [low x (1 - dynamic_num/dynamic_den %), high x (1 + ... %)], high/low of
+ *            the dynamic window, or `last` for both when it is empty (dyn_count == 0);
+ * computed exactly (128-bit integers) and rounded inwards to whole ticks. last <= 0
+ * (no trade yet) means no band. Every print the book makes adds its price to both
+ * windows (the caller owns the clock: windows only shrink between calls). 72 bytes. */
+typedef struct ob_band {
+    int64_t last;        /* last trade price; <= 0: no trade yet, no band               */
+    int64_t ref_sum;     /* sum of the prices in the reference window (< 2^63)           */
+    int64_t ref_count;
+    int64_t high;        /* highest and lowest price of the dynamic window              */
+    int64_t low;
+    int64_t dyn_count;
+    int32_t static_num, static_den;   /* static half-width = num / den percent (den > 0)  */
+    int32_t dynamic_num, dynamic_den; /* dynamic widening = num / den percent (den > 0)   */
+    uint8_t mode;        /* OB_BAND_HALT / OB_BAND_SKIP                                  */
+    uint8_t pad[7];
+} ob_band;
+
 /* ---- the book ---------------------------------------------------------- */
 
 typedef struct ob_book ob_book;
@@ -197,13 +230,36 @@ int ob_pending(const ob_book *book);
 /* Apply n commands in order. A refused command does not abort the batch: it
  * yields one REJECTED event with reason OB_REASON_REJECT_BASE + its ob_result.
  * *n_consumed is the number of commands started. Returns OB_OK when all n were
- * applied; OB_MORE when the buffer filled: drain ev, call ob_resume while
+ * applied, or when an armed band in mode OB_BAND_HALT refused a command (it is the
+ * last one counted in *n_consumed and its REJECTED the last event); OB_MORE when the buffer filled: drain ev, call ob_resume while
  * ob_pending(book), then call again with cmds + *n_consumed. Errors other than
  * OB_ERR_BUFFER_TOO_SMALL / OB_ERR_INVALID_ARGUMENT / OB_ERR_BUSY are reported
  * per command, never for the whole batch. */
 ob_result ob_execute_batch(ob_book *book, const ob_command *cmds, size_t n,
                            ob_event *ev, size_t cap,
                            size_t *n_events, size_t *n_consumed);
+
+/* ---- volatility band --------------------------------------------------- */
+
+/* Arm the band with a copy of *band, or disarm it (band == NULL). While armed, a new
+ * order (LIMIT, MARKET, MARKET_QUOTE, REPLACE) whose match would print at any price
+ * outside [lo, hi] -- the band in force when the command starts -- is refused: one
+ * REJECTED event with reason OB_REASON_OUTSIDE_BAND and price = the first such print;
+ * the book (and a replaced order) is unchanged. The decision simulates the match
+ * exactly: limit price, quantity or quote budget, STP, FOK. In ob_execute_batch, mode
+ * OB_BAND_HALT stops the batch after the refused command (OB_OK with *n_consumed < n).
+ * OB_ERR_INVALID_ARGUMENT for negative counts or sums, den <= 0, num < 0, counts > 0
+ * with last <= 0, low > high, a bad mode; OB_ERR_BUSY while a command is paused.
+ * Not part of a snapshot. */
+ob_result ob_band_set(ob_book *book, const ob_band *band);
+
+/* Copy the band state (moved by every print since ob_band_set) into *out; returns 0
+ * when no band is armed. */
+int ob_band_get(const ob_book *book, ob_band *out);
+
+/* The band in force for state *band: 1 and [*lo, *hi] (inclusive, ticks, clamped to
+ * int64), or 0 when there is no band (last <= 0). Pure; no book needed. */
+int ob_band_limits(const ob_band *band, int64_t *lo, int64_t *hi);
 
 /* ---- queries ----------------------------------------------------------- */
 

@@ -8,11 +8,14 @@ not a goal; clarity is. When the two books disagree, read this file first.
 from __future__ import annotations
 
 import bisect
+import copy
 import struct
 from collections.abc import Iterable
 
 from .types import (
     REASONS,
+    BandMode,
+    BandState,
     REJECT_BASE,
     SIDES,
     BadSnapshot,
@@ -31,6 +34,7 @@ from .types import (
     StpMode,
     TimeInForce,
     UnknownOrderId,
+    band_range,
 )
 
 INT64_MAX = 2**63 - 1
@@ -66,6 +70,7 @@ class ReferenceBook:
         self.levels: tuple[dict[int, list[_Order]], dict[int, list[_Order]]] = ({}, {})
         self.prices: tuple[list[int], list[int]] = ([], [])  # ascending
         self.sequence = 0
+        self.band_state: BandState | None = None  # the volatility band (set_band)
 
     # ---- book structure ---------------------------------------------------------
 
@@ -165,6 +170,8 @@ class ReferenceBook:
             q = min(avail, m.qty)
             m.qty -= q
             rem -= q * p if kind == "quote" else q
+            if self.band_state is not None:
+                self.band_state = self.band_state.printed(p)
             events.append(_ev(EventKind.TRADE, order_id, side, p, q, owner, rem, maker_id=m.id,
                               maker_owner=m.owner, maker_remaining=m.qty))
             if m.qty == 0:
@@ -186,6 +193,23 @@ class ReferenceBook:
             events.append(_ev(EventKind.EXPIRED, order_id, side, price, qty, owner, 0, Reason.FOK_UNFILLABLE))
             return
         self._take(events, kind, order_id, owner, side, price, qty, tif, stp)
+
+    def _band_refuses(self, events, kind, order_id, owner, side, price, qty, tif, stp) -> bool:
+        """With a band armed: run the order on a copy of the book; if any of its prints falls
+        outside the band in force, refuse it (one REJECTED event, nothing changed)."""
+        limits = band_range(self.band_state)
+        if limits is None:
+            return False
+        trial = copy.deepcopy(self)
+        trial.band_state = None
+        trial_events: list[Event] = []
+        trial._start(trial_events, kind, order_id, owner, side, price, qty, tif, stp)
+        lo, hi = limits
+        outside = next((e.price for e in trial_events if e.kind == EventKind.TRADE and not lo <= e.price <= hi), None)
+        if outside is None:
+            return False
+        events.append(_ev(EventKind.REJECTED, order_id, side, outside, qty, owner, 0, Reason.OUTSIDE_BAND))
+        return True
 
     def _level_would_overflow(self, side, price, qty, minus=0) -> bool:
         level = self.levels[side].get(price)
@@ -220,6 +244,8 @@ class ReferenceBook:
                 events.append(_ev(EventKind.REJECTED, order_id, side, price, qty, owner, 0,
                                   Reason.POST_ONLY_WOULD_TAKE))
                 return events
+            if self._band_refuses(events, "limit", order_id, owner, side, price, qty, tif, stp):
+                return events
             self._start(events, "limit", order_id, owner, side, price, qty, tif, stp)
         elif type_ in (CommandType.MARKET, CommandType.MARKET_QUOTE):
             quote = type_ == CommandType.MARKET_QUOTE
@@ -231,6 +257,8 @@ class ReferenceBook:
                 raise InvalidQuantity()
             if order_id in self.orders:
                 raise DuplicateOrderId()
+            if self._band_refuses(events, "quote" if quote else "market", order_id, owner, side, 0, qty, TimeInForce.IOC, stp):
+                return events
             self._start(events, "quote" if quote else "market", order_id, owner, side, 0, qty,
                         TimeInForce.IOC, stp)
         elif type_ == CommandType.CANCEL:
@@ -268,6 +296,8 @@ class ReferenceBook:
                 events.append(_ev(EventKind.REJECTED, order_id, o.side, price, qty, o.owner, 0,
                                   Reason.POST_ONLY_WOULD_TAKE))
                 return events
+            if self._band_refuses(events, "limit", order_id, o.owner, o.side, price, qty, TimeInForce.GTC, stp):
+                return events
             events.append(_ev(EventKind.CANCELLED, o.id, o.side, o.price, o.qty, o.owner, 0, Reason.REPLACED))
             self._remove(o)
             self._start(events, "limit", order_id, o.owner, o.side, price, qty, TimeInForce.GTC, stp)
@@ -303,12 +333,37 @@ class ReferenceBook:
         events: list[Event] = []
         for c in cmds:
             try:
-                events += self.apply(c)
+                got = self.apply(c)
             except OrderBookError as exc:
                 type_, side, tif, post_only, stp, order_id, owner, price, qty = c
                 events.append(_ev(EventKind.REJECTED, order_id, side, price, qty, owner, 0,
                                   REJECT_BASE + exc.code))
+                continue
+            events += got
+            halt = self.band_state is not None and self.band_state.mode == BandMode.HALT
+            if halt and got and got[-1].reason == Reason.OUTSIDE_BAND:
+                break  # BandMode.HALT: the refused command ends the batch
         return events
+
+    # ---- volatility band --------------------------------------------------------------
+
+    def set_band(self, state: BandState | None) -> None:
+        if state is not None:
+            bad = (
+                min(state.ref_sum, state.ref_count, state.dyn_count, state.static_num, state.dynamic_num) < 0
+                or min(state.static_den, state.dynamic_den) <= 0 or state.mode not in (BandMode.HALT, BandMode.SKIP)
+                or ((state.ref_count or state.dyn_count) and state.last <= 0)
+                or (state.dyn_count and not 0 < state.low <= state.high)
+            )
+            if bad:
+                raise InvalidArgument()
+        self.band_state = state
+
+    def band(self) -> BandState | None:
+        return self.band_state
+
+    def band_range(self) -> tuple[int, int] | None:
+        return band_range(self.band_state)
 
     def best_bid(self):
         return self._best(BUY)

@@ -512,6 +512,135 @@ static void test_id_index_survives_random_insert_and_delete(void) {
     ob_book_free(b);
 }
 
+/* ---- volatility band ---------------------------------------------------- */
+
+static ob_band band_at(int64_t last, int mode) {
+    ob_band bd;
+    memset(&bd, 0, sizeof bd);
+    bd.last = last;
+    bd.static_num = 5, bd.static_den = 1;   /* ±5 %  */
+    bd.dynamic_num = 10, bd.dynamic_den = 1; /* ±10 % */
+    bd.mode = (uint8_t)mode;
+    return bd;
+}
+
+static void test_band_limits_are_exact_and_rounded_inwards(void) {
+    int64_t lo = 0, hi = 0;
+    ob_band bd = band_at(10000, OB_BAND_HALT);
+    CHECK(ob_band_limits(&bd, &lo, &hi) == 1 && lo == 9500 && hi == 10500);
+    /* mean 301/3: static [ceil(95.316..), floor(105.35)] = [96, 105]; dynamic [90, 111] */
+    bd = band_at(101, OB_BAND_HALT);
+    bd.ref_sum = 301, bd.ref_count = 3, bd.high = 101, bd.low = 100, bd.dyn_count = 3;
+    CHECK(ob_band_limits(&bd, &lo, &hi) == 1 && lo == 96 && hi == 105);
+    /* 2.5 % = 5/2: [97.5 -> 98, 102.5 -> 102] */
+    bd = band_at(100, OB_BAND_HALT);
+    bd.static_num = 5, bd.static_den = 2;
+    CHECK(ob_band_limits(&bd, &lo, &hi) == 1 && lo == 98 && hi == 102);
+    bd.last = 0;
+    CHECK(ob_band_limits(&bd, &lo, &hi) == 0); /* no trade yet: no band */
+}
+
+static void test_band_refuses_an_order_that_would_print_outside_and_changes_nothing(void) {
+    ob_book *b = ob_book_new(0);
+    CHECK(limit(b, 1, 1, OB_SELL, 104, 1) == OB_OK);
+    CHECK(limit(b, 2, 1, OB_SELL, 110, 1) == OB_OK);
+    ob_band bd = band_at(100, OB_BAND_HALT);
+    CHECK(ob_band_set(b, &bd) == OB_OK);
+    size_t len0;
+    uint8_t *before = snap(b, &len0);
+    CHECK(limit(b, 3, 2, OB_BUY, 110, 2) == OB_OK); /* would print 104 then 110 */
+    CHECK(NEV == 1 && EV[0].kind == OB_EV_REJECTED && EV[0].reason == OB_REASON_OUTSIDE_BAND);
+    CHECK(EV[0].order_id == 3 && EV[0].price == 110 && EV[0].qty == 2);
+    size_t len1;
+    uint8_t *after = snap(b, &len1);
+    CHECK(len0 == len1 && memcmp(before, after, len0) == 0); /* nothing printed, nothing rests */
+    free(before);
+    free(after);
+    ob_band got;
+    CHECK(ob_band_get(b, &got) == 1 && got.last == 100 && got.dyn_count == 0);
+    ob_book_free(b);
+}
+
+static void test_prints_inside_the_band_move_it(void) {
+    ob_book *b = ob_book_new(0);
+    CHECK(limit(b, 1, 1, OB_SELL, 104, 1) == OB_OK);
+    CHECK(limit(b, 2, 1, OB_SELL, 105, 1) == OB_OK);
+    ob_band bd = band_at(100, OB_BAND_HALT);
+    CHECK(ob_band_set(b, &bd) == OB_OK);
+    CHECK(limit(b, 3, 2, OB_BUY, 105, 2) == OB_OK);
+    CHECK(count_kind(OB_EV_TRADE) == 2);
+    ob_band got;
+    CHECK(ob_band_get(b, &got) == 1);
+    CHECK(got.last == 105 && got.ref_sum == 209 && got.ref_count == 2 && got.high == 105 && got.low == 104 && got.dyn_count == 2);
+    int64_t lo, hi; /* mean 104.5: static [99.275 -> 100, 109.725 -> 109]; dynamic [93.6 -> 94, 115.5 -> 115] */
+    CHECK(ob_band_limits(&got, &lo, &hi) == 1 && lo == 100 && hi == 109);
+    CHECK(ob_band_set(b, NULL) == OB_OK && ob_band_get(b, &got) == 0);
+    ob_book_free(b);
+}
+
+static void test_band_halt_mode_stops_the_batch_and_skip_mode_goes_on(void) {
+    for (int mode = OB_BAND_HALT; mode <= OB_BAND_SKIP; mode++) {
+        ob_book *b = ob_book_new(0);
+        CHECK(limit(b, 1, 1, OB_SELL, 120, 1) == OB_OK);
+        ob_band bd = band_at(100, mode);
+        CHECK(ob_band_set(b, &bd) == OB_OK);
+        ob_command cmds[3] = {cmd(OB_CMD_LIMIT, 2, 2, OB_BUY, 99, 1), cmd(OB_CMD_MARKET, 3, 2, OB_BUY, 0, 1),
+                              cmd(OB_CMD_LIMIT, 4, 2, OB_BUY, 98, 1)};
+        size_t consumed = 0;
+        CHECK(ob_execute_batch(b, cmds, 3, EV, CAP, &NEV, &consumed) == OB_OK);
+        if (mode == OB_BAND_HALT) {
+            CHECK(consumed == 2 && NEV == 2 && EV[1].kind == OB_EV_REJECTED && EV[1].reason == OB_REASON_OUTSIDE_BAND);
+            CHECK(remaining(b, 4) == -1);
+        } else {
+            CHECK(consumed == 3 && NEV == 3 && EV[1].reason == OB_REASON_OUTSIDE_BAND && remaining(b, 4) == 1);
+        }
+        ob_book_free(b);
+    }
+}
+
+static void test_band_check_follows_stp_fok_and_the_quote_budget(void) {
+    ob_book *b = ob_book_new(0);
+    CHECK(limit(b, 1, 2, OB_SELL, 104, 1) == OB_OK);
+    CHECK(limit(b, 2, 1, OB_SELL, 110, 5) == OB_OK);
+    ob_band bd = band_at(100, OB_BAND_SKIP);
+    CHECK(ob_band_set(b, &bd) == OB_OK);
+    /* owner 1 meets its own order at 110 under EXPIRE_TAKER: the match ends there, no print outside */
+    CHECK(limit_x(b, 3, 1, OB_BUY, 120, 3, OB_GTC, 0, OB_STP_EXPIRE_TAKER) == OB_OK);
+    CHECK(EV[0].kind == OB_EV_ACCEPTED && count_kind(OB_EV_TRADE) == 1 && EV[1].price == 104);
+    CHECK(limit(b, 4, 2, OB_SELL, 104, 1) == OB_OK);
+    /* a FOK that cannot fill expires unprinted: not refused */
+    CHECK(limit_x(b, 5, 3, OB_BUY, 120, 50, OB_FOK, 0, OB_STP_NONE) == OB_OK);
+    CHECK(NEV == 2 && EV[1].kind == OB_EV_EXPIRED && EV[1].reason == OB_REASON_FOK_UNFILLABLE);
+    /* a budget that only reaches 104 is inside; one that reaches 110 is refused */
+    ob_command q = cmd(OB_CMD_MARKET_QUOTE, 6, 3, OB_BUY, 0, 104 + 109);
+    CHECK(run(b, q) == OB_OK && EV[0].kind == OB_EV_ACCEPTED && count_kind(OB_EV_TRADE) == 1);
+    CHECK(limit(b, 7, 2, OB_SELL, 104, 1) == OB_OK);
+    q = cmd(OB_CMD_MARKET_QUOTE, 8, 3, OB_BUY, 0, 104 + 110);
+    CHECK(run(b, q) == OB_OK && NEV == 1 && EV[0].reason == OB_REASON_OUTSIDE_BAND && EV[0].price == 110);
+    /* a replace that would print outside keeps the old order where it was */
+    CHECK(limit(b, 9, 3, OB_BUY, 90, 1) == OB_OK);
+    ob_command r = cmd(OB_CMD_REPLACE, 9, 0, 0, 111, 6);
+    CHECK(run(b, r) == OB_OK && NEV == 1 && EV[0].reason == OB_REASON_OUTSIDE_BAND && remaining(b, 9) == 1);
+    ob_book_free(b);
+}
+
+static void test_band_set_refuses_an_inconsistent_state(void) {
+    ob_book *b = ob_book_new(0);
+    ob_band bd = band_at(100, OB_BAND_HALT);
+    bd.static_den = 0;
+    CHECK(ob_band_set(b, &bd) == OB_ERR_INVALID_ARGUMENT);
+    bd = band_at(0, OB_BAND_HALT);
+    bd.ref_count = 1, bd.ref_sum = 100;
+    CHECK(ob_band_set(b, &bd) == OB_ERR_INVALID_ARGUMENT); /* trades without a last price */
+    bd = band_at(100, 7);
+    CHECK(ob_band_set(b, &bd) == OB_ERR_INVALID_ARGUMENT);
+    bd = band_at(100, OB_BAND_HALT);
+    bd.dyn_count = 1, bd.low = 101, bd.high = 100;
+    CHECK(ob_band_set(b, &bd) == OB_ERR_INVALID_ARGUMENT);
+    CHECK(ob_band_set(NULL, NULL) == OB_ERR_INVALID_ARGUMENT);
+    ob_book_free(b);
+}
+
 int main(void) {
     RUN(test_empty_book_has_no_best_and_no_depth);
     RUN(test_resting_orders_aggregate_into_depth_best_first);
@@ -541,6 +670,12 @@ int main(void) {
     RUN(test_snapshot_restore_preserves_priority_and_bytes);
     RUN(test_millions_of_resting_orders);
     RUN(test_id_index_survives_random_insert_and_delete);
+    RUN(test_band_limits_are_exact_and_rounded_inwards);
+    RUN(test_band_refuses_an_order_that_would_print_outside_and_changes_nothing);
+    RUN(test_prints_inside_the_band_move_it);
+    RUN(test_band_halt_mode_stops_the_batch_and_skip_mode_goes_on);
+    RUN(test_band_check_follows_stp_fok_and_the_quote_budget);
+    RUN(test_band_set_refuses_an_inconsistent_state);
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

@@ -49,6 +49,13 @@ class EventKind(IntEnum):
     REDUCED = 5
 
 
+class BandMode(IntEnum):
+    """What a band refusal does to the rest of a batch (``ob_band.mode``)."""
+
+    HALT = 0  # the batch stops after the refused command (the market halts)
+    SKIP = 1  # the refused command is skipped; the batch goes on
+
+
 class ResultCode(IntEnum):
     """``ob_result`` of the C library."""
 
@@ -83,6 +90,7 @@ class Reason(IntEnum):
     STP_EXPIRE_MAKER = 10
     STP_EXPIRE_BOTH = 11
     STP_DECREMENT = 12
+    OUTSIDE_BAND = 13  # REJECTED by the volatility band; price = the first print outside it
     # Reasons of REJECTED events from the batch API: REJECT_BASE + ResultCode.
     INVALID_QUANTITY = REJECT_BASE + ResultCode.INVALID_QUANTITY
     INVALID_PRICE = REJECT_BASE + ResultCode.INVALID_PRICE
@@ -112,6 +120,51 @@ class Event(NamedTuple):
     maker_remaining: int
     taker_remaining: int
     reason: Reason
+
+
+class BandState(NamedTuple):
+    """The volatility band's state, prices in ticks (``ob_band`` of orderbook.h, same field
+    order). ``last`` <= 0: no trade yet, no band. Percentages are num / den."""
+
+    last: int
+    ref_sum: int = 0
+    ref_count: int = 0
+    high: int = 0
+    low: int = 0
+    dyn_count: int = 0
+    static_num: int = 5
+    static_den: int = 1
+    dynamic_num: int = 10
+    dynamic_den: int = 1
+    mode: int = 0  # BandMode
+
+    def printed(self, price: int) -> BandState:
+        """The state after a print at ``price`` (it joins both windows)."""
+        first = self.dyn_count == 0
+        return self._replace(
+            last=price, ref_sum=self.ref_sum + price, ref_count=self.ref_count + 1,
+            high=price if first else max(self.high, price), low=price if first else min(self.low, price),
+            dyn_count=self.dyn_count + 1,
+        )
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def band_range(state: BandState | None) -> tuple[int, int] | None:
+    """The band in force, (lo, hi) inclusive ticks, or None (no band): the intersection of
+    reference × (1 ∓ static %) — the reference is the mean of the reference window, or the
+    last price when it is empty — and [low × (1 − dynamic %), high × (1 + dynamic %)] of the
+    dynamic window (the last price when empty), exact, rounded inwards to whole ticks. The C
+    book computes the same (``ob_band_limits``; a differential test holds them equal)."""
+    if state is None or state.last <= 0:
+        return None
+    rn, rd = (state.ref_sum, state.ref_count) if state.ref_count else (state.last, 1)
+    high, low = (state.high, state.low) if state.dyn_count else (state.last, state.last)
+    s, x = 100 * state.static_den, 100 * state.dynamic_den
+    lo = max(-(-rn * (s - state.static_num) // (rd * s)), -(-low * (x - state.dynamic_num) // x))
+    hi = min(rn * (s + state.static_num) // (rd * s), high * (x + state.dynamic_num) // x)
+    return min(max(lo, INT64_MIN), INT64_MAX), min(max(hi, INT64_MIN), INT64_MAX)
 
 
 class Order(NamedTuple):

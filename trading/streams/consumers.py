@@ -56,6 +56,8 @@ class MarketUiConsumer(RouterConsumer):
             return
         self.mf = fr.MarketFormat.of(self.market)
         self.user = self.scope.get("user")
+        self.depth = fr.book_depth(None)
+        self._recent: list[float] = []
         await self.accept()
         self._outbox_start()
         if self.user is not None and self.user.is_authenticated:
@@ -82,7 +84,7 @@ class MarketUiConsumer(RouterConsumer):
         state = feed.book_state()
         last = feed.ticker.close if feed.ticker else None
         return "".join([
-            fr.render_book(self.mf, state, last_price=last),
+            fr.render_book(self.mf, state, last_price=last, rows=self.depth),
             fr.render_trades(self.mf, feed.recent_trades),
             fr.render_ticker(self.mf, feed.ticker),
             fr.render_chart_ticks([], state["last_update_id"]),
@@ -95,7 +97,8 @@ class MarketUiConsumer(RouterConsumer):
 
     async def _write(self, item) -> None:
         if isinstance(item, FeedEvent):
-            item = item.cached("ui", lambda: self._render_event(item))
+            # Rendered once per event and depth, shared by every connection that shows it.
+            item = item.cached(f"ui:{self.depth}", lambda: self._render_event(item))
         if item:
             await self._frame_send({"type": "websocket.send", "text": item})
 
@@ -108,7 +111,7 @@ class MarketUiConsumer(RouterConsumer):
         parts = []
         last = feed.ticker.close if feed.ticker else None
         if event.data["book"] is not None:
-            parts.append(fr.render_book(self.mf, event.data["book"], last_price=last))
+            parts.append(fr.render_book(self.mf, event.data["book"], last_price=last, rows=self.depth))
         if event.data["trades"]:
             parts.append(fr.render_trades(self.mf, feed.recent_trades))
             parts.append(fr.render_chart_ticks(event.data["trades"], event.data["trades"][-1]["trade_id"]))
@@ -146,7 +149,25 @@ class MarketUiConsumer(RouterConsumer):
         self.outbox.put(await _render_private(self.user, self.market))
 
     async def receive(self, text_data=None, bytes_data=None):
-        return  # the page sends nothing over the socket; orders go through CSRF-protected forms
+        """The page's only message: the book depth it shows, ``{"depth": 50}`` (one of
+        ``UI_BOOK_DEPTHS``; anything else is ignored). Answered with the book at that depth.
+        Orders go through CSRF-protected forms, never over the socket."""
+        now = time.monotonic()
+        self._recent = [t for t in self._recent if now - t < 1.0] + [now]
+        if len(self._recent) > MAX_INCOMING_PER_SECOND:
+            await self.close(code=CLOSE_POLICY)
+            return
+        try:
+            message = check_ws_message(text_data, bytes_data)
+        except (InputRefused, ValueError):
+            return
+        if not isinstance(message, dict) or "depth" not in message or self.feed is None:
+            return
+        depth = fr.book_depth(message.get("depth"))
+        if depth != self.depth:
+            self.depth = depth
+            last = self.feed.ticker.close if self.feed.ticker else None
+            self.outbox.put(fr.render_book(self.mf, self.feed.book_state(), last_price=last, rows=depth))
 
 
 # --- browser: the markets list -----------------------------------------------------------------

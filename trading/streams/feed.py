@@ -51,7 +51,7 @@ RECENT_TRADES = 60
 TICKER_REFRESH_SECONDS = 30.0  # re-read the rolling 24h window from the database
 GROUP_REFRESH_SECONDS = 3600.0  # re-join the group well before the layer's group expiry
 STOP_GRACE_SECONDS = 2.0  # keep an idle feed briefly: reconnecting tabs find it warm
-BOOK_LEVELS_KEPT = 20  # levels per side carried on every tick (UI + partial depth)
+BOOK_LEVELS_KEPT = 50  # levels per side carried on every tick (UI up to UI_BOOK_DEPTHS' largest + partial depth)
 RESYNC_ATTEMPTS = 6
 
 

@@ -19,10 +19,10 @@ from django.template.loader import render_to_string
 from trading.models import Order
 from trading.selectors import fills_for_user, order_list_open, orders_for_user
 from wallets.selectors import balance_get
+from kk99.conf import kk99_setting
 from kk99.numbers import fmt_amount, fmt_fixed
 
 ZERO = Decimal(0)
-BOOK_ROWS = 14
 TRADE_ROWS = 40
 DEPTH_BUCKETS = 20
 
@@ -69,10 +69,27 @@ class MarketFormat:
 # --- public fragments ---------------------------------------------------------------------------
 
 
-def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int = BOOK_ROWS) -> dict:
-    """Rows for the aggregated book: asks shown high→low above the spread, bids below, each
+def book_depths() -> list[int]:
+    """The depths (levels a side) the page offers; the first is the default."""
+    return [int(d) for d in kk99_setting("UI_BOOK_DEPTHS")]
+
+
+def book_depth(value) -> int:
+    """A requested depth if it is one of :func:`book_depths`, else the default."""
+    depths = book_depths()
+    try:
+        return int(value) if int(value) in depths else depths[0]
+    except (TypeError, ValueError):
+        return depths[0]
+
+
+def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int | None = None) -> dict:
+    """Rows for the aggregated book (``rows`` levels a side): asks shown high→low above the
+    spread, bids below, each
     with its cumulative total and a depth-shading bucket (CSS class; CSP forbids inline
     styles)."""
+    rows = rows or book_depths()[0]
+
     def side(levels):
         out, cum = [], ZERO
         for price, qty in levels[:rows]:
@@ -91,8 +108,10 @@ def book_context(mf: MarketFormat, state: dict, *, last_price=None, rows: int = 
         spread = mf.price(best_ask - best_bid)
         spread_pct = f"{(best_ask - best_bid) / best_ask * 100:.3f}" if best_ask else None
     return {
-        "mf": mf, "bids": bids, "asks": list(reversed(asks)), "spread": spread, "spread_pct": spread_pct,
-        "seq": state.get("last_update_id", 0), "last_price": mf.price(last_price) if last_price is not None else None,
+        # Both sides best price first; CSS shows the asks bottom-up (column-reverse), so the best
+        # ask sits on the spread and a deep book scrolls away from it.
+        "mf": mf, "bids": bids, "asks": asks, "spread": spread, "spread_pct": spread_pct,
+        "seq": state.get("last_update_id", 0), "last_price": mf.price(last_price) if last_price is not None else None, "depth": rows,
     }
 
 
@@ -124,8 +143,8 @@ def chart_ticks_json(trades) -> str:
     return json.dumps([[t["time"], t["price"], t["qty"]] for t in trades])
 
 
-def render_book(mf: MarketFormat, state: dict, *, last_price=None) -> str:
-    return render_to_string("trading/_book.html", book_context(mf, state, last_price=last_price))
+def render_book(mf: MarketFormat, state: dict, *, last_price=None, rows: int | None = None) -> str:
+    return render_to_string("trading/_book.html", book_context(mf, state, last_price=last_price, rows=rows))
 
 
 def render_trades(mf: MarketFormat, trades) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from kk99.admin_numbers import MoneyAdmin
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -15,13 +16,14 @@ from wallets.chains.models import (
     HotWallet,
     TokenSupplyRequest,
     Withdrawal,
+    WithdrawalAddress,
     WithdrawalApproval,
     WithdrawalStatus,
 )
 
 
 @admin.register(ChainAsset)
-class ChainAssetAdmin(admin.ModelAdmin):
+class ChainAssetAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("chain", "asset", "contract", "decimals", "min_deposit", "min_withdrawal", "withdrawal_fee", "is_active")
     list_filter = ("chain", "is_active")
 
@@ -38,7 +40,7 @@ class DepositAddressAdmin(admin.ModelAdmin):
 
 
 @admin.register(Deposit)
-class DepositAdmin(admin.ModelAdmin):
+class DepositAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("id", "chain", "asset", "user", "amount", "credited_amount", "status", "confirmations", "block_height", "txid", "detected_at")
     list_filter = ("status", "chain", "asset")
     search_fields = ("txid", "address", "user__email")
@@ -63,7 +65,7 @@ class WithdrawalApprovalInline(admin.TabularInline):
 
 
 @admin.register(Withdrawal)
-class WithdrawalAdmin(admin.ModelAdmin):
+class WithdrawalAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("id", "chain", "asset", "user", "amount", "fee", "value_usdt", "status", "required_approvals", "approvals_count", "txid", "created_at")
     list_filter = ("status", "chain", "asset")
     search_fields = ("txid", "address", "user__email")
@@ -127,7 +129,7 @@ class HotWalletAdmin(admin.ModelAdmin):
 
 
 @admin.register(TokenSupplyRequest)
-class TokenSupplyRequestAdmin(admin.ModelAdmin):
+class TokenSupplyRequestAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("id", "kind", "amount", "holder", "status", "requested_by", "decided_by", "created_at")
     list_filter = ("status", "kind")
     fields = ("kind", "amount", "holder", "reason")
@@ -162,3 +164,24 @@ class TokenSupplyRequestAdmin(admin.ModelAdmin):
                 token.token_supply_reject(request_id=supply.pk, staff=request.user, reason="Rejected in the admin.", request=request)
             except ChainsError as exc:
                 self.message_user(request, f"Request {supply.pk}: {exc.message}", level=messages.ERROR)
+
+
+
+@admin.register(WithdrawalAddress)
+class WithdrawalAddressAdmin(admin.ModelAdmin):
+    """Users' withdrawal address books, for support: read-only (users add, confirm and
+    remove entries themselves; every change is in the audit log)."""
+
+    list_display = ("id", "user", "label", "chain", "asset", "address", "confirmed_at", "usable_from", "created_at")
+    list_filter = ("chain",)
+    search_fields = ("address", "label", "user__email")
+    list_select_related = ("user", "asset")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -40,6 +40,12 @@ class ChainsErrorCode(StrEnum):
     """The idempotency key already names a different withdrawal request."""
     IDEMPOTENCY_KEY_INVALID = "idempotency_key_invalid"
     """The idempotency key is missing (where required), empty or too long."""
+    ADDRESS_NOT_WHITELISTED = "address_not_whitelisted"
+    """Whitelist-only mode: the destination is not a confirmed address-book entry past its cooling-off period."""
+    ADDRESS_BOOK_DUPLICATE = "address_book_duplicate"
+    """The address book already has this address for this network and asset."""
+    ADDRESS_BOOK_LINK_INVALID = "address_book_link_invalid"
+    """The address confirmation link is invalid, expired, or for another account or entry."""
 
 
 class ChainsError(KK99Error):

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+
+from kk99.numbers import fmt_amount
 from django.db.models import Q
+from django.utils import timezone
 
 from wallets.chains.chain import Chain
 from wallets.models import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, Asset
@@ -136,6 +139,7 @@ class Deposit(models.Model):
     chain_asset = models.ForeignKey(ChainAsset, on_delete=models.PROTECT, related_name="deposits")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deposits")
     address = models.CharField(max_length=100)
+    from_address = models.CharField(max_length=100, blank=True, help_text="The sending address when the chain names one (surveillance links).")
     amount = _amount(help_text="Gross amount received on chain.")
     amount_base_units = models.CharField(max_length=80, help_text="Exactly as on chain (wei, satoshi, sun, lamport).")
     fee = _amount(default=0)
@@ -233,7 +237,7 @@ class Withdrawal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"withdrawal:{self.pk} {self.amount} {self.asset_id and self.asset.symbol} → {self.address}"
+        return f"withdrawal:{self.pk} {fmt_amount(self.amount, 18)} {self.asset_id and self.asset.symbol} → {self.address}"
 
     @property
     def hold_amount(self):
@@ -303,4 +307,58 @@ class TokenSupplyRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} KK99 ({self.status})"
+        return f"{self.kind} {fmt_amount(self.amount, 18)} KK99 ({self.status})"
+
+
+class WithdrawalAddress(models.Model):
+    """An entry of a user's withdrawal address book: a destination on one network, for one
+    asset (or, with ``asset`` empty, any asset of that network), with the user's label.
+
+    In whitelist-only mode (:class:`AddressBookSettings`) a withdrawal may only go to an entry
+    that is *usable*: confirmed from the link emailed when it was added, and past its
+    cooling-off period (``usable_from`` = added + ``ADDRESS_BOOK_COOLING_OFF_HOURS``) — a
+    stolen session cannot add an address and empty the account at once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="withdrawal_addresses")
+    chain = models.CharField(max_length=8, choices=Chain.choices)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Empty: any asset on this network.")
+    address = models.CharField(max_length=100)  # canonical form (addresses.address_validate)
+    label = models.CharField(max_length=60)
+    created_at = models.DateTimeField(default=timezone.now)
+    usable_from = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("label", "id")
+        constraints = [
+            models.UniqueConstraint(fields=("user", "chain", "address", "asset"), condition=Q(asset__isnull=False), name="withdrawal_address_unique_asset"),
+            models.UniqueConstraint(fields=("user", "chain", "address"), condition=Q(asset__isnull=True), name="withdrawal_address_unique_any"),
+        ]
+        indexes = [models.Index(fields=("user", "chain"), name="withdrawal_address_user_chain")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.chain} {self.address})"
+
+    def state(self, now=None) -> str:
+        """``usable`` (confirmed and cooled off), ``unconfirmed`` or ``cooling`` — the rule
+        :func:`wallets.chains.selectors.withdrawal_address_usable` applies in SQL."""
+        if self.confirmed_at is None:
+            return "unconfirmed"
+        return "usable" if self.usable_from <= (now or timezone.now()) else "cooling"
+
+
+class AddressBookSettings(models.Model):
+    """A user's whitelist-only switch. Turning it on applies at once; turning it off applies
+    only after the cooling-off period (``whitelist_off_at``), so a stolen session cannot lift
+    the restriction and withdraw right away."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="address_book_settings")
+    whitelist_only = models.BooleanField(default=False)
+    whitelist_off_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "address book settings"
+
+    def __str__(self) -> str:
+        return f"{self.user} whitelist={'on' if self.whitelist_only else 'off'}"

@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
 
 from wallets.chains.errors import ChainsError, ChainsErrorCode
-from wallets.chains.models import ChainAsset, ChainCursor, Deposit, Withdrawal
+from wallets.chains.models import AddressBookSettings, ChainAsset, ChainCursor, Deposit, Withdrawal, WithdrawalAddress
 from wallets.chains.units import from_base_units
 from wallets.models import Balance
 
@@ -76,3 +77,34 @@ def reserves_report() -> list[dict]:
 
 def cursor_status() -> list[ChainCursor]:
     return list(ChainCursor.objects.all())
+
+
+# --- withdrawal address book ------------------------------------------------------------------
+
+
+def withdrawal_addresses_for_user(*, user, chain: str | None = None) -> QuerySet[WithdrawalAddress]:
+    rows = WithdrawalAddress.objects.filter(user=user).select_related("asset")
+    return rows.filter(chain=chain) if chain else rows
+
+
+def address_book_settings(*, user) -> AddressBookSettings:
+    """The user's settings (an unsaved default row when they never changed them)."""
+    return AddressBookSettings.objects.filter(user=user).first() or AddressBookSettings(user=user)
+
+
+def whitelist_active(*, user, now=None) -> bool:
+    """Whitelist-only mode is on — including while a request to switch it off cools off."""
+    row = address_book_settings(user=user)
+    if not row.whitelist_only:
+        return False
+    return row.whitelist_off_at is None or row.whitelist_off_at > (now or timezone.now())
+
+
+def withdrawal_address_usable(*, user, chain_asset: ChainAsset, address: str, now=None) -> WithdrawalAddress | None:
+    """The confirmed, cooled-off entry of the user's book that allows withdrawing
+    ``chain_asset`` to ``address`` (canonical form), or None."""
+    return (
+        WithdrawalAddress.objects.filter(user=user, chain=chain_asset.chain, address=address, confirmed_at__isnull=False, usable_from__lte=now or timezone.now())
+        .filter(Q(asset__isnull=True) | Q(asset_id=chain_asset.asset_id))
+        .first()
+    )

@@ -56,6 +56,7 @@ from wallets.chains.models import (
     WithdrawalApproval,
     WithdrawalStatus,
 )
+from wallets.chains.selectors import whitelist_active, withdrawal_address_usable
 from wallets.chains.units import from_base_units, to_base_units
 from wallets.chains.vault import deposit_key_read, hot_wallet_read
 from wallets.errors import DuplicateLedgerEvent
@@ -147,6 +148,7 @@ def _deposit_record(*, chain: str, transfer: Transfer, block_height: int, block_
                 chain_asset=chain_asset,
                 user=owner.user,
                 address=owner.address,
+                from_address=transfer.from_address[:100],
                 amount=amount,
                 amount_base_units=str(transfer.amount_base),
                 block_height=block_height,
@@ -355,7 +357,7 @@ def _schedule_processing(withdrawal_id: int) -> None:
     transaction.on_commit(lambda: withdrawal_process_task.delay(withdrawal_id), robust=True)
 
 
-def _destination_check(*, chain: str, address: str) -> None:
+def destination_check(*, chain: str, address: str) -> None:
     """Refuse destinations nothing can leave (zero/burn addresses) and the exchange's own
     addresses (any user's deposit address, the hot wallet): sending there would lose the
     coins or credit them to someone as a deposit. ``address`` is canonical."""
@@ -433,7 +435,15 @@ def withdrawal_request(
     asset = chain_asset.asset
     if not (chain_asset.is_active and asset.is_active and asset.withdraw_enabled and chain_enabled(chain_asset.chain)):
         raise ChainsError(ChainsErrorCode.WITHDRAWALS_DISABLED, f"Withdrawals of {asset.symbol} on {chain_asset.chain} are disabled.")
-    _destination_check(chain=chain_asset.chain, address=address)
+    destination_check(chain=chain_asset.chain, address=address)
+    if whitelist_active(user=user) and withdrawal_address_usable(user=user, chain_asset=chain_asset, address=address) is None:
+        raise ChainsError(
+            ChainsErrorCode.ADDRESS_NOT_WHITELISTED,
+            "Whitelist-only withdrawals are on: choose a confirmed address from your address book"
+            f" (a new address can be used {kk99_setting('ADDRESS_BOOK_COOLING_OFF_HOURS')} hours after it was added).",
+            status=403,
+            chain=chain_asset.chain,
+        )
     to_base_units(amount, chain_asset.decimals)  # representable on chain, or refused
     if amount < chain_asset.min_withdrawal:
         raise ChainsError(ChainsErrorCode.AMOUNT_BELOW_MINIMUM, f"The minimum is {chain_asset.min_withdrawal} {asset.symbol}.", minimum=str(chain_asset.min_withdrawal))

@@ -3,6 +3,12 @@ Binance-compatible API exactly like any client (HMAC-signed requests over HTTP),
 also exercises the real order path: `maker@kk99.local` quotes a ladder around a drifting mid
 price on every market, `taker@kk99.local` now and then crosses the spread.
 
+The maker *replaces* its ladder instead of cancelling it and placing a new one: for each side it
+first places the new orders and only then cancels the old ones (one side after the other, the
+side that cannot cross the other's old orders first — see :func:`requote_plan`). Neither side of
+the engine's book is ever empty while it re-quotes, so the trading page never shows "No asks"
+for a state the market maker only passes through (issue 17).
+
 It creates one fresh API key per bot user at start (revoking the previous demo keys); the
 secrets live only in this process's memory."""
 from __future__ import annotations
@@ -17,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from django.contrib.auth import get_user_model
@@ -61,6 +68,58 @@ class ApiClient:
 
 def _step(value: Decimal, step: Decimal) -> Decimal:
     return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+@dataclass(frozen=True)
+class Step:
+    """One request of a re-quote: place ``side`` at ``price`` × ``qty``, or cancel ``order_id``."""
+
+    action: str  # "place" | "cancel"
+    side: str
+    price: Decimal
+    qty: Decimal = Decimal(0)
+    order_id: int | None = None
+
+
+def requote_plan(old: list[dict], bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]]) -> list[Step]:
+    """The requests that turn the resting ladder ``old`` (Binance open orders: ``orderId``,
+    ``side``, ``price``) into the new one without ever leaving a side of the book empty.
+
+    Per side: place the new orders, then cancel that side's old ones — so every side always
+    holds either its old or its new ladder. The side whose new orders cannot cross the other
+    side's old orders goes first (when the mid moved up, the asks: new asks lie above the new
+    mid, old bids below the old one). An old order that the first side's new orders *would*
+    cross (only after a jump through the whole old ladder) is cancelled before that placement,
+    so the maker never trades with itself."""
+    old_bids = [o for o in old if o["side"] == "BUY"]
+    old_asks = [o for o in old if o["side"] == "SELL"]
+    new = {"BUY": bids, "SELL": asks}
+    olds = {"BUY": old_bids, "SELL": old_asks}
+
+    def crossed_by(side: str) -> list[dict]:
+        """The other side's old orders that the new orders of ``side`` would trade against."""
+        if not new[side]:
+            return []
+        if side == "SELL":
+            lowest = min(p for p, _ in new["SELL"])
+            return [o for o in old_bids if Decimal(o["price"]) >= lowest]
+        highest = max(p for p, _ in new["BUY"])
+        return [o for o in old_asks if Decimal(o["price"]) <= highest]
+
+    first = "SELL" if len(crossed_by("SELL")) <= len(crossed_by("BUY")) else "BUY"
+    plan: list[Step] = []
+    cancelled: set[int] = set()
+    for side in (first, "BUY" if first == "SELL" else "SELL"):
+        for o in crossed_by(side):
+            if o["orderId"] not in cancelled:
+                cancelled.add(o["orderId"])
+                plan.append(Step("cancel", o["side"], Decimal(o["price"]), order_id=o["orderId"]))
+        plan.extend(Step("place", side, price, qty) for price, qty in new[side])
+        for o in olds[side]:
+            if o["orderId"] not in cancelled:
+                cancelled.add(o["orderId"])
+                plan.append(Step("cancel", side, Decimal(o["price"]), order_id=o["orderId"]))
+    return plan
 
 
 class Command(BaseCommand):
@@ -127,18 +186,28 @@ class Command(BaseCommand):
         mid = mids[symbol] * (1 + Decimal(random.gauss(0, 0.0015)).quantize(Decimal("0.000001")))
         mid = max(_step(mid, tick), tick)
         mids[symbol] = mid
-        maker.call("DELETE", "/api/v3/openOrders", {"symbol": symbol}, signed=True) if self._has_open(maker, symbol) else None
         spread = max(tick, _step(mid * Decimal("0.0008"), tick))
+        bids, asks = [], []
         for level in range(1, levels + 1):
             qty = max(min_qty, _step(min_notional * 40 / mid * Decimal(random.uniform(1, 3)), step))
-            for side, price in (("BUY", mid - spread * level), ("SELL", mid + spread * level)):
-                if price <= 0:
-                    continue
+            if _step(mid - spread * level, tick) > 0:
+                bids.append((_step(mid - spread * level, tick), qty))
+            asks.append((_step(mid + spread * level, tick), qty))
+        old = maker.call("GET", "/api/v3/openOrders", {"symbol": symbol}, signed=True)
+        for s in requote_plan(old, bids, asks):
+            if s.action == "place":
+                # RESULT: the answer comes once the engine has the order in its book, so the
+                # old order cancelled next is never the last one on its side.
                 maker.call(
                     "POST", "/api/v3/order",
-                    {"symbol": symbol, "side": side, "type": "LIMIT", "timeInForce": "GTC", "quantity": str(qty), "price": str(_step(price, tick)), "newOrderRespType": "ACK"},
+                    {"symbol": symbol, "side": s.side, "type": "LIMIT", "timeInForce": "GTC", "quantity": str(s.qty), "price": str(s.price), "newOrderRespType": "RESULT"},
                     signed=True,
                 )
+            else:
+                try:
+                    maker.call("DELETE", "/api/v3/order", {"symbol": symbol, "orderId": s.order_id}, signed=True)
+                except RuntimeError as exc:  # filled meanwhile by the taker or a user: nothing to cancel
+                    logger.info("demo_bot %s: cancel %s: %s", symbol, s.order_id, exc)
         if random.random() < 0.5:
             qty = max(min_qty, _step(min_notional * 30 / mid * Decimal(random.uniform(1, 2)), step))
             taker.call(
@@ -146,7 +215,3 @@ class Command(BaseCommand):
                 {"symbol": symbol, "side": random.choice(["BUY", "SELL"]), "type": "MARKET", "quantity": str(qty), "newOrderRespType": "ACK"},
                 signed=True,
             )
-
-    @staticmethod
-    def _has_open(client: ApiClient, symbol: str) -> bool:
-        return bool(client.call("GET", "/api/v3/openOrders", {"symbol": symbol}, signed=True))

@@ -5,10 +5,13 @@ injected replay and then a clean replay (no injections), prints the table and th
 false-alert count, and drops the database — the real one is never touched."""
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+import os
+import time
+
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from surveillance.evaluation import evaluate, table
+from surveillance.evaluation import TYPES, evaluate, fast_commits, table
 
 
 class Command(BaseCommand):
@@ -16,31 +19,55 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--hours", type=float, default=24.0, help="Length of the injected replay (simulated hours).")
+        parser.add_argument("--hours", type=float, default=24.0, help="Length of the injected replay (simulated hours); 0 skips it.")
         parser.add_argument("--clean-hours", type=float, default=24.0, help="Length of the clean replay; 0 skips it.")
         parser.add_argument("--markets", type=int, default=3)
         parser.add_argument("--per-type", type=int, default=5, help="Injections per manipulation type.")
         parser.add_argument("--background", type=int, default=20, help="Background traders.")
+        parser.add_argument("--types", default=",".join(TYPES), help="Comma-separated manipulation types to inject (tuning one detector).")
         parser.add_argument("--keep-db", action="store_true", help="Do not drop the isolated database.")
         parser.add_argument("--in-place", action="store_true", help="Use the current database (tests only).")
 
+    def _progress(self, line: str) -> None:
+        self.stderr.write(line)
+        self.stderr.flush()
+
     def handle(self, *args, **opts):
+        types = tuple(t for t in opts["types"].split(",") if t)
+        unknown = set(types) - set(TYPES)
+        if unknown:
+            self.stderr.write(f"unknown types: {sorted(unknown)} (known: {', '.join(TYPES)})")
+            raise CommandError("unknown manipulation type")
         creation = connection.creation
         old_name = connection.settings_dict["NAME"]
         if not opts["in_place"]:
-            connection.settings_dict.setdefault("TEST", {})["NAME"] = f"test_{old_name}_surveval"
+            # one database per run: two runs (the injected and the clean replay) may go side by side
+            connection.settings_dict.setdefault("TEST", {})["NAME"] = f"test_{old_name}_surveval_{os.getpid()}"
             creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
         try:
-            result = evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"])
-            self.stdout.write(f"seed {opts['seed']}: {opts['hours']:g} h, {opts['markets']} markets, {result.orders} orders, {result.trades} trades")
-            self.stdout.write(table(result.rows))
-            self.stdout.write(f"alert ids: {len(result.alert_keys)} alerts, first {', '.join(k[:12] for k in result.alert_keys[:5])}")
+            fast_commits()
+            started = time.monotonic()
+            if opts["hours"] > 0:
+                result = evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"], types=types,
+                                  out=self._progress)
+                self.stdout.write(f"seed {opts['seed']}: {opts['hours']:g} h, {opts['markets']} markets, {result.orders} orders, {result.trades} trades "
+                                  f"({time.monotonic() - started:.0f} s wall)")
+                self.stdout.write(table(result.rows))
+                self.stdout.write(f"alert ids: {len(result.alert_keys)} alerts, first {', '.join(k[:12] for k in result.alert_keys[:5])}")
+                for inj in result.injections:
+                    if inj.detected_at is None:
+                        self.stdout.write(f"missed: {inj.type} {inj.variant} on {inj.market} accounts {inj.accounts} {inj.start:%H:%M}-{inj.end:%H:%M}")
+                for key, detector, market, accounts, start in result.false_list:
+                    self.stdout.write(f"false alert: {detector} on {market} accounts {accounts} at {start:%H:%M} ({key[:12]})")
             if opts["clean_hours"] > 0:
+                started = time.monotonic()
                 from surveillance.models import Alert
 
                 before = Alert.objects.count()
-                clean = evaluate(seed=opts["seed"] + 100_000, hours=opts["clean_hours"], markets=opts["markets"], background=opts["background"], inject=False)
-                self.stdout.write(f"clean {opts['clean_hours']:g} h replay: {clean.orders} orders, {clean.trades} trades, false alerts: {len(clean.alert_keys)}")
+                clean = evaluate(seed=opts["seed"] + 100_000, hours=opts["clean_hours"], markets=opts["markets"], background=opts["background"], inject=False,
+                                 out=self._progress)
+                self.stdout.write(f"clean {opts['clean_hours']:g} h replay: {clean.orders} orders, {clean.trades} trades, false alerts: {len(clean.alert_keys)} "
+                                  f"({time.monotonic() - started:.0f} s wall)")
                 by_type = {}
                 for r in clean.rows:
                     if r["false_alerts"]:

@@ -19,6 +19,7 @@ class Transfer:
     to_address: str
     amount_base: int
     contract: str = ""  # "" = the native coin
+    from_address: str = ""  # the sending address when the chain names one ("" = unknown)
 
 
 @dataclass(frozen=True, slots=True)

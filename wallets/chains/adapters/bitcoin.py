@@ -29,6 +29,15 @@ def _vbytes(n_in: int, n_out: int) -> int:
     return 11 + 68 * n_in + 31 * n_out  # P2WPKH inputs and outputs
 
 
+def _first_input_address(tx: dict) -> str:
+    """The address that funded the first input, when the node includes prevouts (``getblock``
+    verbosity 3); "" otherwise — surveillance then links by the transaction alone."""
+    for vin in tx.get("vin", [])[:1]:
+        script = (vin.get("prevout") or {}).get("scriptPubKey", {})
+        return script.get("address", "")
+    return ""
+
+
 class BitcoinAdapter(ChainAdapter):
     chain = "BTC"
 
@@ -76,13 +85,14 @@ class BitcoinAdapter(ChainAdapter):
         block = self.rpc("getblock", block_hash, 2)
         transfers: list[Transfer] = []
         for tx in block["tx"]:
+            sender = _first_input_address(tx)
             for out in tx["vout"]:
                 script = out.get("scriptPubKey", {})
                 addresses = [script["address"]] if "address" in script else script.get("addresses", [])
                 if len(addresses) == 1 and addresses[0].lower() in watch.addresses:
                     sats = to_base_units(Decimal(out["value"]), 8)
                     if sats > 0:
-                        transfers.append(Transfer(tx["txid"], int(out["n"]), addresses[0], sats))
+                        transfers.append(Transfer(tx["txid"], int(out["n"]), addresses[0], sats, from_address=sender))
         return Block(height=int(block["height"]), hash=block["hash"], parent_hash=block.get("previousblockhash", ""), transfers=transfers)
 
     def _unspent(self, address: str) -> list[dict]:

@@ -68,7 +68,9 @@ class EthereumAdapter(ChainAdapter):
             if to and tx["value"] > 0 and to.lower() in watch.addresses:
                 receipt = self._call(self.w3.eth.get_transaction_receipt, tx["hash"])
                 if receipt["status"] == 1 and _hex(receipt["blockHash"]) == block_hash:
-                    transfers.append(Transfer(_hex(tx["hash"]), NATIVE_INDEX, to_checksum_address(to), int(tx["value"])))
+                    transfers.append(
+                        Transfer(_hex(tx["hash"]), NATIVE_INDEX, to_checksum_address(to), int(tx["value"]), from_address=to_checksum_address(tx["from"]))
+                    )
         if watch.contracts:
             logs = self._call(
                 self.w3.eth.get_logs,
@@ -79,11 +81,15 @@ class EthereumAdapter(ChainAdapter):
                 if len(topics) != 3 or log.get("removed"):
                     continue
                 to = "0x" + bytes(topics[2])[-20:].hex()
+                sender = to_checksum_address("0x" + bytes(topics[1])[-20:].hex())
                 if to in watch.addresses:
                     amount = int.from_bytes(bytes(log["data"]), "big")
                     if amount > 0:
                         transfers.append(
-                            Transfer(_hex(log["transactionHash"]), int(log["logIndex"]), to_checksum_address(to), amount, to_checksum_address(log["address"]))
+                            Transfer(
+                                _hex(log["transactionHash"]), int(log["logIndex"]), to_checksum_address(to), amount, to_checksum_address(log["address"]),
+                                from_address=sender,
+                            )
                         )
         return Block(height=int(block["number"]), hash=block_hash, parent_hash=_hex(block["parentHash"]), transfers=transfers)
 

@@ -117,7 +117,7 @@ class SolanaAdapter(ChainAdapter):
                 to = keys[ins["accounts"][1]]
                 lamports = struct.unpack_from("<Q", data, 4)[0]
                 if to in watch.addresses and lamports > 0:
-                    transfers.append(Transfer(tx["signatures"][0], position, to, lamports))
+                    transfers.append(Transfer(tx["signatures"][0], position, to, lamports, from_address=keys[ins["accounts"][0]]))
         return Block(height=height, hash=block["blockhash"], parent_hash=block.get("previousBlockhash", ""), transfers=transfers)
 
     def balance(self, address: str, contract: str = "") -> int:

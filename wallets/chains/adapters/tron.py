@@ -74,14 +74,14 @@ class TronAdapter(ChainAdapter):
                 continue
             kind, value = contracts[0]["type"], contracts[0]["parameter"]["value"]
             if kind == "TransferContract" and value.get("to_address") in watch.addresses and int(value.get("amount", 0)) > 0:
-                transfers.append(Transfer(tx["txID"], 0, value["to_address"], int(value["amount"])))
+                transfers.append(Transfer(tx["txID"], 0, value["to_address"], int(value["amount"]), from_address=value.get("owner_address", "")))
             elif kind == "TriggerSmartContract" and value.get("contract_address") in watch.contracts:
                 data = value.get("data", "")
                 if len(data) == 8 + 128 and data.startswith(TRC20_TRANSFER):
                     to = _b58("41" + data[8 + 24 : 8 + 64])
                     amount = int(data[8 + 64 :], 16)
                     if to in watch.addresses and amount > 0:
-                        transfers.append(Transfer(tx["txID"], 0, to, amount, value["contract_address"]))
+                        transfers.append(Transfer(tx["txID"], 0, to, amount, value["contract_address"], from_address=value.get("owner_address", "")))
         raw = block["block_header"]["raw_data"]
         return Block(height=int(raw["number"]), hash=block["blockID"], parent_hash=raw.get("parentHash", ""), transfers=transfers)
 
