@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from kk99.errors import KK99Error
 from margin.models import BorrowCap, InterestRate, Loan, LoanEvent, MarginAccount, MarginAsset, PoolFunding, PoolFundingStatus
 from margin.services import pool_funding_approve, pool_funding_reject, pool_funding_request
+from margin.span_admin import SpanParamsAdminMixin
 from wallets.admin import ReadOnlyAdmin
 
 
@@ -47,8 +48,9 @@ class InterestRateAdmin(admin.ModelAdmin):
 
 
 @admin.register(MarginAccount)
-class MarginAccountAdmin(ReadOnlyAdmin):
-    """Accounts by margin level (the last state computed by the ``margin.states_refresh`` task)."""
+class MarginAccountAdmin(SpanParamsAdminMixin, ReadOnlyAdmin):
+    """Accounts by margin level (the last state computed by the ``margin.states_refresh`` task);
+    its change list links the SPAN scenario parameters page (``margin.span_admin``)."""
 
     list_display = ("id", "user", "account", "tier", "portfolio_margin", "state", "margin_level", "liquidating", "margin_call_notified_at", "state_at")
     list_filter = ("state", "tier", "portfolio_margin", "liquidating")

@@ -68,7 +68,7 @@ def order_margin_check(p: OrderPlacement) -> None:
         )
     if margin.portfolio_margin and whatif_module is not None:
         try:
-            after = whatif_module.order_requirement_after(margin, asset_deltas=order_asset_deltas(p))
+            after = whatif_module.order_requirement_after(margin, asset_deltas=order_asset_deltas(p), lines=state.lines)
         except whatif_module.WhatIfError as exc:
             raise MarginError(MarginErrorCode.ORDER_BREACHES_MARGIN, f"The order's margin cannot be computed: {exc}") from None
         if not after.accepted:

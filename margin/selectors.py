@@ -191,7 +191,8 @@ def margin_state(
         requirement = (liq - 1) * liabilities
         pm = margin.portfolio_margin and whatif_module is not None and liabilities > 0
         if pm:
-            requirement = whatif_module.account_requirement(margin).requirement
+            # The lines just read (at ``prices`` when given): the requirement is at the same prices.
+            requirement = whatif_module.account_requirement(margin, lines=lines, detail=False).requirement
         state = _state(tav=tav, cv=cv, liabilities=liabilities, equity=equity, requirement=requirement, thresholds=thresholds, portfolio=pm)
     return MarginState(
         account_id=margin.account_id, tier=margin.tier, portfolio_margin=margin.portfolio_margin,
