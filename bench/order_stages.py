@@ -137,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         from trading.services import order_place
 
         user, market = get_user_model().objects.get(email="bench0@example.com"), Market.objects.get(symbol="BTCUSDT")
-        for i in range(args.open_orders):
-            order_place(user=user, market=market, side="BUY", type="LIMIT", quantity="0.01", price="50")
-        connection.cursor().execute("VACUUM ANALYZE trading_order") if not connection.in_atomic_block else None
+        for _ in range(args.open_orders):
+            order_place(user=user, market=market, side="BUY", type="LIMIT", quantity="0.02", price="85")
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE trading_order")
 
     for i in range(50):  # warm up: caches, prepared statements, the wake-up thread
         post("/api/v3/order", _order_params(i), i)
