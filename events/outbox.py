@@ -199,21 +199,52 @@ def market_batch_events(*, symbol: str, trades: list, orders: list, now=None) ->
     events_append(evs, now=now)
 
 
+def balance_payload(*, account_id: int, asset_id: int, journal_event_id: int | None, kind: str, d_avail: Decimal, d_locked: Decimal) -> dict:
+    return {
+        "account_id": int(account_id), "asset_id": int(asset_id), "journal_event_id": None if journal_event_id is None else int(journal_event_id),
+        "kind": str(kind), "delta_available": _s(d_avail), "delta_locked": _s(d_locked),
+    }
+
+
 def balance_events(*, journal_event_id: int, kind: str, changes: Iterable[tuple[int, int, Decimal, Decimal]], now=None) -> None:
     """One ``balance.changed`` per (account, asset) a journal event moved:
     ``changes`` = (account id, asset id, delta available, delta locked)."""
     evs = [
-        (
-            account_stream(account_id),
-            "balance.changed",
-            {
-                "account_id": int(account_id), "asset_id": int(asset_id), "journal_event_id": int(journal_event_id),
-                "kind": str(kind), "delta_available": _s(d_avail), "delta_locked": _s(d_locked),
-            },
-        )
+        (account_stream(account_id), "balance.changed", balance_payload(
+            account_id=account_id, asset_id=asset_id, journal_event_id=journal_event_id, kind=kind, d_avail=d_avail, d_locked=d_locked,
+        ))
         for account_id, asset_id, d_avail, d_locked in sorted(changes, key=lambda c: (c[0], c[1]))
         if d_avail != 0 or d_locked != 0
     ]
     events_append(evs, now=now)
+
+
+_BALANCE_EVENT_CTES = """
+ob_head AS (
+    INSERT INTO {head} (stream, last_seq) SELECT %(ob_stream)s, 1 FROM {journal_event}
+    ON CONFLICT (stream) DO UPDATE SET last_seq = {head}.last_seq + 1
+    RETURNING last_seq
+), ob_row AS (
+    INSERT INTO {outbox} (stream, seq, event_type, version, payload, created_at)
+    SELECT %(ob_stream)s, ob_head.last_seq, 'balance.changed', %(ob_version)s,
+           %(ob_payload)s::jsonb || jsonb_build_object('journal_event_id', {journal_event}.id), %(ob_now)s
+      FROM ob_head, {journal_event}
+    RETURNING 1
+)"""
+
+
+def balance_event_ctes(*, journal_event: str, account_id: int, asset_id: int, kind: str, d_avail: Decimal, d_locked: Decimal, now) -> tuple[str, dict]:
+    """For a statement that journals ONE balance change: the CTEs (``ob_head``, ``ob_row``)
+    that append its ``balance.changed`` event — what :func:`balance_events` writes — in the
+    same statement. ``journal_event`` names the CTE that returns the journal event's ``id``
+    (one row, or none: then nothing is appended). Returns (SQL, parameters)."""
+    qn = connection.ops.quote_name
+    sql = _BALANCE_EVENT_CTES.format(head=qn(StreamHead._meta.db_table), outbox=qn(OutboxEvent._meta.db_table), journal_event=journal_event)
+    payload = balance_payload(account_id=account_id, asset_id=asset_id, journal_event_id=None, kind=kind, d_avail=d_avail, d_locked=d_locked)
+    del payload["journal_event_id"]
+    return sql, {
+        "ob_stream": account_stream(account_id), "ob_version": schemas.current_version("balance.changed"),
+        "ob_payload": Jsonb(payload), "ob_now": now,
+    }
 
 
