@@ -262,7 +262,7 @@ def order_count_headers(*, user: Any) -> dict[str, str]:
     """Binance's ``X-MBX-ORDER-COUNT-10S`` / ``-1D`` headers for ``user``."""
     if user is None or getattr(user, "pk", None) is None:
         return {}
-    counts = order_counts(user=user)
+    counts = counters.counts_recall(user) or order_counts(user=user)
     return {f"X-MBX-ORDER-COUNT-{k}": str(v) for k, v in counts.items()}
 
 
