@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
@@ -152,32 +153,35 @@ def order_record(*, user, request: OrderRequest, hold: Hold, now=None) -> Order:
     return order
 
 
-_ORDER_INSERT: dict[str, Any] = {}
+_ORDER_INSERT: dict[frozenset[str], tuple[str, list]] = {}
 
 
-def _order_insert_sql() -> tuple[str, list]:
+def _order_insert_sql(db_defaults: frozenset[str]) -> tuple[str, list]:
     """``INSERT INTO trading_order (…) SELECT <every concrete column but id> FROM bal
-    RETURNING id, trade_group_id``, built once from the model's fields (so a new field needs
-    no change here); the trade group is read by the statement itself."""
-    if not _ORDER_INSERT:
+    RETURNING id, trade_group_id``, built from the model's fields (a new field needs no change
+    here) and cached; columns left to their database default (``db_defaults``) are omitted.
+    The trade group is read by the statement itself."""
+    cached = _ORDER_INSERT.get(db_defaults)
+    if cached is None:
         qn = connection.ops.quote_name
         fields = [
             f for f in Order._meta.concrete_fields
-            if not f.primary_key and not getattr(f, "generated", False) and f.attname != "trade_group_id"
+            if not f.primary_key and not getattr(f, "generated", False) and f.attname != "trade_group_id" and f.attname not in db_defaults
         ]
         cols = ", ".join(qn(f.column) for f in fields)
         values = ", ".join(f"%(o_{i})s::{f.cast_db_type(connection)}" for i, f in enumerate(fields))
-        _ORDER_INSERT["sql"] = (
+        sql = (
             f"INSERT INTO {qn(Order._meta.db_table)} ({cols}, {qn(Order._meta.get_field('trade_group_id').column)}) "
             f"SELECT {values}, {trade_group_sql('o_user')} FROM bal RETURNING id, trade_group_id"
         )
-        _ORDER_INSERT["fields"] = fields
-    return _ORDER_INSERT["sql"], _ORDER_INSERT["fields"]
+        cached = _ORDER_INSERT[db_defaults] = (sql, fields)
+    return cached
 
 
 def _order_insert_with_hold(order: Order, *, hold: Hold, memo: str) -> None:
-    sql, fields = _order_insert_sql()
-    params = {f"o_{i}": f.get_db_prep_save(f.pre_save(order, True), connection) for i, f in enumerate(fields)}
+    values = {f.attname: f.pre_save(order, True) for f in Order._meta.concrete_fields if not f.primary_key}
+    sql, fields = _order_insert_sql(frozenset(name for name, v in values.items() if isinstance(v, DatabaseDefault)))
+    params = {f"o_{i}": f.get_db_prep_save(values[f.attname], connection) for i, f in enumerate(fields)}
     params["o_user"] = order.user_id
     row = balance_hold_for_row(
         user=order.user, asset=hold.asset, amount=hold.amount, source_sql=sql, source_params=params,
