@@ -87,27 +87,54 @@ def single_client(port: int, key: str, secret: str, n: int) -> dict[str, dict]:
     return out
 
 
-def best_rate(port: int, keys: list, *, order: bool, start: float, seconds: float, connections: int) -> tuple[float, list[dict]]:
-    """The highest offered rate with p99 ≤ 50 ms and every request answered 200."""
+def _passes(r: dict) -> bool:
+    return "error" not in r and r["p99"] <= P99_BUDGET_MS and r["ok"] >= r["sent"]
+
+
+def best_rate(port: int, keys: list, *, order: bool, start: float, seconds: float, connections: int, refine: int = 2) -> tuple[float, list[dict]]:
+    """The highest offered rate with p99 ≤ 50 ms and every request answered 200.
+
+    A rate passes if one of two runs passes (on this shared machine one scheduling hiccup of
+    another process puts ~1 % of a 5 s run's requests over the budget; a rate the server
+    cannot sustain fails both). Rates grow ×1.5 from ``start`` until one fails, then
+    ``refine`` bisection steps between the last passing and the first failing rate — so the
+    order and no-op rates are not rounded down to the same coarse ×1.5 grid (which alone
+    could move their ratio by a third)."""
     path = "/api/v3/order" if order else "/api/v3/kk99/noop"
-    rate, best, tried = start, 0.0, []
+    tried: list[dict] = []
+
+    def ok(rate: float) -> bool:
+        for _ in range(2):
+            r = run_load(port=port, path=path, keys=keys, rate=rate, seconds=seconds, connections=connections, grace=3, order=order)
+            tried.append(r)
+            if _passes(r):
+                return True
+        return False
+
+    rate, best = start, 0.0
     while rate >= 10:  # the start rate already too much: search downward first
-        r = run_load(port=port, path=path, keys=keys, rate=rate, seconds=seconds, connections=connections, grace=3, order=order)
-        tried.append(r)
-        if "error" not in r and r["p99"] <= P99_BUDGET_MS and r["ok"] >= r["sent"]:
+        if ok(rate):
             best = rate
             break
         rate = round(rate / 2)
     if not best:
         return best, tried
-    rate = round(rate * 1.5)
+    failed = None
+    rate = round(best * 1.5)
     while rate < 20_000:
-        r = run_load(port=port, path=path, keys=keys, rate=rate, seconds=seconds, connections=connections, grace=3, order=order)
-        tried.append(r)
-        if "error" in r or r["p99"] > P99_BUDGET_MS or r["ok"] < r["sent"]:
+        if not ok(rate):
+            failed = rate
             break
         best = rate
         rate = round(rate * 1.5)
+    for _ in range(refine if failed else 0):
+        mid = round((best + failed) / 2)
+        if mid in (best, failed):
+            break
+        if ok(mid):
+            best = mid
+        else:
+            failed = mid
     return best, tried
 
 
@@ -173,6 +200,7 @@ def _section(results: dict, args, redis: bool, load_before, load_after, seconds_
     lines += [
         "",
         f"Highest open-loop rate with p99 ≤ {P99_BUDGET_MS:.0f} ms and every request answered (rates ×1.5 from {args.start_rate:.0f}/s, "
+        "then two bisection steps between the last passing and the first failing rate; a rate passes if one of two runs does; "
         f"{args.seconds:.0f} s each, {args.connections} connections, {args.users} users; orders are LIMIT GTC ACK, about half crossing):",
         "",
         "| server | orders/s | no-op/s | orders ÷ no-op (goal ≥ 0.5) |",

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from events import schemas
 from events.models import OutboxEvent, StreamHead
@@ -65,6 +66,8 @@ def events_append(events: Iterable[tuple[str, str, dict]], *, now=None) -> list[
     for _, event_type, _ in events:
         schemas.current_version(event_type)  # unknown types fail here, before any write
     counts = Counter(stream for stream, _, _ in events)
+    if connection.vendor == "postgresql" and len(events) <= ONE_STATEMENT_MAX:
+        return _append_pg(events, counts, now or timezone.now())
     last = _heads_advance(counts)
     nxt = {s: last[s] - counts[s] + 1 for s in counts}
     now = now or timezone.now()
@@ -77,6 +80,53 @@ def events_append(events: Iterable[tuple[str, str, dict]], *, now=None) -> list[
         given.append((stream, seq))
     _rows_insert(rows, now)
     return given
+
+
+ONE_STATEMENT_MAX = 64
+"""Up to this many events are appended by ONE statement (heads advanced and rows inserted
+together: one round trip — a ledger hold appends one); more go by the head advance + ``COPY``
+(an engine batch appends hundreds, where COPY is cheaper than binding arrays)."""
+
+_APPEND_SQL = """
+WITH h AS (
+    INSERT INTO {head} (stream, last_seq) SELECT s, n FROM unnest(%(streams)s::varchar[], %(counts)s::bigint[]) AS v(s, n)
+    ORDER BY s ON CONFLICT (stream) DO UPDATE SET last_seq = {head}.last_seq + EXCLUDED.last_seq
+    RETURNING stream, last_seq
+), ins AS (
+    INSERT INTO {outbox} (stream, seq, event_type, version, payload, created_at)
+    SELECT r.stream, h.last_seq - r.back, r.event_type, r.version, r.payload, %(now)s
+      FROM unnest(%(r_stream)s::varchar[], %(r_back)s::bigint[], %(r_type)s::varchar[], %(r_version)s::int[], %(r_payload)s::jsonb[])
+           AS r(stream, back, event_type, version, payload)
+      JOIN h ON h.stream = r.stream
+    RETURNING 1
+)
+SELECT h.stream, h.last_seq, (SELECT count(*) FROM ins) FROM h
+"""
+
+
+def _append_pg(events: list[tuple[str, str, dict]], counts: Counter, now) -> list[tuple[str, int]]:
+    """The heads advanced (in sorted stream order, as :func:`_heads_advance`) and the rows
+    inserted in ONE statement; each row's seq is its head's new value minus how many events of
+    its stream follow it in this call."""
+    streams = sorted(counts)
+    left = Counter(counts)
+    backs = []
+    for stream, _, _ in events:
+        left[stream] -= 1
+        backs.append(left[stream])
+    qn = connection.ops.quote_name
+    sql = _APPEND_SQL.format(head=qn(StreamHead._meta.db_table), outbox=qn(OutboxEvent._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {
+            "streams": streams, "counts": [counts[s] for s in streams], "now": now,
+            "r_stream": [e[0] for e in events], "r_back": backs, "r_type": [e[1] for e in events],
+            "r_version": [schemas.current_version(e[1]) for e in events], "r_payload": [Jsonb(e[2]) for e in events],
+        })
+        rows = cursor.fetchall()
+    last = {stream: seq for stream, seq, _ in rows}
+    if rows[0][2] != len(events):  # pragma: no cover — the statement cannot do otherwise
+        raise RuntimeError(f"outbox append: {rows[0][2]} of {len(events)} rows written")
+    return [(stream, last[stream] - back) for (stream, _, _), back in zip(events, backs, strict=True)]
 
 
 def _heads_advance(counts: Counter) -> dict[str, int]:
@@ -106,8 +156,6 @@ def _rows_insert(rows: list[tuple], now) -> None:
             [OutboxEvent(stream=s, seq=q, event_type=t, version=v, payload=p, created_at=now) for s, q, t, v, p in rows]
         )
         return
-    from psycopg.types.json import Jsonb
-
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         with cursor.copy(
@@ -151,21 +199,52 @@ def market_batch_events(*, symbol: str, trades: list, orders: list, now=None) ->
     events_append(evs, now=now)
 
 
+def balance_payload(*, account_id: int, asset_id: int, journal_event_id: int | None, kind: str, d_avail: Decimal, d_locked: Decimal) -> dict:
+    return {
+        "account_id": int(account_id), "asset_id": int(asset_id), "journal_event_id": None if journal_event_id is None else int(journal_event_id),
+        "kind": str(kind), "delta_available": _s(d_avail), "delta_locked": _s(d_locked),
+    }
+
+
 def balance_events(*, journal_event_id: int, kind: str, changes: Iterable[tuple[int, int, Decimal, Decimal]], now=None) -> None:
     """One ``balance.changed`` per (account, asset) a journal event moved:
     ``changes`` = (account id, asset id, delta available, delta locked)."""
     evs = [
-        (
-            account_stream(account_id),
-            "balance.changed",
-            {
-                "account_id": int(account_id), "asset_id": int(asset_id), "journal_event_id": int(journal_event_id),
-                "kind": str(kind), "delta_available": _s(d_avail), "delta_locked": _s(d_locked),
-            },
-        )
+        (account_stream(account_id), "balance.changed", balance_payload(
+            account_id=account_id, asset_id=asset_id, journal_event_id=journal_event_id, kind=kind, d_avail=d_avail, d_locked=d_locked,
+        ))
         for account_id, asset_id, d_avail, d_locked in sorted(changes, key=lambda c: (c[0], c[1]))
         if d_avail != 0 or d_locked != 0
     ]
     events_append(evs, now=now)
+
+
+_BALANCE_EVENT_CTES = """
+ob_head AS (
+    INSERT INTO {head} (stream, last_seq) SELECT %(ob_stream)s, 1 FROM {journal_event}
+    ON CONFLICT (stream) DO UPDATE SET last_seq = {head}.last_seq + 1
+    RETURNING last_seq
+), ob_row AS (
+    INSERT INTO {outbox} (stream, seq, event_type, version, payload, created_at)
+    SELECT %(ob_stream)s, ob_head.last_seq, 'balance.changed', %(ob_version)s,
+           %(ob_payload)s::jsonb || jsonb_build_object('journal_event_id', {journal_event}.id), %(ob_now)s
+      FROM ob_head, {journal_event}
+    RETURNING 1
+)"""
+
+
+def balance_event_ctes(*, journal_event: str, account_id: int, asset_id: int, kind: str, d_avail: Decimal, d_locked: Decimal, now) -> tuple[str, dict]:
+    """For a statement that journals ONE balance change: the CTEs (``ob_head``, ``ob_row``)
+    that append its ``balance.changed`` event — what :func:`balance_events` writes — in the
+    same statement. ``journal_event`` names the CTE that returns the journal event's ``id``
+    (one row, or none: then nothing is appended). Returns (SQL, parameters)."""
+    qn = connection.ops.quote_name
+    sql = _BALANCE_EVENT_CTES.format(head=qn(StreamHead._meta.db_table), outbox=qn(OutboxEvent._meta.db_table), journal_event=journal_event)
+    payload = balance_payload(account_id=account_id, asset_id=asset_id, journal_event_id=None, kind=kind, d_avail=d_avail, d_locked=d_locked)
+    del payload["journal_event_id"]
+    return sql, {
+        "ob_stream": account_stream(account_id), "ob_version": schemas.current_version("balance.changed"),
+        "ob_payload": Jsonb(payload), "ob_now": now,
+    }
 
 

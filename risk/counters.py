@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 from django.core.cache import caches
 from django_redis.cache import RedisCache
@@ -46,6 +47,21 @@ def order_counts_add(*, user_id: int, now: float | None = None) -> dict[str, int
         backend.add(key, 0, timeout=WINDOWS[name] + 5)
         out[name] = int(backend.incr(key))
     return out
+
+
+_REMEMBERED = "_kk99_order_counts"
+
+
+def counts_remember(user: Any, counts: dict[str, int]) -> None:
+    """Keep the totals :func:`order_counts_add` just returned on the request's user object, for
+    the same request's ``X-MBX-ORDER-COUNT-*`` headers (:func:`counts_recall`): one cache
+    round trip per order instead of two. The user object lives as long as its request."""
+    user.__dict__[_REMEMBERED] = counts
+
+
+def counts_recall(user: Any) -> dict[str, int] | None:
+    """The totals remembered by this request's order, once (then None)."""
+    return user.__dict__.pop(_REMEMBERED, None)
 
 
 def order_counts_read(*, user_id: int, now: float | None = None) -> dict[str, int]:

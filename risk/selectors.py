@@ -6,6 +6,7 @@ account row → market row → ``settings.KK99["RISK_DEFAULTS"]``, field by fiel
 from __future__ import annotations
 
 import dataclasses
+import functools
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -176,29 +177,49 @@ SELECT 'K', k.user_id, k.market_id, k.mode, {k_nulls}
   FROM risk_killswitch k
  WHERE k.released_at IS NULL AND (k.user_id = %(u)s OR k.market_id = %(m)s)
 UNION ALL
-SELECT 'O', count(*), count(*) FILTER (WHERE o.market_id = %(m)s), {o_nulls}
-  FROM trading_order o
- WHERE o.user_id = %(u)s AND o.status = ANY(%(open)s)
+SELECT 'O',
+       (SELECT count(*) FROM (SELECT 1 FROM trading_order o WHERE o.user_id = %(u)s AND o.status = ANY(%(open)s)
+                               LIMIT {cap_total}) t),
+       (SELECT count(*) FROM (SELECT 1 FROM trading_order o WHERE o.user_id = %(u)s AND o.status = ANY(%(open)s)
+                               AND o.market_id = %(m)s LIMIT {cap_here}) t),
+       {o_nulls}
 """
 
+# The open-order counts only need to reach the limit in force: each is counted up to a cap
+# that is at least that limit — the largest value any limit row in scope (or the default) sets
+# — so an account with thousands of open orders costs a bounded count, not one row per order
+# (6,000 open orders made placement 5× slower). ``min(count, cap)`` answers "count ≥ limit"
+# exactly as the full count would, because cap ≥ limit; with no limit in force the cap is 0.
+_CAP_SQL = """COALESCE((SELECT GREATEST(max(l.{field}), %({default})s::bigint) FROM risk_risklimit l
+ WHERE (l.user_id = %(u)s AND (l.market_id = %(m)s OR l.market_id IS NULL)) OR (l.user_id IS NULL AND l.market_id = %(m)s)), 0)"""
 
+
+@functools.cache
 def _snapshot_sql() -> str:
     cols = ", ".join(f"l.{f}::text" for f in LIMIT_FIELDS)
     nulls = ", ".join(["NULL::text"] * (len(LIMIT_FIELDS) - 1))
-    return _SNAPSHOT_SQL.format(limit_cols=cols, k_nulls=nulls, o_nulls="NULL::text, " + nulls)
+    return _SNAPSHOT_SQL.format(
+        limit_cols=cols, k_nulls=nulls, o_nulls="NULL::text, " + nulls,
+        cap_total=_CAP_SQL.format(field="max_open_orders", default="d_total"),
+        cap_here=_CAP_SQL.format(field="max_open_orders_per_market", default="d_here"),
+    )
 
 
 def pretrade_snapshot(*, user: Any, market: Market) -> PretradeSnapshot:
     """The limits in force, the engaged kill switches and the open-order counts for ``user``
     on ``market``: ONE round trip on PostgreSQL (three queries elsewhere). The same
-    resolution as :func:`limits_for`."""
+    resolution as :func:`limits_for`. On PostgreSQL the counts stop at the largest open-order
+    limit in scope (see ``_CAP_SQL``): enough to enforce the limit, bounded work."""
     if connection.vendor != "postgresql":
         here, total = open_order_counts(user=user, market=market)
         switches = [(k.user_id is not None, k.mode) for k in kill_switches_active(user=user, market=market)]
         return PretradeSnapshot(limits_for(user=user, market=market), switches, here, total)
     rows, switches, here, total = [], [], 0, 0
     with connection.cursor() as cursor:
-        cursor.execute(_snapshot_sql(), {"u": user.pk, "m": market.pk, "open": [str(s) for s in Order.OPEN_STATUSES]})
+        cursor.execute(_snapshot_sql(), {
+            "u": user.pk, "m": market.pk, "open": [str(s) for s in Order.OPEN_STATUSES],
+            "d_total": _default("max_open_orders"), "d_here": _default("max_open_orders_per_market"),
+        })
         for kind, a, b, *rest in cursor.fetchall():
             if kind == "L":
                 rows.append({"user_id": a, "market_id": b, **dict(zip(LIMIT_FIELDS, rest, strict=True))})
@@ -241,7 +262,7 @@ def order_count_headers(*, user: Any) -> dict[str, str]:
     """Binance's ``X-MBX-ORDER-COUNT-10S`` / ``-1D`` headers for ``user``."""
     if user is None or getattr(user, "pk", None) is None:
         return {}
-    counts = order_counts(user=user)
+    counts = counters.counts_recall(user) or order_counts(user=user)
     return {f"X-MBX-ORDER-COUNT-{k}": str(v) for k, v in counts.items()}
 
 

@@ -109,6 +109,7 @@ def _check_rate(user: Any, limits: selectors.Limits) -> None:
     if limits.orders_per_10s is None and limits.orders_per_day is None:
         return
     counts = counters.order_counts_add(user_id=user.pk)
+    counters.counts_remember(user, counts)  # the response's X-MBX-ORDER-COUNT headers: no second read
     for name, limit, interval in (("10S", limits.orders_per_10s, "10 SECOND"), ("1D", limits.orders_per_day, "1 DAY")):
         if limit is not None and counts[name] > limit:
             raise RiskError(RiskErrorCode.ORDER_RATE_LIMITED, f"Too many new orders; current limit is {limit} orders per {interval}.", limit=limit, interval=interval)

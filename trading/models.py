@@ -209,7 +209,9 @@ class Order(models.Model):
         ]
         indexes = [
             models.Index(fields=["market", "status", "id"], name="order_market_status"),
-            models.Index(fields=["user", "status"], name="order_user_status"),
+            # market last: the pre-trade open-order counts (per account, per account and market)
+            # are answered from this index alone (risk.selectors.pretrade_snapshot).
+            models.Index(fields=["user", "status", "market"], name="order_user_status_market"),
             models.Index(fields=["user", "market", "-id"], name="order_user_market_recent"),
             models.Index(fields=["market"], condition=Q(cancel_requested=True), name="order_cancel_requests"),
             models.Index(fields=["ledger_account", "status"], condition=Q(ledger_account__isnull=False), name="order_margin_account_status"),

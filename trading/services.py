@@ -21,10 +21,12 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
@@ -37,9 +39,9 @@ from trading.models import EngineState, FeePreference, Market, Order
 from trading.orders import OrderPlacement, OrderRequest, order_checks_run, order_request_build
 from trading.payloads import order_payload
 from trading.selectors import market_resolve
-from trading.stp import trade_group_of
+from trading.stp import trade_group_of, trade_group_sql
 from wallets.errors import InsufficientFunds
-from wallets.services import balance_hold
+from wallets.services import balance_hold, balance_hold_for_row, balance_hold_for_row_supported
 
 
 
@@ -143,7 +145,13 @@ def order_record(
     """Insert the order and hold ``hold`` in one transaction; wake the engine and publish the
     order on commit. ``insufficient_balance`` (nothing written) if the hold does not fit.
     ``ledger_account``: hold in this (margin) account of the user instead of the spot account;
-    ``before_hold`` runs in the transaction, after the insert, before the hold."""
+    ``before_hold`` runs in the transaction, after the insert, before the hold.
+
+    PostgreSQL, spot orders: ONE statement (:func:`wallets.services.balance_hold_for_row`) — the
+    balance moved if it covers the hold, the order inserted (with its trade group) only then, the
+    journal event, its entries and the balance event — its own transaction when called outside
+    one: one round trip instead of BEGIN, INSERT, hold, outbox and COMMIT. Margin orders (another
+    ledger account, a borrow before the hold) take the general path."""
     now = now or timezone.now()
     market = request.market
     order = Order(
@@ -151,28 +159,77 @@ def order_record(
         side=request.side, type=request.type, time_in_force=request.time_in_force,
         price=request.price, stop_price=request.stop_price, quantity=request.quantity,
         quote_order_qty=request.quote_order_qty, protection_price=hold.protection_price, stp_mode=request.stp_mode,
-        trade_group_id=trade_group_of(user_id=user.pk),
         held_asset=hold.asset, held_amount=hold.amount, held_remaining=hold.amount,
         status=Order.Status.PENDING_NEW, created_at=now, updated_at=now,
         ledger_account=ledger_account, side_effect_type=side_effect_type,
     )
+    memo = f"{market.symbol} {request.side} {request.type}"
     try:
-        with transaction.atomic():
-            order.save()
-            if before_hold is not None:
-                before_hold(order, hold)
-            balance_hold(
-                user=user, asset=hold.asset, amount=hold.amount, idempotency_key=f"order:{order.pk}:hold",
-                memo=f"{market.symbol} {request.side} {request.type}", reference=f"order:{order.pk}", account=ledger_account,
-            )
-            engine_notify(symbol=market.symbol)
-            publish_on_commit("order.update", [order_payload(order)], groups=[user_group(user.pk)])
+        if ledger_account is None and before_hold is None and balance_hold_for_row_supported(user=user):
+            # Inside a caller's transaction a savepoint keeps a duplicate client order id
+            # (IntegrityError) from aborting it; on its own the statement is its transaction.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                _order_insert_with_hold(order, hold=hold, memo=memo)
+        else:
+            with transaction.atomic():
+                order.trade_group_id = trade_group_of(user_id=user.pk)
+                order.save()
+                if before_hold is not None:
+                    before_hold(order, hold)
+                balance_hold(
+                    user=user, asset=hold.asset, amount=hold.amount, idempotency_key=f"order:{order.pk}:hold",
+                    memo=memo, reference=f"order:{order.pk}", account=ledger_account,
+                )
     except InsufficientFunds:
         raise TradingError(
             TradingErrorCode.INSUFFICIENT_BALANCE, "Account has insufficient balance for requested action.",
             asset=hold.asset.symbol, required=str(hold.amount),
         ) from None
+    # After the commit (at once when the statement was its own transaction).
+    engine_notify(symbol=market.symbol)
+    publish_on_commit("order.update", [order_payload(order)], groups=[user_group(user.pk)])
     return order
+
+
+_ORDER_INSERT: dict[frozenset[str], tuple[str, list]] = {}
+
+
+def _order_insert_sql(db_defaults: frozenset[str]) -> tuple[str, list]:
+    """``INSERT INTO trading_order (…) SELECT <every concrete column but id> FROM bal
+    RETURNING id, trade_group_id``, built from the model's fields (a new field needs no change
+    here) and cached; columns left to their database default (``db_defaults``) are omitted.
+    The trade group is read by the statement itself."""
+    cached = _ORDER_INSERT.get(db_defaults)
+    if cached is None:
+        qn = connection.ops.quote_name
+        fields = [
+            f for f in Order._meta.concrete_fields
+            if not f.primary_key and not getattr(f, "generated", False) and f.attname != "trade_group_id" and f.attname not in db_defaults
+        ]
+        cols = ", ".join(qn(f.column) for f in fields)
+        values = ", ".join(f"%(o_{i})s::{f.cast_db_type(connection)}" for i, f in enumerate(fields))
+        sql = (
+            f"INSERT INTO {qn(Order._meta.db_table)} ({cols}, {qn(Order._meta.get_field('trade_group_id').column)}) "
+            f"SELECT {values}, {trade_group_sql('o_user')} FROM bal RETURNING id, trade_group_id"
+        )
+        cached = _ORDER_INSERT[db_defaults] = (sql, fields)
+    return cached
+
+
+def _order_insert_with_hold(order: Order, *, hold: Hold, memo: str) -> None:
+    values = {f.attname: f.pre_save(order, True) for f in Order._meta.concrete_fields if not f.primary_key}
+    sql, fields = _order_insert_sql(frozenset(name for name, v in values.items() if isinstance(v, DatabaseDefault)))
+    params = {f"o_{i}": f.get_db_prep_save(values[f.attname], connection) for i, f in enumerate(fields)}
+    params["o_user"] = order.user_id
+    row = balance_hold_for_row(
+        user=order.user, asset=hold.asset, amount=hold.amount, source_sql=sql, source_params=params,
+        key_sql="'order:' || src.id || ':hold'", reference_sql="'order:' || src.id", memo=memo,
+    )
+    if row is None:
+        raise InsufficientFunds(shortfalls=[{"asset": hold.asset.symbol, "missing": str(hold.amount)}])
+    order.pk, order.trade_group_id = row
+    order._state.adding = False
+    order._state.db = "default"
 
 
 # --- cancelling -----------------------------------------------------------------------

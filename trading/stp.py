@@ -21,6 +21,13 @@ def trade_group_of(*, user_id: int) -> int | None:
     return TradeGroupMember.objects.filter(user_id=user_id).values_list("group_id", flat=True).first()
 
 
+def trade_group_sql(user_param: str) -> str:
+    """:func:`trade_group_of` as an SQL expression (a user is in at most one group), for a
+    statement that writes a new order: ``user_param`` names the user-id parameter."""
+    table = TradeGroupMember._meta.db_table
+    return f'(SELECT g.group_id FROM "{table}" g WHERE g.user_id = %({user_param})s)'
+
+
 def trade_group_pairs(*, user_ids: set[int] | None = None) -> set[tuple[int, int]]:
     """Pairs (a < b) of users in the same trade group (limited to groups of ``user_ids``)."""
     qs = TradeGroupMember.objects.all()

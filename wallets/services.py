@@ -32,7 +32,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.audit import AuditAction, audit_record
-from events.outbox import balance_events
+from events.outbox import balance_event_ctes, balance_events
 from kk99.conf import kk99_setting
 from wallets import locks
 from wallets.errors import (
@@ -563,6 +563,86 @@ def _balance_hold_pg(*, account: Account, asset: Asset, amount: Decimal, idempot
     event._state.adding = False
     event._state.db = "default"
     return event
+
+
+_HOLD_FOR_ROW_SQL = """
+WITH bal AS (
+    UPDATE {balance} SET available = available - %(h_amount)s, locked = locked + %(h_amount)s, updated_at = %(h_now)s
+    WHERE account_id = %(h_account)s AND asset_id = %(h_asset)s AND available >= %(h_amount)s
+    RETURNING id
+), src AS (
+    {source}
+), ev AS (
+    INSERT INTO {event} (kind, idempotency_key, memo, reference, actor_id, created_at)
+    SELECT %(h_kind)s, {key}, %(h_memo)s, {reference}, NULL, %(h_now)s FROM src
+    RETURNING id
+), ent AS (
+    INSERT INTO {entry} (event_id, account_id, asset_id, bucket, amount)
+    SELECT ev.id, %(h_account)s, %(h_asset)s, e.bucket, e.amount
+    FROM ev, (VALUES (%(h_available)s, -%(h_amount)s::numeric), (%(h_locked)s, %(h_amount)s::numeric)) AS e(bucket, amount)
+    RETURNING 1
+), {outbox}
+SELECT src.*, (SELECT count(*) FROM ent), (SELECT count(*) FROM ob_row) FROM src
+"""
+
+
+def balance_hold_for_row_supported(*, user: AbstractBaseUser) -> bool:
+    """Whether :func:`balance_hold_for_row` applies: PostgreSQL, and a user account that may
+    not go negative (the general path handles the others)."""
+    return connection.vendor == "postgresql" and not user_account(user).allow_negative
+
+
+def balance_hold_for_row(
+    *,
+    user: AbstractBaseUser,
+    asset: Asset,
+    amount: Decimal,
+    source_sql: str,
+    source_params: dict[str, Any],
+    key_sql: str,
+    reference_sql: str,
+    memo: str = "",
+) -> tuple | None:
+    """Create a row and hold ``amount`` for it in ONE statement (PostgreSQL; see
+    :func:`balance_hold_for_row_supported`) — a new order and its hold, in one round trip.
+
+    ``source_sql`` is an ``INSERT … SELECT … FROM bal … RETURNING id, …`` that writes the row
+    the hold is for; selecting FROM ``bal`` (the balance row moved by ``UPDATE … WHERE
+    available >= amount``) makes it conditional on the funds. ``key_sql`` / ``reference_sql``
+    are SQL expressions over that row (``src``) giving the hold's idempotency key and
+    reference — e.g. ``'order:' || src.id || ':hold'``, unique because the row is new. The
+    journal event, its two balanced entries and its ``balance.changed`` outbox event are
+    written by the same statement: the same ledger as :func:`balance_hold`.
+
+    Returns the ``RETURNING`` values of ``source_sql``, or None when the available balance does
+    not cover ``amount`` — then nothing at all was written. Run it outside a transaction (one
+    statement is its own transaction) or inside the caller's."""
+    amount = amount_quantize(asset, amount)
+    account = user_account(user)
+    now = timezone.now()
+    qn = connection.ops.quote_name
+    outbox, outbox_params = balance_event_ctes(
+        journal_event="ev", account_id=account.pk, asset_id=asset.pk, kind=JournalEventKind.HOLD.value,
+        d_avail=-amount, d_locked=amount, now=now,
+    )
+    sql = _HOLD_FOR_ROW_SQL.format(
+        balance=qn(Balance._meta.db_table), event=qn(JournalEvent._meta.db_table), entry=qn(JournalEntry._meta.db_table),
+        source=source_sql, key=key_sql, reference=reference_sql, outbox=outbox.strip(),
+    )
+    params = {
+        **source_params, **outbox_params,
+        "h_kind": JournalEventKind.HOLD.value, "h_memo": memo[:500], "h_now": now, "h_amount": amount,
+        "h_account": account.pk, "h_asset": asset.pk, "h_available": Bucket.AVAILABLE.value, "h_locked": Bucket.LOCKED.value,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    *values, entries, events = row
+    if entries != 2 or events != 1:  # pragma: no cover — the statement above cannot do otherwise
+        raise RuntimeError(f"hold for row: {entries} entries, {events} events written")
+    return tuple(values)
 
 
 def balance_release(

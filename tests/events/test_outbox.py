@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 
 from events.models import OutboxEvent
-from events.outbox import account_stream, events_append, market_stream
+from events.outbox import ONE_STATEMENT_MAX, account_stream, events_append, market_stream
 from tests.trading.conftest import place
 from wallets.models import JournalEntry
 
@@ -86,3 +86,19 @@ def test_an_event_type_without_a_schema_is_refused_before_anything_is_written():
         with transaction.atomic():
             events_append([("user.1", "user.renamed", {})])
     assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.parametrize("n", [1, 3, ONE_STATEMENT_MAX, ONE_STATEMENT_MAX + 1, 3 * ONE_STATEMENT_MAX])
+def test_one_statement_and_copy_appends_give_the_same_gap_free_interleaved_sequences(db, n):
+    # ≤ ONE_STATEMENT_MAX events go in one statement, more by COPY: the same result either way.
+    with transaction.atomic():
+        events_append([(market_stream("AAAUSDT"), "trade.executed", {"i": -1})])
+    events = [(market_stream("AAAUSDT" if i % 3 else "BBBUSDT"), "trade.executed", {"i": i}) for i in range(n)]
+    with transaction.atomic():
+        given = events_append(events)
+    stored = {(e.stream, e.seq): e.payload["i"] for e in OutboxEvent.objects.all()}
+    assert [stored[g] for g in given] == list(range(n))
+    for stream in {s for s, _ in stored}:
+        seqs = sorted(q for s, q in stored if s == stream)
+        assert seqs == list(range(1, len(seqs) + 1))
+    assert [stored[(market_stream("AAAUSDT"), 1)]] == [-1]

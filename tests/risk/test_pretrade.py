@@ -233,3 +233,33 @@ def test_the_html_order_form_shows_the_risk_refusal_and_writes_nothing(client, a
     assert response.status_code == 200
     assert "above the maximum of 2" in response.content.decode()
     assert _written(alice[0]) == before
+
+
+def test_the_open_order_counts_stop_at_the_largest_limit_in_scope(alice, market, settings):
+    # Bounded work for an account with many open orders: each count stops at the largest
+    # open-order limit any row in scope (or the default) sets — enough to decide "count ≥ limit".
+    user = alice[0]
+    make_market("ETHUSDT")
+    settings.KK99 = {**settings.KK99, "RISK_DEFAULTS": {**settings.KK99["RISK_DEFAULTS"], "max_open_orders": None, "max_open_orders_per_market": None}}
+    for _ in range(3):
+        _place(user)
+        _place(user, market="ETHUSDT")
+    settings.KK99 = {**settings.KK99, "RISK_DEFAULTS": {**settings.KK99["RISK_DEFAULTS"], "max_open_orders": 4, "max_open_orders_per_market": 2}}
+    RiskLimit.objects.create(user=user, max_open_orders_per_market=5)  # looser, account-wide
+    RiskLimit.objects.create(user=user, market=market, max_open_orders_per_market=3)  # in force on BTCUSDT
+    snapshot = selectors.pretrade_snapshot(user=user, market=market)
+    assert (snapshot.limits.max_open_orders_per_market, snapshot.limits.max_open_orders) == (3, 4)
+    assert (snapshot.open_here, snapshot.open_total) == (3, 4)  # here: 3 open (cap 5); total: 6 open, cap 4
+    assert _refused(user, RiskErrorCode.MAX_OPEN_ORDERS_MARKET).details["limit"] == 3
+    assert _refused(user, RiskErrorCode.MAX_OPEN_ORDERS_ACCOUNT, market="ETHUSDT").details["limit"] == 4
+
+
+def test_with_no_open_order_limit_in_force_nothing_is_counted_or_refused(alice, market, settings):
+    settings.KK99 = {**settings.KK99, "RISK_DEFAULTS": {**settings.KK99["RISK_DEFAULTS"], "max_open_orders": None, "max_open_orders_per_market": None}}
+    user = alice[0]
+    for _ in range(3):
+        _place(user)
+    snapshot = selectors.pretrade_snapshot(user=user, market=market)
+    assert (snapshot.limits.max_open_orders, snapshot.limits.max_open_orders_per_market) == (None, None)
+    assert (snapshot.open_here, snapshot.open_total) == (0, 0)
+    _place(user)

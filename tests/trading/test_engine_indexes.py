@@ -17,7 +17,7 @@ def test_an_order_insert_maintains_only_the_indexes_its_queries_use():
     assert _indexes("trading_order") == {
         "trading_order_pkey",
         "order_market_status",  # the engine's claim of PENDING_NEW orders; rebuild
-        "order_user_status",  # a user's open orders
+        "order_user_status_market",  # a user's open orders; the pre-trade open-order counts (index only)
         "order_user_market_recent",  # allOrders per user and market
         "order_cancel_requests",  # the engine's claim of cancel requests
         "order_client_id_unique_per_user",

@@ -47,6 +47,12 @@ def _claim_sql() -> tuple[list[str], dict[str, str]]:
             f"SELECT {cols} FROM {table} WHERE market_id = %b AND status = %b AND NOT cancel_requested "
             "ORDER BY id LIMIT %b FOR UPDATE SKIP LOCKED"
         )
+        # Both in one round trip: each CTE takes its rows as its own statement would; the
+        # cancel requests come first (the flag column), each part in id order.
+        _CLAIM_SQL["both"] = (
+            f"WITH c AS ({_CLAIM_SQL['cancels']}), n AS ({_CLAIM_SQL['news']}) "
+            "SELECT * FROM (SELECT true AS is_cancel, c.* FROM c UNION ALL SELECT false, n.* FROM n) x ORDER BY is_cancel DESC, id"
+        )
     return _ORDER_ATTNAMES, _CLAIM_SQL
 
 
@@ -56,12 +62,16 @@ def _claim_pg(market_id: int, limit: int, with_news: bool = True) -> tuple[list[
     turned into Orders with ``Model.from_db`` (positional, no queryset machinery)."""
     attnames, sql = _claim_sql()
     with pg_cursor() as cur:
-        cur.execute(sql["cancels"], [market_id, list(Order.OPEN_STATUSES), limit], binary=True)
-        cancels = _orders_from_rows(attnames, cur.fetchall())
-        news: list[Order] = []
-        if len(cancels) < limit and with_news:
-            cur.execute(sql["news"], [market_id, S.PENDING_NEW.value, limit - len(cancels)], binary=True)
-            news = _orders_from_rows(attnames, cur.fetchall())
+        if not with_news:
+            cur.execute(sql["cancels"], [market_id, list(Order.OPEN_STATUSES), limit], binary=True)
+            return _orders_from_rows(attnames, cur.fetchall()), []
+        # ONE statement for both kinds. The news part may lock up to ``limit`` rows although
+        # cancel requests used part of the budget: the extra ones stay PENDING_NEW, untouched,
+        # and are unlocked at the batch's commit (the next batch claims them).
+        cur.execute(sql["both"], [market_id, list(Order.OPEN_STATUSES), limit, market_id, S.PENDING_NEW.value, limit], binary=True)
+        rows = cur.fetchall()
+    cancels = _orders_from_rows(attnames, [row[1:] for row in rows if row[0]])
+    news = _orders_from_rows(attnames, [row[1:] for row in rows if not row[0]][: max(0, limit - len(cancels))])
     return cancels, news
 
 

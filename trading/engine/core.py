@@ -56,7 +56,7 @@ from trading.engine.publishing import batch_publish, depth_cache_key, depth_diff
 from trading.engine.units import Units
 from trading.fees import FeeTierCache
 from trading.markets import market_session_is_open
-from trading.models import EngineState, Market, MarketHaltEvent, Order
+from trading.models import EngineState, Market, MarketHaltEvent, Order, VolatilityBand
 from trading.settlement import kk99_token
 from trading.stp import stp_owner
 from wallets.models import Asset
@@ -263,13 +263,16 @@ class MarketEngine(BookMatcher):
         self._claimed = 0
         with transaction.atomic():
             crash.arm_on_commit()
-            state = state_lock(self)
+            state = state_lock(self, with_market=True)  # + the market and its band: halts apply from the next batch on
             faults.maybe_deadlock()
-            market = Market.objects.get(pk=self.market.pk)  # halts apply from the next batch on
+            market = state.market
             market.base, market.quote = self.market.base, self.market.quote
             self.market = market
             now = timezone.now()
-            params = self._band_params()
+            try:
+                params = halts.band_params_of(market.volatility_band)
+            except VolatilityBand.DoesNotExist:
+                params = None
             if (params is None) != (self.band is None) or (params is not None and params != self.band.params):
                 self.band = self._band_load(state, now, params)  # changed in the admin
             paused = state.halted_until is not None and now < state.halted_until

@@ -125,8 +125,12 @@ class BandTracker:
 
 def band_params(market_id: int) -> BandParams | None:
     """The market's enabled band parameters (admin: VolatilityBand), or None = no halts."""
-    vb = VolatilityBand.objects.filter(market_id=market_id, enabled=True).first()
-    if vb is None:
+    return band_params_of(VolatilityBand.objects.filter(market_id=market_id, enabled=True).first())
+
+
+def band_params_of(vb: VolatilityBand | None) -> BandParams | None:
+    """:func:`band_params` from a VolatilityBand row already read (None: no row)."""
+    if vb is None or not vb.enabled:
         return None
     return BandParams(vb.reference_minutes, vb.static_pct, vb.dynamic_minutes, vb.dynamic_pct, vb.pause_seconds)
 

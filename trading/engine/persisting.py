@@ -89,9 +89,15 @@ def state_advance(engine, b, depth_id: int) -> None:
         MarketHaltEvent.objects.bulk_create(b.halt_events)
 
 
-def state_lock(engine) -> EngineState:
-    """Lock the market's EngineState row (first in the lock order) and check the epoch."""
-    state = EngineState.objects.select_for_update().get(market_id=engine.market.pk)
+def state_lock(engine, *, with_market: bool = False) -> EngineState:
+    """Lock the market's EngineState row (first in the lock order) and check the epoch.
+    ``with_market``: the same statement also reads the market row and its volatility band
+    (``state.market``, ``state.market.volatility_band``), unlocked — a batch's first round trip
+    gives it everything it re-reads."""
+    qs = EngineState.objects.select_for_update(of=("self",))
+    if with_market:
+        qs = qs.select_related("market", "market__volatility_band")
+    state = qs.get(market_id=engine.market.pk)
     if state.epoch != engine.epoch:
         raise Fenced(f"{engine.symbol}: epoch is {state.epoch}, ours {engine.epoch}")
     return state

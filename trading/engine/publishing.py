@@ -63,6 +63,9 @@ def _levels(u, levels) -> list[list[str]]:
 def batch_publish(engine, b, diff, depth, depth_id: int, prev_depth_id: int) -> None:
     """Schedule every event of batch ``b`` of ``engine`` (a MarketEngine) for after commit."""
     symbol, u = engine.symbol, engine.units
+    # First after the commit: the requests waiting for these orders (FULL/RESULT answers) are
+    # woken before anything else is sent.
+    orders_done_on_commit(symbol, list(b.dirty))
     now_ms = int(b.now.timestamp() * 1000)  # every trade of a batch has created_at = b.now
     if b.trades:
         trades = [trade_public_payload(t, symbol, time_ms=now_ms) for t in b.trades]
@@ -77,13 +80,11 @@ def batch_publish(engine, b, diff, depth, depth_id: int, prev_depth_id: int) -> 
         "asks": _levels(u, sorted(depth[1].items())),
         "last_price": None if b.last_price is None else str(b.last_price),
     }
-    transaction.on_commit(lambda: _cache_set(depth_cache_key(symbol), snapshot))
     last = snapshot["last_price"] or ""
-    transaction.on_commit(lambda: _cache_set(last_price_cache_key(symbol), last))
+    transaction.on_commit(lambda: _cache_set_many({depth_cache_key(symbol): snapshot, last_price_cache_key(symbol): last}))
     for ev in b.halt_events:
         publish_on_commit("market.status", halt_event_payload(ev, symbol), groups=[market_group(symbol)])
     publish_many_on_commit(_user_messages(engine, b, now_ms))
-    orders_done_on_commit(symbol, list(b.dirty))
 
 
 def _user_messages(engine, b, now_ms: int) -> list[tuple]:
@@ -120,9 +121,10 @@ def _order_payload(o: Order, symbol: str, market_id: int, updated_iso: str) -> d
 
 
 
-def _cache_set(key: str, value) -> None:
+def _cache_set_many(values: dict) -> None:
+    """The depth snapshot and the last price, in one cache round trip."""
     try:
-        cache.set(key, value, timeout=None)
+        cache.set_many(values, timeout=None)
     except Exception:  # a cache outage must not break the engine after commit
         logger.exception("depth snapshot cache write failed")
 
