@@ -30,7 +30,7 @@ from marketdata.selectors import candles_for_market
 from risk import metrics
 from trading.fees import usdt_value_of
 from trading.models import Market
-from wallets.models import Balance
+from wallets.models import AccountPurpose, Balance
 
 DAY = INTERVALS["1d"]
 QUANTUM = Decimal("0.00000001")
@@ -41,14 +41,14 @@ def to_usdt(value: float) -> Decimal:
 
 
 def holdings_for_user(*, user: Any) -> dict[str, Decimal]:
-    rows = Balance.objects.filter(account__user_id=user.pk).values_list("asset__symbol", "available", "locked")
+    rows = Balance.objects.filter(account__user_id=user.pk, account__purpose=AccountPurpose.SPOT).values_list("asset__symbol", "available", "locked")
     return {s: a + lk for s, a, lk in rows if a + lk}
 
 
 def holdings_by_user() -> dict[int, dict[str, Decimal]]:
     """Every user account's non-zero holdings, one query (the nightly job)."""
     out: dict[int, dict[str, Decimal]] = defaultdict(dict)
-    rows = Balance.objects.filter(account__user__isnull=False).values_list("account__user_id", "asset__symbol", "available", "locked")
+    rows = Balance.objects.filter(account__user__isnull=False, account__purpose=AccountPurpose.SPOT).values_list("account__user_id", "asset__symbol", "available", "locked")
     for user_id, symbol, available, locked in rows:
         if available + locked:
             out[user_id][symbol] = available + locked

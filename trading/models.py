@@ -135,6 +135,15 @@ class Order(models.Model):
         EXPIRE_BOTH = "EXPIRE_BOTH"
         DECREMENT = "DECREMENT"
 
+    class SideEffect(models.TextChoices):
+        """Binance ``sideEffectType`` of a margin order (docs/margin.md): MARGIN_BUY borrows
+        the shortfall of the hold in the same transaction as the order; AUTO_REPAY repays the
+        loan in the received asset from the proceeds once the order is final."""
+
+        NO_SIDE_EFFECT = "NO_SIDE_EFFECT"
+        MARGIN_BUY = "MARGIN_BUY"
+        AUTO_REPAY = "AUTO_REPAY"
+
     OPEN_STATUSES = (Status.PENDING_NEW, Status.PENDING_TRIGGER, Status.NEW, Status.PARTIALLY_FILLED)
     RESTING_STATUSES = (Status.NEW, Status.PARTIALLY_FILLED)
     FINAL_STATUSES = (Status.FILLED, Status.CANCELED, Status.REJECTED, Status.EXPIRED, Status.EXPIRED_IN_MATCH)
@@ -183,6 +192,11 @@ class Order(models.Model):
     working_at = models.DateTimeField(null=True, blank=True, help_text="When the order reached the book.")
     triggered_at = models.DateTimeField(null=True, blank=True)
 
+    # Margin (issue 12): the ledger account the order holds in and settles to — null means the
+    # user's spot account; a margin order names the user's cross or isolated margin account.
+    ledger_account = models.ForeignKey("wallets.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
+    side_effect_type = models.CharField(max_length=16, choices=SideEffect.choices, default=SideEffect.NO_SIDE_EFFECT)
+
     class Meta:
         ordering = ["-id"]
         constraints = [
@@ -196,6 +210,7 @@ class Order(models.Model):
             models.Index(fields=["user", "status"], name="order_user_status"),
             models.Index(fields=["user", "market", "-id"], name="order_user_market_recent"),
             models.Index(fields=["market"], condition=Q(cancel_requested=True), name="order_cancel_requests"),
+            models.Index(fields=["ledger_account", "status"], condition=Q(ledger_account__isnull=False), name="order_margin_account_status"),
         ]
 
     def __str__(self) -> str:

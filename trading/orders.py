@@ -8,6 +8,7 @@ callers of :func:`trading.services.order_place` — turns its input into ONE
 runs :data:`ORDER_CHECKS` in order against an :class:`OrderPlacement`:
 
     account may trade → market open → filters → price band → notional / KYC limit → risk hook
+    → margin (margin orders only)
 
 and the funds check is the hold itself (``wallets.services.balance_hold`` under the balance
 row lock), recorded in the same transaction as the order. Adding a check is adding one
@@ -22,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from accounts.selectors import kyc_limits, user_trading_refusal
+from margin.checks import order_margin_check
 from risk import services as risk_services
 from trading.errors import ParamProblem, TradingError, TradingErrorCode, filter_failure, invalid_parameter
 from trading.holds import order_notional
@@ -71,6 +73,10 @@ class OrderPlacement:
     request: OrderRequest
     reference: Decimal | None
     now: Any = None
+    # The margin ledger account a margin order holds in and settles to (None: spot), and its
+    # Binance sideEffectType (trading.models.Order.SideEffect).
+    account: Any = None
+    side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT
 
     @property
     def market(self) -> Market:
@@ -247,6 +253,13 @@ def check_risk(p: OrderPlacement) -> None:
     risk_services.order_check(request=p.request, user=p.user, market=p.market, reference=p.reference, now=p.now)
 
 
+def check_margin(p: OrderPlacement) -> None:
+    """A margin order may not breach its account's margin (:func:`margin.checks.order_margin_check`);
+    a spot order passes untouched."""
+    if p.account is not None:
+        order_margin_check(p)
+
+
 ORDER_CHECKS: tuple[Callable[[OrderPlacement], None], ...] = (
     check_may_trade,
     check_market_open,
@@ -254,6 +267,7 @@ ORDER_CHECKS: tuple[Callable[[OrderPlacement], None], ...] = (
     check_price_band,
     check_notional,
     check_risk,
+    check_margin,
 )
 """Run in this order by :func:`trading.services.order_place`; the funds check follows, as
 the hold (:mod:`trading.holds`)."""

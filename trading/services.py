@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -66,7 +67,16 @@ def market_reference_price(*, market: Market) -> Decimal | None:
 # --- placing --------------------------------------------------------------------------
 
 
-def order_place(*, user, request: OrderRequest | None = None, now=None, **fields: Any) -> Order:
+def order_place(
+    *,
+    user,
+    request: OrderRequest | None = None,
+    now=None,
+    ledger_account=None,
+    side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT,
+    before_hold: Callable[[Order, Hold], None] | None = None,
+    **fields: Any,
+) -> Order:
     """Check and record a new order, holding what it can consume. Returns the order (status
     ``PENDING_NEW``; the engine processes it within milliseconds).
 
@@ -78,17 +88,28 @@ def order_place(*, user, request: OrderRequest | None = None, now=None, **fields
     order is returned and nothing else happens.
 
     Raises :class:`~kk99.errors.KK99Error` (a trading, accounts or risk code); nothing is
-    written then."""
+    written then.
+
+    Margin orders (``margin.services.margin_order_place``): ``ledger_account`` is the user's
+    margin account the order holds in and settles to, ``side_effect_type`` its Binance
+    sideEffectType, and ``before_hold(order, hold)`` runs inside the order's transaction right
+    before the hold (MARGIN_BUY borrows the shortfall there)."""
     if request is None:
         request = order_request_build(**{**fields, "market": market_resolve(fields.get("market"), cached=True)})
     existing = _order_by_client_id(user=user, client_order_id=request.client_order_id)
     if existing is not None:
         return existing
-    placement = OrderPlacement(user=user, request=request, reference=market_reference_price(market=request.market), now=now)
+    placement = OrderPlacement(
+        user=user, request=request, reference=market_reference_price(market=request.market), now=now,
+        account=ledger_account, side_effect_type=side_effect_type,
+    )
     order_checks_run(placement)
     hold = order_hold(request=request, reference=placement.reference)
     try:
-        return order_record(user=user, request=request, hold=hold, now=now)
+        return order_record(
+            user=user, request=request, hold=hold, now=now, ledger_account=ledger_account,
+            side_effect_type=side_effect_type, before_hold=before_hold,
+        )
     except IntegrityError:
         # A concurrent request with the same client order id won the race.
         existing = _order_by_client_id(user=user, client_order_id=request.client_order_id)
@@ -107,9 +128,20 @@ def _new_client_order_id() -> str:
     return "kk99-" + secrets.token_urlsafe(16)[:22]
 
 
-def order_record(*, user, request: OrderRequest, hold: Hold, now=None) -> Order:
+def order_record(
+    *,
+    user,
+    request: OrderRequest,
+    hold: Hold,
+    now=None,
+    ledger_account=None,
+    side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT,
+    before_hold: Callable[[Order, Hold], None] | None = None,
+) -> Order:
     """Insert the order and hold ``hold`` in one transaction; wake the engine and publish the
-    order on commit. ``insufficient_balance`` (nothing written) if the hold does not fit."""
+    order on commit. ``insufficient_balance`` (nothing written) if the hold does not fit.
+    ``ledger_account``: hold in this (margin) account of the user instead of the spot account;
+    ``before_hold`` runs in the transaction, after the insert, before the hold."""
     now = now or timezone.now()
     market = request.market
     order = Order(
@@ -120,13 +152,16 @@ def order_record(*, user, request: OrderRequest, hold: Hold, now=None) -> Order:
         trade_group_id=trade_group_of(user_id=user.pk),
         held_asset=hold.asset, held_amount=hold.amount, held_remaining=hold.amount,
         status=Order.Status.PENDING_NEW, created_at=now, updated_at=now,
+        ledger_account=ledger_account, side_effect_type=side_effect_type,
     )
     try:
         with transaction.atomic():
             order.save()
+            if before_hold is not None:
+                before_hold(order, hold)
             balance_hold(
                 user=user, asset=hold.asset, amount=hold.amount, idempotency_key=f"order:{order.pk}:hold",
-                memo=f"{market.symbol} {request.side} {request.type}", reference=f"order:{order.pk}",
+                memo=f"{market.symbol} {request.side} {request.type}", reference=f"order:{order.pk}", account=ledger_account,
             )
             engine_notify(symbol=market.symbol)
             publish_on_commit("order.update", [order_payload(order)], groups=[user_group(user.pk)])

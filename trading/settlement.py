@@ -11,6 +11,9 @@ A :class:`Settlement` collects the balance effect of one engine batch in memory,
 A trade of ``qty`` at ``price``     buyer: LOCKED quote −qty×price, AVAILABLE base +qty−fee;
                                     seller: LOCKED base −qty, AVAILABLE quote +qty×price−fee;
                                     FEES: AVAILABLE +both fees (each in the asset *received*)
+(a margin order's side posts to its
+``Order.ledger_account`` instead of the
+user's spot account — the same rules)
 An order's hold after the batch     LOCKED → AVAILABLE: ``held_remaining − target_hold(order)``
                                     (a better fill price, a cancel, an expiry, a fill)
 A fee paid in KK99 (opted in)       the received asset's fee goes back to the user; KK99
@@ -36,12 +39,15 @@ from kk99.conf import kk99_setting
 from trading.holds import order_hold_target
 from trading.fees import fee_amount, kk99_discounted_fee, kk99_fee_amount, kk99_price_usdt, usdt_value_of
 from trading.models import FeePreference, Order
-from wallets.models import Asset, Bucket, JournalEventKind, SystemAccountKind
+from wallets.models import Account, Asset, Bucket, JournalEventKind, SystemAccountKind
 from wallets.services import Leg, ledger_lock, ledger_settle
 
 USER = "user"
 FEES = "fees"
-# A leg key: (USER, user_id, asset_id, bucket) or (FEES, 0, asset_id, bucket).
+ACCOUNT = "account"
+# A leg key: (USER, user_id, asset_id, bucket) for a spot account, (ACCOUNT, account_id,
+# asset_id, bucket) for the margin account an order names (Order.ledger_account), or
+# (FEES, 0, asset_id, bucket).
 LegKey = tuple[str, int, int, str]
 S = Order.Status
 
@@ -51,6 +57,12 @@ class UserRef:
     """A user reference for ledger legs without loading the user (wallets needs only pk)."""
 
     pk: int
+
+
+def order_owner(*, user_id: int, account_id: int | None) -> tuple[str, int]:
+    """Whose balances an order moves: its ``ledger_account`` (a margin order) or the user's
+    spot account."""
+    return (ACCOUNT, account_id) if account_id else (USER, user_id)
 
 
 def target_hold(o: Order) -> Decimal:
@@ -72,12 +84,19 @@ class Settlement:
     legs: dict[LegKey, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     users_assets: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
 
-    def trade(self, *, base_id: int, quote_id: int, buyer_id: int, seller_id: int, qty: Decimal, quote: Decimal, buyer_fee: Decimal, seller_fee: Decimal) -> None:
+    def trade(
+        self, *, base_id: int, quote_id: int, buyer_id: int, seller_id: int, qty: Decimal, quote: Decimal, buyer_fee: Decimal, seller_fee: Decimal,
+        buyer_account_id: int | None = None, seller_account_id: int | None = None,
+    ) -> None:
+        """One trade. ``buyer_account_id`` / ``seller_account_id``: the side's margin ledger
+        account (its order's ``ledger_account_id``); None = the user's spot account."""
         legs = self.legs
-        legs[(USER, buyer_id, quote_id, Bucket.LOCKED)] -= quote
-        legs[(USER, buyer_id, base_id, Bucket.AVAILABLE)] += qty - buyer_fee
-        legs[(USER, seller_id, base_id, Bucket.LOCKED)] -= qty
-        legs[(USER, seller_id, quote_id, Bucket.AVAILABLE)] += quote - seller_fee
+        bk, bid = order_owner(user_id=buyer_id, account_id=buyer_account_id)
+        sk, sid = order_owner(user_id=seller_id, account_id=seller_account_id)
+        legs[(bk, bid, quote_id, Bucket.LOCKED)] -= quote
+        legs[(bk, bid, base_id, Bucket.AVAILABLE)] += qty - buyer_fee
+        legs[(sk, sid, base_id, Bucket.LOCKED)] -= qty
+        legs[(sk, sid, quote_id, Bucket.AVAILABLE)] += quote - seller_fee
         legs[(FEES, 0, base_id, Bucket.AVAILABLE)] += buyer_fee
         legs[(FEES, 0, quote_id, Bucket.AVAILABLE)] += seller_fee
         for uid in (buyer_id, seller_id):
@@ -90,8 +109,9 @@ class Settlement:
         if release < 0:
             raise RuntimeError(f"order {o.id} holds {o.held_remaining}, needs {target}")
         if release:
-            self.legs[(USER, o.user_id, o.held_asset_id, Bucket.LOCKED)] -= release
-            self.legs[(USER, o.user_id, o.held_asset_id, Bucket.AVAILABLE)] += release
+            kind, owner = order_owner(user_id=o.user_id, account_id=o.ledger_account_id)
+            self.legs[(kind, owner, o.held_asset_id, Bucket.LOCKED)] -= release
+            self.legs[(kind, owner, o.held_asset_id, Bucket.AVAILABLE)] += release
             o.held_remaining = target
             self.users_assets[o.user_id].add(o.held_asset_id)
 
@@ -106,9 +126,16 @@ class Settlement:
         legs[(FEES, 0, kk99_id, Bucket.AVAILABLE)] -= fee - charged
         self.users_assets[user_id].add(kk99_id)
 
-    @staticmethod
-    def _ref(kind: str, uid: int):
-        return SystemAccountKind.FEES if kind == FEES else UserRef(uid)
+    def _refs(self, kinds_ids) -> dict[tuple[str, int], object]:
+        """Ledger references for (kind, id) owners: the FEES kind, a UserRef (spot) or the
+        margin Account rows (one query, only when the batch has margin legs)."""
+        kinds_ids = set(kinds_ids)
+        account_ids = sorted(i for k, i in kinds_ids if k == ACCOUNT)
+        accounts = Account.objects.in_bulk(account_ids) if account_ids else {}
+        refs: dict[tuple[str, int], object] = {}
+        for kind, i in kinds_ids:
+            refs[(kind, i)] = SystemAccountKind.FEES if kind == FEES else accounts[i] if kind == ACCOUNT else UserRef(i)
+        return refs
 
     def lock(self, assets: dict[int, Asset], *, also: Iterable[tuple[str, int, int]] = ()) -> dict:
         """Lock every balance row this settlement will post to, plus ``also`` ((USER|FEES,
@@ -116,13 +143,15 @@ class Settlement:
         ordered statement. Returns the rows keyed by (("user", uid) | ("system", kind), asset_id)."""
         pairs = {(kind, uid, asset_id) for kind, uid, asset_id, _ in self.legs}
         pairs |= set(also)
-        return ledger_lock(pairs=[(self._ref(kind, uid), assets[asset_id]) for kind, uid, asset_id in sorted(pairs)])
+        refs = self._refs((kind, uid) for kind, uid, _ in pairs)
+        return ledger_lock(pairs=[(refs[(kind, uid)], assets[asset_id]) for kind, uid, asset_id in sorted(pairs)])
 
     def post(self, *, assets: dict[int, Asset], idempotency_key: str, memo: str, reference: str) -> None:
+        moving = {key: amount for key, amount in self.legs.items() if amount}
+        refs = self._refs((kind, uid) for kind, uid, _, _ in moving)
         legs = [
-            Leg(account=self._ref(kind, uid), asset=assets[asset_id], bucket=bucket, amount=amount)
-            for (kind, uid, asset_id, bucket), amount in self.legs.items()
-            if amount
+            Leg(account=refs[(kind, uid)], asset=assets[asset_id], bucket=bucket, amount=amount)
+            for (kind, uid, asset_id, bucket), amount in moving.items()
         ]
         if legs:
             ledger_settle(idempotency_key=idempotency_key, kind=JournalEventKind.TRADE, legs=legs, memo=memo, reference=reference)
@@ -136,13 +165,16 @@ def kk99_opted_users(user_ids: Iterable[int]) -> set[int]:
     return set(FeePreference.objects.filter(user_id__in=set(user_ids), pay_fees_in_kk99=True).values_list("user_id", flat=True))
 
 
-def kk99_fees_apply(s: Settlement, trades: list, *, market, kk99: Asset, opted: set[int], budgets: dict[int, Decimal], now) -> list:
+def kk99_fees_apply(
+    s: Settlement, trades: list, *, market, kk99: Asset, opted: set[int], budgets: dict[int, Decimal], now, margin_orders: frozenset[int] = frozenset()
+) -> list:
     """Fees paid in KK99 (issue 6). For every side of a trade whose user opted in: the fee's
     USDT value ÷ the KK99 fee price (:func:`trading.fees.kk99_price_usdt`) × (1 − discount),
     rounded UP, replaces the fee in the received asset — if the user's KK99 ``budgets``
     (AVAILABLE, read under the row lock) minus what this batch already charged covers it;
     otherwise the normal fee stays. A fee already in KK99 is simply discounted. Trades are
-    visited in order. Returns the trades with their fee fields updated."""
+    visited in order. Returns the trades with their fee fields updated. A side whose order is
+    a margin order (``margin_orders``) keeps its normal fee: the KK99 budget is a spot balance."""
     discount = Decimal(kk99_setting("KK99_FEE_DISCOUNT"))
     price = kk99_price_usdt(now=now)
     quote_usdt = usdt_value_of(market.quote.symbol)
@@ -150,11 +182,11 @@ def kk99_fees_apply(s: Settlement, trades: list, *, market, kk99: Asset, opted: 
     out = []
     for t in trades:
         changes = {}
-        for uid, fee, asset_id, fee_field, asset_field in (
-            (t.maker_user_id, t.maker_fee, t.maker_fee_asset_id, "maker_fee", "maker_fee_asset_id"),
-            (t.taker_user_id, t.taker_fee, t.taker_fee_asset_id, "taker_fee", "taker_fee_asset_id"),
+        for uid, order_id, fee, asset_id, fee_field, asset_field in (
+            (t.maker_user_id, t.maker_order_id, t.maker_fee, t.maker_fee_asset_id, "maker_fee", "maker_fee_asset_id"),
+            (t.taker_user_id, t.taker_order_id, t.taker_fee, t.taker_fee_asset_id, "taker_fee", "taker_fee_asset_id"),
         ):
-            if uid not in opted or fee <= 0:
+            if uid not in opted or fee <= 0 or order_id in margin_orders:
                 continue
             if asset_id == kk99_id:
                 charged = kk99_discounted_fee(fee, discount=discount, precision=precision)

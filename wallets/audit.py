@@ -8,7 +8,9 @@
 4. the KK99 supply reconciles (``wallets.chains.token``);
 5. every staff adjustment event posted since the two-person rule exists (migration
    ``wallets.0004``) belongs to an approved request of two different staff members — an
-   adjustment event without one was written around the rule.
+   adjustment event without one was written around the rule;
+6. margin loans reconcile (``margin.audit``): each loan with its events, Σ principal with what
+   left the lending pool, interest paid with interest income.
 
 :func:`ledger_audit_run` returns an :class:`AuditReport`; the management command prints it and
 exits non-zero when it is not clean. Sums are done by the database in exact NUMERIC and
@@ -24,6 +26,7 @@ from decimal import Decimal, localcontext
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Sum
 
+from margin.audit import margin_audit_problems
 from wallets.services import LEDGER_DECIMAL_CONTEXT
 from wallets.models import (
     Account,
@@ -170,6 +173,8 @@ def _audit() -> AuditReport:
     report.totals_problems.extend(token_supply_problems())
     # 5. staff adjustments: two people each
     report.totals_problems.extend(_adjustment_problems())
+    # 6. margin: loans reconcile with their events, the lending pool and interest income
+    report.totals_problems.extend(margin_audit_problems())
     return report
 
 

@@ -59,6 +59,10 @@ class SystemAccountKind(models.TextChoices):
     WITHDRAWALS_CLEARING = "withdrawals_clearing", "Withdrawals clearing (debited, not yet sent)"
     FEES = "fees", "Fees earned"
     ADJUSTMENTS = "adjustments", "Staff adjustments"
+    # Margin (issue 12, docs/margin.md). All three hold real money and never go negative.
+    LENDING_POOL = "lending_pool", "Margin lending pool (cash the exchange lends)"
+    INTEREST_INCOME = "interest_income", "Margin interest income"
+    INSURANCE_FUND = "insurance_fund", "Liquidation insurance fund"
 
 
 # System accounts that stand for value outside the ledger may go negative: their negative
@@ -84,13 +88,38 @@ class JournalEventKind(models.TextChoices):
     ADJUSTMENT = "adjustment", "Staff adjustment"
     TRANSFER = "transfer", "Transfer"
     ISSUANCE = "issuance", "Issuance"
+    # Margin (issue 12): spot <-> margin transfers, loans and their interest, pool funding,
+    # liquidations and insurance-fund movements.
+    MARGIN_TRANSFER = "margin_transfer", "Margin transfer"
+    BORROW = "borrow", "Margin borrow"
+    REPAY = "repay", "Margin repay"
+    INTEREST = "interest", "Margin interest"
+    POOL_FUNDING = "pool_funding", "Lending pool funding"
+    LIQUIDATION = "liquidation", "Liquidation"
+    INSURANCE = "insurance", "Insurance fund"
+
+
+class AccountPurpose(models.TextChoices):
+    """What a user's ledger account is for. Every user has one SPOT account (the wallet of
+    deposits, withdrawals and spot trading) and at most one cross-MARGIN account and one
+    ISOLATED account per market (``isolated_symbol``) — see ``docs/margin.md``. System
+    accounts are always SPOT."""
+
+    SPOT = "spot", "Spot"
+    MARGIN = "margin", "Cross margin"
+    ISOLATED = "isolated", "Isolated margin"
 
 
 class Account(models.Model):
-    """Whose money: a user (exactly one account each) or a system kind (exactly one each)."""
+    """Whose money: a user (one account per purpose — spot, cross margin, one isolated per
+    market) or a system kind (exactly one each)."""
 
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_account"
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_accounts"
+    )
+    purpose = models.CharField(max_length=10, choices=AccountPurpose.choices, default=AccountPurpose.SPOT)
+    isolated_symbol = models.CharField(
+        max_length=32, blank=True, default="", help_text="The market of an isolated margin account; blank otherwise."
     )
     system_kind = models.CharField(max_length=32, choices=SystemAccountKind.choices, null=True, blank=True, unique=True)
     allow_negative = models.BooleanField(
@@ -110,15 +139,37 @@ class Account(models.Model):
                 condition=Q(allow_negative=False) | Q(system_kind__isnull=False),
                 name="account_only_system_may_go_negative",
             ),
+            models.UniqueConstraint(
+                fields=["user", "purpose", "isolated_symbol"],
+                condition=Q(user__isnull=False),
+                name="account_one_per_user_purpose_symbol",
+            ),
+            models.CheckConstraint(
+                condition=(Q(purpose=AccountPurpose.ISOLATED) & ~Q(isolated_symbol=""))
+                | (~Q(purpose=AccountPurpose.ISOLATED) & Q(isolated_symbol="")),
+                name="account_isolated_symbol_iff_isolated",
+            ),
+            models.CheckConstraint(
+                condition=Q(system_kind__isnull=True) | Q(purpose=AccountPurpose.SPOT),
+                name="account_system_is_spot",
+            ),
         ]
 
     @property
     def is_system(self) -> bool:
         return self.system_kind is not None
 
+    @property
+    def is_margin(self) -> bool:
+        return self.purpose != AccountPurpose.SPOT
+
     def __str__(self) -> str:
         if self.system_kind:
             return f"system:{self.system_kind}"
+        if self.purpose == AccountPurpose.MARGIN:
+            return f"user:{self.user_id}:margin"
+        if self.purpose == AccountPurpose.ISOLATED:
+            return f"user:{self.user_id}:isolated:{self.isolated_symbol}"
         return f"user:{self.user_id}"
 
 

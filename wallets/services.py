@@ -49,6 +49,7 @@ from wallets.errors import (
 from wallets.models import (
     NEGATIVE_ALLOWED_KINDS,
     Account,
+    AccountPurpose,
     AdjustmentRequest,
     AdjustmentStatus,
     Asset,
@@ -105,14 +106,25 @@ def caches_clear(**kwargs) -> None:
 
 
 def user_account(user: AbstractBaseUser) -> Account:
-    """The user's ledger account, created on first use."""
+    """The user's SPOT ledger account, created on first use. (Margin accounts are separate
+    ``Account`` rows of the same user, made by ``margin.services.margin_account_for``; a leg
+    names them by passing the ``Account`` itself.)"""
     if user.pk is None:
         raise InvalidPosting("The user is not saved.")
     cached = _accounts_cache.get(user.pk)
     if cached is not None:
         return cached
-    account, _ = Account.objects.get_or_create(user_id=user.pk)
+    account, _ = Account.objects.get_or_create(user_id=user.pk, purpose=AccountPurpose.SPOT, isolated_symbol="")
     _cache_on_commit(lambda: _accounts_cache.__setitem__(account.user_id, account))
+    return account
+
+
+def _own_account(user: AbstractBaseUser, account: Account | None) -> Account:
+    """``account`` if it is one of ``user``'s accounts; the user's spot account if None."""
+    if account is None:
+        return user_account(user)
+    if account.pk is None or account.user_id != user.pk:
+        raise InvalidPosting("The account is not one of this user's accounts.")
     return account
 
 
@@ -150,13 +162,13 @@ def _resolve_accounts(refs: Iterable[AccountRef]) -> dict[Any, Account]:
             resolved[("user", uid)] = cached
             user_ids.discard(uid)
     if user_ids or kinds:
-        existing = Account.objects.filter(Q(user_id__in=user_ids) | Q(system_kind__in=kinds))
+        existing = Account.objects.filter(Q(user_id__in=user_ids, purpose=AccountPurpose.SPOT) | Q(system_kind__in=kinds))
         by_user = {a.user_id: a for a in existing if a.user_id is not None}
         by_kind = {a.system_kind: a for a in existing if a.system_kind is not None}
         missing = sorted(user_ids - by_user.keys())
         if missing:
             Account.objects.bulk_create([Account(user_id=uid) for uid in missing], ignore_conflicts=True)
-            by_user.update({a.user_id: a for a in Account.objects.filter(user_id__in=missing)})
+            by_user.update({a.user_id: a for a in Account.objects.filter(user_id__in=missing, purpose=AccountPurpose.SPOT)})
         for kind in sorted(kinds - by_kind.keys()):
             by_kind[kind] = system_account(kind)
         resolved.update({("user", uid): acc for uid, acc in by_user.items()})
@@ -475,8 +487,11 @@ def balance_hold(
     idempotency_key: str,
     memo: str = "",
     reference: str = "",
+    account: Account | None = None,
 ) -> JournalEvent:
     """Move ``amount`` from the user's available to locked (an order or withdrawal reserves it).
+    ``account``: hold in this account of the user instead of their spot account (a margin
+    order holds in its margin account).
 
     PostgreSQL: ONE statement (after the account, cached per process) — the event is inserted
     under its unique key with ``ON CONFLICT DO NOTHING`` (no savepoint needed: a duplicate
@@ -485,7 +500,7 @@ def balance_hold(
     Same guarantees as the general path: balanced entries, exact NUMERIC arithmetic in the
     database, never negative, refusals leave nothing behind."""
     amount = amount_quantize(asset, amount)
-    account = user_account(user)
+    account = _own_account(user, account)
     if connection.vendor == "postgresql" and not account.allow_negative:
         return _balance_hold_pg(account=account, asset=asset, amount=amount, idempotency_key=idempotency_key, memo=memo, reference=reference)
     postings = [_posting(account, asset, Bucket.AVAILABLE, amount.copy_negate()), _posting(account, asset, Bucket.LOCKED, amount)]
@@ -558,10 +573,12 @@ def balance_release(
     idempotency_key: str,
     memo: str = "",
     reference: str = "",
+    account: Account | None = None,
 ) -> JournalEvent:
-    """Move ``amount`` from the user's locked back to available."""
+    """Move ``amount`` from the user's locked back to available (in ``account``, one of the
+    user's accounts, when given; else their spot account)."""
     amount = amount_quantize(asset, amount)
-    account = user_account(user)
+    account = _own_account(user, account)
     postings = [_posting(account, asset, Bucket.LOCKED, amount.copy_negate()), _posting(account, asset, Bucket.AVAILABLE, amount)]
     return _post(kind=JournalEventKind.RELEASE, idempotency_key=idempotency_key, postings=postings, memo=memo, reference=reference)
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "quant",
     "events",
     "surveillance",
+    "margin",
 ]
 
 MIDDLEWARE = [
@@ -563,9 +564,51 @@ KK99.update(
         "LIQUIDATION_MAX_NOTIONAL_PER_CYCLE": Decimal(env_str("KK99_LIQUIDATION_MAX_NOTIONAL_PER_CYCLE", "1000000")),  # USDT per account
         "LIQUIDATION_MAX_BOOK_SHARE": Decimal(env_str("KK99_LIQUIDATION_MAX_BOOK_SHARE", "0.5")),  # of the depth within the limit
         "LIQUIDATION_ACCOUNTS_PER_CYCLE": env_int("KK99_LIQUIDATION_ACCOUNTS_PER_CYCLE", 500),
-        "LIQUIDATION_ORDER_WAIT_SECONDS": float(env_str("KK99_LIQUIDATION_ORDER_WAIT_SECONDS", "5.0")),  # seconds, not money
     }
 )
 CELERY_BEAT_SCHEDULE["margin-liquidation-cycle"] = {
     "task": "margin.liquidation_cycle", "schedule": float(env_int("KK99_LIQUIDATION_CYCLE_SECONDS", 5)),
 }
+
+# --- Margin trading (issue 12, docs/margin.md) ---------------------------------------------------
+# Thresholds per tier follow Binance's cross-margin table (support FAQ "Binance Margin Level and
+# Risk Control", 360030493931): borrowing and transfers out are judged on the COLLATERAL margin
+# level (asset values × collateral ratio), margin call and liquidation on the plain margin level.
+# A level exactly AT a threshold is in the worse state (Binance: "1.5 < level ≤ 2 → no transfer").
+KK99.update(
+    {
+        "MARGIN": {
+            "TIERS": {
+                1: {  # Binance Cross Margin 3x
+                    "label": "3x",
+                    "transfer_out_above": Decimal("2"),
+                    "borrow_above": Decimal("1.5"),
+                    "margin_call_at": Decimal("1.3"),
+                    "liquidation_at": Decimal("1.1"),
+                },
+                2: {  # Binance Cross Margin 5x
+                    "label": "5x",
+                    "transfer_out_above": Decimal("2"),
+                    "borrow_above": Decimal("1.25"),
+                    "margin_call_at": Decimal("1.16"),
+                    "liquidation_at": Decimal("1.1"),
+                },
+            },
+            "DEFAULT_TIER": 1,
+            # A margin call is notified again while it lasts, every this many hours.
+            "MARGIN_CALL_REPEAT_HOURS": env_int("KK99_MARGIN_CALL_REPEAT_HOURS", 24),
+            # AUTO_REPAY orders: the sweep looks back this far for final orders not yet repaid.
+            "AUTO_REPAY_LOOKBACK_HOURS": 24,
+        },
+    }
+)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Interest on every open loan, once per loan and UTC hour (idempotent: margin/tasks.py).
+        "margin-interest-hourly": {"task": "margin.interest_accrue_all", "schedule": crontab(minute=1)},
+        # Margin states and margin-call notifications (every 24 h while in margin call).
+        "margin-states": {"task": "margin.states_refresh", "schedule": 60.0},
+        # AUTO_REPAY margin orders: repay from the proceeds once final (idempotent per order).
+        "margin-auto-repay": {"task": "margin.auto_repay_sweep", "schedule": 5.0},
+    }
+)

@@ -22,6 +22,8 @@ def test_an_order_insert_maintains_only_the_indexes_its_queries_use():
         "order_cancel_requests",  # the engine's claim of cancel requests
         "order_client_id_unique_per_user",
         "order_engine_seq_unique_per_market",
+        # margin orders of a margin account (partial: a spot order, ledger_account NULL, adds no entry)
+        "order_margin_account_status",
     }
 
 

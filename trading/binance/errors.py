@@ -50,6 +50,15 @@ CANCEL_REJECTED = -2011
 NO_SUCH_ORDER = -2013
 BAD_API_KEY_FMT = -2014
 REJECTED_MBX_KEY = -2015
+# Margin (/sapi/v1/margin/*): Binance's -3xxx codes.
+MARGIN_ACCOUNT_MISSING = -3003
+MARGIN_EXCEED_MAX_BORROW = -3006
+MARGIN_REPAY_EXCEEDS = -3015
+MARGIN_TRANSFER_EXCEEDS = -3020
+MARGIN_ACCOUNT_BANNED = -3022
+MARGIN_NOT_VALID_ASSET = -3027
+MARGIN_NOT_VALID_PAIR = -3028
+MARGIN_SYSTEM_NO_ASSET = -3045
 
 DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 
@@ -155,6 +164,16 @@ CATALOG: dict[str, Mapping] = {
     "withdrawal_not_allowed": Mapping(NEW_ORDER_REJECTED, _DISABLED),
     # wallets.errors
     "insufficient_funds": Mapping(NEW_ORDER_REJECTED, "Account has insufficient balance for requested action."),
+    # margin.errors (Binance's -3xxx margin codes)
+    "margin_account_missing": Mapping(MARGIN_ACCOUNT_MISSING, "Margin account does not exist."),
+    "margin_asset_not_borrowable": Mapping(MARGIN_NOT_VALID_ASSET, "Not a valid margin asset."),
+    "margin_pair_invalid": Mapping(MARGIN_NOT_VALID_PAIR, "Not a valid margin pair."),
+    "margin_borrow_exceeds_max": Mapping(MARGIN_EXCEED_MAX_BORROW, "Your borrow amount has exceed maximum borrow amount."),
+    "margin_pool_insufficient": Mapping(MARGIN_SYSTEM_NO_ASSET, "The system does not have enough asset now."),
+    "margin_repay_exceeds_debt": Mapping(MARGIN_REPAY_EXCEEDS, "Repay amount exceeds borrow amount."),
+    "margin_transfer_exceeds_max": Mapping(MARGIN_TRANSFER_EXCEEDS, "Transfer out amount exceeds max amount."),
+    "margin_order_breach": Mapping(NEW_ORDER_REJECTED, "Margin is insufficient."),
+    "margin_account_liquidating": Mapping(MARGIN_ACCOUNT_BANNED, "Your account is in liquidation; this action is not allowed."),
 }
 
 # ``invalid_parameter`` by ``details["problem"]``: a missing parameter and one sent when not

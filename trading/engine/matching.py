@@ -320,7 +320,10 @@ class BookMatcher:
             qty=qty, quote=quote, buyer_rate=taker_rate if taker_buys else maker_rate,
             seller_rate=maker_rate if taker_buys else taker_rate, base=market.base, quote_asset=market.quote,
         )
-        b.settlement.trade(base_id=market.base_id, quote_id=market.quote_id, buyer_id=buyer.user_id, seller_id=seller.user_id, qty=qty, quote=quote, buyer_fee=buyer_fee, seller_fee=seller_fee)
+        b.settlement.trade(
+            base_id=market.base_id, quote_id=market.quote_id, buyer_id=buyer.user_id, seller_id=seller.user_id, qty=qty, quote=quote, buyer_fee=buyer_fee, seller_fee=seller_fee,
+            buyer_account_id=buyer.ledger_account_id, seller_account_id=seller.ledger_account_id,
+        )
         buyer.held_remaining -= quote
         seller.held_remaining -= qty
         for o in (taker, maker):

@@ -67,7 +67,8 @@ def _balances_lock(engine, b) -> dict:
     also = [(USER, uid, kk99.pk) for uid in opted] + [(FEES, 0, kk99.pk)]
     rows = b.settlement.lock(assets, also=also)
     budgets = {uid: rows[(("user", uid), kk99.pk)].available for uid in opted}
-    b.trades = kk99_fees_apply(b.settlement, b.trades, market=market, kk99=kk99, opted=opted, budgets=budgets, now=b.now)
+    margin_orders = frozenset(o.id for o in b.dirty.values() if o.ledger_account_id)
+    b.trades = kk99_fees_apply(b.settlement, b.trades, market=market, kk99=kk99, opted=opted, budgets=budgets, now=b.now, margin_orders=margin_orders)
     return assets
 
 

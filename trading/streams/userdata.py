@@ -120,9 +120,9 @@ def _order_payload(user_id: int, order_id: int) -> dict | None:
 
 @database_sync_to_async
 def _balances(user_id: int, symbols: list[str]) -> list[dict]:
-    from wallets.models import Balance
+    from wallets.models import AccountPurpose, Balance
 
-    rows = {r["asset__symbol"]: r for r in Balance.objects.filter(account__user_id=user_id, asset__symbol__in=symbols).values("asset__symbol", "available", "locked")}
+    rows = {r["asset__symbol"]: r for r in Balance.objects.filter(account__user_id=user_id, account__purpose=AccountPurpose.SPOT, asset__symbol__in=symbols).values("asset__symbol", "available", "locked")}
     out = []
     for s in symbols:
         r = rows.get(s)
