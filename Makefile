@@ -91,6 +91,7 @@ bench: install
 	$(PY) -m bench.ws --write docs/benchmarks.md
 	$(PY) -m bench.quant_bench --write docs/benchmarks.md
 	$(PY) -m bench.risk_bench --write docs/benchmarks.md
+	$(PY) -m bench.margin_bench --write docs/benchmarks.md
 	$(PY) -m bench.events_bench --write docs/benchmarks.md
 
 # Scale-out proof on one machine (docs/operations.md, docs/benchmarks.md): its own database.

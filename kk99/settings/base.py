@@ -612,3 +612,17 @@ CELERY_BEAT_SCHEDULE.update(
         "margin-auto-repay": {"task": "margin.auto_repay_sweep", "schedule": 5.0},
     }
 )
+
+# --- Portfolio margin (SPAN-style): margin/span.py, margin/whatif.py, docs/margin.md ------------
+KK99.update(
+    {
+        "MARGIN_SPAN": {
+            # The active scenario parameter file, margin/scenarios/<version>.json (published files
+            # are never edited; a change of parameters is a new version).
+            "PARAMS_VERSION": env_str("KK99_MARGIN_SPAN_VERSION", "2026-11-a"),
+            # Scan ranges come from the Risk I EWMA volatility of closed daily closes.
+            "VOL_LAMBDA": Decimal("0.94"),
+            "VOL_DAYS": env_int("KK99_MARGIN_SPAN_VOL_DAYS", 60),
+        },
+    }
+)
