@@ -398,13 +398,20 @@ def liquidation_start(margin: MarginAccount, *, level: Decimal, prices: dict[str
                 margin_account=margin, account=margin.account, reason=reason, margin_level=level.quantize(Decimal("1e-8"), rounding=ROUND_DOWN),
                 marks={s: str(p) for s, p in prices.items() if s in holdings}, liquidation_prices=shown,
             )
-            MarginAccount.objects.filter(pk=margin.pk).update(liquidating=True)  # no user orders, borrows, transfers out
+            _liquidating(margin, True)  # no user orders, borrows, transfers out meanwhile
             audit_record(action=LiquidationAuditAction.STARTED, target_user=margin.account.user, target=f"liquidation:{liq.pk}",
                          details={"margin": margin.pk, "reason": reason, "marks": liq.marks, "liquidation_prices": shown})
             publish_on_commit("margin.liquidation", _payload(liq), groups=[user_group(margin.account.user_id)])
     except IntegrityError:
         return None
     return liq
+
+
+def _liquidating(margin: MarginAccount, flag: bool) -> None:
+    """``MarginAccount.liquidating`` (margin helper's flag: refuses user orders, borrows and
+    transfers out while set) — skipped on a schema without it."""
+    if any(f.name == "liquidating" for f in MarginAccount._meta.get_fields()):
+        MarginAccount.objects.filter(pk=margin.pk).update(liquidating=flag)
 
 
 def _payload(liq: Liquidation) -> dict:
@@ -614,7 +621,7 @@ def _finish(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding]) -> N
             loan_writeoff(account=account, asset=asset, amount=rest, idempotency_key=f"liq:{liq.pk}:writeoff:{sym}", reference=f"liquidation:{liq.pk}")
             bad[sym] = _amount_str(rest)
             audit_record(action=LiquidationAuditAction.BAD_DEBT, target_user=account.user, target=f"liquidation:{liq.pk}", details={"asset": sym, "amount": str(rest)})
-    MarginAccount.objects.filter(pk=margin.pk).update(liquidating=False)
+    _liquidating(margin, False)
     liq.status = LiquidationStatus.DONE
     liq.notional, liq.fee, liq.covered, liq.bad_debt = notional, fee, covered, bad
     liq.finished_at = timezone.now()
@@ -666,6 +673,6 @@ def engine_batch_hook(sender=None, *, symbol: str, **kwargs) -> None:
 
 
 def _queue_cycle() -> None:
-    from margin.tasks import liquidation_cycle_task  # noqa: PLC0415 — tasks imports this module
+    from margin.liquidation_tasks import liquidation_cycle_task  # noqa: PLC0415 — that module imports this one
 
     liquidation_cycle_task.delay()

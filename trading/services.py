@@ -75,6 +75,7 @@ def order_place(
     ledger_account=None,
     side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT,
     before_hold: Callable[[Order, Hold], None] | None = None,
+    liquidation: bool = False,
     **fields: Any,
 ) -> Order:
     """Check and record a new order, holding what it can consume. Returns the order (status
@@ -101,7 +102,7 @@ def order_place(
         return existing
     placement = OrderPlacement(
         user=user, request=request, reference=market_reference_price(market=request.market), now=now,
-        account=ledger_account, side_effect_type=side_effect_type,
+        account=ledger_account, side_effect_type=side_effect_type, liquidation=liquidation,
     )
     order_checks_run(placement)
     hold = order_hold(request=request, reference=placement.reference)
