@@ -4,7 +4,7 @@ Random leveraged cross-margin portfolios (longs bought with borrowed USDT, short
 borrowed coins) are opened at the initial prices in bulk (a few ledger postings with many
 legs, ``bulk_create`` for users, accounts and loans), then seeded shocks hit every market: a
 gap and/or a crash of 10–60 % (up for some markets: that hurts the shorts) over 1–10 simulated
-minutes, in 5-second steps. At every step
+minutes, in 10-second steps. At every step
 
 * the prints of the step's price feed the REAL mark rule (:func:`marketdata.mark.mark_compute`
   with the simulated clock — wall time cannot take minutes per step) and the mark is stored;
@@ -33,6 +33,7 @@ from margin.insurance import insurance_fund_topup
 from margin.liquidation import holdings_bulk, liquidation_cycle, liquidation_due, marks_usdt, price_gap_ticks
 from margin.models import Liquidation, LiquidationStatus, Loan, LoanEvent, LoanEventKind, MarginAccount, MarginAsset
 from marketdata.mark import MarkParams, mark_compute, mark_set
+from marketdata.models import MarkPrice
 from risk.models import RiskLimit
 from trading.engine.core import MarketEngine
 from trading.models import EngineState, Market, Order
@@ -42,10 +43,10 @@ from wallets.models import Account, AccountPurpose, Asset, Balance, Bucket, Jour
 from wallets.services import Leg, ledger_settle
 
 ZERO = Decimal(0)
-STEP_SECONDS = 5
+STEP_SECONDS = 10
 MARKETS = (("BTC", Decimal("50000")), ("ETH", Decimal("3000")), ("SOL", Decimal("150")))
-LADDER_LEVELS = 25
-LADDER_SPACING = Decimal("0.002")  # 0.2 % between levels
+LADDER_LEVELS = 8
+LADDER_SPACING = Decimal("0.005")  # 0.5 % between levels
 
 
 @dataclass
@@ -196,7 +197,7 @@ class ShockSim:
         self._drain()
         for sym, market in self.markets.items():
             p = prices[sym]
-            size = (Decimal(400000) / p / market.step_size).to_integral_value(ROUND_DOWN) * market.step_size  # ≈ 400k USDT a level
+            size = (Decimal(2000000) / p / market.step_size).to_integral_value(ROUND_DOWN) * market.step_size  # ≈ 2M USDT a level
             for k in range(1, LADDER_LEVELS + 1):
                 for side, mult in (("BUY", 1 - LADDER_SPACING * k), ("SELL", 1 + LADDER_SPACING * k)):
                     price = ((p * mult) / market.tick_size).to_integral_value(ROUND_DOWN) * market.tick_size
@@ -213,9 +214,7 @@ class ShockSim:
         start = self.clock - dt.timedelta(seconds=self.params.window_seconds)
         points = [(t, p) for t, p in self.prints[sym] if t >= start]
         before = next((p for t, p in reversed(self.prints[sym]) if t < start), None)
-        previous = market.mark.price if hasattr(market, "mark") else market.reference_price
-        from marketdata.models import MarkPrice  # noqa: PLC0415 — one read, the row may be new
-        previous = MarkPrice.objects.filter(market=market).values_list("price", flat=True).first() or previous
+        previous = MarkPrice.objects.filter(market=market).values_list("price", flat=True).first() or market.reference_price
         new = mark_compute(previous=previous, points=points, before=before, now=self.clock, mid=None, tick=market.tick_size, params=self.params)
         return mark_set(market=market, price=new, now=self.clock)
 
@@ -236,13 +235,13 @@ class ShockSim:
             shocks[sym] = Shock(
                 start=market.reference_price, direction=-1 if self.rng.random() < 0.7 else 1,
                 magnitude=Decimal(self.rng.randrange(10, 61)) / 100, gap=Decimal(self.rng.choice([0, 0, 20, 35, 50])) / 100,
-                steps=self.rng.randrange(12, 121),
+                steps=self.rng.randrange(6, 61),
             )
         self.details = {s: (x.direction, str(x.magnitude), str(x.gap), x.steps * STEP_SECONDS) for s, x in shocks.items()}
         self.log(f"shocks (direction, magnitude, gap share, seconds): {self.details}")
         prices = {s: m.reference_price for s, m in self.markets.items()}
         self._quote(prices)
-        total_steps = max(x.steps for x in shocks.values()) + 24  # two more minutes at the final prices
+        total_steps = max(x.steps for x in shocks.values()) + 12  # two more minutes at the final prices
         for k in range(1, total_steps + 1):
             self.clock += dt.timedelta(seconds=STEP_SECONDS)
             prices = {s: shocks[s].price(k, self.markets[s].tick_size) for s in self.markets}
@@ -250,7 +249,7 @@ class ShockSim:
                 self._mark(s, p)
             self._quote(prices)
             self._liquidate()
-            if k % 12 == 0:
+            if k % 6 == 0:
                 busy = Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).count()
                 self.log(f"t={k * STEP_SECONDS}s prices={ {s: str(p) for s, p in prices.items()} } liquidations={Liquidation.objects.count()} in progress={busy}")
         for _ in range(20):  # finish what is still in progress at the final prices
