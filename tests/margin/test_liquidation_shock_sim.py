@@ -16,6 +16,7 @@ def test_a_small_shock_simulation_liquidates_exactly_and_conserves_every_asset()
     out = io.StringIO()
     call_command("risk_shock_sim", accounts=200, seed=1, in_place=True, stdout=out)
     line = out.getvalue().strip().splitlines()[-1]
+    print(line)  # docs/margin.md quotes it (pytest -s)
     values = dict(re.findall(r"(\w+)=(\S+)", line))
     assert list(values) == ["liquidated", "negative_equity", "insurance_fund_change", "bad_debt", "conservation", "max_liq_price_gap_ticks"], line
     assert int(values["liquidated"]) > 0, line
