@@ -41,7 +41,7 @@ class Workers:
         env.pop("REDIS_URL", None)
         env.update({k: str(v) for k, v in env_extra.items()})
         log = open(self.tmp / f"liq-{label}-{len(self.procs)}.log", "w")
-        proc = subprocess.Popen([sys.executable, "manage.py", "liquidation_cycle", "--loop", "--max-seconds", "60", "--interval", "0.05"],
+        proc = subprocess.Popen([sys.executable, "manage.py", "liquidation_cycle", "--loop", "--max-seconds", "300", "--interval", "0.05"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         proc.log_path = log.name
         self.procs.append(proc)
@@ -97,16 +97,16 @@ def test_sigkill_mid_liquidation_loses_and_duplicates_nothing(point, after, engi
     engine_env = {"KK99_ENGINE_CRASH_AFTER_BATCHES": 1, "KK99_ENGINE_CRASH_POINT": engine_crash} if engine_crash else {}
     engine = engines.start("first", **engine_env)
     crashing = workers.start("crashing", KK99_LIQ_CRASH_AFTER_STEPS=after, KK99_LIQ_CRASH_POINT=point)
-    _until(lambda: crashing.poll() is not None, 60, "the worker to be killed at its fault point", [crashing, engine])
+    _until(lambda: crashing.poll() is not None, 240, "the worker to be killed at its fault point", [crashing, engine])
     assert crashing.returncode == -9, _log(crashing)
     if engine_crash:
-        _until(lambda: engine.poll() is not None, 60, "the engine to be killed at its fault point", [engine])
+        _until(lambda: engine.poll() is not None, 240, "the engine to be killed at its fault point", [engine])
         assert engine.returncode == -9, _log(engine)
         engines.start("second")
     elif engine.poll() is not None:
         engines.start("second")
     finisher = workers.start("finisher")
-    _until(lambda: Liquidation.objects.filter(status=LiquidationStatus.DONE).exists(), 90, "the liquidation to finish", [finisher, *engines.procs])
+    _until(lambda: Liquidation.objects.filter(status=LiquidationStatus.DONE).exists(), 240, "the liquidation to finish", [finisher, *engines.procs])
 
     liq = Liquidation.objects.get()
     orders = list(Order.objects.filter(liquidation_order__liquidation=liq))
