@@ -166,3 +166,32 @@ def test_a_second_worker_cannot_run_the_same_step_twice(cross, market, engine, t
     liquidation_cycle()  # the order is pending in the engine: waiting, nothing placed twice
     assert Liquidation.objects.get().orders.count() == 1
     assert Order.objects.filter(client_order_id__startswith="liq-").count() == 1
+
+
+def test_a_short_is_bought_back_with_the_fee_grossed_up_and_the_coin_loan_repaid(cross, market, engine, trader, usdt, btc):
+    user, margin = cross
+    mm = trader()
+    order_place(user=mm, market=market, side="BUY", type="LIMIT", price=D("100"), quantity=D("10"))
+    engine.run_until_idle()
+    margin_transfer(user=user, asset=usdt, amount=D("700"), from_margin=None, to_margin=margin, idempotency_key="t:in")
+    margin_borrow(margin=margin, asset=btc, amount=D("10"), idempotency_key="t:borrow")  # + 0.0001 BTC first-hour interest
+    margin_order_place(user=user, margin=margin, market=market, side="SELL", type="LIMIT", price=D("100"), quantity=D("10"))
+    engine.run_until_idle()  # 700 + 1000 − 2 (fee) = 1698 USDT; owes 10.0001 BTC
+    market.price_band_pct = D("90")  # the squeeze goes beyond the fixture's ±50 % band around the last trade
+    market.save(update_fields=["price_band_pct"])
+    assert liquidation_price_for(margin, market) == D("154.37")  # 1698 / (1.1 × 10.0001) = 154.362… rounded UP
+    order_place(user=mm, market=market, side="SELL", type="LIMIT", price=D("154.40"), quantity=D("50"))
+    engine.run_until_idle()
+    mark_set(market=market, price=D("154.36"))
+    assert liquidation_cycle().started == 0
+    mark_set(market=market, price=D("154.37"))
+    _run(engine)
+    liq = Liquidation.objects.get()
+    lo = liq.orders.order_by("pk").first()
+    # 10.0001 owed, taker fee 0.2 % in BTC → 10.022 wanted; the hold at the limit (the bankruptcy
+    # price 169.79) must fit the 1698 USDT: 10.000 now, the rest in the next step
+    assert (lo.side, lo.quantity, lo.limit_price) == ("BUY", D("10"), D("169.79"))
+    assert liq.status == LiquidationStatus.DONE and liq.orders.count() == 2
+    assert liq.fee == (liq.notional * D("0.01")).quantize(D("1e-8"))
+    assert Loan.objects.get(account=margin.account, asset=btc).owed == 0
+    _audit_clean()
