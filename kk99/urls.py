@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("trading.api_urls")),
     path("", include("marketdata.api_urls")),
     path("", include("risk.api_urls")),
+    path("", include("margin.api_urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v3/", include("trading.binance.urls")),
+    path("sapi/v1/", include("margin.sapi_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI from the sidecar's static files, its initialiser a script URL: works under the CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
@@ -28,6 +30,7 @@ urlpatterns = [
     path("dev/mailbox/", devmail.mailbox, name="dev-mailbox"),
     path("wallets/chains/", include("wallets.chains.urls")),
     path("wallets/", include("wallets.urls")),
+    path("margin/", include("margin.urls")),
     path("strategies/", include("quant.urls")),
     path("", include("risk.urls")),
     path("", include("trading.urls")),

@@ -4,10 +4,10 @@ Exact, per asset, against the journal:
 
 1. every loan equals the sum of its events: principal = Σ event.principal, interest = Σ
    event.interest (events are append-only; the loan is their running sum);
-2. Σ Loan.principal = Σ borrow + Σ capitalise − Σ repaid principal − Σ written off
-   (from the loan events) = what left the lending pool: Σ pool funding − the pool's balance
-   (from the journal). A write-off therefore needs a journal event that refunds the pool
-   (insurance fund, or the documented socialised loss) — else the pool is short and this fails;
+2. Σ Loan.principal = Σ borrow + Σ capitalise − Σ repaid principal − Σ written off (from the
+   loan events), and Σ Loan.principal + Σ written off = what the lending pool lent net: −Σ of
+   its journal entries in BORROW / REPAY / INTEREST / LIQUIDATION events (pool funding and
+   any refund of bad debt, e.g. from the insurance fund, are other kinds and not counted);
 3. interest: INTEREST_INCOME's balance = Σ interest paid (repaid + capitalised);
 4. every BORROW / REPAY journal event belongs to a loan event (no money moved around a loan).
 """
@@ -22,6 +22,9 @@ from margin.models import Loan, LoanEvent, LoanEventKind
 from wallets.models import Asset, Balance, JournalEntry, JournalEvent, JournalEventKind, SystemAccountKind
 
 MAX_LISTED = 50
+# Journal event kinds whose LENDING_POOL legs are loan money: lent out (borrow, capitalised
+# interest) or paid back (repay, a liquidation's repayment).
+POOL_LOAN_KINDS = (JournalEventKind.BORROW, JournalEventKind.REPAY, JournalEventKind.INTEREST, JournalEventKind.LIQUIDATION)
 
 
 def _d(value) -> Decimal:
@@ -44,28 +47,27 @@ def margin_audit_problems() -> list[str]:
             problems.append(f"loan:{loan.pk} {symbols[loan.asset_id]}: principal {loan.principal} / interest {loan.interest} != events {p} / {i}")
         principal_by_asset[loan.asset_id] += loan.principal
 
-    # 2. principal against the pool (journal)
-    funded = defaultdict(Decimal)
+    # 2. principal against the pool (journal): what the pool lent net of repayments
+    lent = defaultdict(Decimal)
     for row in (
-        JournalEntry.objects.filter(account__system_kind=SystemAccountKind.LENDING_POOL, event__kind=JournalEventKind.POOL_FUNDING)
+        JournalEntry.objects.filter(account__system_kind=SystemAccountKind.LENDING_POOL, event__kind__in=POOL_LOAN_KINDS)
         .order_by().values("asset_id").annotate(s=Sum("amount"))
     ):
-        funded[row["asset_id"]] = _d(row["s"])
-    pool = defaultdict(Decimal)
-    for row in Balance.objects.filter(account__system_kind=SystemAccountKind.LENDING_POOL).values("asset_id", "available", "locked"):
-        pool[row["asset_id"]] = row["available"] + row["locked"]
+        lent[row["asset_id"]] = -_d(row["s"])
     by_kind = defaultdict(Decimal)
     for row in LoanEvent.objects.order_by().values("loan__asset_id", "kind").annotate(p=Sum("principal"), i=Sum("interest")):
         by_kind[(row["loan__asset_id"], row["kind"], "p")] = _d(row["p"])
         by_kind[(row["loan__asset_id"], row["kind"], "i")] = _d(row["i"])
-    for asset_id in sorted(set(principal_by_asset) | set(funded) | set(pool), key=lambda a: symbols[a]):
+    for asset_id in sorted(set(principal_by_asset) | set(lent), key=lambda a: symbols[a]):
         owed = principal_by_asset.get(asset_id, Decimal(0))
         from_events = sum((by_kind[(asset_id, k, "p")] for k in LoanEventKind.values), Decimal(0))
-        left_pool = funded[asset_id] - pool[asset_id]
+        written_off = -by_kind[(asset_id, LoanEventKind.WRITEOFF, "p")]
         if owed != from_events:
             problems.append(f"{symbols[asset_id]}: loans' principal {owed} != borrowed − repaid − written off {from_events}")
-        if owed != left_pool:
-            problems.append(f"{symbols[asset_id]}: loans' principal {owed} != what left the lending pool {left_pool} (funded {funded[asset_id]}, pool {pool[asset_id]})")
+        if owed + written_off != lent[asset_id]:
+            problems.append(
+                f"{symbols[asset_id]}: loans' principal {owed} + written off {written_off} != what the lending pool lent net {lent[asset_id]}"
+            )
 
     # 3. interest paid against INTEREST_INCOME
     income = defaultdict(Decimal)

@@ -676,3 +676,29 @@ def _queue_cycle() -> None:
     from margin.liquidation_tasks import liquidation_cycle_task  # noqa: PLC0415 — that module imports this one
 
     liquidation_cycle_task.delay()
+
+
+# --- what the user sees (Binance forceLiquidationRec; margin.liquidation_seam reads it) -------
+
+
+def force_liquidation_rows(*, user, isolated_symbol: str | None = None, start=None, end=None, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """(rows, total): the user's liquidation orders, newest first, as Binance
+    ``GET /sapi/v1/margin/forceLiquidationRec`` rows. ``isolated_symbol``: that isolated
+    account only; None: the cross account. ``start`` / ``end``: datetimes on the order time."""
+    qs = LiquidationOrder.objects.select_related("order", "liquidation__account").filter(liquidation__account__user=user)
+    qs = qs.filter(liquidation__account__isolated_symbol=(isolated_symbol or "").upper())
+    if start is not None:
+        qs = qs.filter(order__created_at__gte=start)
+    if end is not None:
+        qs = qs.filter(order__created_at__lte=end)
+    total = qs.count()
+    rows = []
+    for lo in qs.order_by("-order_id")[offset:offset + limit]:
+        o = lo.order
+        rows.append({
+            "avgPrice": str(o.cumulative_quote_qty / o.executed_qty) if o.executed_qty else "0",
+            "executedQty": str(o.executed_qty), "orderId": o.pk, "price": str(o.price), "qty": str(o.quantity),
+            "side": o.side, "symbol": lo.symbol, "timeInForce": o.time_in_force, "isIsolated": bool(isolated_symbol),
+            "updatedTime": int(o.updated_at.timestamp() * 1000),
+        })
+    return rows, total

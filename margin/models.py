@@ -64,6 +64,9 @@ class MarginAccount(models.Model):
     margin_level = models.DecimalField(max_digits=38, decimal_places=8, null=True, blank=True, help_text="Last level computed.")
     state_at = models.DateTimeField(null=True, blank=True)
     margin_call_notified_at = models.DateTimeField(null=True, blank=True, help_text="Repeated every 24 h while in margin call.")
+    liquidating = models.BooleanField(
+        default=False, help_text="Set by the liquidation engine while it liquidates: no user orders, borrows or transfers out."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -338,3 +341,16 @@ class InsuranceFundEntry(JournalEntry):
         proxy = True
         verbose_name = "insurance fund entry"
         verbose_name_plural = "insurance fund"
+
+
+class AutoRepay(models.Model):
+    """An AUTO_REPAY margin order whose proceeds were applied (or found nothing to repay) —
+    one row per order, so a later loan is never repaid from an old order's proceeds and the
+    sweep never repays twice."""
+
+    order = models.OneToOneField("trading.Order", primary_key=True, on_delete=models.PROTECT, related_name="+")
+    loan_event = models.OneToOneField(LoanEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"auto-repay order:{self.order_id} → {self.loan_event_id or 'nothing'}"

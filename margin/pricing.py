@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db.models import Q
+
 from marketdata import mark as marketdata_mark
 from trading.models import Market
 from wallets.models import Asset
@@ -56,5 +58,24 @@ def usdt_value(asset: Asset | str, amount: Decimal) -> Decimal:
 
 
 def prices_usdt(symbols) -> dict[str, Decimal | None]:
-    """:func:`asset_price_usdt` of several assets at once, by symbol."""
-    return {s: asset_price_usdt(s) for s in set(symbols)}
+    """:func:`asset_price_usdt` of several assets at once, by symbol: ONE query finds every
+    asset's USDT market (direct first, else inverse), then one mark price per market."""
+    symbols = set(symbols)
+    out: dict[str, Decimal | None] = {s: None for s in symbols}
+    if USDT in symbols:
+        out[USDT] = Decimal(1)
+    wanted = symbols - {USDT}
+    if not wanted:
+        return out
+    markets = Market.objects.select_related("base", "quote").filter(
+        Q(base__symbol__in=wanted, quote__symbol=USDT) | Q(base__symbol=USDT, quote__symbol__in=wanted)
+    )
+    direct = {m.base.symbol: m for m in markets if m.quote.symbol == USDT}
+    inverse = {m.quote.symbol: m for m in markets if m.base.symbol == USDT}
+    for s in wanted:
+        if s in direct:
+            out[s] = mark_price(direct[s])
+        elif s in inverse:
+            price = mark_price(inverse[s])
+            out[s] = None if not price else Decimal(1) / price
+    return out

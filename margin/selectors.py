@@ -27,7 +27,6 @@ states are then judged on E against requirement × (threshold / liquidation_at).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, localcontext
@@ -38,21 +37,18 @@ from django.utils import timezone
 from kk99.conf import kk99_setting
 from margin import pricing
 from margin.models import BorrowCap, InterestRate, Loan, LoanEvent, MarginAccount, MarginAsset, MarginState as MarginStateKind
-from marketdata.intervals import INTERVALS
-from marketdata.selectors import candles_for_market
-from risk.metrics import ewma_volatility
-from trading.models import Market, Order
+from trading.models import Order
 from wallets.models import Account, AccountPurpose, Asset, Balance, SystemAccountKind
 from wallets.services import LEDGER_DECIMAL_CONTEXT
 
 try:  # the span helper's module (issue 12); until it is merged, portfolio margin falls back
-    from margin import span as span_module
-except ImportError:  # pragma: no cover — present once the span branch is merged
-    span_module = None
+    import margin.whatif as whatif_module
+except ModuleNotFoundError as exc:  # pragma: no cover — present once the span branch is merged
+    if exc.name != "margin.whatif":
+        raise
+    whatif_module = None
 
 LEVEL_QUANTUM = Decimal("0.00000001")
-EWMA_LAMBDA = Decimal("0.94")
-VOL_DAYS = 60
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -142,10 +138,13 @@ class MarginState:
 
 
 def account_lines(account: Account, *, prices: Mapping[str, Decimal] | None = None) -> list[AssetLine]:
-    """Balances and loans of ``account``, one line per asset it holds or owes (two queries plus
-    one price look-up per asset not in ``prices``)."""
+    """Balances and loans of ``account``, one line per asset it holds or owes (two queries, one
+    for the markets of the assets not in ``prices``, and their mark prices)."""
     balances = {b.asset_id: b for b in Balance.objects.filter(account=account).select_related("asset")}
     loans = {ln.asset_id: ln for ln in Loan.objects.filter(account=account).select_related("asset")}
+    symbols = {x.asset.symbol for x in [*balances.values(), *loans.values()]}
+    known = dict(prices or {})
+    known.update(pricing.prices_usdt(symbols - known.keys()))
     lines = []
     for asset_id in sorted(balances.keys() | loans.keys()):
         b, ln = balances.get(asset_id), loans.get(asset_id)
@@ -154,7 +153,7 @@ def account_lines(account: Account, *, prices: Mapping[str, Decimal] | None = No
         borrowed, interest = (ln.principal, ln.interest) if ln is not None else (Decimal(0), Decimal(0))
         if not (free or locked or borrowed or interest):
             continue
-        price = prices.get(asset.symbol) if prices is not None and asset.symbol in prices else pricing.asset_price_usdt(asset)
+        price = known.get(asset.symbol)
         lines.append(AssetLine(asset=asset, free=free, locked=locked, borrowed=borrowed, interest=interest, price=price))
     return lines
 
@@ -190,9 +189,9 @@ def margin_state(
         collateral_level = (cv / liabilities).quantize(LEVEL_QUANTUM, rounding=ROUND_DOWN) if liabilities > 0 else None
         liq = Decimal(thresholds["liquidation_at"])
         requirement = (liq - 1) * liabilities
-        pm = margin.portfolio_margin and span_module is not None and liabilities > 0
+        pm = margin.portfolio_margin and whatif_module is not None and liabilities > 0
         if pm:
-            requirement = portfolio_requirement_of(lines)
+            requirement = whatif_module.account_requirement(margin).requirement
         state = _state(tav=tav, cv=cv, liabilities=liabilities, equity=equity, requirement=requirement, thresholds=thresholds, portfolio=pm)
     return MarginState(
         account_id=margin.account_id, tier=margin.tier, portfolio_margin=margin.portfolio_margin,
@@ -224,32 +223,6 @@ def _state(*, tav, cv, liabilities, equity, requirement, thresholds, portfolio: 
     if cv <= Decimal(thresholds["transfer_out_above"]) * liabilities:
         return MarginStateKind.NO_TRANSFER_OUT
     return MarginStateKind.NORMAL
-
-
-def portfolio_requirement_of(lines: list[AssetLine]) -> Decimal:
-    """The SPAN-style requirement (``margin.span``) of a margin account's net positions."""
-    positions = {x.asset.symbol: x.net for x in lines if x.net and x.price is not None}
-    prices = {x.asset.symbol: x.price for x in lines if x.price is not None}
-    params = span_module.load_params()
-    result = span_module.portfolio_requirement(positions, prices, asset_vols(positions.keys()), params)
-    return result.requirement
-
-
-def asset_vols(symbols) -> dict[str, Decimal]:
-    """EWMA daily volatility (λ 0.94, Risk I's ``risk.metrics.ewma_volatility``) of each
-    asset's USDT market over the last 60 daily closes; absent when there is no history (the
-    span floor applies). Statistics only: floats, converted once."""
-    out: dict[str, Decimal] = {}
-    day = INTERVALS["1d"]
-    for symbol in symbols:
-        market = Market.objects.filter(base__symbol=symbol, quote__symbol=pricing.USDT).first()
-        if market is None:
-            continue
-        closes = [float(c.close) for c in candles_for_market(market=market, interval=day, limit=VOL_DAYS + 1) if c.close]
-        returns = [math.log(b / a) for a, b in zip(closes, closes[1:]) if a > 0 and b > 0]
-        if len(returns) >= 2:
-            out[symbol] = Decimal(repr(ewma_volatility(returns, float(EWMA_LAMBDA)))).quantize(LEVEL_QUANTUM)
-    return out
 
 
 # --- what may be done -------------------------------------------------------------------------

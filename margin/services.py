@@ -30,6 +30,7 @@ from kk99.publish import publish_on_commit, user_group
 from margin import selectors
 from margin.errors import MarginError, MarginErrorCode
 from margin.models import (
+    AutoRepay,
     Loan,
     LoanEvent,
     LoanEventKind,
@@ -130,7 +131,7 @@ def margin_transfer(
         if from_margin is not None:
             locked = _lock_margin(from_margin)
             state = selectors.margin_state(locked)
-            if state.state == MarginStateKind.LIQUIDATION:
+            if locked.liquidating or state.state == MarginStateKind.LIQUIDATION:
                 raise MarginError(MarginErrorCode.ACCOUNT_LIQUIDATING, "The margin account is in liquidation.", status=409)
             most = selectors.max_transferable(locked, asset, state=state)
             if amount > most:
@@ -215,7 +216,7 @@ def margin_borrow(
     with transaction.atomic():
         locked = _lock_margin(margin)
         state = selectors.margin_state(locked)
-        if state.state == MarginStateKind.LIQUIDATION:
+        if locked.liquidating or state.state == MarginStateKind.LIQUIDATION:
             raise MarginError(MarginErrorCode.ACCOUNT_LIQUIDATING, "The margin account is in liquidation.", status=409)
         most = selectors.max_borrowable(locked, asset, state=state)
         if amount > most.by_pool:
@@ -508,37 +509,40 @@ def _received(order: Order) -> tuple[int, Decimal]:
 
 def auto_repay_order(*, order_id: int) -> LoanResult | None:
     """AUTO_REPAY: once the margin order is final, repay the loan in the asset it received with
-    min(net proceeds, owed, free balance). Idempotent per order (key ``autorepay:<order id>``).
-    None when there is nothing to repay (not final, nothing received, no debt)."""
-    key = f"autorepay:{order_id}"
-    done = _replay(key)
-    if done is not None:
-        return done
+    min(net proceeds, owed, free balance), at once — in the transaction that records the order
+    as handled (:class:`AutoRepay`, one per order): a second call, or a loan taken later,
+    never uses these proceeds again. Returns the repayment, or None (not final yet, nothing
+    received, no debt, already handled)."""
     order = Order.objects.select_related("market").filter(pk=order_id, side_effect_type=Order.SideEffect.AUTO_REPAY).first()
-    if order is None or order.ledger_account_id is None or order.status not in Order.FINAL_STATUSES or order.executed_qty <= 0:
-        return None
-    asset_id, received = _received(order)
-    if received <= 0:
+    if order is None or order.ledger_account_id is None or order.status not in Order.FINAL_STATUSES:
         return None
     with transaction.atomic():
         margin = _lock_margin(MarginAccount.objects.get(account_id=order.ledger_account_id))
-        loan = Loan.objects.select_for_update().select_related("asset").filter(account=margin.account, asset_id=asset_id).first()
-        if loan is None or loan.owed <= 0:
+        if AutoRepay.objects.filter(order_id=order.pk).exists():
             return None
-        free = Balance.objects.filter(account=margin.account, asset_id=asset_id).values_list("available", flat=True).first() or Decimal(0)
-        amount = min(received, loan.owed, free)
-        if amount <= 0:
-            return None
-        return _repay_locked(margin, loan, amount, key=key, reference=f"order:{order.pk}")
+        result = None
+        asset_id, received = _received(order) if order.executed_qty > 0 else (None, Decimal(0))
+        loan = None
+        if received > 0:
+            loan = Loan.objects.select_for_update().select_related("asset").filter(account=margin.account, asset_id=asset_id).first()
+        if loan is not None and loan.owed > 0:
+            free = Balance.objects.filter(account=margin.account, asset_id=asset_id).values_list("available", flat=True).first() or Decimal(0)
+            amount = min(received, loan.owed, free)
+            if amount > 0:
+                result = _repay_locked(margin, loan, amount, key=f"autorepay:{order.pk}", reference=f"order:{order.pk}")
+        AutoRepay.objects.create(order=order, loan_event=result.loan_event if result else None)
+    return result
 
 
 def auto_repay_sweep(*, now: datetime | None = None) -> int:
     """Apply :func:`auto_repay_order` to every final AUTO_REPAY order of the look-back window
-    not repaid yet (the beat task; also safe to call after any order ends)."""
+    not handled yet (the beat task, every few seconds; safe to call any time). Returns how
+    many repaid."""
     now = now or timezone.now()
     since = now - timedelta(hours=kk99_setting("MARGIN")["AUTO_REPAY_LOOKBACK_HOURS"])
     ids = (
-        Order.objects.filter(side_effect_type=Order.SideEffect.AUTO_REPAY, status__in=Order.FINAL_STATUSES, executed_qty__gt=0, updated_at__gte=since)
+        Order.objects.filter(side_effect_type=Order.SideEffect.AUTO_REPAY, status__in=Order.FINAL_STATUSES, updated_at__gte=since)
+        .exclude(pk__in=AutoRepay.objects.values("order_id"))
         .order_by("pk").values_list("pk", flat=True)
     )
     n = 0

@@ -30,12 +30,15 @@ def _cancel_scope(*, user: Any = None, market: Market | None = None) -> int:
         qs = qs.filter(user_id=user.pk)
     if market is not None:
         qs = qs.filter(market_id=market.pk)
-    pairs = list(qs.order_by("user_id", "market_id").values_list("user_id", "market_id").distinct())
-    if not pairs:
+    # (user, market, ledger account): spot orders (account None) and each margin account's apart
+    scopes = list(qs.order_by("user_id", "market_id", "ledger_account_id").values_list("user_id", "market_id", "ledger_account_id").distinct())
+    if not scopes:
         return 0
-    users = get_user_model().objects.in_bulk({u for u, _ in pairs})
-    markets = Market.objects.in_bulk({m for _, m in pairs})
-    return sum(len(trading_services.order_cancel_all(user=users[u], market=markets[m])) for u, m in pairs)
+    users = get_user_model().objects.in_bulk({u for u, _, _ in scopes})
+    markets = Market.objects.in_bulk({m for _, m, _ in scopes})
+    return sum(
+        len(trading_services.order_cancel_all(user=users[u], market=markets[m], ledger_account=a)) for u, m, a in scopes
+    )
 
 
 def kill_switch_engage(

@@ -20,6 +20,16 @@ def order_form_values(post) -> tuple[dict[str, str], str, str]:
     return values, side, order_type
 
 
+WALLETS = {"spot": "Spot", "cross": "Cross margin", "isolated": "Isolated margin"}
+
+
+def order_form_wallet(post) -> str:
+    """Which account the form's order uses: ``spot`` (default), ``cross`` or ``isolated``
+    (the market's isolated margin account); anything else is spot."""
+    wallet = (post.get("wallet") or "spot").lower()
+    return wallet if wallet in WALLETS else "spot"
+
+
 def order_form_is_offered(*, side: str, order_type: str) -> bool:
     return side in (Order.Side.BUY, Order.Side.SELL) and order_type in FORM_TYPES
 

@@ -57,9 +57,13 @@ def market_resolve(market: Market | str | None, *, cached: bool = False) -> Mark
     return found
 
 
-def order_get(*, user, order_id: int | None = None, client_order_id: str | None = None, market: Market | None = None) -> Order:
-    """One of the user's orders by id or client order id (``unknown_order`` if none)."""
-    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user)
+def order_get(
+    *, user, order_id: int | None = None, client_order_id: str | None = None, market: Market | None = None, ledger_account=None
+) -> Order:
+    """One of the user's orders by id or client order id (``unknown_order`` if none).
+    ``ledger_account``: a margin account's orders; None = spot orders (every order selector
+    here separates spot from margin the same way, as Binance's /api/v3 and /sapi/v1/margin do)."""
+    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user, ledger_account=ledger_account)
     if market is not None:
         qs = qs.filter(market=market)
     if order_id is not None:
@@ -73,27 +77,29 @@ def order_get(*, user, order_id: int | None = None, client_order_id: str | None 
     return order
 
 
-def order_list_open(*, user, market: Market | None = None) -> QuerySet[Order]:
-    """Open orders (PENDING_NEW, PENDING_TRIGGER, NEW, PARTIALLY_FILLED), oldest first."""
-    qs = Order.objects.select_related("market").filter(user=user, status__in=Order.OPEN_STATUSES)
+def order_list_open(*, user, market: Market | None = None, ledger_account=None) -> QuerySet[Order]:
+    """Open orders (PENDING_NEW, PENDING_TRIGGER, NEW, PARTIALLY_FILLED), oldest first (spot,
+    or ``ledger_account``'s margin orders)."""
+    qs = Order.objects.select_related("market").filter(user=user, status__in=Order.OPEN_STATUSES, ledger_account=ledger_account)
     if market is not None:
         qs = qs.filter(market=market)
     return qs.order_by("id")
 
 
-def orders_for_user(*, user, market: Market | None = None) -> QuerySet[Order]:
+def orders_for_user(*, user, market: Market | None = None, ledger_account=None) -> QuerySet[Order]:
     """All the user's orders (any status), with their market; unordered — callers order and
-    page it (REST v1 history, Binance allOrders, the orders page)."""
-    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user)
+    page it (REST v1 history, Binance allOrders, the orders page). Spot, or ``ledger_account``'s."""
+    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user, ledger_account=ledger_account)
     return qs if market is None else qs.filter(market=market)
 
 
-def fills_for_user(*, user, market: Market | None = None, order_id: int | None = None) -> QuerySet[Trade]:
+def fills_for_user(*, user, market: Market | None = None, order_id: int | None = None, ledger_account=None) -> QuerySet[Trade]:
     """The user's trades, as maker or taker (the one query of "the user's fills"), with the
     market and fee assets; ``order_id``: only the fills of that order of the user's. Unordered
     — callers order and page it. Render a fill with ``Trade.side_for(user.pk)``."""
     qs = Trade.objects.select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset")
-    qs = qs.filter(Q(maker_user=user) | Q(taker_user=user))
+    # spot fills, or those of ``ledger_account``'s margin orders
+    qs = qs.filter(Q(maker_user=user, maker_order__ledger_account=ledger_account) | Q(taker_user=user, taker_order__ledger_account=ledger_account))
     if market is not None:
         qs = qs.filter(market=market)
     if order_id is not None:

@@ -94,7 +94,8 @@ def order_place(
     Margin orders (``margin.services.margin_order_place``): ``ledger_account`` is the user's
     margin account the order holds in and settles to, ``side_effect_type`` its Binance
     sideEffectType, and ``before_hold(order, hold)`` runs inside the order's transaction right
-    before the hold (MARGIN_BUY borrows the shortfall there)."""
+    before the hold (MARGIN_BUY borrows the shortfall there); ``liquidation`` marks an order of
+    the liquidation engine (``OrderPlacement.liquidation``)."""
     if request is None:
         request = order_request_build(**{**fields, "market": market_resolve(fields.get("market"), cached=True)})
     existing = _order_by_client_id(user=user, client_order_id=request.client_order_id)
@@ -194,15 +195,19 @@ def order_cancel(*, user, order: Order, wait: float | None = None) -> Order:
     return order
 
 
-def order_cancel_all(*, user, market: Market | str, wait: float | None = None) -> list[Order]:
-    """Ask the engine to cancel all the user's open orders in ``market``; returns them
+def order_cancel_all(*, user, market: Market | str, wait: float | None = None, ledger_account=None) -> list[Order]:
+    """Ask the engine to cancel all the user's open orders in ``market`` (spot, or those of the
+    margin account ``ledger_account``); returns them
     (re-read after the engine finished them when ``wait`` is given).
 
     Each order is flagged by its own one-row UPDATE (autocommit when called outside a
     transaction): a multi-row UPDATE could lock rows in a different order than an engine batch
     updating the same orders, and deadlock with it."""
     market = market_resolve(market)
-    ids = list(Order.objects.filter(user=user, market=market, status__in=Order.OPEN_STATUSES, cancel_requested=False).order_by("pk").values_list("pk", flat=True))
+    ids = list(
+        Order.objects.filter(user=user, market=market, status__in=Order.OPEN_STATUSES, cancel_requested=False, ledger_account=ledger_account)
+        .order_by("pk").values_list("pk", flat=True)
+    )
     for pk in ids:
         Order.objects.filter(pk=pk, status__in=Order.OPEN_STATUSES).update(cancel_requested=True)
     if ids:

@@ -24,8 +24,9 @@ from accounts.selectors import user_can_trade
 from kk99.devmail import mailbox_enabled
 from kk99.errors import KK99Error
 from kk99.numbers import fmt_amount
+from margin.services import margin_account_for, margin_order_place
 from trading import selectors, services
-from trading.forms import FIELDS, FORM_TYPES, order_form_is_offered, order_form_request, order_form_values
+from trading.forms import FIELDS, FORM_TYPES, order_form_is_offered, order_form_request, order_form_values, order_form_wallet
 from trading.models import Order
 from trading.errors import TradingErrorCode
 from trading.streams import fragments as fr
@@ -228,7 +229,12 @@ def order_create(request: HttpRequest, symbol: str) -> HttpResponse:
         return HttpResponseBadRequest("Invalid side or order type.")
     try:
         order_request = order_form_request(market=market, side=side, order_type=order_type, values=values)
-        order = services.order_place(user=request.user, request=order_request)
+        wallet = order_form_wallet(request.POST)
+        if wallet == "spot":
+            order = services.order_place(user=request.user, request=order_request)
+        else:  # the Spot / Cross / Isolated switch: a margin order, funds from that account (docs/margin.md)
+            margin = margin_account_for(request.user, market.symbol if wallet == "isolated" else None)
+            order = margin_order_place(user=request.user, margin=margin, request=order_request)
     except KK99Error as exc:
         field, text = order_error_plain(exc, market=market, values=values)
         ctx = _form_context(market, side, values=values, errors={field: text}, order_type=order_type)

@@ -541,7 +541,7 @@ KK99.update(
         "BINANCE_CANCEL_WAIT_SECONDS": float(env_str("KK99_BINANCE_CANCEL_WAIT_SECONDS", "2.0")),
         # Machine APIs that sign every request skip the browser middleware (sessions, CSRF,
         # auth, messages, CSP, htmx, static files): kk99.middleware.ApiFastPathMiddleware.
-        "API_LEAN_PATH_PREFIXES": ["/api/v3/"],
+        "API_LEAN_PATH_PREFIXES": ["/api/v3/", "/sapi/v1/"],
         "API_LEAN_MIDDLEWARE": [
             "corsheaders.middleware.CorsMiddleware",
             "django.middleware.common.CommonMiddleware",

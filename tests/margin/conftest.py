@@ -1,7 +1,7 @@
 """Margin fixtures: BTC/USDT market, margin terms, a funded lending pool, funded traders."""
 from __future__ import annotations
 
-from datetime import datetime, timezone as dt_tz
+from datetime import datetime, UTC
 from decimal import Decimal as D
 
 import pytest
@@ -64,7 +64,7 @@ def pool_fund(make_user, asset, amount) -> None:
     pool_funding_approve(funding_id=funding.pk, staff=approver)
 
 
-HOUR0 = datetime(2026, 1, 1, tzinfo=dt_tz.utc)
+HOUR0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture

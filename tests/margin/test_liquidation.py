@@ -8,7 +8,7 @@ import pytest
 
 from margin.audit import margin_audit_problems
 from margin.insurance import insurance_fund_balance, insurance_fund_topup
-from margin.liquidation import liquidation_cycle, liquidation_price_for
+from margin.liquidation import force_liquidation_rows, liquidation_cycle, liquidation_price_for
 from margin.models import Liquidation, LiquidationStatus, Loan, LoanEvent, LoanEventKind
 from margin.services import margin_borrow, margin_order_place, margin_transfer
 from marketdata.mark import mark_set
@@ -91,6 +91,9 @@ def test_a_long_is_closed_through_the_book_repaid_and_charged_the_fee(cross, mar
     assert Loan.objects.get(account=margin.account, asset=usdt).principal == 0
     assert _free(margin.account, usdt) == D("3289.801212") - D("3000.06") - D("32.96394")
     assert _free(margin.account, btc) == 0
+    rows, total = force_liquidation_rows(user=user)
+    assert total == 1 and rows[0]["executedQty"] == "44.910000000000000000" and rows[0]["side"] == "SELL"
+    assert D(rows[0]["avgPrice"]) == D("73.40") and rows[0]["timeInForce"] == "IOC" and rows[0]["isIsolated"] is False
     _audit_clean()
 
 

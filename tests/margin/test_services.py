@@ -185,5 +185,61 @@ def test_audit_finds_a_loan_changed_behind_its_events(cross, usdt):
     margin_borrow(margin=margin, asset=usdt, amount="500", idempotency_key="b")
     Loan.objects.filter(account=margin.account).update(principal=D("1"))
     problems = margin_audit_problems()
-    assert any("!= events" in p for p in problems) and any("left the lending pool" in p for p in problems)
+    assert any("!= events" in p for p in problems) and any("the lending pool lent net" in p for p in problems)
     assert not ledger_audit_run().ok
+
+
+def test_a_margin_call_is_notified_once_and_again_after_24_hours(cross, btc, usdt, market, django_capture_on_commit_callbacks):
+    from datetime import UTC, datetime
+
+    from margin.models import MarginAccount
+    from margin.services import margin_state_refresh
+    from trading.models import EngineState
+
+    user, margin = cross
+    margin_transfer(user=user, asset=btc, amount="10", from_margin=None, to_margin=margin, idempotency_key="in")
+    margin_borrow(margin=margin, asset=usdt, amount="600", idempotency_key="b")  # TAV = 1000 + 600 at BTC 100
+    # BTC at 12: TAV = 120 + 600 = 720 ≤ 1.3 × L (L = 600.012) = 780.0156, > 1.1 × L → margin call
+    EngineState.objects.filter(market=market).update(last_price=D("12"))
+    t0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    with django_capture_on_commit_callbacks() as first:
+        assert margin_state_refresh(margin_id=margin.pk, now=t0).state == MarginState.MARGIN_CALL
+    with django_capture_on_commit_callbacks() as soon:
+        margin_state_refresh(margin_id=margin.pk, now=t0.replace(hour=20))
+    with django_capture_on_commit_callbacks() as next_day:
+        margin_state_refresh(margin_id=margin.pk, now=t0.replace(day=2))
+    assert (len(first), len(soon), len(next_day)) == (1, 0, 1)  # the margin.call event, once per 24 h
+    stored = MarginAccount.objects.get(pk=margin.pk)
+    assert stored.state == MarginState.MARGIN_CALL and stored.margin_call_notified_at == t0.replace(day=2)
+    EngineState.objects.filter(market=market).update(last_price=D("6"))  # TAV 660 ≤ 1.1 × L = 660.0132 → liquidation
+    assert margin_state_refresh(margin_id=margin.pk, now=t0.replace(day=3)).state == MarginState.LIQUIDATION
+
+
+def test_pool_funding_needs_a_second_person(make_user, btc, terms):
+    from margin.services import pool_funding_approve, pool_funding_request
+    from tests.margin.conftest import staff_pair
+
+    requester, approver = staff_pair(make_user)
+    funding = pool_funding_request(staff=requester, asset=btc, amount="5", reason="more BTC to lend")
+    with pytest.raises(MarginError) as err:
+        pool_funding_approve(funding_id=funding.pk, staff=requester)
+    assert err.value.code == MarginErrorCode.POOL_FUNDING_NOT_ALLOWED
+    assert pool_available(btc) == D("50")
+    pool_funding_approve(funding_id=funding.pk, staff=approver)
+    assert pool_available(btc) == D("55")
+    with pytest.raises(MarginError):
+        pool_funding_approve(funding_id=funding.pk, staff=approver)  # applied once
+    audit_clean()
+
+
+def test_the_beat_tasks_run_their_services(cross, usdt):
+    from margin import tasks
+    from margin.models import MarginAccount
+
+    user, margin = cross
+    margin_transfer(user=user, asset=usdt, amount="1000", from_margin=None, to_margin=margin, idempotency_key="in")
+    margin_borrow(margin=margin, asset=usdt, amount="100", idempotency_key="b")
+    assert tasks.states_refresh() == 1
+    assert MarginAccount.objects.get(pk=margin.pk).margin_level == D("10.99978000")  # 1100 / 100.002, rounded down
+    assert tasks.interest_accrue_all() == 0  # the current hour was charged at the borrow
+    assert tasks.auto_repay_sweep() == 0

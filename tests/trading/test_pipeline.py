@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 def test_the_checks_run_in_the_documented_order():
     assert [c.__name__ for c in ORDER_CHECKS] == [
-        "check_may_trade", "check_market_open", "check_filters", "check_price_band", "check_notional", "check_risk",
+        "check_may_trade", "check_market_open", "check_filters", "check_price_band", "check_notional", "check_risk", "check_margin",
     ]
 
 

@@ -63,12 +63,12 @@ class Ctx:
         self.headers: dict[str, str] = {}  # extra response headers a handler sets (X-MBX-ORDER-COUNT-*)
 
 
-def _authenticate(ctx: Ctx, permission: str) -> None:
+def _authenticate(ctx: Ctx, permission: str, allowed_params=SIGNED_PARAMETERS) -> None:
     key = ctx.request.META.get(API_KEY_HEADER, "").strip()
     if not key or len(key) > 64 or not key.isalnum():
         raise BinanceError(E.BAD_API_KEY_FMT, "API-key format invalid.", status=401)
     try:
-        user, api_key = verify_signed_request(ctx.request, allowed_params=SIGNED_PARAMETERS)
+        user, api_key = verify_signed_request(ctx.request, allowed_params=allowed_params)
     except SignedRequestError as exc:
         if exc.code == "timestamp_outside_recv_window":
             ts_value = ctx.params.get("timestamp")
@@ -80,8 +80,10 @@ def _authenticate(ctx: Ctx, permission: str) -> None:
     ctx.user, ctx.api_key = user, api_key
 
 
-def endpoint(*, methods: dict[str, tuple[Callable, int | Callable[[Params], int], str | None]]):
-    """Build a view from ``{method: (handler, weight, signed_permission_or_None)}``."""
+def endpoint(*, methods: dict[str, tuple[Callable, int | Callable[[Params], int], str | None]], allowed_params=SIGNED_PARAMETERS):
+    """Build a view from ``{method: (handler, weight, signed_permission_or_None)}``.
+    ``allowed_params``: the parameter names a signed request may carry (``/sapi/v1`` margin
+    endpoints add theirs: ``margin.sapi``)."""
 
     @csrf_exempt
     def view(request) -> HttpResponse:
@@ -100,7 +102,7 @@ def endpoint(*, methods: dict[str, tuple[Callable, int | Callable[[Params], int]
             used = weight_consume(request, weight(params) if callable(weight) else weight)
             ctx = Ctx(request, params)
             if permission is not None:
-                _authenticate(ctx, permission)
+                _authenticate(ctx, permission, allowed_params)
             response = _json(handler(ctx))
         except BinanceError as exc:
             response = _json(exc.as_dict(), status=exc.status)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('margin', '0001_margin_accounts_loans_rates'),
+        ('margin', '0002_margin_account_liquidating_and_auto_repay'),
         ('trading', '0006_order_margin_account_and_side_effect'),
         ('wallets', '0005_account_purposes_and_margin_kinds'),
     ]
