@@ -102,7 +102,7 @@ class ShockSim:
         for base_symbol, price in MARKETS:
             base, _ = Asset.objects.get_or_create(symbol=base_symbol, defaults={"name": base_symbol, "precision": 8})
             MarginAsset.objects.get_or_create(asset=base, defaults={"collateral_ratio": Decimal("0.9")})
-            market, _ = Market.objects.get_or_create(symbol=f"{base_symbol}USDT", defaults=dict(
+            market, _ = Market.objects.update_or_create(symbol=f"{base_symbol}USDT", defaults=dict(
                 base=base, quote=usdt, tick_size=Decimal("0.01"), step_size=Decimal("0.0001"), min_qty=Decimal("0.0001"),
                 max_qty=Decimal("1000000"), min_notional=Decimal("1"), price_band_pct=Decimal("90"), reference_price=price,
                 maker_fee=Decimal("0"), taker_fee=Decimal("0.001"),
