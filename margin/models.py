@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from wallets.models import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
+from wallets.models import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, JournalEntry
 
 
 def amount_field(**kwargs) -> models.DecimalField:
@@ -267,6 +267,80 @@ class PoolFunding(models.Model):
 
     def __str__(self) -> str:
         return f"pool-funding:{self.pk} {self.amount:+} ({self.status})"
+
+
+# --- liquidations (margin.liquidation; docs/margin.md "Mark price, liquidation, insurance fund") ---
+
+
+class LiquidationStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+
+
+class Liquidation(models.Model):
+    """One forced liquidation of a margin account: why (the margin level and the marks at the
+    trigger, the liquidation prices shown then), what was sold (``orders``), the fee paid to
+    the insurance fund, the shortfall the fund covered and the bad debt written off. Advanced
+    one step per transaction by :func:`margin.liquidation.liquidation_advance` (``step``
+    counts them and keys their ledger events). At most one in progress per account."""
+
+    margin_account = models.ForeignKey(MarginAccount, on_delete=models.PROTECT, related_name="liquidations")
+    account = models.ForeignKey("wallets.Account", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=12, choices=LiquidationStatus.choices, default=LiquidationStatus.IN_PROGRESS, db_index=True)
+    reason = models.CharField(max_length=300)
+    margin_level = models.DecimalField(max_digits=38, decimal_places=8, null=True, blank=True, help_text="At the trigger.")
+    marks = models.JSONField(default=dict, help_text="Asset → mark price (USDT) at the trigger.")
+    liquidation_prices = models.JSONField(default=dict, help_text="Market → the liquidation price shown at the trigger.")
+    step = models.PositiveIntegerField(default=0)
+    notional = amount_field(default=0, help_text="USDT value of everything the closing orders traded.")
+    fee = amount_field(default=0, help_text="Liquidation fee paid to the insurance fund (USDT).")
+    covered = models.JSONField(default=dict, help_text="Asset → shortfall covered by the insurance fund.")
+    bad_debt = models.JSONField(default=dict, help_text="Asset → debt written off (the fund could not cover it).")
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account"], condition=Q(status="in_progress"), name="liquidation_one_in_progress_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"liquidation:{self.pk} {self.account} ({self.status})"
+
+
+class LiquidationOrder(models.Model):
+    """One closing IOC order of a liquidation (Binance forceLiquidationRec reads these with
+    their orders): what it asked for, at which limit, the mark, the bankruptcy price and the
+    liquidation price shown to the user at the trigger."""
+
+    liquidation = models.ForeignKey(Liquidation, on_delete=models.PROTECT, related_name="orders")
+    order = models.OneToOneField("trading.Order", on_delete=models.PROTECT, related_name="liquidation_order")
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4)
+    quantity = amount_field()
+    limit_price = amount_field()
+    mark = amount_field()
+    bankruptcy_price = amount_field(null=True, blank=True)
+    liquidation_price = amount_field(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"liquidation-order:{self.order_id} {self.side} {self.quantity} {self.symbol} @ {self.limit_price}"
+
+
+class InsuranceFundEntry(JournalEntry):
+    """The insurance fund's history for the admin: the journal entries of the INSURANCE_FUND
+    system account (a proxy: the ledger is the one home of the money)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "insurance fund entry"
+        verbose_name_plural = "insurance fund"
 
 
 class AutoRepay(models.Model):

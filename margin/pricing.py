@@ -7,10 +7,9 @@
   count for nothing, never for too much; a loan in an unpriced asset cannot be taken, since
   borrowing refuses assets without a price).
 
-The body of :func:`mark_price` is a placeholder until ``marketdata.mark`` lands (the liq
-helper switches it): today it is the last committed trade price of the market (EngineState)
-or its configured reference price — NOT manipulation-resistant (PITFALLS: "mark price ≠ last
-trade"). Every caller goes through here, so the switch is one function body.
+The mark price is :func:`marketdata.mark.mark_price`: a time-weighted average of the market's
+trades between different users, each print and each move capped, tick-rounded (docs/margin.md
+"Mark price, liquidation, insurance fund") — never a single last trade.
 """
 from __future__ import annotations
 
@@ -18,16 +17,17 @@ from decimal import Decimal
 
 from django.db.models import Q
 
-from trading.models import EngineState, Market
+from marketdata import mark as marketdata_mark
+from trading.models import Market
 from wallets.models import Asset
 
 USDT = "USDT"
 
 
 def mark_price(market: Market) -> Decimal | None:
-    """The mark price of ``market`` (see the module docstring), None when it has none."""
-    last = EngineState.objects.filter(market=market).values_list("last_price", flat=True).first()
-    return last if last is not None else market.reference_price
+    """The mark price of ``market``: :func:`marketdata.mark.mark_price` (time-weighted, capped,
+    self-trades excluded — docs/margin.md "Mark price"), None when it has none."""
+    return marketdata_mark.mark_price(market)
 
 
 def _asset_symbol(asset: Asset | str) -> str:

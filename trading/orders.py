@@ -77,7 +77,7 @@ class OrderPlacement:
     # Binance sideEffectType (trading.models.Order.SideEffect).
     account: Any = None
     side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT
-    # An order of the liquidation engine (margin.liquidation) closing a margin account.
+    # A liquidation's closing order (margin.liquidation): LIQUIDATION_CHECKS only.
     liquidation: bool = False
 
     @property
@@ -275,6 +275,13 @@ ORDER_CHECKS: tuple[Callable[[OrderPlacement], None], ...] = (
 the hold (:mod:`trading.holds`)."""
 
 
+LIQUIDATION_CHECKS: tuple[Callable[[OrderPlacement], None], ...] = (check_market_open, check_filters, check_price_band)
+"""A liquidation's closing order (:mod:`margin.liquidation`) is the exchange acting on a margin
+account in liquidation: the market must trade and the order must be valid, but the user's own
+permissions, KYC and risk limits and the margin check (which refuses accounts in liquidation)
+do not apply; the liquidator keeps the minimum notional itself."""
+
+
 def order_checks_run(p: OrderPlacement) -> None:
-    for check in ORDER_CHECKS:
+    for check in (LIQUIDATION_CHECKS if p.liquidation else ORDER_CHECKS):
         check(p)

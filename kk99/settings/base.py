@@ -568,6 +568,26 @@ KK99.update(
     }
 )
 
+# --- Mark price, liquidation, insurance fund (issue 12; docs/margin.md) ---------------------
+KK99.update(
+    {
+        # marketdata/mark.py: time-weighted, self-trades excluded, each print and each move
+        # capped at MARK_TRADE_CAP of the previous mark, kept within MARK_MID_BAND of the mid.
+        "MARK_WINDOW_SECONDS": env_int("KK99_MARK_WINDOW_SECONDS", 60),
+        "MARK_TRADE_CAP": Decimal(env_str("KK99_MARK_TRADE_CAP", "0.05")),
+        "MARK_MID_BAND": Decimal(env_str("KK99_MARK_MID_BAND", "0.05")),
+        # margin/liquidation.py
+        "LIQUIDATION_FEE_RATE": Decimal(env_str("KK99_LIQUIDATION_FEE_RATE", "0.01")),  # of the notional closed, at most
+        "LIQUIDATION_MAX_SLIPPAGE": Decimal(env_str("KK99_LIQUIDATION_MAX_SLIPPAGE", "0.10")),  # IOC limit vs mark
+        "LIQUIDATION_MAX_NOTIONAL_PER_CYCLE": Decimal(env_str("KK99_LIQUIDATION_MAX_NOTIONAL_PER_CYCLE", "1000000")),  # USDT per account
+        "LIQUIDATION_MAX_BOOK_SHARE": Decimal(env_str("KK99_LIQUIDATION_MAX_BOOK_SHARE", "0.5")),  # of the depth within the limit
+        "LIQUIDATION_ACCOUNTS_PER_CYCLE": env_int("KK99_LIQUIDATION_ACCOUNTS_PER_CYCLE", 500),
+    }
+)
+CELERY_BEAT_SCHEDULE["margin-liquidation-cycle"] = {
+    "task": "margin.liquidation_cycle", "schedule": float(env_int("KK99_LIQUIDATION_CYCLE_SECONDS", 5)),
+}
+
 # --- Margin trading (issue 12, docs/margin.md) ---------------------------------------------------
 # Thresholds per tier follow Binance's cross-margin table (support FAQ "Binance Margin Level and
 # Risk Control", 360030493931): borrowing and transfers out are judged on the COLLATERAL margin

@@ -36,6 +36,7 @@ from margin.services import (
 )
 from tests.trading.conftest import fund, market_create
 from trading.engine.core import MarketEngine
+from marketdata.mark import mark_set
 from trading.models import EngineState, Order
 from trading.services import order_place
 from wallets.audit import ledger_audit_run
@@ -148,6 +149,7 @@ class MarginMachine(RuleBasedStateMachine):
         self.price = max(D("1"), (self.price * factor).quantize(D("0.01")))
         EngineState.objects.filter(market=self.market).update(last_price=self.price)
         self.engine.last_price = self.price
+        mark_set(market=self.market, price=self.price)  # margin prices are marks (marketdata.mark)
 
     @invariant()
     def nothing_negative_and_holds_match(self):

@@ -194,13 +194,13 @@ def test_a_margin_call_is_notified_once_and_again_after_24_hours(cross, btc, usd
 
     from margin.models import MarginAccount
     from margin.services import margin_state_refresh
-    from trading.models import EngineState
+    from marketdata.mark import mark_set
 
     user, margin = cross
     margin_transfer(user=user, asset=btc, amount="10", from_margin=None, to_margin=margin, idempotency_key="in")
     margin_borrow(margin=margin, asset=usdt, amount="600", idempotency_key="b")  # TAV = 1000 + 600 at BTC 100
     # BTC at 12: TAV = 120 + 600 = 720 ≤ 1.3 × L (L = 600.012) = 780.0156, > 1.1 × L → margin call
-    EngineState.objects.filter(market=market).update(last_price=D("12"))
+    mark_set(market=market, price=D("12"))  # margin prices are marks (marketdata.mark)
     t0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
     with django_capture_on_commit_callbacks() as first:
         assert margin_state_refresh(margin_id=margin.pk, now=t0).state == MarginState.MARGIN_CALL
@@ -211,7 +211,7 @@ def test_a_margin_call_is_notified_once_and_again_after_24_hours(cross, btc, usd
     assert (len(first), len(soon), len(next_day)) == (1, 0, 1)  # the margin.call event, once per 24 h
     stored = MarginAccount.objects.get(pk=margin.pk)
     assert stored.state == MarginState.MARGIN_CALL and stored.margin_call_notified_at == t0.replace(day=2)
-    EngineState.objects.filter(market=market).update(last_price=D("6"))  # TAV 660 ≤ 1.1 × L = 660.0132 → liquidation
+    mark_set(market=market, price=D("6"))  # TAV 660 ≤ 1.1 × L = 660.0132 → liquidation
     assert margin_state_refresh(margin_id=margin.pk, now=t0.replace(day=3)).state == MarginState.LIQUIDATION
 
 

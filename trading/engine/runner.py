@@ -32,6 +32,7 @@ from django.db.utils import InterfaceError, OperationalError
 from kk99 import metrics
 from kk99.conf import kk99_setting
 from trading.engine.core import Fenced, MarketEngine
+from trading.engine.signals import batch_committed
 from trading.engine.sql import pg_connect
 from trading.engine.wakeup import NOTIFY_CHANNEL
 from trading.models import Market
@@ -158,7 +159,16 @@ class EngineRunner:
                 symbol, commands=result.commands, trades=result.trades, quarantined=result.quarantined, seconds=time.perf_counter() - started
             )
             work += result.commands
+            if result.trades:
+                self._batch_committed(symbol, engine, result)
         return work
+
+    def _batch_committed(self, symbol: str, engine: MarketEngine, result) -> None:
+        """After the commit: receivers of :data:`trading.engine.signals.batch_committed` (the
+        mark price and the liquidation hook); one failing is logged, never fatal."""
+        for receiver, outcome in batch_committed.send_robust(sender=MarketEngine, symbol=symbol, trades=result.trades, last_price=engine.last_price):
+            if isinstance(outcome, Exception):
+                logger.error("engine %s: batch_committed receiver %r failed in %s", self.owner, receiver, symbol, exc_info=outcome)
 
     def _wait(self, *, all_owned: bool) -> None:
         if not self.on_postgres:

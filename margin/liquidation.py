@@ -1,0 +1,704 @@
+"""Liquidation: the exact math (top of this module, pure, no database) and the liquidation
+engine that uses it (below). docs/margin.md "Mark price, liquidation, insurance fund" gives
+every formula with a worked example.
+
+An account is a map asset → :class:`Holding` (``held`` = what it owns, free + locked;
+``owed`` = loan principal + unpaid interest), valued in USDT at the MARK prices
+(:func:`margin.pricing.mark_price`; USDT = 1). With T the liquidation margin level
+(Binance: 1.1):
+
+    assets A = Σ held·p     liabilities L = Σ owed·p     margin level = A / L (L > 0)
+    liquidation is due  ⇔  L > 0 and A ≤ T·L                       (:func:`liquidation_due`)
+
+The displayed liquidation price of a market's base asset b (the other prices held fixed) is
+where that inequality turns. With q = held_b, d = owed_b, V = value of the other assets,
+W = value of the other liabilities:
+
+    A ≤ T·L  ⇔  P·(q − T·d) ≤ T·W − V
+    net long  (q > T·d): due ⇔ P ≤ P* = (T·W − V) / (q − T·d)   shown: P* rounded DOWN to the tick
+    net short (q < T·d): due ⇔ P ≥ P* = (V − T·W) / (T·d − q)   shown: P* rounded UP to the tick
+
+Marks are on the tick grid, so "mark ≤ shown price" ⇔ "liquidation due" EXACTLY (computed
+with fractions, no rounding): a user is never liquidated at a mark on the safe side of the
+shown price, and always at or beyond it. The bankruptcy price (equity A − L = 0) is the same
+formula with T = 1.
+
+Closing is by IOC limit orders through the real book: a sell closing a long at
+``max(mark × (1 − s), bankruptcy)`` rounded UP to the tick; a buy closing a short at
+``min(mark × (1 + s), bankruptcy)`` rounded DOWN (s = ``LIQUIDATION_MAX_SLIPPAGE``) — never
+worse than bankruptcy while the mark is on the solvent side of it. The quantity per cycle is
+capped by ``LIQUIDATION_MAX_NOTIONAL_PER_CYCLE`` and by ``LIQUIDATION_MAX_BOOK_SHARE`` of the
+opposite depth within the limit price (one account cannot sweep the book). The liquidation fee
+(to the insurance fund) is ``min(rate × notional closed, equity left)``, rounded down — the
+fee never makes equity negative; a shortfall (debt left after everything was sold) is covered
+by the insurance fund, then written off as bad debt against the lending pool.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
+from fractions import Fraction
+from math import ceil, floor
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from kk99.conf import kk99_setting
+from kk99.errors import KK99Error
+from kk99.publish import publish_on_commit, user_group
+from margin import pricing
+from marketdata.mark import mark_update
+from marketdata.models import MarkPrice
+from margin.insurance import insurance_cover, insurance_fee_collect, insurance_fund_balance
+from margin.models import Liquidation, LiquidationOrder, LiquidationStatus, Loan, LoanEvent, LoanEventKind, MarginAccount
+from margin.models import MarginState as StateKind
+from margin.selectors import margin_state, tier_thresholds
+from margin.services import margin_repay
+from trading.engine.faults import die
+from trading.models import Market, Order
+from trading.selectors import depth_snapshot
+from trading.services import order_cancel, order_place
+from wallets.models import Asset, Balance
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+EXACT_PREC = 120  # sums and products of NUMERIC(38,18) values are exact at this precision
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    held: Decimal  # owned: free + locked
+    owed: Decimal = ZERO  # loan principal + unpaid interest
+
+
+Account = Mapping[str, Holding]
+Prices = Mapping[str, Decimal]
+
+
+def _price(prices: Prices, asset: str) -> Decimal:
+    if asset == "USDT":
+        return ONE
+    try:
+        return prices[asset]
+    except KeyError:
+        raise KeyError(f"no mark price for {asset}") from None
+
+
+def account_values(account: Account, prices: Prices, *, skip: str | None = None) -> tuple[Decimal, Decimal]:
+    """(Σ held·p, Σ owed·p) in USDT, exactly; ``skip`` leaves one asset out."""
+    with localcontext() as ctx:
+        ctx.prec = EXACT_PREC
+        assets = liabilities = ZERO
+        for asset, h in account.items():
+            if asset == skip or (not h.held and not h.owed):
+                continue
+            p = _price(prices, asset)
+            assets += h.held * p
+            liabilities += h.owed * p
+        return +assets, +liabilities
+
+
+def margin_level(account: Account, prices: Prices) -> Decimal | None:
+    """A / L (None without debt), 18 decimal places, rounded DOWN (never flatters the user)."""
+    a, lia = account_values(account, prices)
+    if lia <= 0:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = EXACT_PREC
+        return (a / lia).quantize(Decimal("1e-18"), rounding=ROUND_DOWN)
+
+
+def liquidation_due(account: Account, prices: Prices, *, threshold: Decimal) -> bool:
+    """THE liquidation test: debt exists and A ≤ T·L (exact)."""
+    a, lia = account_values(account, prices)
+    if lia <= 0:
+        return False
+    with localcontext() as ctx:
+        ctx.prec = EXACT_PREC
+        return a <= threshold * lia
+
+
+def _turning_point(account: Account, prices: Prices, *, asset: str, threshold: Decimal) -> tuple[Fraction, int] | None:
+    """(P*, direction): direction +1 = due at P ≤ P* (net long), −1 = due at P ≥ P* (net
+    short). None when the asset's price cannot turn the test (no debt, or q = T·d)."""
+    h = account.get(asset, Holding(ZERO))
+    v, w = account_values(account, prices, skip=asset)
+    if w <= 0 and h.owed <= 0:
+        return None
+    t = Fraction(threshold)
+    slope = Fraction(h.held) - t * Fraction(h.owed)
+    rhs = t * Fraction(w) - Fraction(v)
+    if slope == 0:
+        return None
+    return rhs / slope, (1 if slope > 0 else -1)
+
+
+def _ticks(x: Fraction, tick: Decimal, *, up: bool) -> Decimal:
+    n = x / Fraction(tick)
+    k = ceil(n) if up else floor(n)
+    return Decimal(k) * tick
+
+
+def liquidation_trigger(account: Account, prices: Prices, *, asset: str, threshold: Decimal, tick: Decimal) -> tuple[Decimal, str] | None:
+    """(shown price, "below" | "above"): liquidation is due at marks at or below (a net long)
+    or at or above (a net short) the shown price. See :func:`liquidation_price`."""
+    turn = _turning_point(account, prices, asset=asset, threshold=threshold)
+    if turn is None:
+        return None
+    p, direction = turn
+    if direction > 0:
+        shown = _ticks(p, tick, up=False)
+        return (shown, "below") if shown > 0 else None
+    return max(_ticks(p, tick, up=True), tick), "above"
+
+
+def liquidation_price(account: Account, prices: Prices, *, asset: str, threshold: Decimal, tick: Decimal) -> Decimal | None:
+    """The price of ``asset`` (others fixed) at which :func:`liquidation_due` turns true, on
+    the tick grid, rounded toward the safe side so that for every tick-grid mark P:
+    ``liquidation_due(P) ⇔ P ≤ shown`` (net long) / ``P ≥ shown`` (net short).
+    None: no such positive price (cannot be liquidated by this price alone)."""
+    trigger = liquidation_trigger(account, prices, asset=asset, threshold=threshold, tick=tick)
+    return None if trigger is None else trigger[0]
+
+
+def tick_str(price: Decimal, tick: Decimal) -> str:
+    """``price`` with exactly the tick's decimal places ("73.48" for a 0.01 tick)."""
+    places = max(0, -tick.normalize().as_tuple().exponent)
+    return str(price.quantize(Decimal(1).scaleb(-places)))
+
+
+def price_gap_ticks(*, mark: Decimal, shown: Decimal, due: str, tick: Decimal) -> int:
+    """How many ticks ``mark`` lies on the SAFE side of the shown price (0 when it is at or
+    beyond it): a liquidation triggered at such a mark would be "above my liquidation price"."""
+    off = (mark - shown) / tick if due == "below" else (shown - mark) / tick
+    return max(0, int(off.to_integral_value(ROUND_UP)))
+
+
+def bankruptcy_price(account: Account, prices: Prices, *, asset: str, tick: Decimal) -> Decimal | None:
+    """The price of ``asset`` at which equity A − L is zero (T = 1), rounded toward solvency:
+    UP for a net long (selling at or above it leaves equity ≥ 0), DOWN for a net short."""
+    turn = _turning_point(account, prices, asset=asset, threshold=ONE)
+    if turn is None:
+        return None
+    p, direction = turn
+    if direction > 0:
+        return _ticks(p, tick, up=True) if p > 0 else None
+    return _ticks(p, tick, up=False) if p > 0 else None
+
+
+def close_limit_price(*, side: str, mark: Decimal, bankruptcy: Decimal | None, slippage: Decimal, tick: Decimal) -> Decimal:
+    """The IOC limit of a closing order: at most ``slippage`` through the mark and never
+    through the bankruptcy price while the mark is on the solvent side of it. SELL closes a
+    long (limit rounded UP: never lower than the bound), BUY closes a short (rounded DOWN)."""
+    with localcontext() as ctx:
+        ctx.prec = EXACT_PREC
+        if side == "SELL":
+            limit = _ticks(Fraction(mark * (ONE - slippage)), tick, up=True)
+            if bankruptcy is not None and bankruptcy <= mark:
+                limit = max(limit, bankruptcy)
+            return max(limit, tick)
+        limit = _ticks(Fraction(mark * (ONE + slippage)), tick, up=False)
+        if bankruptcy is not None and bankruptcy >= mark:
+            limit = min(limit, bankruptcy)
+        return max(limit, tick)
+
+
+def depth_within(levels: Iterable[tuple[Decimal, Decimal]], *, side: str, limit: Decimal) -> Decimal:
+    """Quantity resting on the OPPOSITE side that an IOC ``side`` order at ``limit`` can reach
+    (bids ≥ limit for a sell, asks ≤ limit for a buy)."""
+    if side == "SELL":
+        return sum((q for p, q in levels if p >= limit), ZERO)
+    return sum((q for p, q in levels if p <= limit), ZERO)
+
+
+def cycle_quantity(*, wanted: Decimal, step: Decimal, price: Decimal, max_notional: Decimal, depth: Decimal, book_share: Decimal) -> Decimal:
+    """What one cycle may close: ``wanted`` capped by ``max_notional`` at ``price`` and by
+    ``book_share`` of the reachable ``depth``, rounded DOWN to the step (0 = nothing now)."""
+    with localcontext() as ctx:
+        ctx.prec = EXACT_PREC
+        q = min(wanted, max_notional / price, depth * book_share)
+        return max(ZERO, (q / step).to_integral_value(ROUND_DOWN) * step)
+
+
+def buy_quantity_for(*, need: Decimal, fee_rate: Decimal, step: Decimal) -> Decimal:
+    """Base to buy so that ``need`` arrives after the taker fee (charged in the received base,
+    rounded up): ceil_step(need / (1 − rate)) plus one step for the fee's rounding."""
+    if need <= 0:
+        return ZERO
+    with localcontext() as ctx:
+        ctx.prec = EXACT_PREC
+        gross = need / (ONE - fee_rate) if fee_rate > 0 else need
+        q = (gross / step).to_integral_value(ROUND_UP) * step
+        return q + (step if fee_rate > 0 else ZERO)
+
+
+def liquidation_fee(*, notional: Decimal, rate: Decimal, equity_left: Decimal, precision: int) -> Decimal:
+    """The liquidation fee in USDT: ``rate × notional`` closed, capped by the equity left after
+    the close (never below zero), rounded DOWN to the USDT precision."""
+    with localcontext() as ctx:
+        ctx.prec = EXACT_PREC
+        fee = min(notional * rate, max(ZERO, equity_left))
+        return max(ZERO, fee.quantize(Decimal(1).scaleb(-precision), rounding=ROUND_DOWN))
+
+
+# =============================================================================================
+# The liquidation engine (database). Pure math above; everything below reads and writes.
+# =============================================================================================
+#
+# A liquidation is a small state machine on a ``margin.Liquidation`` row, advanced one STEP
+# per transaction by :func:`liquidation_advance` (the Celery beat task and the engine hook call
+# :func:`liquidation_cycle`, which starts liquidations for accounts that are due and advances
+# every one in progress). Each step locks the Liquidation row (SKIP LOCKED: two workers never
+# work on one account), does ONE thing, bumps ``step`` and commits; every money movement in it
+# carries an idempotency key made of the liquidation id and the step. A process killed at any
+# point leaves either the whole step or nothing, and the next cycle carries on from the row:
+#
+#   1. cancel the account's open orders (cancel requests; the engine releases their holds);
+#      wait while any order of the account is open (its own closing orders included);
+#   2. repay every loan from the same asset the account holds (margin_repay);
+#   3. place the closing IOC orders (sells first — they raise the USDT that buys need),
+#      through order_place and the C book, client_order_id ``liq-<id>-<step>-<asset>`` (so a
+#      replayed placement returns the same order), each with a LiquidationOrder row;
+#      then back to 1;
+#   4. nothing left to close: the fee (to the insurance fund) or, when debt is left, the
+#      insurance fund's cover and, beyond the fund, the bad-debt write-off; DONE.
+
+logger = logging.getLogger(__name__)
+USDT = "USDT"
+
+
+class LiquidationAuditAction:
+    STARTED = "liquidation_started"
+    CANCELED = "liquidation_orders_canceled"
+    REPAID = "liquidation_repaid"
+    ORDERS = "liquidation_orders_placed"
+    FEE = "liquidation_fee"
+    COVERED = "liquidation_insurance_cover"
+    BAD_DEBT = "liquidation_bad_debt"
+    DONE = "liquidation_done"
+
+
+def liquidation_threshold(margin: MarginAccount) -> Decimal:
+    """T: the tier's ``liquidation_at`` margin level (settings KK99["MARGIN"]["TIERS"])."""
+    return Decimal(tier_thresholds(margin.tier)["liquidation_at"])
+
+
+def usdt_markets() -> dict[str, Market]:
+    """Base symbol → its USDT market (the markets liquidations close positions in)."""
+    return {m.base.symbol: m for m in Market.objects.select_related("base", "quote").filter(quote__symbol=USDT)}
+
+
+def marks_usdt(symbols) -> dict[str, Decimal]:
+    """Mark prices in USDT (:mod:`margin.pricing`, the one place margin gets prices); assets
+    without one are left out (they count for nothing — margin.selectors does the same)."""
+    out = {}
+    for s in set(symbols):
+        p = pricing.asset_price_usdt(s)
+        if p is not None:
+            out[s] = p
+    return out
+
+
+def holdings_of(account) -> dict[str, Holding]:
+    """Symbol → Holding of one ledger account (free + locked, principal + interest)."""
+    return holdings_bulk([account.pk]).get(account.pk, {})
+
+
+def holdings_bulk(account_ids) -> dict[int, dict[str, Holding]]:
+    """Holdings of many accounts in two queries (the cycle screens every indebted account)."""
+    held: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    owed: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for acc, sym, avail, locked in Balance.objects.filter(account_id__in=account_ids).values_list("account_id", "asset__symbol", "available", "locked"):
+        if avail or locked:
+            held[acc][sym] = avail + locked
+    for acc, sym, p, i in Loan.objects.filter(account_id__in=account_ids).values_list("account_id", "asset__symbol", "principal", "interest"):
+        if p or i:
+            owed[acc][sym] = p + i
+    out = {}
+    for acc in set(held) | set(owed):
+        syms = set(held[acc]) | set(owed[acc])
+        out[acc] = {s: Holding(held=held[acc].get(s, ZERO), owed=owed[acc].get(s, ZERO)) for s in syms}
+    return out
+
+
+def _priced(h: dict[str, Holding], prices: dict[str, Decimal]) -> dict[str, Holding]:
+    return {s: x for s, x in h.items() if s == USDT or s in prices}
+
+
+def liquidation_price_for(margin: MarginAccount, market: Market) -> Decimal | None:
+    """The liquidation price shown to the user for ``market``'s base asset (the other prices
+    at their marks): :func:`liquidation_price` — the same test the liquidator applies.
+    None for portfolio-margin accounts (their trigger is the SPAN requirement, which has no
+    single price; the UI shows the requirement instead) and when no price can trigger it."""
+    if margin.portfolio_margin:
+        return None
+    h = holdings_of(margin.account)
+    prices = marks_usdt(h.keys())
+    return liquidation_price(_priced(h, prices), prices, asset=market.base.symbol, threshold=liquidation_threshold(margin), tick=market.tick_size)
+
+
+@dataclass
+class CycleResult:
+    started: int = 0
+    advanced: int = 0
+    finished: int = 0
+    steps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def accounts_due(*, limit: int | None = None) -> list[tuple[Decimal, MarginAccount, dict]]:
+    """Indebted margin accounts for which liquidation is due now, most underwater first:
+    (margin level, account, context). Screened in bulk: two queries for all holdings, one
+    price look-up per asset. Portfolio-margin accounts are judged by their SPAN requirement
+    (:func:`margin.selectors.margin_state`)."""
+    indebted = Loan.objects.filter(Q(principal__gt=0) | Q(interest__gt=0)).values_list("account_id", flat=True).distinct()
+    busy = Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).values_list("account_id", flat=True)
+    margins = list(MarginAccount.objects.select_related("account").filter(account_id__in=indebted).exclude(account_id__in=busy))
+    holdings = holdings_bulk([m.account_id for m in margins])
+    prices = marks_usdt({s for h in holdings.values() for s in h})
+    due = []
+    for m in margins:
+        h = _priced(holdings.get(m.account_id, {}), prices)
+        if m.portfolio_margin:
+            st = margin_state(m)
+            if st.state == StateKind.LIQUIDATION:
+                ratio = st.equity / st.maintenance_requirement if st.maintenance_requirement else ZERO
+                due.append((ratio, m, {"prices": prices, "holdings": h, "portfolio": True}))
+            continue
+        t = liquidation_threshold(m)
+        if liquidation_due(h, prices, threshold=t):
+            due.append((margin_level(h, prices) or ZERO, m, {"prices": prices, "holdings": h, "threshold": t}))
+    due.sort(key=lambda x: (x[0], x[1].pk))
+    return due[:limit] if limit else due
+
+
+def liquidation_start(margin: MarginAccount, *, level: Decimal, prices: dict[str, Decimal], holdings: dict[str, Holding], threshold: Decimal | None = None) -> Liquidation | None:
+    """Open the Liquidation of ``margin`` (one in progress per account: a unique constraint;
+    None if one already is)."""
+    markets = usdt_markets()
+    shown = {}
+    if threshold is not None:
+        for sym in holdings:
+            if sym != USDT and sym in markets:
+                trigger = liquidation_trigger(holdings, prices, asset=sym, threshold=threshold, tick=markets[sym].tick_size)
+                if trigger is not None:
+                    tick = markets[sym].tick_size
+                    shown[markets[sym].symbol] = {"price": tick_str(trigger[0], tick), "due": trigger[1], "mark": tick_str(prices[sym], tick)}
+    reason = (f"margin level {level.quantize(Decimal('0.0001'), rounding=ROUND_DOWN)} ≤ {threshold}" if threshold is not None
+              else f"portfolio margin: equity/requirement {level.quantize(Decimal('0.0001'), rounding=ROUND_DOWN)} < 1")
+    try:
+        with transaction.atomic():
+            liq = Liquidation.objects.create(
+                margin_account=margin, account=margin.account, reason=reason, margin_level=level.quantize(Decimal("1e-8"), rounding=ROUND_DOWN),
+                marks={s: str(p) for s, p in prices.items() if s in holdings}, liquidation_prices=shown,
+            )
+            _liquidating(margin, True)  # no user orders, borrows, transfers out meanwhile
+            audit_record(action=LiquidationAuditAction.STARTED, target_user=margin.account.user, target=f"liquidation:{liq.pk}",
+                         details={"margin": margin.pk, "reason": reason, "marks": liq.marks, "liquidation_prices": shown})
+            publish_on_commit("margin.liquidation", _payload(liq), groups=[user_group(margin.account.user_id)])
+    except IntegrityError:
+        return None
+    return liq
+
+
+def _liquidating(margin: MarginAccount, flag: bool) -> None:
+    """``MarginAccount.liquidating`` (margin helper's flag: refuses user orders, borrows and
+    transfers out while set) — skipped on a schema without it."""
+    if any(f.name == "liquidating" for f in MarginAccount._meta.get_fields()):
+        MarginAccount.objects.filter(pk=margin.pk).update(liquidating=flag)
+
+
+def _payload(liq: Liquidation) -> dict:
+    return {"id": liq.pk, "status": liq.status, "reason": liq.reason, "isolatedSymbol": liq.account.isolated_symbol or None}
+
+
+def liquidation_cycle(*, limit: int | None = None) -> CycleResult:
+    """One pass: start liquidations for the accounts that are due (most underwater first,
+    at most ``LIQUIDATION_ACCOUNTS_PER_CYCLE``), then advance every liquidation in progress
+    by one step (most underwater first)."""
+    result = CycleResult()
+    for level, margin, ctx in accounts_due(limit=limit or kk99_setting("LIQUIDATION_ACCOUNTS_PER_CYCLE")):
+        if liquidation_start(margin, level=level, prices=ctx["prices"], holdings=ctx["holdings"], threshold=ctx.get("threshold")) is not None:
+            result.started += 1
+    for liq_id in Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).order_by("margin_level", "pk").values_list("pk", flat=True):
+        outcome = liquidation_advance(liq_id)
+        result.steps[outcome] += 1
+        result.advanced += outcome not in ("busy", "waiting")
+        result.finished += outcome == "done"
+    return result
+
+
+def _open_orders(account) -> list[Order]:
+    return list(Order.objects.filter(ledger_account=account, status__in=Order.OPEN_STATUSES).select_related("market").order_by("pk"))
+
+
+def liquidation_advance(liq_id: int) -> str:
+    """Advance one liquidation by one step (module comment above). Returns what it did:
+    busy (another worker holds it) · waiting (orders open, or nothing the book can take now)
+    · canceling · repaid · placed · done."""
+    with transaction.atomic():
+        liq = Liquidation.objects.select_for_update(skip_locked=True).filter(pk=liq_id, status=LiquidationStatus.IN_PROGRESS).first()
+        if liq is None:
+            return "busy"
+        outcome = _advance_locked(liq)
+        crash = _crash_point(outcome)
+        if crash == "before_commit":
+            die()
+    if crash == "after_commit":
+        die()
+    return outcome
+
+
+def _advance_locked(liq: Liquidation) -> str:
+    margin = MarginAccount.objects.select_related("account", "account__user").get(pk=liq.margin_account_id)
+    account = margin.account
+    open_orders = _open_orders(account)
+    to_cancel = [o for o in open_orders if not o.cancel_requested and not LiquidationOrder.objects.filter(order=o).exists()]
+    if to_cancel:
+        for o in to_cancel:
+            order_cancel(user=account.user, order=o)
+        _step(liq, LiquidationAuditAction.CANCELED, orders=[o.pk for o in to_cancel])
+        return "canceling"
+    if open_orders:
+        return "waiting"
+    h = holdings_of(account)
+    repaid = _repay_from_holdings(liq, margin, h)
+    if repaid:
+        _step(liq, LiquidationAuditAction.REPAID, repaid={s: str(a) for s, a in repaid.items()})
+        h = holdings_of(account)
+    plan, blocked = _plan(liq, margin, h)
+    placed = []
+    for close in plan:
+        try:
+            placed.append(_place(liq, account, close))
+        except KK99Error as exc:  # refused (market halted, outside the price band …): nothing written; retried next cycle
+            logger.warning("liquidation %s: %s %s refused: %s", liq.pk, close.side, close.market.symbol, exc)
+            blocked = True
+    if placed:
+        _step(liq, LiquidationAuditAction.ORDERS, orders=placed)
+        return "placed"
+    if blocked:
+        return "repaid" if repaid else "waiting"
+    _finish(liq, margin, h)
+    return "done"
+
+
+# Fault injection for the crash tests (environment only; unset = no-op):
+# KK99_LIQ_CRASH_AFTER_STEPS=N, KK99_LIQ_CRASH_POINT=before_commit|after_commit — SIGKILL the
+# process in / right after the N-th step of this process that changed something.
+_steps_in_process = 0
+
+
+def _crash_point(outcome: str) -> str | None:
+    global _steps_in_process
+    after = int(os.environ.get("KK99_LIQ_CRASH_AFTER_STEPS") or 0)
+    if not after or outcome in ("busy", "waiting"):
+        return None
+    _steps_in_process += 1
+    if _steps_in_process < after:
+        return None
+    return os.environ.get("KK99_LIQ_CRASH_POINT", "before_commit")
+
+
+def _step(liq: Liquidation, action: str, **details) -> None:
+    liq.step += 1
+    liq.save(update_fields=["step", "updated_at"])
+    audit_record(action=action, target_user=liq.account.user, target=f"liquidation:{liq.pk}", details={"step": liq.step, **details})
+
+
+def _repay_from_holdings(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding]) -> dict[str, Decimal]:
+    """Repay each loan from the same asset the account holds (interest first)."""
+    repaid = {}
+    assets = {a.symbol: a for a in Asset.objects.filter(symbol__in=list(h))}
+    for sym, x in sorted(h.items()):
+        amount = min(x.held, x.owed)
+        if amount > 0:
+            margin_repay(margin=margin, asset=assets[sym], amount=amount, idempotency_key=f"liq:{liq.pk}:{liq.step}:repay:{sym}", reference=f"liquidation:{liq.pk}")
+            repaid[sym] = amount
+    return repaid
+
+
+@dataclass(frozen=True)
+class _Close:
+    market: Market
+    side: str
+    quantity: Decimal
+    price: Decimal
+    mark: Decimal
+    bankruptcy: Decimal | None
+
+
+def _levels(market: Market, side: str) -> list[tuple[Decimal, Decimal]]:
+    snap = depth_snapshot(market=market)
+    rows = snap.get("bids" if side == "SELL" else "asks") or []
+    return [(Decimal(p), Decimal(q)) for p, q in rows]
+
+
+def _plan(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding]) -> tuple[list[_Close], bool]:
+    """The closing orders of this step, and whether something is left that the book cannot
+    take now (then the liquidation waits). Sells first; buys only when nothing is to sell."""
+    markets = usdt_markets()
+    prices = marks_usdt(h.keys())
+    priced = _priced(h, prices)
+    slippage = Decimal(kk99_setting("LIQUIDATION_MAX_SLIPPAGE"))
+    max_notional = Decimal(kk99_setting("LIQUIDATION_MAX_NOTIONAL_PER_CYCLE"))
+    share = Decimal(kk99_setting("LIQUIDATION_MAX_BOOK_SHARE"))
+    sells, buys, blocked = [], [], False
+    usdt_free = Balance.objects.filter(account=margin.account, asset__symbol=USDT).values_list("available", flat=True).first() or ZERO
+    for sym, x in sorted(h.items()):
+        market = markets.get(sym)
+        if sym == USDT or market is None or sym not in prices:
+            continue
+        mark = prices[sym]
+        bk = bankruptcy_price(priced, prices, asset=sym, tick=market.tick_size)
+        if x.held > 0 and x.owed == 0:
+            side, wanted = "SELL", x.held
+        elif x.owed > 0 and x.held == 0:
+            side, wanted = "BUY", buy_quantity_for(need=x.owed, fee_rate=market.taker_fee, step=market.step_size)
+        else:
+            continue
+        limit = close_limit_price(side=side, mark=mark, bankruptcy=bk, slippage=slippage, tick=market.tick_size)
+        if side == "SELL" and (wanted < market.min_qty or wanted * limit < market.min_notional):
+            continue  # dust the book would refuse: it stays the user's
+        if side == "BUY" and usdt_free < max(market.min_notional, market.min_qty * limit):
+            continue  # nothing to buy with: the debt is a shortfall (the finish step)
+        depth = depth_within(_levels(market, side), side=side, limit=limit)
+        qty = cycle_quantity(wanted=wanted, step=market.step_size, price=limit, max_notional=max_notional, depth=depth, book_share=share)
+        if side == "BUY":
+            qty = min(qty, (usdt_free / limit / market.step_size).to_integral_value(ROUND_DOWN) * market.step_size)
+        if qty < market.min_qty or qty * limit < market.min_notional:
+            blocked = True  # the book cannot take it now: wait for the next cycle
+            continue
+        (sells if side == "SELL" else buys).append(_Close(market, side, qty, limit, mark, bk))
+    return (sells or buys), blocked
+
+
+def _place(liq: Liquidation, account, c: _Close) -> int:
+    """One closing IOC order through the real pipeline, recorded with its LiquidationOrder."""
+    order = order_place(
+        user=account.user, market=c.market, side=c.side, type="LIMIT", time_in_force="IOC", price=c.price, quantity=c.quantity,
+        client_order_id=f"liq-{liq.pk}-{liq.step}-{c.market.base.symbol}", ledger_account=account, liquidation=True,
+    )
+    LiquidationOrder.objects.get_or_create(
+        order=order, defaults=dict(liquidation=liq, symbol=c.market.symbol, side=c.side, quantity=c.quantity, limit_price=c.price,
+                                   mark=c.mark, bankruptcy_price=c.bankruptcy,
+                                   liquidation_price=((liq.liquidation_prices or {}).get(c.market.symbol) or {}).get("price")),
+    )
+    return order.pk
+
+
+def _finish(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding]) -> None:
+    """Fee, or cover and write-off; DONE. One transaction (the caller's)."""
+    account = margin.account
+    notional = Order.objects.filter(liquidation_order__liquidation=liq).aggregate(q=Sum("cumulative_quote_qty"))["q"] or ZERO
+    assets = {a.symbol: a for a in Asset.objects.filter(symbol__in=list(h) + [USDT])}
+    short = {s: x.owed - x.held for s, x in h.items() if x.owed > x.held}
+    fee = ZERO
+    covered, bad = {}, {}
+    if not short:
+        usdt = assets[USDT]
+        free = h.get(USDT, Holding(ZERO)).held
+        fee = liquidation_fee(notional=notional, rate=Decimal(kk99_setting("LIQUIDATION_FEE_RATE")), equity_left=free, precision=usdt.precision)
+        if fee > 0:
+            insurance_fee_collect(account=account, asset=usdt, amount=fee, idempotency_key=f"liq:{liq.pk}:fee", reference=f"liquidation:{liq.pk}")
+            audit_record(action=LiquidationAuditAction.FEE, target_user=account.user, target=f"liquidation:{liq.pk}", details={"fee": str(fee), "notional": str(notional)})
+    for sym, amount in sorted(short.items()):
+        asset = assets[sym]
+        cover = min(amount, insurance_fund_balance(asset))
+        if cover > 0:
+            insurance_cover(account=account, asset=asset, amount=cover, idempotency_key=f"liq:{liq.pk}:cover:{sym}", reference=f"liquidation:{liq.pk}")
+            margin_repay(margin=margin, asset=asset, amount=cover, idempotency_key=f"liq:{liq.pk}:cover-repay:{sym}", reference=f"liquidation:{liq.pk}")
+            covered[sym] = _amount_str(cover)
+            audit_record(action=LiquidationAuditAction.COVERED, target_user=account.user, target=f"liquidation:{liq.pk}", details={"asset": sym, "amount": str(cover)})
+        rest = amount - cover
+        if rest > 0:
+            loan_writeoff(account=account, asset=asset, amount=rest, idempotency_key=f"liq:{liq.pk}:writeoff:{sym}", reference=f"liquidation:{liq.pk}")
+            bad[sym] = _amount_str(rest)
+            audit_record(action=LiquidationAuditAction.BAD_DEBT, target_user=account.user, target=f"liquidation:{liq.pk}", details={"asset": sym, "amount": str(rest)})
+    _liquidating(margin, False)
+    liq.status = LiquidationStatus.DONE
+    liq.notional, liq.fee, liq.covered, liq.bad_debt = notional, fee, covered, bad
+    liq.finished_at = timezone.now()
+    liq.step += 1
+    liq.save()
+    audit_record(action=LiquidationAuditAction.DONE, target_user=account.user, target=f"liquidation:{liq.pk}",
+                 details={"fee": str(fee), "notional": str(notional), "covered": covered, "bad_debt": bad})
+    publish_on_commit("margin.liquidation", _payload(liq), groups=[user_group(account.user_id)])
+
+
+def _amount_str(x: Decimal) -> str:
+    return f"{x.normalize():f}"
+
+
+def loan_writeoff(*, account, asset: Asset, amount: Decimal, idempotency_key: str, reference: str = "") -> LoanEvent | None:
+    """Bad debt: forgive ``amount`` of the loan (interest first, then principal). No money
+    moves and no user's balance is touched: the lending pool — the exchange's own money —
+    carries the loss (margin.audit: loans + written off = what the pool lent net; the operator
+    re-funds the pool through a pool funding). docs/margin.md: the socialised-loss rule."""
+    if LoanEvent.objects.filter(idempotency_key=idempotency_key).exists():
+        return None
+    loan = Loan.objects.select_for_update().get(account=account, asset=asset)
+    interest = min(amount, loan.interest)
+    principal = amount - interest
+    event = LoanEvent.objects.create(loan=loan, kind=LoanEventKind.WRITEOFF, principal=-principal, interest=-interest,
+                                     idempotency_key=idempotency_key, reference=reference[:100])
+    Loan.objects.filter(pk=loan.pk).update(principal=F("principal") - principal, interest=F("interest") - interest, updated_at=timezone.now())
+    return event
+
+
+# --- the engine hook ------------------------------------------------------------------------
+
+HOOK_QUEUE_KEY = "margin:liquidation:queued"
+
+
+def engine_batch_hook(sender=None, *, symbol: str, **kwargs) -> None:
+    """Receiver of :data:`trading.engine.signals.batch_committed` (in the engine process, after
+    the commit): recompute the market's mark; if it moved and anyone owes anything, queue ONE
+    liquidation cycle (at most one queued per second; the beat task runs anyway)."""
+    market = Market.objects.filter(symbol=symbol).first()
+    if market is None:
+        return
+    before = MarkPrice.objects.filter(market=market).values_list("price", flat=True).first()
+    after = mark_update(market=market)
+    if after == before or not Loan.objects.filter(Q(principal__gt=0) | Q(interest__gt=0)).exists():
+        return
+    if cache.add(HOOK_QUEUE_KEY, 1, timeout=1):
+        transaction.on_commit(lambda: _queue_cycle())
+
+
+def _queue_cycle() -> None:
+    from margin.liquidation_tasks import liquidation_cycle_task  # noqa: PLC0415 — that module imports this one
+
+    liquidation_cycle_task.delay()
+
+
+# --- what the user sees (Binance forceLiquidationRec; margin.liquidation_seam reads it) -------
+
+
+def force_liquidation_rows(*, user, isolated_symbol: str | None = None, start=None, end=None, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """(rows, total): the user's liquidation orders, newest first, as Binance
+    ``GET /sapi/v1/margin/forceLiquidationRec`` rows. ``isolated_symbol``: that isolated
+    account only; None: the cross account. ``start`` / ``end``: datetimes on the order time."""
+    qs = LiquidationOrder.objects.select_related("order", "liquidation__account").filter(liquidation__account__user=user)
+    qs = qs.filter(liquidation__account__isolated_symbol=(isolated_symbol or "").upper())
+    if start is not None:
+        qs = qs.filter(order__created_at__gte=start)
+    if end is not None:
+        qs = qs.filter(order__created_at__lte=end)
+    total = qs.count()
+    rows = []
+    for lo in qs.order_by("-order_id")[offset:offset + limit]:
+        o = lo.order
+        rows.append({
+            "avgPrice": str(o.cumulative_quote_qty / o.executed_qty) if o.executed_qty else "0",
+            "executedQty": str(o.executed_qty), "orderId": o.pk, "price": str(o.price), "qty": str(o.quantity),
+            "side": o.side, "symbol": lo.symbol, "timeInForce": o.time_in_force, "isIsolated": bool(isolated_symbol),
+            "updatedTime": int(o.updated_at.timestamp() * 1000),
+        })
+    return rows, total
