@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from kk99.admin_numbers import MoneyAdmin
 from kk99.errors import KK99Error
 from margin.models import BorrowCap, InterestRate, Loan, LoanEvent, MarginAccount, MarginAsset, PoolFunding, PoolFundingStatus
 from margin.services import pool_funding_approve, pool_funding_reject, pool_funding_request
@@ -17,19 +18,19 @@ from wallets.admin import ReadOnlyAdmin
 
 
 @admin.register(MarginAsset)
-class MarginAssetAdmin(admin.ModelAdmin):
+class MarginAssetAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("asset", "borrowable", "collateral_ratio", "updated_at")
     list_editable = ("borrowable", "collateral_ratio")
 
 
 @admin.register(BorrowCap)
-class BorrowCapAdmin(admin.ModelAdmin):
+class BorrowCapAdmin(MoneyAdmin, admin.ModelAdmin):
     list_display = ("asset", "tier", "max_borrow")
     list_filter = ("tier",)
 
 
 @admin.register(InterestRate)
-class InterestRateAdmin(admin.ModelAdmin):
+class InterestRateAdmin(MoneyAdmin, admin.ModelAdmin):
     """Rates are history: add a row effective from a time; rows are never changed."""
 
     list_display = ("asset", "tier", "daily_rate", "effective_from", "created_by", "created_at")
@@ -76,7 +77,7 @@ class LoanEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PoolFunding)
-class PoolFundingAdmin(admin.ModelAdmin):
+class PoolFundingAdmin(MoneyAdmin, admin.ModelAdmin):
     """Request here (amount + reason); a different staff member approves with the action."""
 
     list_display = ("id", "asset", "amount", "status", "requested_by", "decided_by", "created_at", "decided_at")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from kk99.admin_numbers import MoneyAdmin
+
 from margin.insurance import insurance_fund_balances
 from margin.models import InsuranceFundEntry, Liquidation, LiquidationOrder
 from wallets.models import SystemAccountKind
@@ -12,7 +14,7 @@ from wallets.models import SystemAccountKind
 # --- liquidations and the insurance fund (margin.liquidation, margin.insurance) ----------------
 
 
-class LiquidationOrderInline(admin.TabularInline):
+class LiquidationOrderInline(MoneyAdmin, admin.TabularInline):
     model = LiquidationOrder
     extra = 0
     can_delete = False
@@ -37,7 +39,7 @@ class LiquidationOrderInline(admin.TabularInline):
 
 
 @admin.register(Liquidation)
-class LiquidationAdmin(admin.ModelAdmin):
+class LiquidationAdmin(MoneyAdmin, admin.ModelAdmin):
     """Liquidations, in progress first: why, what was sold at which prices, fee, cover, bad debt.
     Read-only: only margin.liquidation changes them."""
 
@@ -58,7 +60,7 @@ class LiquidationAdmin(admin.ModelAdmin):
 
 
 @admin.register(InsuranceFundEntry)
-class InsuranceFundAdmin(admin.ModelAdmin):
+class InsuranceFundAdmin(MoneyAdmin, admin.ModelAdmin):
     """The insurance fund: its balances (top of the list) and its history — every journal entry
     of the INSURANCE_FUND account (fees in, covers out, top-ups), newest first."""
 
