@@ -49,7 +49,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditAction, audit_record
 from kk99.conf import kk99_setting
 from kk99.errors import KK99Error
 from kk99.publish import publish_on_commit, user_group
@@ -275,14 +275,16 @@ USDT = "USDT"
 
 
 class LiquidationAuditAction:
-    STARTED = "liquidation_started"
-    CANCELED = "liquidation_orders_canceled"
-    REPAID = "liquidation_repaid"
-    ORDERS = "liquidation_orders_placed"
-    FEE = "liquidation_fee"
-    COVERED = "liquidation_insurance_cover"
-    BAD_DEBT = "liquidation_bad_debt"
-    DONE = "liquidation_done"
+    """The liquidation's audit actions: names for the labelled choices of the one catalog."""
+
+    STARTED = AuditAction.LIQUIDATION_STARTED
+    CANCELED = AuditAction.LIQUIDATION_ORDERS_CANCELED
+    REPAID = AuditAction.LIQUIDATION_REPAID
+    ORDERS = AuditAction.LIQUIDATION_ORDERS_PLACED
+    FEE = AuditAction.LIQUIDATION_FEE
+    COVERED = AuditAction.LIQUIDATION_INSURANCE_COVER
+    BAD_DEBT = AuditAction.LIQUIDATION_BAD_DEBT
+    DONE = AuditAction.LIQUIDATION_DONE
 
 
 def liquidation_threshold(margin: MarginAccount) -> Decimal:

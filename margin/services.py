@@ -24,7 +24,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditAction, audit_record
 from kk99.conf import kk99_setting
 from kk99.publish import publish_on_commit, user_group
 from margin import selectors
@@ -49,13 +49,15 @@ from wallets.services import LEDGER_DECIMAL_CONTEXT, Leg, amount_quantize, ledge
 
 
 class MarginAuditAction(StrEnum):
-    TRANSFER = "margin_transfer"
-    BORROW = "margin_borrow"
-    REPAY = "margin_repay"
-    MARGIN_CALL = "margin_call"
-    POOL_FUNDING_REQUESTED = "margin_pool_funding_requested"
-    POOL_FUNDING_APPROVED = "margin_pool_funding_approved"
-    POOL_FUNDING_REJECTED = "margin_pool_funding_rejected"
+    """Margin's audit actions: names for the labelled choices of the one catalog (AuditAction)."""
+
+    TRANSFER = AuditAction.MARGIN_TRANSFER
+    BORROW = AuditAction.MARGIN_BORROW
+    REPAY = AuditAction.MARGIN_REPAY
+    MARGIN_CALL = AuditAction.MARGIN_CALL
+    POOL_FUNDING_REQUESTED = AuditAction.MARGIN_POOL_FUNDING_REQUESTED
+    POOL_FUNDING_APPROVED = AuditAction.MARGIN_POOL_FUNDING_APPROVED
+    POOL_FUNDING_REJECTED = AuditAction.MARGIN_POOL_FUNDING_REJECTED
 
 
 # --- accounts -----------------------------------------------------------------------------------

@@ -693,8 +693,8 @@ def ledger_transfer(
 class AdjustmentAuditAction(StrEnum):
     """Audit actions of the adjustment workflow (the approval itself is ``BALANCE_ADJUSTED``)."""
 
-    REQUESTED = "balance_adjustment_requested"
-    REJECTED = "balance_adjustment_rejected"
+    REQUESTED = AuditAction.BALANCE_ADJUSTMENT_REQUESTED
+    REJECTED = AuditAction.BALANCE_ADJUSTMENT_REJECTED
 
 
 ADJUST_PERMISSION: Final = "wallets.adjust_balance"
