@@ -1,6 +1,6 @@
 """SIGKILL of a liquidation worker and of the engine in the middle of a liquidation loses or
-duplicates nothing: real processes (``manage.py liquidation_cycle --loop`` and
-``manage.py run_engine``) on PostgreSQL, killed at the fault points of margin.liquidation
+duplicates nothing: real processes (``manage.py liquidation_cycle --loop``, a real ``celery
+worker`` fed by a beat-like sender, and ``manage.py run_engine``) on PostgreSQL, killed at the fault points of margin.liquidation
 (``KK99_LIQ_CRASH_AFTER_STEPS`` / ``KK99_LIQ_CRASH_POINT``) and of the engine
 (``KK99_ENGINE_CRASH_AFTER_BATCHES``), then restarted; the end state must be exactly the one
 an uninterrupted liquidation reaches (test_liquidation.py)."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal as D
 
@@ -17,7 +18,9 @@ from django.db import connection
 from django.db.models import Sum
 
 from margin.audit import margin_audit_problems
+from kk99.celery import app
 from margin.insurance import insurance_fund_balance
+from margin.liquidation_tasks import liquidation_cycle_task
 from margin.models import Liquidation, LiquidationStatus, Loan
 from marketdata.mark import mark_set
 from tests.margin.test_liquidation import _long
@@ -69,6 +72,59 @@ def engines(tmp_path):
     connection.close()
 
 
+class CeleryWorkers:
+    """Real ``celery worker`` processes on a private queue, and a thread that queues the
+    liquidation task every 0.2 s as Celery beat would (the task is idempotent step by step,
+    so a task that dies with its worker is simply run again by the next tick)."""
+
+    def __init__(self, tmp_path):
+        self.procs: list[subprocess.Popen] = []
+        self.tmp = tmp_path
+        self.queue = f"liq-test-{os.getpid()}"
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._tick, daemon=True)
+        self._saved = app.conf.task_always_eager
+
+    def _tick(self):
+        while not self._stop.wait(0.2):
+            liquidation_cycle_task.apply_async(queue=self.queue)
+
+    def start(self, label: str, **env_extra) -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": _db_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "LOG_LEVEL": "INFO"}
+        env.update({k: str(v) for k, v in env_extra.items()})
+        log = open(self.tmp / f"celery-{label}-{len(self.procs)}.log", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "kk99", "worker", "--pool", "solo", "-Q", self.queue,
+                                 "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc.log_path = log.name
+        self.procs.append(proc)
+        if not self._beat.is_alive():
+            app.conf.task_always_eager = False
+            self._beat.start()
+        return proc
+
+    def stop_all(self):
+        self._stop.set()
+        if self._beat.is_alive():
+            self._beat.join(timeout=5)
+        app.conf.task_always_eager = self._saved
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+        with app.connection_for_write() as conn:  # drop what the beat queued and nobody took
+            conn.default_channel.queue_purge(self.queue)
+
+
+@pytest.fixture
+def celery_workers(tmp_path):
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("a real Celery worker needs the Redis broker")
+    w = CeleryWorkers(tmp_path)
+    yield w
+    w.stop_all()
+
+
 def _until(predicate, timeout: float, what: str, procs=()):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,6 +142,19 @@ def _until(predicate, timeout: float, what: str, procs=()):
     ("after_commit", 2, None),  # killed right after the liquidation finished
 ])
 def test_sigkill_mid_liquidation_loses_and_duplicates_nothing(point, after, engine_crash, cross, market, trader, usdt, btc, workers, engines):
+    _kill_mid_liquidation_then_finish(workers, engines, point, after, engine_crash, cross, market, trader, usdt)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("point", "after"), [
+    ("before_commit", 1),  # the Celery worker dies while placing the closing order
+    ("before_commit", 2),  # ... while repaying / charging the fee
+])
+def test_sigkill_of_a_celery_worker_mid_liquidation_loses_and_duplicates_nothing(point, after, cross, market, trader, usdt, btc, celery_workers, engines):
+    _kill_mid_liquidation_then_finish(celery_workers, engines, point, after, None, cross, market, trader, usdt)
+
+
+def _kill_mid_liquidation_then_finish(workers, engines, point, after, engine_crash, cross, market, trader, usdt):
     setup_engine = MarketEngine(market.symbol)
     setup_engine.start()
     user, margin, mm = _long(cross, market, setup_engine, trader, usdt)
