@@ -19,7 +19,7 @@ import pytest
 from events.models import RelayCursor
 from events.relay import rows_next
 from events.verify import read_stream_messages, verify
-from tests.trading.conftest import place
+from tests.fixtures import place
 from tests.trading.test_engine_process import _db_url
 from trading.models import EngineState, Order
 

@@ -16,7 +16,7 @@ from django.db import connection
 from accounts.audit import AuditLog
 from kk99 import metrics, supervisor
 from kk99.cli import EXIT_CHECK_FAILED, EXIT_ENVIRONMENT, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
-from tests.trading.conftest import place
+from tests.fixtures import place
 from trading.models import EngineState, Market, Order
 
 ROOT = Path(__file__).resolve().parents[2]

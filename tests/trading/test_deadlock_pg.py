@@ -23,7 +23,7 @@ import pytest
 from django.db import connection
 from django.db.models import Q
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, fresh, fund, market_create, place
+from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, fresh, fund, market_create, place
 from tests.trading.test_engine_process import _db_url
 from trading.engine import faults
 from trading.models import Order, Trade

@@ -5,7 +5,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, bal, fresh, place
+from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, bal, fresh, place
 from trading.models import EngineState, Order, Trade
 from wallets.models import SystemAccountKind
 from wallets.selectors import system_balance
@@ -235,7 +235,7 @@ def test_depth_update_id_advances_once_per_batch_that_changes_the_book(engine, m
 def test_cancel_replace_cancels_then_places_with_the_freed_funds(engine, market, make_user, usdt):
     from unittest import mock
 
-    from tests.trading.conftest import fund
+    from tests.fixtures import fund
     from trading.services import order_cancel_replace
 
     user = make_user()

@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 from django.db.models import Q
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, place
+from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, place
 from trading.errors import TradingError
 from trading.models import EngineState, Order, Trade
 from trading.services import order_cancel
@@ -242,7 +242,7 @@ def test_concurrent_requests_with_one_client_order_id_create_one_order(market, t
     """Eight threads submit the same client order id at once: one order, one hold."""
     import threading
 
-    from tests.trading.conftest import bal
+    from tests.fixtures import bal
 
     alice = trader()
     barrier = threading.Barrier(8)

@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, bal, fresh, place
+from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, bal, fresh, place
 from trading.models import Market, Order, Trade
 
 pytestmark = pytest.mark.django_db
@@ -196,7 +196,7 @@ def test_admin_save_notifies_the_engine(market, rf):
 
 
 def test_session_end_rejects_orders_still_queued(make_user, usdt, engine):
-    from tests.trading.conftest import fund, market_create
+    from tests.fixtures import fund, market_create
     from trading.engine.core import MarketEngine
     from wallets.models import Asset
 

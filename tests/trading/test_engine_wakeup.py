@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 from django.db import connection, transaction
 
 from tests.api.factories import BinanceClient, make_trader
-from tests.trading.conftest import fresh, place
+from tests.fixtures import fresh, place
 from tests.trading.test_engine_process import _db_url
 from trading.engine import wakeup
 from trading.models import Order
