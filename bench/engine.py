@@ -135,11 +135,11 @@ def accept(conn, market_id: int, asset_ids: dict[str, int], orders: list[tuple],
         rows = []
         for i, (uid, side, typ, tif, price, qty, qoq, held_sym, held) in enumerate(orders):
             rows.append((uid, market_id, f"b{key}-{i}", side, typ, tif, price, None, qty, qoq, None, "0", "0", "0", "PENDING_NEW", "NONE",
-                         asset_ids[held_sym], held, held, None, False, "", now, now, None, None))
+                         asset_ids[held_sym], held, held, None, False, "", now, now, None, None, "NO_SIDE_EFFECT"))
         cols = ("user_id, market_id, client_order_id, side, type, time_in_force, price, stop_price, quantity, quote_order_qty, "
                 "protection_price, executed_qty, cumulative_quote_qty, prevented_qty, status, stp_mode, held_asset_id, held_amount, "
-                "held_remaining, engine_seq, cancel_requested, reject_reason, created_at, updated_at, working_at, triggered_at")
-        ph = "(" + ", ".join(["%s"] * 26) + ")"
+                "held_remaining, engine_seq, cancel_requested, reject_reason, created_at, updated_at, working_at, triggered_at, side_effect_type")
+        ph = "(" + ", ".join(["%s"] * 27) + ")"
         for start in range(0, len(rows), 2000):
             chunk = rows[start:start + 2000]
             cur.execute(f"INSERT INTO trading_order ({cols}) VALUES {', '.join([ph] * len(chunk))} RETURNING id", [v for r in chunk for v in r])
