@@ -125,3 +125,13 @@ def assert_holds_match_open_orders():
 def assert_ledger_clean():
     report = ledger_audit_run()
     assert report.ok, report.problems
+
+
+@pytest.fixture
+def engine_invariants(request):
+    """After a test that ran the engine: holds equal open orders and the ledger audits clean
+    (``pytestmark = pytest.mark.usefixtures("engine_invariants")``)."""
+    yield
+    if "engine" in request.fixturenames:
+        assert_holds_match_open_orders()
+        assert_ledger_clean()

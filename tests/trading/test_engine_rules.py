@@ -7,19 +7,11 @@ from unittest import mock
 
 import pytest
 
-from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, bal, fresh, place
+from tests.fixtures import bal, fresh, place
 from trading.models import Market, Order, Trade
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("engine_invariants")]
 S = Order.Status
-
-
-@pytest.fixture(autouse=True)
-def _invariants_after_each_test(request):
-    yield
-    if "engine" in request.fixturenames:
-        assert_holds_match_open_orders()
-        assert_ledger_clean()
 
 
 # --- self-trade prevention -------------------------------------------------------------
