@@ -39,7 +39,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import bench_market, django_setup, recreate_database, write_section
+
 DEFAULT_DB = "postgres://root@127.0.0.1:5432/kk99_bench_engine"
 MID = 10_000  # ticks: 100.00
 TICK = Decimal("0.01")
@@ -49,53 +50,19 @@ STEP = Decimal("0.001")
 # --- set-up -------------------------------------------------------------------------------
 
 
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def _django(database_url: str, redis_url: str | None) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.base")
-    os.environ["KK99_ENGINE_IDLE_WAIT_SECONDS"] = "0.05"
-    if redis_url:
-        os.environ["REDIS_URL"] = redis_url
-    else:
-        os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)
+    django_setup(database_url, redis_url=redis_url, env={"KK99_ENGINE_IDLE_WAIT_SECONDS": "0.05"})
 
 
 def _seed(users: int) -> tuple[int, list[int]]:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from trading.models import EngineState, Market
-    from wallets.models import Asset
     from wallets.services import Leg, ledger_settle
     from wallets.models import Bucket, SystemAccountKind
 
     call_command("migrate", verbosity=0, interactive=False)
-    btc = Asset.objects.get_or_create(symbol="BTC", defaults={"name": "Bitcoin", "precision": 8})[0]
-    usdt = Asset.objects.get_or_create(symbol="USDT", defaults={"name": "Tether", "precision": 8})[0]
-    market = Market.objects.create(
-        symbol="BTCUSDT", base=btc, quote=usdt, tick_size=TICK, step_size=STEP, min_qty=STEP, max_qty=Decimal("1000"),
-        min_notional=Decimal("0.01"), price_band_pct=Decimal("50"), reference_price=Decimal("100"),
-        maker_fee=Decimal("0.001"), taker_fee=Decimal("0.002"),
-    )
-    EngineState.objects.get_or_create(market=market)
+    market, btc, usdt = bench_market(tick_size=TICK, step_size=STEP, min_qty=STEP, maker_fee=Decimal("0.001"), taker_fee=Decimal("0.002"))
     User = get_user_model()
     User.objects.bulk_create([User(email=f"engine-bench{i}@example.com", kyc_tier=3, password="!") for i in range(users)])
     ids = list(User.objects.filter(email__startswith="engine-bench").order_by("pk").values_list("pk", flat=True))
@@ -168,11 +135,11 @@ def accept(conn, market_id: int, asset_ids: dict[str, int], orders: list[tuple],
         rows = []
         for i, (uid, side, typ, tif, price, qty, qoq, held_sym, held) in enumerate(orders):
             rows.append((uid, market_id, f"b{key}-{i}", side, typ, tif, price, None, qty, qoq, None, "0", "0", "0", "PENDING_NEW", "NONE",
-                         asset_ids[held_sym], held, held, None, False, "", now, now, None, None))
+                         asset_ids[held_sym], held, held, None, False, "", now, now, None, None, "NO_SIDE_EFFECT"))
         cols = ("user_id, market_id, client_order_id, side, type, time_in_force, price, stop_price, quantity, quote_order_qty, "
                 "protection_price, executed_qty, cumulative_quote_qty, prevented_qty, status, stp_mode, held_asset_id, held_amount, "
-                "held_remaining, engine_seq, cancel_requested, reject_reason, created_at, updated_at, working_at, triggered_at")
-        ph = "(" + ", ".join(["%s"] * 26) + ")"
+                "held_remaining, engine_seq, cancel_requested, reject_reason, created_at, updated_at, working_at, triggered_at, side_effect_type")
+        ph = "(" + ", ".join(["%s"] * 27) + ")"
         for start in range(0, len(rows), 2000):
             chunk = rows[start:start + 2000]
             cur.execute(f"INSERT INTO trading_order ({cols}) VALUES {', '.join([ph] * len(chunk))} RETURNING id", [v for r in chunk for v in r])
@@ -470,17 +437,6 @@ def profile_summary(prof: cProfile.Profile, total: float) -> tuple[list, list]:
 # --- output ------------------------------------------------------------------------------------------
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = "<!-- engine:start -->", "<!-- engine:end -->"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--database-url", default=DEFAULT_DB)
@@ -508,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             redis_url = None
     if args.batch_size:
         os.environ["KK99_ENGINE_BATCH_SIZE"] = str(args.batch_size)
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     _django(args.database_url, redis_url)
     if redis_url:
         from django.core.cache import cache
@@ -594,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "engine", text)
     return 0
 
 

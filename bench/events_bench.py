@@ -18,39 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
-from bench.engine import _recreate_database
+from bench.common import django_setup, recreate_database, write_section
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "postgres://root@127.0.0.1:5432/kk99_bench_events"
-
-
-def _django(database_url: str, nats_url: str, prefix: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.base")
-    os.environ["KK99_NATS_URL"] = nats_url
-    os.environ["KK99_EVENTS_PREFIX"] = prefix
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def write_section(path: Path, text: str) -> None:
-    start, end = "<!-- events:start -->", "<!-- events:end -->"
-    body = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in body and end in body:
-        body = body[: body.index(start)] + block + body[body.index(end) + len(end):]
-    else:
-        body = body.rstrip() + "\n\n" + block + "\n"
-    path.write_text(body)
 
 
 def main() -> None:
@@ -64,8 +39,8 @@ def main() -> None:
     args = ap.parse_args()
 
     prefix = f"kk99bench{uuid.uuid4().hex[:8]}"
-    _recreate_database(args.database_url)
-    _django(args.database_url, args.nats_url, prefix)
+    recreate_database(args.database_url)
+    django_setup(args.database_url, redis_url=None, env={"KK99_NATS_URL": args.nats_url, "KK99_EVENTS_PREFIX": prefix}, quiet=False)
     from django.core.management import call_command
     from django.db import transaction
 
@@ -118,7 +93,7 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "events", text)
 
 
 if __name__ == "__main__":

@@ -27,14 +27,10 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from bench.engine import Flow, _asset_ids, _django, _raw_conn, _recreate_database, _resting_ids, _seed, accept
+from bench.common import percentile, recreate_database, write_section
+from bench.engine import Flow, _asset_ids, _django, _raw_conn, _resting_ids, _seed, accept
 
 DEFAULT_DB = "postgres://root@127.0.0.1:5432/kk99_bench_halts"
-
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
 class _Timers:
@@ -98,7 +94,7 @@ def run_round(url: str, market_id: int, users: list[int], engine, timers: _Timer
     connection.close()
     return {
         "commands": commands, "trades": trades, "batches": len(batch_ms), "seconds": engine_s,
-        "rate": commands / engine_s if engine_s else 0.0, "p50": _pct(batch_ms, 0.50), "p99": _pct(batch_ms, 0.99),
+        "rate": commands / engine_s if engine_s else 0.0, "p50": percentile(batch_ms, 0.50), "p99": percentile(batch_ms, 0.99),
         "match_us": timers.match_s / commands * 1e6 if commands else 0.0, "calls": timers.calls / max(1, len(batch_ms)),
     }
 
@@ -161,17 +157,6 @@ def _merge(rounds: list[dict]) -> dict:
     }
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = "<!-- halts:start -->", "<!-- halts:end -->"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--database-url", default=DEFAULT_DB)
@@ -183,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     started = time.monotonic()
     load_before = os.getloadavg()
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     _django(args.database_url, None)
     from kk99.conf import kk99_setting
     from trading.engine.core import MarketEngine
@@ -237,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "halts", text)
     return 0
 
 

@@ -27,40 +27,15 @@ import os
 import platform
 import random
 import statistics
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import django_setup, percentile, recreate_database, write_section
+
 DEFAULT_DB = "postgres://root@127.0.0.1:5432/kk99_bench_margin"
 
 VERSION = "2026-11-a"
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.base")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)
 
 
 def portfolio(n_assets: int = 20, seed: int = 1):
@@ -88,11 +63,6 @@ def flat_what_if(snap, deltas, pct: Decimal) -> tuple[Decimal, Decimal, Decimal]
     pos_b, eq_b, px_b = whatif._positions(snap, {}, "USDT")
     pos_a, eq_a, px_a = whatif._positions(snap, deltas, "USDT")
     return span.flat_requirement(pos_b, px_b, pct=pct), span.flat_requirement(pos_a, px_a, pct=pct), eq_a
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _seed_account(snap):
@@ -180,17 +150,6 @@ def measure(n: int, n_assets: int = 20, *, with_db: bool = False, n_db: int = 30
     return out
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = "<!-- margin:start -->", "<!-- margin:end -->"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=5000)
@@ -202,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with_db = args.database_url != "none"
     if with_db:
-        _recreate_database(args.database_url)
-        _django(args.database_url)
+        recreate_database(args.database_url)
+        django_setup(args.database_url)
     else:
-        _django("sqlite:///:memory:")
+        django_setup("sqlite:///:memory:")
     from margin import span, whatif
 
     samples = measure(args.samples, args.assets, with_db=with_db, n_db=args.db_samples)
-    rows = [(name, _pct(w, 0.50), _pct(w, 0.99), _pct(c, 0.50), _pct(c, 0.99), statistics.fmean(w)) for name, (w, c) in samples.items()]
+    rows = [(name, percentile(w, 0.50), percentile(w, 0.99), percentile(c, 0.50), percentile(c, 0.99), statistics.fmean(w)) for name, (w, c) in samples.items()]
     base = rows[0]
     snap, deltas = portfolio(args.assets)
     result = whatif.what_if(snap, asset_deltas=deltas, params=span.load_params(VERSION))
@@ -242,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "margin", text)
     return 0
 
 

@@ -33,11 +33,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench.http_api import _django, _recreate_database, _redis_ok, _seed, _wait_port, run_load
+from bench.common import django_setup, percentile, recreate_database, write_section
+from bench.http_api import _redis_ok, _seed, _wait_port, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = "bench.latency_settings"
-START, END = "<!-- latency:start -->", "<!-- latency:end -->"
 P99_BUDGET_MS = 50.0
 
 
@@ -50,11 +50,6 @@ def _signed(secret: str, params: dict) -> bytes:
     params = {"recvWindow": 5000 + next(_nonce) % 1000, **params, "timestamp": int(time.time() * 1000)}
     query = urlencode(params)
     return f"{query}&signature={hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()}".encode()
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p * len(values)))] if values else float("nan")
 
 
 def single_client(port: int, key: str, secret: str, n: int) -> dict[str, dict]:
@@ -82,7 +77,7 @@ def single_client(port: int, key: str, secret: str, n: int) -> dict[str, dict]:
                 errors += 1
             elif resp_type == "FULL" and json.loads(payload).get("fills"):
                 fills += 1
-        out[name] = {"p50": _pct(latencies, 0.5), "p99": _pct(latencies, 0.99), "n": len(latencies), "errors": errors, "fills": fills}
+        out[name] = {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "n": len(latencies), "errors": errors, "fills": fills}
     conn.close()
     return out
 
@@ -219,16 +214,6 @@ def _section(results: dict, args, redis: bool, load_before, load_after, seconds_
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text.strip()}\n{END}"
-    if START in doc and END in doc:
-        doc = doc[: doc.index(START)] + block + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--database-url", default=os.environ.get("KK99_BENCH_PG_URL", "postgres://root@127.0.0.1:5432/kk99_bench_latency"))
@@ -247,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     load_before = os.getloadavg()
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     env = {"DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": args.database_url, "DB_CONN_MAX_AGE": "600", "KK99_EMBEDDED_ENGINE": "false"}
     redis = _redis_ok(args.redis_url)
     if redis:
         env["REDIS_URL"] = args.redis_url
-    _django(env)
+    django_setup(env=env, quiet=False)
     keys = _seed(args.users)
     results = {}
     for kind in args.servers.split(","):
@@ -261,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     text = _section(results, args, redis, load_before, os.getloadavg(), time.monotonic() - t0)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "latency", text)
     return 0
 
 

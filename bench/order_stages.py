@@ -21,7 +21,8 @@ import time
 from collections import defaultdict
 from urllib.parse import urlencode
 
-from bench.http_api import _django, _recreate_database, _redis_ok, _seed
+from bench.common import django_setup, recreate_database
+from bench.http_api import _redis_ok, _seed
 
 SETTINGS = "bench.latency_settings"
 
@@ -115,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--open-orders", type=int, default=0)
     args = ap.parse_args(argv)
 
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     env = {"DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": args.database_url, "DB_CONN_MAX_AGE": "600", "KK99_EMBEDDED_ENGINE": "false"}
     if _redis_ok(args.redis_url):
         env["REDIS_URL"] = args.redis_url
-    _django(env)
+    django_setup(env=env, quiet=False)
     keys = _seed(1)
     key, secret = keys[0]
 

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import write_section
 from trading.native.book import CommandBuffer, OrderBook
 from trading.native.reference import ReferenceBook
 from trading.native.types import Command, CommandType, EventKind, Side, TimeInForce
@@ -329,22 +330,6 @@ def render(results: dict, elapsed: float) -> str:
     return "\n".join(lines)
 
 
-START, END = "<!-- native:start -->", "<!-- native:end -->"
-
-
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    block = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", type=Path, help="markdown file whose native section to rewrite")
@@ -366,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     body = render(results, time.perf_counter() - started)
     print(body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, "native", body)
         print(f"wrote {args.write}", file=sys.stderr)
     return 0
 

@@ -14,15 +14,13 @@ import platform
 import time
 from pathlib import Path
 
+from bench.common import write_section
 from quant import indicators as ta
 from quant.backtest import Costs, OrderRules, run_backtest
 from quant.bars import synthetic_bars
 from quant.lookahead import check_no_lookahead
 from quant.replay import Venue, run_replay
 from quant.strategies import SmaCross
-
-START, END = "<!-- quant:start -->", "<!-- quant:end -->"
-
 
 def best(fn, repeat: int):
     times, out = [], None
@@ -81,18 +79,6 @@ def run(bars_n: int, replay_n: int, repeat: int) -> str:
     return "## Quant studio (`python -m bench.quant_bench`)\n\n" + "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    block = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bars", type=int, default=1_000_000)
@@ -103,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     body = run(args.bars, args.replay_bars, args.repeat)
     print(body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, "quant", body)
     return 0
 
 

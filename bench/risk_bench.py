@@ -1,6 +1,6 @@
 """Pre-trade risk benchmark: what ``risk.services.order_check`` costs per order.
 
-    .venv/bin/python bench/risk_bench.py --write docs/benchmarks.md
+    .venv/bin/python -m bench.risk_bench --write docs/benchmarks.md
 
 On its own PostgreSQL database (re-created) and Redis (the order counters):
 
@@ -21,39 +21,13 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import bench_market, django_setup, percentile, recreate_database, write_section
+
 DEFAULT_DB = "postgres://root@127.0.0.1:5432/kk99_bench_risk"
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _django(database_url: str, redis_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["REDIS_URL"] = redis_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.base")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)
 
 
 def _seed():
@@ -61,19 +35,11 @@ def _seed():
     from django.core.cache import cache
     from django.core.management import call_command
 
-    from trading.models import EngineState, Market
-    from wallets.models import Asset
     from wallets.services import ledger_credit
 
     call_command("migrate", verbosity=0, interactive=False)
     cache.clear()
-    btc = Asset.objects.get_or_create(symbol="BTC", defaults={"name": "Bitcoin", "precision": 8})[0]
-    usdt = Asset.objects.get_or_create(symbol="USDT", defaults={"name": "Tether", "precision": 8})[0]
-    market = Market.objects.create(
-        symbol="BTCUSDT", base=btc, quote=usdt, tick_size=Decimal("0.01"), step_size=Decimal("0.001"), min_qty=Decimal("0.001"),
-        max_qty=Decimal("1000"), min_notional=Decimal("0.01"), price_band_pct=Decimal("50"), reference_price=Decimal("100"),
-    )
-    EngineState.objects.get_or_create(market=market)
+    market, _btc, usdt = bench_market()
     User = get_user_model()
     users = [User.objects.create_user(email=f"risk-bench{i}@example.com", password="pw-not-used-123", kyc_tier=3) for i in range(2)]
     for user in users:
@@ -81,14 +47,9 @@ def _seed():
     return market, users
 
 
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _summary(ns: list[int]) -> tuple[float, float, float]:
     us = [n / 1000 for n in ns]
-    return _pct(us, 0.50), _pct(us, 0.99), statistics.fmean(us)
+    return percentile(us, 0.50), percentile(us, 0.99), statistics.fmean(us)
 
 
 def _requests(market, n: int):
@@ -131,17 +92,6 @@ def _arm_everything(market, user) -> None:
     RiskLimit.objects.create(user=user, market=market, max_order_qty=Decimal("100"), max_order_notional=Decimal("1e9"), duplicate_window_ms=1)
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = "<!-- risk:start -->", "<!-- risk:end -->"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in doc and end in doc:
-        doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--database-url", default=DEFAULT_DB)
@@ -150,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", type=Path)
     args = ap.parse_args(argv)
     started = time.monotonic()
-    _recreate_database(args.database_url)
-    _django(args.database_url, args.redis_url)
+    recreate_database(args.database_url)
+    django_setup(args.database_url, redis_url=args.redis_url)
     # Generous defaults: the bench measures the checks, not a refusal.
     from django.conf import settings
 
@@ -202,12 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "The engine's batch: 0 — no risk code runs in the engine; every control runs before the order is written.",
         "",
-        f"Command: `.venv/bin/python bench/risk_bench.py --write docs/benchmarks.md`; whole run {time.monotonic() - started:.0f} s.",
+        f"Command: `.venv/bin/python -m bench.risk_bench --write docs/benchmarks.md`; whole run {time.monotonic() - started:.0f} s.",
     ]
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "risk", text)
     return 0
 
 

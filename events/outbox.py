@@ -38,10 +38,6 @@ def user_stream(user_id: int) -> str:
     return f"{USER}.{user_id}"
 
 
-def stream_family(stream: str) -> str:
-    return stream.split(".", 1)[0]
-
-
 def _s(v: Any) -> str | None:
     """A decimal on the wire: fixed-point, no exponent, no trailing zeros ("0.5", "100"), so
     the engine's in-memory scale and the column's NUMERIC(38, 18) give the same string."""

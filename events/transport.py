@@ -112,7 +112,7 @@ class NatsTransport(Transport):
             for m in messages:  # one at a time: a failed message is never overtaken by the next
                 try:
                     await self.js.publish(m.subject, m.data, timeout=self.timeout, headers={"Nats-Msg-Id": m.msg_id})
-                except Exception as exc:  # noqa: BLE001 - every failure means "not acknowledged"
+                except Exception as exc:  # every failure means "not acknowledged"
                     raise TransportError(f"{m.msg_id}: {exc!r}") from exc
 
         self._run(send())
@@ -121,7 +121,7 @@ class NatsTransport(Transport):
         if self.nc is not None:
             try:
                 self._run(self.nc.close())
-            except Exception:  # noqa: BLE001 - the connection may already be gone
+            except Exception:  # the connection may already be gone
                 pass
             self.nc = self.js = None
 

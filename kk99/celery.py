@@ -9,6 +9,8 @@ import os
 
 from celery import Celery
 
+from kk99.metrics import connect_celery_signals
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.dev")
 
 app = Celery("kk99")
@@ -16,6 +18,4 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Task counts and latency for /metrics; KK99_METRICS_PORT serves them (kk99/metrics.py).
-from kk99.metrics import connect_celery_signals  # noqa: E402
-
 connect_celery_signals()

@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             _setup_django(args.settings)
         from kk99.backup import BackupError
         from kk99.ops import OpsError
-    except Exception as exc:  # noqa: BLE001 — settings refused, database config broken …
+    except Exception as exc:  # settings refused, database config broken …
         sys.stderr.write(f"kk99: cannot start: {exc}\n")
         return EXIT_ENVIRONMENT
     try:
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     except BackupError as exc:
         sys.stderr.write(f"kk99: {exc}\n")
         return EXIT_ENVIRONMENT
-    except Exception as exc:  # noqa: BLE001 — e.g. the database is down: a clear message, exit 4
+    except Exception as exc:  # e.g. the database is down: a clear message, exit 4
         from django.db import DatabaseError
 
         if isinstance(exc, DatabaseError) or exc.__class__.__module__.startswith("psycopg"):

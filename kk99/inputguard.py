@@ -324,10 +324,6 @@ def _flatten(lists) -> list[tuple[str, Any]]:
     return [(name, value) for name, values in lists for value in values]
 
 
-def _json_float(text: str) -> Decimal:
-    return Decimal(text)
-
-
 def _json_int(text: str) -> int | Decimal:
     if len(text) > MAX_INTEGER_DIGITS + 1:
         raise InputRefused(CommonErrorCode.NUMBER_OUT_OF_RANGE, f"The number {text[:24]}… has more than {MAX_INTEGER_DIGITS} digits.")

@@ -187,7 +187,7 @@ class StateCollector(Collector):
         error = 0
         try:
             families = list(_state_families())
-        except Exception:  # noqa: BLE001 — a scrape must answer even when the database does not
+        except Exception:  # a scrape must answer even when the database does not
             logger.exception("metrics: reading the state failed")
             error = 1
         yield from families

@@ -40,7 +40,7 @@ def operator_label() -> str:
     """Who ran the command, as recorded in the audit row (OS user @ host)."""
     try:
         user = getpass.getuser()
-    except Exception:  # noqa: BLE001 — no passwd entry in a container
+    except Exception:  # no passwd entry in a container
         user = "uid-unknown"
     return f"{user}@{socket.gethostname()}"
 
@@ -302,7 +302,7 @@ def engine_spawn(*, symbol: str, role: str, log_dir: Path, run_dir: Path | None 
     log_file = log_dir / f"engine-{market.symbol}-{token}.log"
     cmd = [sys.executable, "-m", "kk99.cli", "engines", "run", "--markets", market.symbol, "--owner", label, "--log-file", str(log_file), "--no-audit"]
     with log_file.open("ab") as log:
-        proc = subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=os.environ.copy(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)  # noqa: S603 — our own interpreter and module
+        proc = subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=os.environ.copy(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)  # our own interpreter and module
     engine = LocalEngine(pid=proc.pid, market=market.symbol, owner=label, requested_role=role, log_file=str(log_file), started_at=time.time())
     record = run_dir / f"engine-{market.symbol}-{token}.json"
     record.write_text(json.dumps(asdict(engine)))
@@ -380,7 +380,7 @@ def ops_status(*, celery_timeout: float = 1.0) -> dict[str, Any]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         database = {"ok": True, "vendor": connection.vendor}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # any failure to reach the database is reported as unreachable (exit 4)
         raise OpsError(f"database unreachable: {exc}", code=4) from exc
     engines = [e.__dict__ for e in engines_list()]
     for e in engines:
@@ -452,7 +452,7 @@ def _celery_status(*, timeout: float) -> dict[str, Any]:
 
         replies = app.control.ping(timeout=timeout) or []
         out["workers"] = sorted(name for reply in replies for name in reply)
-    except Exception as exc:  # noqa: BLE001 — status must still answer
+    except Exception as exc:  # status must still answer
         out["error"] = str(exc)[:200]
         out["workers"] = []
     return out

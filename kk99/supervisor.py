@@ -72,7 +72,7 @@ def supervise(
     backoff = BACKOFF_START
     env = {**os.environ, **(env or {})}
     env.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.dev")
-    out = open(log_file, "ab") if log_file else None  # noqa: SIM115 — lives as long as the loop
+    out = open(log_file, "ab") if log_file else None  # lives as long as the loop
     try:
         while not stop.is_set():
             started = time.monotonic()

@@ -675,7 +675,7 @@ def engine_batch_hook(sender=None, *, symbol: str, **kwargs) -> None:
 
 
 def _queue_cycle() -> None:
-    from margin.liquidation_tasks import liquidation_cycle_task  # noqa: PLC0415 — that module imports this one
+    from margin.liquidation_tasks import liquidation_cycle_task  # that module imports this one
 
     liquidation_cycle_task.delay()
 

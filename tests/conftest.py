@@ -10,6 +10,9 @@ import os
 import pytest
 from django.conf import settings
 
+# The exchange's shared fixtures (a market, funded traders, an engine) for every folder.
+pytest_plugins = ["tests.fixtures"]
+
 
 def pytest_collection_modifyitems(config, items):
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith(("postgresql", "kk99.embedded_db"))

@@ -7,10 +7,13 @@ import datetime as dt
 from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from trading.models import Market
+if TYPE_CHECKING:  # trading.models imports this module (Market.clean); the rules need no import of it at run time
+    from trading.models import Market
 
 
 def is_multiple(value: Decimal, increment: Decimal) -> bool:
@@ -33,7 +36,7 @@ def market_validate(*, market: Market) -> None:
         product = (market.tick_size * market.step_size).normalize()
         if -product.as_tuple().exponent > quote_prec:
             errors["tick_size"] = f"tick_size × step_size has more decimals than the quote asset keeps ({quote_prec})."
-    if market.asset_class == Market.AssetClass.EQUITY:
+    if market.asset_class == market.AssetClass.EQUITY:
         if market.session_open is None or market.session_close is None:
             errors["session_open"] = "Equity markets need session hours."
         try:
@@ -47,7 +50,7 @@ def market_validate(*, market: Market) -> None:
 def market_session_is_open(*, market: Market, now: dt.datetime | None = None) -> bool:
     """Crypto trades around the clock; an equity market is open on its weekdays, between
     session_open (inclusive) and session_close (exclusive) local time, except on holidays."""
-    if market.asset_class != Market.AssetClass.EQUITY:
+    if market.asset_class != market.AssetClass.EQUITY:
         return True
     if market.session_open is None or market.session_close is None:
         return False

@@ -17,10 +17,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-
-from kk99.numbers import fmt_amount
 from django.db.models import Q
 from django.utils import timezone
+
+from kk99.numbers import fmt_amount
+from trading.markets import market_validate
 
 ZERO = Decimal("0")
 
@@ -95,8 +96,6 @@ class Market(models.Model):
         return f"{self.base.symbol}/{self.quote.symbol}"
 
     def clean(self) -> None:
-        from trading.markets import market_validate
-
         market_validate(market=self)
 
 

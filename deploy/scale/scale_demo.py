@@ -149,7 +149,7 @@ class Procs:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, cmd: list[str], **extra) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115
+        log = open(self.logdir / f"{name}.log", "ab")  # closed when the process is stopped
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **{k: str(v) for k, v in extra.items()}}, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[name] = proc

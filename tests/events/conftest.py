@@ -1,4 +1,5 @@
-"""Event-feed fixtures: the trading fixtures, a recording transport, a NATS prefix per test."""
+"""Event-feed fixtures: a recording transport and a NATS prefix per test, beside the shared
+exchange fixtures (tests/fixtures.py) with fee tiers re-read on every engine batch."""
 from __future__ import annotations
 
 import uuid
@@ -6,9 +7,11 @@ import uuid
 import pytest
 
 from events.transport import Transport
-from tests.trading.conftest import (  # noqa: F401 - fixtures re-exported
-    _fee_tiers_per_batch, alice, bob, btc, engine, make_user, market, trader, usdt,
-)
+
+
+@pytest.fixture(autouse=True)
+def _fee_tiers_per_batch(settings):
+    settings.KK99 = {**settings.KK99, "FEE_TIER_CACHE_SECONDS": 0}
 
 
 class RecordingTransport(Transport):

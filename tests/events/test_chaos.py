@@ -19,8 +19,8 @@ import pytest
 from events.models import RelayCursor
 from events.relay import rows_next
 from events.verify import read_stream_messages, verify
-from tests.trading.conftest import place
-from tests.trading.test_engine_process import _db_url
+from tests.fixtures import place
+from tests.processes import database_url
 from trading.models import EngineState, Order
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -49,7 +49,7 @@ class Cluster:
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def _env(self) -> dict:
-        env = {**os.environ, "DATABASE_URL": _db_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test",
+        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test",
                "KK99_NATS_URL": self.url, "KK99_EVENTS_PREFIX": self.prefix, "KK99_ENGINE_IDLE_WAIT_SECONDS": "0.2",
                "KK99_ENGINE_STANDBY_RETRY_SECONDS": "0.2", "KK99_EVENTS_RELAY_BATCH": "50"}
         env.pop("REDIS_URL", None)

@@ -11,7 +11,7 @@ from events.models import RelayCursor
 from events.relay import relay_run
 from events.transport import Message, NatsTransport, subject_for
 from events.verify import read_stream_messages, verify
-from tests.trading.conftest import place
+from tests.fixtures import place
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

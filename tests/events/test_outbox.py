@@ -10,7 +10,7 @@ from django.db import transaction
 
 from events.models import OutboxEvent
 from events.outbox import ONE_STATEMENT_MAX, account_stream, events_append, market_stream
-from tests.trading.conftest import place
+from tests.fixtures import place
 from wallets.models import JournalEntry
 
 pytestmark = [pytest.mark.postgres]

@@ -1,16 +1,16 @@
-"""Margin fixtures: BTC/USDT market, margin terms, a funded lending pool, funded traders."""
+"""Margin fixtures: margin terms, a funded lending pool and a cross-margin user, on top of the
+shared market and funded traders of tests/fixtures.py."""
 from __future__ import annotations
 
 from datetime import datetime, UTC
 from decimal import Decimal as D
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from margin.models import BorrowCap, InterestRate, MarginAsset
 from margin.services import margin_account_for, pool_funding_approve, pool_funding_request
-from tests.trading.conftest import fund, market_create
-from wallets.models import Asset
 
 
 @pytest.fixture(autouse=True)
@@ -18,37 +18,8 @@ def _fee_tiers_per_batch(settings):
     settings.KK99 = {**settings.KK99, "FEE_TIER_CACHE_SECONDS": 0}
 
 
-@pytest.fixture
-def btc(db):
-    return Asset.objects.get_or_create(symbol="BTC", defaults={"name": "Bitcoin", "precision": 8})[0]
-
-
-@pytest.fixture
-def usdt(db):
-    return Asset.objects.get_or_create(symbol="USDT", defaults={"name": "Tether", "precision": 8})[0]
-
-
-@pytest.fixture
-def market(btc, usdt):
-    # reference price 100 USDT per BTC until the first trade
-    return market_create("BTCUSDT", btc, usdt)
-
-
-@pytest.fixture
-def make_user(db, django_user_model):
-    counter = iter(range(1, 100_000))
-
-    def make(email: str | None = None, **extra):
-        extra.setdefault("kyc_tier", 2)
-        return django_user_model.objects.create_user(email=email or f"m{next(counter)}@example.com", password="pw-not-used-123", **extra)
-
-    return make
-
-
 def staff_pair(make_user):
     """Two staff members (the default staff allow-list) who may request and approve pool funding."""
-    from django.contrib.auth import get_user_model
-
     perms = Permission.objects.filter(codename__in=["fund_pool", "fund_pool_approve"])
     pair = []
     for email in ("staff@kk99.local", "finance@kk99.local"):
@@ -79,17 +50,6 @@ def terms(btc, usdt, market, make_user):
     InterestRate.objects.create(asset=usdt, tier=1, daily_rate=D("0.00048"), effective_from=HOUR0)
     pool_fund(make_user, btc, "50")
     pool_fund(make_user, usdt, "500000")
-
-
-@pytest.fixture
-def trader(make_user, btc, usdt):
-    def make(**extra):
-        user = make_user(**extra)
-        fund(user, btc, "100")
-        fund(user, usdt, "1000000")
-        return user
-
-    return make
 
 
 @pytest.fixture

@@ -12,20 +12,12 @@ from margin.liquidation import force_liquidation_rows, liquidation_cycle, liquid
 from margin.models import Liquidation, LiquidationStatus, Loan, LoanEvent, LoanEventKind
 from margin.services import margin_borrow, margin_order_place, margin_transfer
 from marketdata.mark import mark_set
-from trading.engine.core import MarketEngine
 from trading.models import Order
 from trading.services import order_place
 from wallets.audit import ledger_audit_run
 from wallets.models import Balance
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def engine(market):
-    e = MarketEngine(market.symbol)
-    e.start()
-    return e
 
 
 def _free(account, asset):

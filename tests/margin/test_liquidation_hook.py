@@ -14,7 +14,7 @@ from margin.liquidation import liquidation_cycle
 from margin.models import Liquidation
 from marketdata.mark import mark_set
 from marketdata.models import MarkPrice
-from tests.margin.test_liquidation import _long, engine  # noqa: F401 — the fixture
+from tests.margin.test_liquidation import _long
 from trading.engine.core import MarketEngine
 from trading.engine.runner import EngineRunner
 from trading.engine.signals import batch_committed
@@ -24,7 +24,7 @@ from trading.services import order_place
 pytestmark = pytest.mark.django_db
 
 
-def test_a_committed_batch_moves_the_mark_and_starts_the_liquidations_it_makes_due(cross, market, engine, trader, usdt, settings, django_capture_on_commit_callbacks):  # noqa: F811
+def test_a_committed_batch_moves_the_mark_and_starts_the_liquidations_it_makes_due(cross, market, engine, trader, usdt, settings, django_capture_on_commit_callbacks):
     settings.KK99 = {**settings.KK99, "MARK_TRADE_CAP": D("0.5"), "MARK_MID_BAND": None}
     user, margin, mm = _long(cross, market, engine, trader, usdt)
     mark_set(market=market, price=D("100"))
@@ -54,7 +54,7 @@ def test_a_failing_receiver_is_logged_and_never_stops_the_engine(market, caplog)
     assert "receiver bug" in caplog.text or "batch_committed receiver" in caplog.text
 
 
-def test_staff_see_the_insurance_fund_and_the_liquidations(client, django_user_model, cross, market, engine, trader, usdt):  # noqa: F811
+def test_staff_see_the_insurance_fund_and_the_liquidations(client, django_user_model, cross, market, engine, trader, usdt):
     user, margin, mm = _long(cross, market, engine, trader, usdt)
     insurance_fund_topup(asset=usdt, amount=D("1234.5"), idempotency_key="t:fund")
     mark_set(market=market, price=D("70"))

@@ -24,7 +24,8 @@ from margin.liquidation_tasks import liquidation_cycle_task
 from margin.models import Liquidation, LiquidationStatus, Loan
 from marketdata.mark import mark_set
 from tests.margin.test_liquidation import _long
-from tests.trading.test_engine_process import ROOT, Engines, _db_url, _log
+from tests.processes import database_url
+from tests.trading.test_engine_process import ROOT, Engines, _log
 from trading.engine.core import MarketEngine
 from trading.models import Order, Trade
 from trading.services import order_place
@@ -40,7 +41,7 @@ class Workers:
         self.tmp = tmp_path
 
     def start(self, label: str, **env_extra) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": _db_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "LOG_LEVEL": "INFO"}
+        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "LOG_LEVEL": "INFO"}
         env.pop("REDIS_URL", None)
         env.update({k: str(v) for k, v in env_extra.items()})
         log = open(self.tmp / f"liq-{label}-{len(self.procs)}.log", "w")

@@ -12,20 +12,12 @@ from margin.models import Loan, LoanEvent, LoanEventKind, MarginAccount
 from margin.services import auto_repay_order, auto_repay_sweep, margin_borrow, margin_order_place, margin_transfer
 from tests.margin.test_services import audit_clean, free
 from trading import selectors as ts
-from trading.engine.core import MarketEngine
 from trading.errors import TradingError
 from trading.models import Order
 from trading.services import order_place
 from wallets.models import Balance, JournalEvent
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def engine(market):
-    e = MarketEngine(market.symbol, owner="test")
-    e.start()
-    return e
 
 
 def locked(account, asset) -> D:
@@ -115,7 +107,7 @@ def test_auto_repay_repays_the_loan_from_the_proceeds_once(cross, trader, market
 
 def test_an_isolated_account_trades_only_its_own_market(trader, terms, market, usdt, btc):
     from margin.services import margin_account_for
-    from tests.trading.conftest import market_create
+    from tests.fixtures import market_create
     from wallets.models import Asset
 
     eth = Asset.objects.create(symbol="ETH", name="Ether", precision=8)

@@ -34,7 +34,7 @@ from margin.services import (
     margin_repay,
     margin_transfer,
 )
-from tests.trading.conftest import fund, market_create
+from tests.fixtures import fund, market_create
 from trading.engine.core import MarketEngine
 from marketdata.mark import mark_set
 from trading.models import EngineState, Order

@@ -16,10 +16,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-# The trading fixtures (an in-process engine, a market, funded traders) for
-# test_trade_copy_trigger.py; modules with their own `market` fixture keep theirs.
-from tests.trading.conftest import alice, bob, btc, engine, make_user, market, trader, usdt  # noqa: F401 — fixtures
-
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "var" / "timescale" / "server.mjs"
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 
 from marketdata.timescale import COPY_TABLE_SQL, TRADE_TS_TABLE, copy_trigger_sql
-from tests.trading.conftest import place
+from tests.fixtures import place
 from trading.models import Trade
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]

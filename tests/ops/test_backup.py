@@ -16,7 +16,7 @@ from django.db import connection
 
 from kk99 import backup as kbackup
 from kk99.cli import EXIT_CHECK_FAILED, EXIT_ENVIRONMENT, EXIT_OK, main
-from tests.trading.conftest import place
+from tests.fixtures import place
 from trading.engine.runner import EngineRunner
 from trading.models import Order
 

@@ -6,9 +6,7 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -16,7 +14,8 @@ from django.db import connection
 from accounts.audit import AuditLog
 from kk99 import metrics, supervisor
 from kk99.cli import EXIT_CHECK_FAILED, EXIT_ENVIRONMENT, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
-from tests.trading.conftest import place
+from tests.fixtures import place
+from tests.processes import database_url, wait_for
 from trading.models import EngineState, Market, Order
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,12 +26,6 @@ def _json(argv, capsys) -> tuple[int, object]:
     code = main([*argv, "--json"])
     out = capsys.readouterr().out
     return code, json.loads(out) if out.strip() else None
-
-
-def _db_url() -> str:
-    s = connection.settings_dict
-    auth = quote(s.get("USER") or "")
-    return f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
 # --- usage and environment ---------------------------------------------------------------------
@@ -135,15 +128,6 @@ def test_supervisor_restarts_a_crashed_engine_with_backoff(monkeypatch):
 
 # --- status and failover with real engine processes ----------------------------------------------
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
@@ -151,7 +135,7 @@ def test_status_and_failover_with_a_supervised_owner_and_standby(market, alice, 
     # No engine yet: the market has no owner, status says so with exit 1.
     code, status = _json(["status"], capsys)
     assert code == EXIT_CHECK_FAILED and "no engine owns BTCUSDT" in status["problems"]
-    env = {**os.environ, "DATABASE_URL": _db_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test",
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test",
            "KK99_ENGINE_IDLE_WAIT_SECONDS": "0.3", "KK99_ENGINE_STANDBY_RETRY_SECONDS": "0.2"}
     env.pop("REDIS_URL", None)
     sups = [
@@ -160,9 +144,9 @@ def test_status_and_failover_with_a_supervised_owner_and_standby(market, alice, 
         for name in ("a", "b")
     ]
     try:
-        _wait(lambda: EngineState.objects.get(market=market).owner in ("a", "b"), 60, "an owner")
+        wait_for(lambda: EngineState.objects.get(market=market).owner in ("a", "b"), 60, "an owner")
         first = EngineState.objects.get(market=market)
-        _wait(lambda: len(_json(["status"], capsys)[1]["engine_processes"]) == 2, 60, "owner and standby connected")
+        wait_for(lambda: len(_json(["status"], capsys)[1]["engine_processes"]) == 2, 60, "owner and standby connected")
         code, status = _json(["status"], capsys)
         assert code == EXIT_OK, status["problems"]
         roles = sorted(p["role"] for p in status["engine_processes"])
@@ -172,15 +156,15 @@ def test_status_and_failover_with_a_supervised_owner_and_standby(market, alice, 
         # Failover: the standby takes the market, the old owner's supervisor brings it back as standby.
         code, out = _json(["engines", "failover", "BTCUSDT", "--wait", "30", "--reason", "drill"], capsys)
         assert code == EXIT_OK and out["new_backend_pid"] not in (None, out["terminated_backend_pid"])
-        _wait(lambda: EngineState.objects.get(market=market).epoch > first.epoch, 30, "the new epoch")
+        wait_for(lambda: EngineState.objects.get(market=market).epoch > first.epoch, 30, "the new epoch")
         second = EngineState.objects.get(market=market)
         assert second.owner != first.owner
-        _wait(lambda: len(_json(["status"], capsys)[1]["engine_processes"]) == 2, 60, "the old owner back as standby")
+        wait_for(lambda: len(_json(["status"], capsys)[1]["engine_processes"]) == 2, 60, "the old owner back as standby")
 
         # The new owner trades.
         place(alice, market, "BUY", quantity="1", price="100")
         place(bob, market, "SELL", quantity="1", price="100")
-        _wait(lambda: not Order.objects.filter(status=Order.Status.PENDING_NEW).exists(), 30, "orders settled")
+        wait_for(lambda: not Order.objects.filter(status=Order.Status.PENDING_NEW).exists(), 30, "orders settled")
         assert AuditLog.objects.filter(action="engine_failover", target="market:BTCUSDT").count() == 1
     finally:
         for p in sups:

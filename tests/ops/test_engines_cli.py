@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from django.db import connection
 from accounts.audit import AuditAction, AuditLog
 from kk99.cli import EXIT_CHECK_FAILED, EXIT_NOT_FOUND, EXIT_OK, main
 from kk99.ops import engine_lock_holders, engine_sessions, local_engines
-from tests.ops.test_cli import _db_url
+from tests.processes import database_url, wait_for
 from trading.engine.runner import ADVISORY_CLASS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,20 +30,11 @@ def _json(argv, capsys) -> tuple[int, dict | None]:
     return code, json.loads(out) if out.strip() else None
 
 
-def _wait(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def engine_env(tmp_path, monkeypatch):
     """What a spawned engine inherits: the test database, fast standby retries, a private run
     and log directory. Whatever is still running afterwards is stopped."""
-    monkeypatch.setenv("DATABASE_URL", _db_url())
+    monkeypatch.setenv("DATABASE_URL", database_url())
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "kk99.settings.test")
     monkeypatch.setenv("KK99_ENGINE_IDLE_WAIT_SECONDS", "0.3")
     monkeypatch.setenv("KK99_ENGINE_STANDBY_RETRY_SECONDS", "0.2")
@@ -113,13 +103,13 @@ def test_start_standby_stop_run_real_engines_and_the_standby_takes_over(market, 
     # Stop only the owner: its lock session ends and the standby takes the market.
     code, stopped = _json(["engines", "stop", "BTCUSDT", "--engine", owner["engine"], "--wait", "60"], capsys)
     assert code == EXIT_OK and stopped["stopped"] == [owner["engine"]] and stopped["still_running"] == []
-    _wait(lambda: engine_lock_holders().get(market.pk) == standby_backend, 60, "the standby to take over")
+    wait_for(lambda: engine_lock_holders().get(market.pk) == standby_backend, 60, "the standby to take over")
     assert [e.owner for e in local_engines(run_dir=engine_env / "run")] == [standby["engine"]]
 
     # Stop the rest: nobody owns the market any more; a second stop finds nothing (3).
     code, stopped = _json(["engines", "stop", "BTCUSDT", "--wait", "60"], capsys)
     assert code == EXIT_OK and stopped["stopped"] == [standby["engine"]]
-    _wait(lambda: market.pk not in engine_lock_holders(), 30, "the lock to be released")
+    wait_for(lambda: market.pk not in engine_lock_holders(), 30, "the lock to be released")
     assert _json(["engines", "stop", "BTCUSDT"], capsys)[0] == EXIT_NOT_FOUND
 
     rows = list(AuditLog.objects.filter(target="market:BTCUSDT").order_by("id"))

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kk99 import metrics
-from tests.trading.conftest import place
+from tests.fixtures import place
 from trading.engine.runner import EngineRunner
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,13 +22,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
 from django.db import connection
 
 from tests.api.factories import make_market, make_trader, signed_query
+from tests.processes import database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,14 +42,6 @@ FERNET_KEY = "q2Xw8VXr6d3m6mJ2qvV6cOaZ4nG7b3a2gG0iGk3sWbQ="
 APP_NAME = "kk99-web"
 
 
-def _db_url(name: str | None = None) -> str:
-    s = connection.settings_dict
-    auth = quote(s.get("USER") or "")
-    if s.get("PASSWORD"):
-        auth += ":" + quote(s["PASSWORD"])
-    return f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{name or s['NAME']}"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -60,7 +52,7 @@ def _production_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "KK99_", "DB_", "VAULT_", "CELERY_")) and k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "EMAIL_BACKEND"}}
     env.update({
         "DJANGO_SETTINGS_MODULE": "kk99.settings.production",
-        "DATABASE_URL": _db_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": os.environ["REDIS_URL"],
         "DB_POOL_MAX_SIZE": str(POOL_MAX),
         "DB_POOL_MIN_SIZE": "1",
@@ -90,7 +82,7 @@ class ConnectionPoller(threading.Thread):
         self.web_pids: set[int] = set()
 
     def run(self) -> None:
-        with psycopg.connect(_db_url("postgres"), autocommit=True) as conn:
+        with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
             while not self.stop.is_set():
                 rows = conn.execute("SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s", [self.dbname]).fetchall()
                 web = [pid for pid, app in rows if app == APP_NAME]

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from tests.trading.conftest import assert_holds_match_open_orders, fund, market_create
+from tests.fixtures import assert_holds_match_open_orders, fund, market_create
 from trading.errors import TradingError
 from trading.models import Order, Trade
 from trading.services import order_cancel, order_place

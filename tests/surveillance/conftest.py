@@ -1,10 +1,1 @@
-from tests.trading.conftest import (  # noqa: F401
-    alice,
-    bob,
-    btc,
-    engine,
-    make_user,
-    market,
-    trader,
-    usdt,
-)
+"""Surveillance tests use the shared exchange fixtures (tests/fixtures.py): a market, funded traders, an engine."""

@@ -21,7 +21,7 @@ from surveillance.services import (
     detectors_run,
     threshold_set,
 )
-from tests.trading.conftest import place
+from tests.fixtures import place
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from accounts.models import LoginDevice
 from accounts.services import login_record
 from surveillance.models import AccountLink
 from surveillance.services import LINK_MAX_SHARED, detectors_run, links_infer
-from tests.trading.conftest import place
+from tests.fixtures import place
 from wallets.chains.models import ChainAsset, Deposit, DepositStatus
 from wallets.models import Asset
 

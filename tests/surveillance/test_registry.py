@@ -21,7 +21,7 @@ from surveillance.services import (
     mm_exemption_revoke,
 )
 from tests.surveillance.test_cases import _staff
-from tests.trading.conftest import place
+from tests.fixtures import place
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 
 from tests.api.factories import BinanceClient, make_market, make_trader, run_engine
-from tests.trading.conftest import fresh, place
+from tests.fixtures import fresh, place
 from trading.engine.core import MarketEngine
 from trading.models import Order, PreventedMatch, Trade, TradeGroup, TradeGroupMember
 

@@ -23,8 +23,8 @@ import pytest
 from django.db import connection
 from django.db.models import Q
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, fresh, fund, market_create, place
-from tests.trading.test_engine_process import _db_url
+from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, fresh, fund, market_create, place
+from tests.processes import database_url, wait_for
 from trading.engine import faults
 from trading.models import Order, Trade
 from trading.services import fee_preference_set
@@ -116,7 +116,7 @@ def _kk99_issue(make_user, holder, amount: str) -> None:
 
 
 def _env(**extra) -> dict:
-    env = {**os.environ, "DATABASE_URL": _db_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "LOG_LEVEL": "INFO",
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "LOG_LEVEL": "INFO",
            "KK99_ENGINE_IDLE_WAIT_SECONDS": "0.2", "KK99_ENGINE_STANDBY_RETRY_SECONDS": "0.2", "KK99_FEE_TIER_CACHE_SECONDS": "0"}
     env.pop("REDIS_URL", None)
     env.update({k: str(v) for k, v in extra.items()})
@@ -139,15 +139,6 @@ def _pg_deadlocks() -> int:
 
 def _drained() -> bool:
     return not Order.objects.filter(Q(status=Order.Status.PENDING_NEW) | Q(cancel_requested=True, status__in=Order.OPEN_STATUSES)).exists()
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.postgres
@@ -181,7 +172,7 @@ def test_placing_cancelling_and_settling_from_several_processes_never_deadlocks(
             out, err = w.communicate(timeout=SECONDS + 120)
             assert w.returncode == 0, err[-3000:]
             results.append(json.loads(out.strip().splitlines()[-1]))
-        _wait(_drained, 60, "the engines to drain")
+        wait_for(_drained, 60, "the engines to drain")
         for e in engines:
             assert e.poll() is None, Path(e.log_path).read_text()[-3000:]
     finally:
@@ -238,7 +229,7 @@ def test_the_engine_process_survives_deadlocks_and_finishes_the_work(tmp_path, m
     proc = _engine(tmp_path, market.symbol, KK99_ENGINE_FAULT_DEADLOCK_BATCHES=3)
     try:
         # Act
-        _wait(lambda: fresh(buy).status == Order.Status.FILLED, 60, "the order to fill")
+        wait_for(lambda: fresh(buy).status == Order.Status.FILLED, 60, "the order to fill")
         # Assert: still running, three retries logged, the trade settled once.
         assert proc.poll() is None
     finally:
@@ -302,7 +293,7 @@ def test_the_engine_never_holds_a_balance_lock_out_of_the_global_order(engine, m
     assert held.wait(30)
     threads.append(threading.Thread(target=run_engine))
     threads[1].start()
-    _wait(_someone_waits_on_a_row_lock, 30, "the engine to wait on alice's USDT row")
+    wait_for(_someone_waits_on_a_row_lock, 30, "the engine to wait on alice's USDT row")
     engine_blocked.set()
     for t in threads:
         t.join(60)

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.trading.conftest import assert_holds_match_open_orders, fund, market_create, place
+from tests.fixtures import assert_holds_match_open_orders, fund, market_create, place
 from trading.engine.core import MarketEngine
 from trading.models import Order, Trade
 from wallets.audit import ledger_audit_run

@@ -5,21 +5,13 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, bal, fresh, place
+from tests.fixtures import bal, fresh, place
 from trading.models import EngineState, Order, Trade
 from wallets.models import SystemAccountKind
 from wallets.selectors import system_balance
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("engine_invariants")]
 S = Order.Status
-
-
-@pytest.fixture(autouse=True)
-def _invariants_after_each_test(request):
-    yield
-    if "engine" in request.fixturenames:
-        assert_holds_match_open_orders()
-        assert_ledger_clean()
 
 
 def test_limit_rests_then_a_crossing_limit_trades_at_the_makers_price(engine, market, alice, bob, btc, usdt):
@@ -235,7 +227,7 @@ def test_depth_update_id_advances_once_per_batch_that_changes_the_book(engine, m
 def test_cancel_replace_cancels_then_places_with_the_freed_funds(engine, market, make_user, usdt):
     from unittest import mock
 
-    from tests.trading.conftest import fund
+    from tests.fixtures import fund
     from trading.services import order_cancel_replace
 
     user = make_user()

@@ -14,13 +14,13 @@ import time
 from collections import defaultdict
 from decimal import Decimal as D
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
 from django.db.models import Q
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, place
+from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, place
+from tests.processes import database_url, wait_for
 from trading.errors import TradingError
 from trading.models import EngineState, Order, Trade
 from trading.services import order_cancel
@@ -30,21 +30,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(tran
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _db_url() -> str:
-    s = connection.settings_dict
-    auth = quote(s.get("USER") or "")
-    if s.get("PASSWORD"):
-        auth += ":" + quote(s["PASSWORD"])
-    return f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
-
-
 class Engines:
     def __init__(self, tmp_path):
         self.procs: list[subprocess.Popen] = []
         self.tmp = tmp_path
 
     def start(self, owner: str, **env_extra) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": _db_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "KK99_ENGINE_IDLE_WAIT_SECONDS": "0.5", "KK99_ENGINE_STANDBY_RETRY_SECONDS": "0.2", "LOG_LEVEL": "INFO"}
+        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "KK99_ENGINE_IDLE_WAIT_SECONDS": "0.5", "KK99_ENGINE_STANDBY_RETRY_SECONDS": "0.2", "LOG_LEVEL": "INFO"}
         env.pop("REDIS_URL", None)  # no channel layer traffic needed
         env.update({k: str(v) for k, v in env_extra.items()})
         log = open(self.tmp / f"engine-{owner}-{len(self.procs)}.log", "w")
@@ -66,15 +58,6 @@ def engines(tmp_path):
     yield e
     e.stop_all()
     connection.close()
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.002)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _owner(market) -> str:
@@ -142,7 +125,7 @@ def test_sigkill_at_fault_points_and_at_random_then_restart_loses_and_doubles_no
     p.wait(timeout=20)
     assert p.returncode == -signal.SIGKILL, _log(p)
     # 2. Die right after COMMIT, before publishing.
-    _wait(lambda: _owner(market) == "crash-a", 1, "crash-a to have owned the market")
+    wait_for(lambda: _owner(market) == "crash-a", 1, "crash-a to have owned the market", interval=0.002)
     p = engines.start("crash-b", KK99_ENGINE_CRASH_AFTER_BATCHES=2, KK99_ENGINE_CRASH_POINT="after_commit_before_publish", KK99_ENGINE_BATCH_SIZE=7)
     for _ in range(10):
         _stream(rng, market, users, 10)
@@ -154,7 +137,7 @@ def test_sigkill_at_fault_points_and_at_random_then_restart_loses_and_doubles_no
     # 3. SIGKILL from outside at random moments under a stream of orders.
     for i in range(4):
         p = engines.start(f"random-{i}", KK99_ENGINE_BATCH_SIZE=rng.choice([3, 10, 50]))
-        _wait(lambda: _owner(market) == f"random-{i}", 20, "the engine to start")
+        wait_for(lambda: _owner(market) == f"random-{i}", 20, "the engine to start", interval=0.002)
         deadline = time.monotonic() + rng.uniform(0.3, 1.2)
         while time.monotonic() < deadline:
             _stream(rng, market, users, 5)
@@ -162,7 +145,7 @@ def test_sigkill_at_fault_points_and_at_random_then_restart_loses_and_doubles_no
         p.wait(timeout=10)
     # 4. A clean engine finishes the backlog.
     p = engines.start("final")
-    _wait(lambda: _drained(market), 30, "the backlog")
+    wait_for(lambda: _drained(market), 30, "the backlog", interval=0.002)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=10)
     trades = _assert_exactly_once(market)
@@ -176,16 +159,16 @@ def test_hot_standby_takes_over_when_the_owner_is_killed(market, trader, engines
     time is printed, and the lock/lease timings are documented in docs/engine.md."""
     alice, bob = trader(), trader()
     owner = engines.start("owner")
-    _wait(lambda: _owner(market) == "owner", 20, "the owner to take the market")
+    wait_for(lambda: _owner(market) == "owner", 20, "the owner to take the market", interval=0.002)
     standby = engines.start("standby")
     time.sleep(1.0)
     assert _owner(market) == "owner" and standby.poll() is None
     first = place(alice, market, "SELL", quantity="1", price="100")
-    _wait(lambda: Order.objects.get(pk=first.pk).status == Order.Status.NEW, 10, "the owner to process")
+    wait_for(lambda: Order.objects.get(pk=first.pk).status == Order.Status.NEW, 10, "the owner to process", interval=0.002)
     owner.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     second = place(bob, market, "BUY", quantity="1", price="100")
-    _wait(lambda: Order.objects.get(pk=second.pk).status == Order.Status.FILLED, 60, "the standby to take over")
+    wait_for(lambda: Order.objects.get(pk=second.pk).status == Order.Status.FILLED, 60, "the standby to take over", interval=0.002)
     takeover = time.monotonic() - killed_at
     assert _owner(market) == "standby"
     print(f"standby takeover: {takeover * 1000:.0f} ms")
@@ -197,14 +180,14 @@ def test_a_deposed_owner_process_cannot_commit(market, trader, engines):
     bumps the epoch. When the old owner resumes it must exit without writing anything."""
     alice, bob = trader(), trader()
     owner = engines.start("stalled")
-    _wait(lambda: _owner(market) == "stalled", 20, "the owner")
+    wait_for(lambda: _owner(market) == "stalled", 20, "the owner", interval=0.002)
     standby = engines.start("standby")
     owner.send_signal(signal.SIGSTOP)
     try:
         with connection.cursor() as c:
             c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", ["kk99-engine stalled"])
         try:
-            _wait(lambda: _owner(market) == "standby", 60, "the standby to take over")
+            wait_for(lambda: _owner(market) == "standby", 60, "the standby to take over", interval=0.002)
         except AssertionError:
             with connection.cursor() as c:
                 c.execute("SELECT pid, application_name, state, wait_event, left(query, 80) FROM pg_stat_activity WHERE datname = current_database()")
@@ -215,7 +198,7 @@ def test_a_deposed_owner_process_cannot_commit(market, trader, engines):
         owner.send_signal(signal.SIGCONT)
     owner.wait(timeout=20)
     assert owner.returncode != 0, _log(owner)
-    _wait(lambda: _drained(market), 10, "the standby")
+    wait_for(lambda: _drained(market), 10, "the standby", interval=0.002)
     assert Order.objects.get(pk=o1.pk).status == Order.Status.FILLED
     assert Order.objects.get(pk=o2.pk).status == Order.Status.FILLED
     assert standby.poll() is None
@@ -225,13 +208,13 @@ def test_a_deposed_owner_process_cannot_commit(market, trader, engines):
 def test_an_idle_engine_wakes_on_notify_within_milliseconds(market, trader, engines):
     alice = trader()
     engines.start("idle", KK99_ENGINE_IDLE_WAIT_SECONDS=30)
-    _wait(lambda: _owner(market) == "idle", 20, "the engine")
+    wait_for(lambda: _owner(market) == "idle", 20, "the engine", interval=0.002)
     time.sleep(0.5)  # now blocked in LISTEN with a 30 s timeout
     latencies = []
     for i in range(5):
         o = place(alice, market, "BUY", quantity="1", price=str(90 + i))
         t0 = time.monotonic()  # committed (and NOTIFY sent) when order_place returns
-        _wait(lambda: Order.objects.get(pk=o.pk).status != Order.Status.PENDING_NEW, 5, "the wake-up")
+        wait_for(lambda: Order.objects.get(pk=o.pk).status != Order.Status.PENDING_NEW, 5, "the wake-up", interval=0.002)
         latencies.append(time.monotonic() - t0)
         time.sleep(0.2)
     print("notify wake-up latencies (ms):", [round(x * 1000, 1) for x in latencies])
@@ -242,7 +225,7 @@ def test_concurrent_requests_with_one_client_order_id_create_one_order(market, t
     """Eight threads submit the same client order id at once: one order, one hold."""
     import threading
 
-    from tests.trading.conftest import bal
+    from tests.fixtures import bal
 
     alice = trader()
     barrier = threading.Barrier(8)

@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from tests.trading.conftest import assert_holds_match_open_orders, bal, fresh, place
+from tests.fixtures import assert_holds_match_open_orders, bal, fresh, place
 from trading.engine.core import MarketEngine
 from trading.models import Order, Trade
 

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, fresh, fund, market_create, place
+from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, fresh, fund, market_create, place
 from trading.engine.core import Fenced, MarketEngine
 from trading.errors import TradingError
 from trading.models import EngineState, Order, Trade

@@ -7,19 +7,11 @@ from unittest import mock
 
 import pytest
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, bal, fresh, place
+from tests.fixtures import bal, fresh, place
 from trading.models import Market, Order, Trade
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("engine_invariants")]
 S = Order.Status
-
-
-@pytest.fixture(autouse=True)
-def _invariants_after_each_test(request):
-    yield
-    if "engine" in request.fixturenames:
-        assert_holds_match_open_orders()
-        assert_ledger_clean()
 
 
 # --- self-trade prevention -------------------------------------------------------------
@@ -196,7 +188,7 @@ def test_admin_save_notifies_the_engine(market, rf):
 
 
 def test_session_end_rejects_orders_still_queued(make_user, usdt, engine):
-    from tests.trading.conftest import fund, market_create
+    from tests.fixtures import fund, market_create
     from trading.engine.core import MarketEngine
     from wallets.models import Asset
 

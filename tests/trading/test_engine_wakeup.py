@@ -14,8 +14,8 @@ from django.conf import settings as django_settings
 from django.db import connection, transaction
 
 from tests.api.factories import BinanceClient, make_trader
-from tests.trading.conftest import fresh, place
-from tests.trading.test_engine_process import _db_url
+from tests.fixtures import fresh, place
+from tests.processes import database_url
 from trading.engine import wakeup
 from trading.models import Order
 from trading.services import engine_notify, market_reference_price, order_wait
@@ -24,7 +24,7 @@ S = Order.Status
 
 
 def _listener() -> psycopg.Connection:
-    conn = psycopg.connect(_db_url().replace("postgres://", "postgresql://", 1), autocommit=True)
+    conn = psycopg.connect(database_url().replace("postgres://", "postgresql://", 1), autocommit=True)
     conn.execute(f"LISTEN {wakeup.NOTIFY_CHANNEL}")
     return conn
 
@@ -159,5 +159,5 @@ def test_a_wake_up_run_inside_a_callers_transaction_commits_nothing_of_it(market
     with django_capture_on_commit_callbacks(execute=True):
         order = place(alice, market, "BUY", quantity="1", price="100")
     # Assert: another session does not see the order — the caller's transaction was not committed.
-    with psycopg.connect(_db_url().replace("postgres://", "postgresql://", 1)) as other:
+    with psycopg.connect(database_url().replace("postgres://", "postgresql://", 1)) as other:
         assert other.execute("SELECT count(*) FROM trading_order WHERE id = %s", [order.pk]).fetchone()[0] == 0

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from tests.trading.conftest import fund, market_create, place
+from tests.fixtures import fund, market_create, place
 from trading.fees import kk99_fee_amount
 from trading.models import Market, Trade
 from trading.services import fee_preference_set

@@ -4,11 +4,15 @@ call auction uncrosses at one price; the state survives a restart (docs/halts.md
 from __future__ import annotations
 
 from decimal import Decimal as D
+from itertools import count
 
 import pytest
 from django.urls import reverse
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
-from tests.trading.conftest import assert_holds_match_open_orders, assert_ledger_clean, fresh, place
+from kk99.errors import KK99Error
+from tests.fixtures import assert_holds_match_open_orders, assert_ledger_clean, fresh, market_create, place
 from trading.binance.formats import symbol_status
 from trading.engine.core import MarketEngine
 from trading.engine.publishing import halt_event_payload
@@ -222,14 +226,6 @@ def test_a_market_without_a_band_never_halts(engine, market, alice, bob):
 
 
 # --- the property: across random order streams no continuous trade prints outside the band ---
-
-from itertools import count  # noqa: E402
-
-from hypothesis import HealthCheck, event, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from kk99.errors import KK99Error  # noqa: E402
-from tests.trading.conftest import market_create  # noqa: E402
 
 _symbols = count(1)
 ops = st.lists(

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 
 from kk99.errors import KK99Error
-from tests.trading.conftest import bal, place
+from tests.fixtures import bal, place
 from trading.errors import TradingError, TradingErrorCode
 from trading.models import Market, Order
 from wallets.models import JournalEvent

@@ -6,7 +6,7 @@ from unittest import mock
 import pytest
 
 from kk99.publish import market_group, publish_on_commit, user_group
-from tests.trading.conftest import place
+from tests.fixtures import place
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.trading.conftest import fresh, place
+from tests.fixtures import fresh, place
 from trading.engine.runner import EngineRunner
 from trading.models import EngineState, Order
 

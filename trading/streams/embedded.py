@@ -99,13 +99,6 @@ def embedded_engine_start() -> _Engine | None:
     return _engine
 
 
-def embedded_engine_stop() -> None:
-    global _engine
-    if _engine is not None:
-        _engine.stop()
-        _engine = None
-
-
 class EmbeddedEngineApp:
     """ASGI middleware: starts the embedded engine on the first scope (any protocol)."""
 

@@ -594,15 +594,5 @@ def feed_unsubscribe(feed: MarketFeed, subscriber: Subscriber) -> None:
         feed._stop_handle = feed.loop.call_later(STOP_GRACE_SECONDS, stop_if_idle)
 
 
-async def feeds_reset() -> None:
-    """Stop every feed (tests)."""
-    for feed in list(_feeds.values()):
-        if feed._stop_handle is not None:
-            feed._stop_handle.cancel()
-        if feed.loop is asyncio.get_running_loop():
-            await feed.stop()
-    _feeds.clear()
-
-
 def feed_get(symbol: str) -> MarketFeed | None:
     return _feeds.get(symbol.upper())

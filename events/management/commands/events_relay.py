@@ -49,7 +49,7 @@ class Command(BaseCommand):
                 time.sleep(0.5)
             except DatabaseError:
                 raise  # the supervisor restarts us with a fresh connection
-            except Exception as exc:  # noqa: BLE001 - NATS unreachable (connect / stream setup)
+            except Exception as exc:  # NATS unreachable (connect / stream setup)
                 self.stderr.write(f"transport unreachable, retrying: {exc!r}")
                 time.sleep(0.5)
             finally:
