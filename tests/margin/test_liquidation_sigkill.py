@@ -91,7 +91,7 @@ class CeleryWorkers:
             liquidation_cycle_task.apply_async(queue=self.queue)
 
     def start(self, label: str, **env_extra) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": _db_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "LOG_LEVEL": "INFO"}
+        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "kk99.settings.test", "LOG_LEVEL": "INFO"}
         env.update({k: str(v) for k, v in env_extra.items()})
         log = open(self.tmp / f"celery-{label}-{len(self.procs)}.log", "w")
         proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "kk99", "worker", "--pool", "solo", "-Q", self.queue,
