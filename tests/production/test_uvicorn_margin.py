@@ -53,6 +53,10 @@ def make_user(django_user_model):
     return make
 
 
+def _free(position: dict, asset: str) -> D | None:
+    return next((D(b["f"]) for b in position["B"] if b["a"] == asset), None)
+
+
 def _wait(predicate, timeout: float = 20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -87,8 +91,9 @@ def test_binance_connector_trades_cross_margin_through_uvicorn_and_the_engine(dj
         client.renew_margin_listen_key(listen_key)
         assert client.user_universal_transfer(type="MAIN_MARGIN", asset="USDT", amount="1000", recvWindow=60000)["tranId"] > 0
         assert client.borrow_repay(asset="USDT", isIsolated="FALSE", symbol="BTCUSDT", amount="500", type="BORROW", recvWindow=60000)["tranId"] > 0
-        position = _events(ws, lambda e: e["e"] == "outboundAccountPosition")[-1]
-        assert {b["a"]: D(b["f"]) for b in position["B"]}["USDT"] == D("1500")
+        # the transfer's position (1,000 free), then the borrow's: the margin account's USDT
+        positions = [e for e in _events(ws, lambda e: e["e"] == "outboundAccountPosition" and _free(e, "USDT") == D("1500")) if e["e"] == "outboundAccountPosition"]
+        assert [_free(e, "USDT") for e in positions][0] == D("1000")
 
         # MARGIN_BUY: 18 BTC at 100 costs 1,800 (+ fee) with 1,500 free: the shortfall is borrowed.
         other.new_order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="18", price="100", recvWindow=60000)
