@@ -11,6 +11,9 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from django.utils import timezone
+
+from accounts.models import ApiKey
 from accounts.services import api_key_create
 from kk99.publish import user_group
 from margin.models import BorrowCap, MarginAsset
@@ -137,6 +140,11 @@ def test_closing_the_key_ends_its_stream_and_an_unknown_key_is_refused(client, m
         assert not connected
         unknown = WebsocketCommunicator(APP, "/ws/" + "Z" * 60)
         assert (await unknown.connect(timeout=5))[0] is False
+        # a live key whose API key was revoked opens nothing
+        live = await sync_to_async(lambda: _stream(client, "POST", alice_key).json()["listenKey"])()
+        await sync_to_async(lambda: ApiKey.objects.filter(key=alice_key).update(revoked_at=timezone.now()))()
+        revoked = WebsocketCommunicator(APP, f"/ws/{live}")
+        assert (await revoked.connect(timeout=5))[0] is False
 
     async_to_sync(scenario)()
 

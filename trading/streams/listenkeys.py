@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from django.core.cache import cache
 
+from accounts.models import ApiKey
 from kk99.publish import publish_on_commit, user_group
 
 LISTEN_KEY_SECONDS = 3600
@@ -67,6 +68,16 @@ def listen_key_get(key: str) -> ListenKeyStream | None:
         return None
     found = cache.get(_key_slot(key))
     return ListenKeyStream(**found) if found else None
+
+
+def listen_key_stream(key: str) -> ListenKeyStream | None:
+    """What ``/ws/<key>`` may open: a live key whose API key is still active, of an active
+    user (a revoked key or a deactivated user closes open streams through
+    ``auth.revoked``; this refuses new ones)."""
+    stream = listen_key_get(key)
+    if stream is None or not ApiKey.objects.filter(pk=stream.api_key_id, user_id=stream.user_id, revoked_at__isnull=True, user__is_active=True).exists():
+        return None
+    return stream
 
 
 def _owned(key: str, *, user_id: int, ledger_account_id: int) -> ListenKeyStream | None:

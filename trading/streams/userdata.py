@@ -35,7 +35,7 @@ from kk99.publish import user_group
 from trading.binance.errors import from_kk99
 from risk.killswitch import cancel_on_disconnect
 from trading.streams.base import BINANCE_OUTBOX_LIMIT, CLOSE_NOT_FOUND, MAX_INCOMING_PER_SECOND, CLOSE_POLICY, RouterConsumer
-from trading.streams.listenkeys import ListenKeyStream, listen_key_get
+from trading.streams.listenkeys import ListenKeyStream, listen_key_stream
 
 REQUEST_WEIGHT_LIMIT = 6000
 
@@ -363,7 +363,7 @@ class ListenKeyStreamConsumer(WsApiConsumer):
 
     async def connect(self):
         key = self.scope["url_route"]["kwargs"]["listen_key"]
-        stream: ListenKeyStream | None = await database_sync_to_async(listen_key_get)(key)
+        stream: ListenKeyStream | None = await database_sync_to_async(listen_key_stream)(key)
         if stream is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
