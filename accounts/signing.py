@@ -219,6 +219,21 @@ def _replay_guard(*, api_key: ApiKey, signature: str, window_ms: int) -> None:
 
 
 @sensitive_variables()  # every local: the key's secret and the expected signature
+def api_key_verify(key: str, *, client_ip: str | None, request=None) -> ApiKey:
+    """The key part of every check: an active key of an active user, whose IP allow-list
+    admits ``client_ip``. Alone, it is Binance's ``USER_STREAM`` security (listen keys: the
+    API key, no signature); :func:`signed_request_verify` starts with it."""
+    if not key or len(key) > 64:
+        raise InvalidApiKey("API-key format invalid.")
+    found = _api_key_lookup(key, request)
+    api_key = found[1] if found else None
+    if api_key is None or not api_key.user.is_active:
+        raise InvalidApiKey("Invalid API key, or the key has been revoked.")
+    if not ip_allowed(client_ip, api_key.ip_allowlist):
+        raise ApiKeyIpNotAllowed()
+    return api_key
+
+
 def signed_request_verify(signed: SignedRequest, *, allowed_params: Collection[str] | None = None, request=None) -> tuple[User, ApiKey]:
     """The one signature check of HTTP (``/api/v3``, API v1) and the WebSocket API.
 
@@ -226,15 +241,7 @@ def signed_request_verify(signed: SignedRequest, *, allowed_params: Collection[s
     subclass. Order matters: the key and its IP allow-list first (a key with an allow-list
     refuses an unknown address), then parameter names, time window, signature, and only a
     *valid* signature enters the replay cache (garbage cannot fill it)."""
-    key = signed.key
-    if not key or len(key) > 64:
-        raise InvalidApiKey("API-key format invalid.")
-    found = _api_key_lookup(key, request)
-    api_key = found[1] if found else None
-    if api_key is None or not api_key.user.is_active:
-        raise InvalidApiKey("Invalid API key, or the key has been revoked.")
-    if not ip_allowed(signed.client_ip, api_key.ip_allowlist):
-        raise ApiKeyIpNotAllowed()
+    api_key = api_key_verify(signed.key, client_ip=signed.client_ip, request=request)
     params = signed.params
     _check_param_names(params, allowed_params)
 

@@ -50,6 +50,9 @@ MAX_INTEGER_DIGITS = 20
 MAX_FRACTION_DIGITS = 18
 
 BINANCE_PREFIX = "/api/v3/"
+# Every Binance-shaped API: its refusals are Binance's ``{code, msg}`` and its bodies are
+# parameters like its query (no TAB/CR/LF).
+BINANCE_PREFIXES = (BINANCE_PREFIX, "/sapi/v1/")
 REST_PREFIX = "/api/"
 
 # Refused everywhere: NUL and the other C0 controls except TAB/LF/CR, DEL, the C1 controls,
@@ -210,7 +213,7 @@ def check_request(request: HttpRequest) -> None:
     content_type = (request.content_type or "").lower()
     if content_type == "application/x-www-form-urlencoded":
         # A textarea may send TAB/CR/LF; /api/v3 bodies are parameters like its query.
-        check_urlencoded(request.body, body=not path.startswith(BINANCE_PREFIX))
+        check_urlencoded(request.body, body=not path.startswith(BINANCE_PREFIXES))
     elif content_type == "application/json" or content_type.endswith("+json"):
         if request.body:
             check_json_bytes(request.body)
@@ -241,7 +244,7 @@ def check_ws_message(text_data: str | None, bytes_data: bytes | None) -> Any:
 def refusal_response(request: HttpRequest, exc: InputRefused) -> HttpResponse:
     """The 400 answer in the format of the entry point."""
     path = request.path_info
-    if path.startswith(BINANCE_PREFIX):
+    if path.startswith(BINANCE_PREFIXES):
         return JsonResponse(binance_body(exc), status=400)
     if path.startswith(REST_PREFIX):
         return JsonResponse({"error": exc.as_dict()}, status=exc.status)

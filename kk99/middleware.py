@@ -96,14 +96,15 @@ REDACTED = "[REDACTED]"
 # Query/form parameters that carry a secret or a one-time credential. ``signature`` is an
 # HMAC of the request: with the request it proves nothing new, but a logged one can be
 # replayed inside recvWindow (and is a bearer credential for the WebSocket API's params).
-_SECRET_PARAMS = re.compile(r"(?i)\b(signature|secret|password|otp|token|refresh)=([^&\s\"']*)")
-# Secrets in URL paths: password-reset and email-verification links.
-_SECRET_PATHS = re.compile(r"(/password-reset/[^/\s?\"']+/|/verify-email/(?!resend/))[^/\s?\"']+")
+# A listen key opens a user's private stream: a bearer credential too.
+_SECRET_PARAMS = re.compile(r"(?i)\b(signature|secret|password|otp|token|refresh|listenKey)=([^&\s\"']*)")
+# Secrets in URL paths: password-reset and email-verification links, listen-key streams.
+_SECRET_PATHS = re.compile(r"(/password-reset/[^/\s?\"']+/|/verify-email/(?!resend/)|/ws/(?=[A-Za-z0-9]{60}\b))[^/\s?\"']+")
 
 
 def redact_secrets(text: str) -> str:
     """``text`` with secret parameter values and secret path segments replaced."""
-    if not isinstance(text, str) or ("=" not in text and "/password-reset/" not in text and "/verify-email/" not in text):
+    if not isinstance(text, str) or ("=" not in text and "/password-reset/" not in text and "/verify-email/" not in text and "/ws/" not in text):
         return text
     return _SECRET_PATHS.sub(lambda m: m.group(1) + REDACTED, _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}={REDACTED}", text))
 

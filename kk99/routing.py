@@ -16,5 +16,6 @@ websocket_urlpatterns: list = [
     re_path(r"^ws/ui/(?P<symbol>[A-Za-z0-9]{2,32})/$", AllowedHostsOriginValidator(consumers.MarketUiConsumer.as_asgi())),
     path("ws-api/v3", consumers.WsApiConsumer.as_asgi()),
     re_path(r"^stream/?$", consumers.BinanceStreamConsumer.as_asgi(), {"combined": True}),
+    re_path(r"^ws/(?P<listen_key>[A-Za-z0-9]{60})$", consumers.ListenKeyStreamConsumer.as_asgi()),
     re_path(r"^ws/?(?P<streams>[^?]*)$", consumers.BinanceStreamConsumer.as_asgi()),
 ]

@@ -11,7 +11,9 @@ from django.http import HttpRequest
 
 from kk99.admin_numbers import MoneyAdmin
 from kk99.errors import KK99Error
+from kk99.numbers import fmt_amount
 from margin.models import BorrowCap, InterestRate, Loan, LoanEvent, MarginAccount, MarginAsset, PoolFunding, PoolFundingStatus
+from margin.selectors import pool_overview
 from margin.services import pool_funding_approve, pool_funding_reject, pool_funding_request
 from margin.span_admin import SpanParamsAdminMixin
 from wallets.admin import ReadOnlyAdmin
@@ -90,6 +92,12 @@ class PoolFundingAdmin(MoneyAdmin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        """The pool itself heads the list: per asset, held / lent out / interest owed."""
+        lines = "; ".join(f"{p.asset}: {fmt_amount(p.available)} held, {fmt_amount(p.lent)} lent, {fmt_amount(p.interest_owed)} interest owed" for p in pool_overview())
+        extra_context = {**(extra_context or {}), "title": "Lending pool — " + (lines or "empty")}
+        return super().changelist_view(request, extra_context=extra_context)
 
     def save_model(self, request, obj, form, change) -> None:
         try:

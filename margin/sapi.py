@@ -16,6 +16,10 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from accounts.errors import SignedRequestError
+from accounts.network import client_ip
+from accounts.signing import API_KEY_HEADER, api_key_verify
+
 from margin import selectors as ms
 from margin import services
 from margin.errors import MarginError, MarginErrorCode
@@ -31,6 +35,7 @@ from trading.binance.formats import Fmt, dec
 from trading.binance.params import SIGNED_PARAMETERS, Params
 from trading.errors import TradingError, TradingErrorCode
 from trading.models import Market, Order
+from trading.streams import listenkeys
 from wallets.models import Asset
 
 MARGIN_PARAMETERS = SIGNED_PARAMETERS | frozenset({
@@ -481,6 +486,67 @@ def _my_trades(ctx) -> list:
     return out
 
 
+# --- user-data stream listen keys (USER_STREAM: the API key, no signature) -----------------------
+
+
+def _user_stream_auth(ctx) -> None:
+    """Binance's ``USER_STREAM`` security: a valid API key in ``X-MBX-APIKEY`` (its IP
+    allow-list applies), no timestamp or signature."""
+    key = ctx.request.META.get(API_KEY_HEADER, "").strip()
+    if not key or len(key) > 64 or not key.isalnum():
+        raise BinanceError(E.BAD_API_KEY_FMT, "API-key format invalid.", status=401)
+    try:
+        api_key = api_key_verify(key, client_ip=client_ip(ctx.request), request=ctx.request)
+    except SignedRequestError as exc:
+        raise E.from_kk99(exc) from None
+    ctx.user, ctx.api_key = api_key.user, api_key
+
+
+def _stream_margin(ctx, *, isolated: bool, create: bool) -> MarginAccount:
+    _user_stream_auth(ctx)
+    symbol = ctx.params.require("symbol").upper() if isolated else None
+    if symbol is not None:
+        v3._market(symbol)  # -1121 for a symbol that is not a market
+    return _margin(ctx, isolated_symbol=symbol, create=create)
+
+
+def _listen_key_param(p: Params) -> str:
+    key = p.require("listenKey")
+    if not listenkeys.listen_key_valid_format(key):
+        raise E.invalid_listen_key()
+    return key
+
+
+def _stream_open(ctx, *, isolated: bool) -> dict:
+    margin = _stream_margin(ctx, isolated=isolated, create=True)
+    stream = listenkeys.ListenKeyStream(
+        user_id=ctx.user.pk, api_key_id=ctx.api_key.pk, ledger_account_id=margin.account_id, isolated_symbol=margin.account.isolated_symbol or "",
+    )
+    return {"listenKey": listenkeys.listen_key_open(stream=stream)}
+
+
+def _stream_keepalive(ctx, *, isolated: bool) -> dict:
+    margin = _stream_margin(ctx, isolated=isolated, create=False)
+    if not listenkeys.listen_key_keepalive(_listen_key_param(ctx.params), user_id=ctx.user.pk, ledger_account_id=margin.account_id):
+        raise E.invalid_listen_key()
+    return {}
+
+
+def _stream_close(ctx, *, isolated: bool) -> dict:
+    margin = _stream_margin(ctx, isolated=isolated, create=False)
+    if not listenkeys.listen_key_close(_listen_key_param(ctx.params), user_id=ctx.user.pk, ledger_account_id=margin.account_id):
+        raise E.invalid_listen_key()
+    return {}
+
+
+def _user_stream_methods(*, isolated: bool) -> dict:
+    return {
+        "POST": (lambda ctx: _stream_open(ctx, isolated=isolated), 1, None),
+        "PUT": (lambda ctx: _stream_keepalive(ctx, isolated=isolated), 1, None),
+        "DELETE": (lambda ctx: _stream_close(ctx, isolated=isolated), 1, None),
+    }
+
+
 # --- the views ----------------------------------------------------------------------------------
 
 borrow_repay = _endpoint({"POST": (_borrow_repay, 1, TRADE)})
@@ -500,3 +566,5 @@ order = _endpoint({"POST": (_order_new, 6, TRADE), "GET": (_order_get, 10, READ)
 open_orders = _endpoint({"GET": (_open_orders, 10, READ), "DELETE": (_open_orders_delete, 1, TRADE)})
 all_orders = _endpoint({"GET": (_all_orders, 200, READ)})
 my_trades = _endpoint({"GET": (_my_trades, 10, READ)})
+user_data_stream = _endpoint(_user_stream_methods(isolated=False))
+user_data_stream_isolated = _endpoint(_user_stream_methods(isolated=True))

@@ -22,5 +22,7 @@ urlpatterns = [
     path("margin/openOrders", sapi.open_orders, name="open-orders"),
     path("margin/allOrders", sapi.all_orders, name="all-orders"),
     path("margin/myTrades", sapi.my_trades, name="my-trades"),
+    path("userDataStream", sapi.user_data_stream, name="user-data-stream"),
+    path("userDataStream/isolated", sapi.user_data_stream_isolated, name="user-data-stream-isolated"),
     path("asset/transfer", sapi.universal_transfer, name="universal-transfer"),
 ]

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import Sum
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
@@ -239,6 +240,28 @@ def pool_available(asset: Asset) -> Decimal:
     """What the lending pool still holds of ``asset``."""
     row = Balance.objects.filter(account__system_kind=SystemAccountKind.LENDING_POOL, asset=asset).values_list("available", flat=True).first()
     return row or Decimal(0)
+
+
+@dataclass(frozen=True)
+class PoolLine:
+    """The lending pool in one asset: what it holds, what is lent out (loan principal) and
+    the interest borrowers owe it."""
+
+    asset: str
+    available: Decimal
+    lent: Decimal
+    interest_owed: Decimal
+
+
+def pool_overview() -> list[PoolLine]:
+    """The lending pool per asset that it holds or has lent, by symbol (the back office's
+    pool view; ``ledger_audit`` proves lent = Σ loans)."""
+    held = dict(Balance.objects.filter(account__system_kind=SystemAccountKind.LENDING_POOL).values_list("asset__symbol", "available"))
+    loans = {r["asset__symbol"]: r for r in Loan.objects.values("asset__symbol").annotate(p=Sum("principal"), i=Sum("interest"))}
+    return [
+        PoolLine(asset=s, available=held.get(s) or Decimal(0), lent=(loans.get(s) or {}).get("p") or Decimal(0), interest_owed=(loans.get(s) or {}).get("i") or Decimal(0))
+        for s in sorted(set(held) | set(loans))
+    ]
 
 
 def borrow_cap(*, asset: Asset, tier: int) -> Decimal | None:

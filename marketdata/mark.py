@@ -146,7 +146,9 @@ def mark_update(*, market: Market, now: dt.datetime | None = None, params: MarkP
         if new is None:
             return None
         if row is None:
-            MarkPrice.objects.create(market=market, price=new, updated_at=now)
+            # No row to lock yet: a concurrent first computation (an API read and the engine's
+            # hook) may insert it too — ON CONFLICT DO NOTHING instead of a duplicate-key 500.
+            MarkPrice.objects.bulk_create([MarkPrice(market=market, price=new, updated_at=now)], ignore_conflicts=True)
         elif row.price != new or row.updated_at < now:
             MarkPrice.objects.filter(pk=row.pk).update(price=new, updated_at=now)
     return new

@@ -39,4 +39,5 @@ def order_payload(order: Order, *, symbol: str | None = None, updated_iso: str |
         "reject_reason": order.reject_reason,
         "engine_seq": order.engine_seq,
         "updated_at": updated_iso,
+        "ledger_account_id": order.ledger_account_id,  # None: spot; else the margin account's
     }

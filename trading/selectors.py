@@ -57,13 +57,31 @@ def market_resolve(market: Market | str | None, *, cached: bool = False) -> Mark
     return found
 
 
+class _EveryAccount:
+    """The sentinel of :data:`EVERY_ACCOUNT`."""
+
+    def __repr__(self) -> str:
+        return "EVERY_ACCOUNT"
+
+
+# ``ledger_account=EVERY_ACCOUNT``: spot and every margin account's orders at once (the trade
+# page's tables label each row Spot / Cross / Isolated); the APIs always pick one account.
+EVERY_ACCOUNT = _EveryAccount()
+
+
+def _of_account(qs: QuerySet[Order], ledger_account) -> QuerySet[Order]:
+    if ledger_account is EVERY_ACCOUNT:
+        return qs.select_related("ledger_account")
+    return qs.filter(ledger_account=ledger_account)
+
+
 def order_get(
     *, user, order_id: int | None = None, client_order_id: str | None = None, market: Market | None = None, ledger_account=None
 ) -> Order:
     """One of the user's orders by id or client order id (``unknown_order`` if none).
     ``ledger_account``: a margin account's orders; None = spot orders (every order selector
     here separates spot from margin the same way, as Binance's /api/v3 and /sapi/v1/margin do)."""
-    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user, ledger_account=ledger_account)
+    qs = _of_account(Order.objects.select_related("market", "market__base", "market__quote").filter(user=user), ledger_account)
     if market is not None:
         qs = qs.filter(market=market)
     if order_id is not None:
@@ -80,7 +98,7 @@ def order_get(
 def order_list_open(*, user, market: Market | None = None, ledger_account=None) -> QuerySet[Order]:
     """Open orders (PENDING_NEW, PENDING_TRIGGER, NEW, PARTIALLY_FILLED), oldest first (spot,
     or ``ledger_account``'s margin orders)."""
-    qs = Order.objects.select_related("market").filter(user=user, status__in=Order.OPEN_STATUSES, ledger_account=ledger_account)
+    qs = _of_account(Order.objects.select_related("market").filter(user=user, status__in=Order.OPEN_STATUSES), ledger_account)
     if market is not None:
         qs = qs.filter(market=market)
     return qs.order_by("id")
@@ -89,7 +107,7 @@ def order_list_open(*, user, market: Market | None = None, ledger_account=None) 
 def orders_for_user(*, user, market: Market | None = None, ledger_account=None) -> QuerySet[Order]:
     """All the user's orders (any status), with their market; unordered — callers order and
     page it (REST v1 history, Binance allOrders, the orders page). Spot, or ``ledger_account``'s."""
-    qs = Order.objects.select_related("market", "market__base", "market__quote").filter(user=user, ledger_account=ledger_account)
+    qs = _of_account(Order.objects.select_related("market", "market__base", "market__quote").filter(user=user), ledger_account)
     return qs if market is None else qs.filter(market=market)
 
 
@@ -99,7 +117,10 @@ def fills_for_user(*, user, market: Market | None = None, order_id: int | None =
     — callers order and page it. Render a fill with ``Trade.side_for(user.pk)``."""
     qs = Trade.objects.select_related("market", "market__base", "market__quote", "maker_fee_asset", "taker_fee_asset")
     # spot fills, or those of ``ledger_account``'s margin orders
-    qs = qs.filter(Q(maker_user=user, maker_order__ledger_account=ledger_account) | Q(taker_user=user, taker_order__ledger_account=ledger_account))
+    if ledger_account is EVERY_ACCOUNT:
+        qs = qs.select_related("maker_order__ledger_account", "taker_order__ledger_account").filter(Q(maker_user=user) | Q(taker_user=user))
+    else:
+        qs = qs.filter(Q(maker_user=user, maker_order__ledger_account=ledger_account) | Q(taker_user=user, taker_order__ledger_account=ledger_account))
     if market is not None:
         qs = qs.filter(market=market)
     if order_id is not None:

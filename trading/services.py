@@ -38,7 +38,7 @@ from trading.holds import Hold, order_hold
 from trading.models import EngineState, FeePreference, Market, Order
 from trading.orders import OrderPlacement, OrderRequest, order_checks_run, order_request_build
 from trading.payloads import order_payload
-from trading.selectors import market_resolve
+from trading.selectors import market_resolve, order_list_open
 from trading.stp import trade_group_of, trade_group_sql
 from wallets.errors import InsufficientFunds
 from wallets.services import balance_hold, balance_hold_for_row, balance_hold_for_row_supported
@@ -254,7 +254,7 @@ def order_cancel(*, user, order: Order, wait: float | None = None) -> Order:
 
 def order_cancel_all(*, user, market: Market | str, wait: float | None = None, ledger_account=None) -> list[Order]:
     """Ask the engine to cancel all the user's open orders in ``market`` (spot, or those of the
-    margin account ``ledger_account``); returns them
+    margin account ``ledger_account``, or all of them with ``selectors.EVERY_ACCOUNT``); returns them
     (re-read after the engine finished them when ``wait`` is given).
 
     Each order is flagged by its own one-row UPDATE (autocommit when called outside a
@@ -262,7 +262,7 @@ def order_cancel_all(*, user, market: Market | str, wait: float | None = None, l
     updating the same orders, and deadlock with it."""
     market = market_resolve(market)
     ids = list(
-        Order.objects.filter(user=user, market=market, status__in=Order.OPEN_STATUSES, cancel_requested=False, ledger_account=ledger_account)
+        order_list_open(user=user, market=market, ledger_account=ledger_account).filter(cancel_requested=False)
         .order_by("pk").values_list("pk", flat=True)
     )
     for pk in ids:

@@ -255,10 +255,10 @@ def order_create(request: HttpRequest, symbol: str) -> HttpResponse:
 def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
     error = ""
     try:
-        order = selectors.order_get(user=request.user, order_id=order_id)
+        order = selectors.order_get(user=request.user, order_id=order_id, ledger_account=selectors.EVERY_ACCOUNT)
         services.order_cancel(user=request.user, order=order)
     except KK99Error as exc:
-        order = selectors.orders_for_user(user=request.user).filter(pk=order_id).first()
+        order = selectors.orders_for_user(user=request.user, ledger_account=selectors.EVERY_ACCOUNT).filter(pk=order_id).first()
         if order is None:
             raise Http404("No such order.") from None
         error = exc.message
@@ -273,7 +273,7 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
 def order_cancel_all(request: HttpRequest, symbol: str) -> HttpResponse:
     """Cancel every open order of the user in this market (the engine confirms each)."""
     market = _market(symbol)
-    orders = services.order_cancel_all(user=request.user, market=market)
+    orders = services.order_cancel_all(user=request.user, market=market, ledger_account=selectors.EVERY_ACCOUNT)
     if not _is_htmx(request):
         return redirect("trading:trade", symbol=market.symbol)
     ctx = fr.open_orders_context(user=request.user, market=market)

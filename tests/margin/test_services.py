@@ -243,3 +243,22 @@ def test_the_beat_tasks_run_their_services(cross, usdt):
     assert MarginAccount.objects.get(pk=margin.pk).margin_level == D("10.99978000")  # 1100 / 100.002, rounded down
     assert tasks.interest_accrue_all() == 0  # the current hour was charged at the borrow
     assert tasks.auto_repay_sweep() == 0
+
+
+def test_the_pool_funding_admin_heads_its_list_with_the_pool_held_lent_and_interest_owed(client, django_user_model, cross, usdt):
+    from margin.selectors import pool_overview
+    from margin.services import margin_borrow, margin_transfer
+
+    user, margin = cross
+    margin_transfer(user=user, asset=usdt, amount=D("1000"), from_margin=None, to_margin=margin, idempotency_key="pool-view-in")
+    margin_borrow(margin=margin, asset=usdt, amount=D("250"), idempotency_key="pool-view-borrow")
+    lines = {p.asset: p for p in pool_overview()}
+    held_before = lines["USDT"].available
+    assert lines["USDT"].lent == D("250") and lines["BTC"].lent == 0 and lines["BTC"].available == D("50")
+
+    staff = django_user_model.objects.get(email="staff@kk99.local")  # made by the pool funding fixture
+    django_user_model.objects.filter(pk=staff.pk).update(is_superuser=True, is_staff=True)
+    client.force_login(django_user_model.objects.get(pk=staff.pk))
+    page = client.get("/admin/margin/poolfunding/")
+    assert page.status_code == 200
+    assert f"USDT: {held_before.normalize():,f} held, 250 lent" in page.content.decode()

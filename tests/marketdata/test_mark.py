@@ -64,3 +64,21 @@ def test_mark_price_computes_the_first_mark_on_read_and_then_reads_the_row(marke
     assert mark_price(market) == Decimal("100.00")  # no trade yet: the reference price
     MarkPrice.objects.filter(market=market).update(price=Decimal("123.45"))
     assert mark_price("btcusdt") == Decimal("123.45")
+
+
+@pytest.mark.django_db
+def test_a_first_mark_inserted_concurrently_is_not_a_duplicate_key_error(market, monkeypatch):
+    """Two first computations race (an API read and the engine's hook): the other one inserts
+    the row between this one's locking read (nothing to lock yet) and its insert. Found as a
+    500 on GET /sapi/v1/margin/account under uvicorn (tests/production/test_uvicorn_margin.py)."""
+    import marketdata.mark as mark_module
+
+    real = mark_module._window_trades
+
+    def competitor_first(m, *, start, now):
+        MarkPrice.objects.create(market=m, price=Decimal("123.00"), updated_at=now)  # the other updater's row
+        return real(m, start=start, now=now)
+
+    monkeypatch.setattr(mark_module, "_window_trades", competitor_first)
+    assert mark_update(market=market, now=NOW, params=PARAMS) == Decimal("100.00")
+    assert MarkPrice.objects.get(market=market).price == Decimal("123.00")  # theirs stands; ours is not an error

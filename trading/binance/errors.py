@@ -45,6 +45,7 @@ BAD_INTERVAL = -1120
 BAD_SYMBOL = -1121
 BAD_COMBO = -1128
 BAD_RECV_WINDOW = -1131
+INVALID_LISTEN_KEY = -1125
 NEW_ORDER_REJECTED = -2010
 CANCEL_REJECTED = -2011
 NO_SUCH_ORDER = -2013
@@ -85,6 +86,10 @@ def unknown_order_sent() -> BinanceError:
 
 def order_does_not_exist() -> BinanceError:
     return BinanceError(NO_SUCH_ORDER, "Order does not exist.")
+
+
+def invalid_listen_key() -> BinanceError:
+    return BinanceError(INVALID_LISTEN_KEY, "This listenKey does not exist.")
 
 
 def invalid_key() -> BinanceError:

@@ -28,7 +28,7 @@ from trading.streams.base import (
     MAX_STREAMS_PER_CONNECTION, NO_CHANNEL_LAYER, PRIVATE_COALESCE_SECONDS, RouterConsumer, market_or_none as _market_or_none,
 )
 from trading.streams.feed import FeedEvent, MarketFeed, feed_subscribe, feed_unsubscribe, now_ms
-from trading.streams.userdata import WsApiConsumer  # noqa: F401 — routed from kk99.routing
+from trading.streams.userdata import ListenKeyStreamConsumer, WsApiConsumer  # noqa: F401 — routed from kk99.routing
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.template.loader import render_to_string
 
 from trading.models import Order
-from trading.selectors import fills_for_user, order_list_open, orders_for_user
+from trading.selectors import EVERY_ACCOUNT, fills_for_user, order_list_open, orders_for_user
 from wallets.selectors import balance_get
 from kk99.conf import kk99_setting
 from kk99.numbers import fmt_amount, fmt_fixed
@@ -191,7 +191,7 @@ def market_row(market, ticker) -> dict:
 
 def open_orders_context(*, user, market) -> dict:
     mf = MarketFormat.of(market)
-    orders = list(order_list_open(user=user, market=market)) if user.is_authenticated else []
+    orders = list(order_list_open(user=user, market=market, ledger_account=EVERY_ACCOUNT)) if user.is_authenticated else []
     return {"mf": mf, "orders": [order_row(mf, o) for o in reversed(orders)], "market": market, "authenticated": user.is_authenticated}
 
 
@@ -199,7 +199,7 @@ def history_context(*, user, market, limit: int = 30) -> dict:
     mf = MarketFormat.of(market)
     rows = []
     if user.is_authenticated:
-        qs = orders_for_user(user=user, market=market).exclude(status__in=Order.OPEN_STATUSES).order_by("-id")[:limit]
+        qs = orders_for_user(user=user, market=market, ledger_account=EVERY_ACCOUNT).exclude(status__in=Order.OPEN_STATUSES).order_by("-id")[:limit]
         rows = [order_row(mf, o) for o in qs]
     return {"mf": mf, "orders": rows}
 
@@ -265,6 +265,15 @@ def reject_reason_text(reason: str) -> str:
     return reason.replace("_", " ")
 
 
+# The short account labels of the trade page's order tables (Binance's Spot / Cross / Isolated).
+ACCOUNT_LABELS = {"spot": "Spot", "margin": "Cross", "isolated": "Isolated"}
+
+
+def account_label(ledger_account) -> str:
+    """Which wallet an order spends: ``Order.ledger_account`` (None for spot orders)."""
+    return ACCOUNT_LABELS[ledger_account.purpose] if ledger_account is not None else "Spot"
+
+
 def order_row(mf: MarketFormat, o) -> dict:
     """One order as the pages show it (open orders, history, the orders page)."""
     executed = o.executed_qty or ZERO
@@ -277,7 +286,7 @@ def order_row(mf: MarketFormat, o) -> dict:
         "executed": mf.qty(executed), "filled_pct": filled_pct, "avg": mf.price(avg) if avg is not None else "—",
         "status": o.display_status.replace("_", " ").title(), "reason": reject_reason_text(o.reject_reason), "raw_status": o.status, "raw_price": f"{o.price.normalize():f}" if o.price is not None else "",
         "raw_qty": str(o.quantity or ""), "raw_executed": str(executed), "symbol": mf.symbol, "base": mf.base, "quote": mf.quote, "cancelable": o.is_open and not o.cancel_requested,
-        "canceling": o.is_open and o.cancel_requested,
+        "canceling": o.is_open and o.cancel_requested, "account": account_label(o.ledger_account) if o.ledger_account_id else "Spot",
     }
 
 

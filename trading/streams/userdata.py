@@ -34,7 +34,8 @@ from kk99.inputguard import InputRefused, binance_body, check_ws_message
 from kk99.publish import user_group
 from trading.binance.errors import from_kk99
 from risk.killswitch import cancel_on_disconnect
-from trading.streams.base import BINANCE_OUTBOX_LIMIT, MAX_INCOMING_PER_SECOND, CLOSE_POLICY, RouterConsumer
+from trading.streams.base import BINANCE_OUTBOX_LIMIT, CLOSE_NOT_FOUND, MAX_INCOMING_PER_SECOND, CLOSE_POLICY, RouterConsumer
+from trading.streams.listenkeys import ListenKeyStream, listen_key_stream
 
 REQUEST_WEIGHT_LIMIT = 6000
 
@@ -128,6 +129,15 @@ def _balances(user_id: int, symbols: list[str]) -> list[dict]:
         r = rows.get(s)
         out.append({"a": s, "f": _num(r["available"]) if r else "0", "l": _num(r["locked"]) if r else "0"})
     return out
+
+
+@database_sync_to_async
+def _account_balances(account_id: int, symbols: list[str]) -> list[dict]:
+    """``outboundAccountPosition``'s ``B`` for one ledger account (a margin account's)."""
+    from wallets.models import Balance
+
+    rows = {r["asset__symbol"]: r for r in Balance.objects.filter(account_id=account_id, asset__symbol__in=symbols).values("asset__symbol", "available", "locked")}
+    return [{"a": s, "f": _num(rows[s]["available"]) if s in rows else "0", "l": _num(rows[s]["locked"]) if s in rows else "0"} for s in symbols]
 
 
 def _num(value) -> str:
@@ -289,7 +299,11 @@ class WsApiConsumer(RouterConsumer):
                 self._emit(uid, execution_report(o, exec_type=exec_type, now=now))
                 self._announced.discard(o["id"])
         for uid, symbols in touched.items():
-            self._emit(uid, {"e": "outboundAccountPosition", "E": now, "u": now, "B": await _balances(uid, sorted(symbols))})
+            self._emit(uid, {"e": "outboundAccountPosition", "E": now, "u": now, "B": await self._positions(uid, sorted(symbols))})
+
+    async def _positions(self, user_id: int, symbols: list[str]) -> list[dict]:
+        """``outboundAccountPosition``'s balances: the user's spot wallet here."""
+        return await _balances(user_id, symbols)
 
     async def trade_fill(self, message):
         now = int(time.time() * 1000)
@@ -321,7 +335,7 @@ class WsApiConsumer(RouterConsumer):
         symbols = sorted(payload.get("assets") or [])
         now = int(time.time() * 1000)
         for uid in set(self.subscriptions.values()):
-            self._emit(uid, {"e": "outboundAccountPosition", "E": now, "u": now, "B": await _balances(uid, symbols)})
+            self._emit(uid, {"e": "outboundAccountPosition", "E": now, "u": now, "B": await self._positions(uid, symbols)})
 
     async def balance_delta(self, message):
         """Deposits / withdrawals: ``{"user_id", "asset", "delta", "time"}`` (published by the
@@ -332,3 +346,89 @@ class WsApiConsumer(RouterConsumer):
         targets = [uid] if uid in self.subscriptions.values() else list(set(self.subscriptions.values())) if uid is None else []
         for u in targets:
             self._emit(u, {"e": "balanceUpdate", "E": now, "a": p.get("asset"), "d": str(p.get("delta")), "T": p.get("time", now)})
+
+
+class ListenKeyStreamConsumer(WsApiConsumer):
+    """``/ws/<listenKey>``: Binance's user-data stream of one margin account (the key from
+    ``/sapi/v1/userDataStream`` or ``…/isolated``; :mod:`trading.streams.listenkeys`).
+
+    The same events as the WebSocket API's subscription, sent bare (``{"e": …}``, no
+    ``subscriptionId``) and only for that ledger account: ``executionReport`` of its orders
+    (the liquidation engine's orders too: client order id ``liq-<id>-<step>-<asset>``),
+    ``outboundAccountPosition`` with the account's balances; then the margin notices —
+    ``MARGIN_LEVEL_STATUS_CHANGE`` (Binance's risk-stream margin call: ``l`` level, ``s``
+    state) and KK99's ``marginLiquidation`` (``i`` liquidation id, ``X`` status, ``r``
+    reason, ``s`` isolated symbol or ""), and ``listenKeyExpired`` before the server closes
+    a stream whose key was deleted. Messages from the client are ignored."""
+
+    async def connect(self):
+        key = self.scope["url_route"]["kwargs"]["listen_key"]
+        stream: ListenKeyStream | None = await database_sync_to_async(listen_key_stream)(key)
+        if stream is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.listen_key, self.stream = key, stream
+        await super().connect()
+        self.subscriptions[0] = stream.user_id
+        await self.channel_layer.group_add(user_group(stream.user_id), self.channel_name)
+
+    async def disconnect(self, code):
+        if hasattr(self, "stream"):  # else refused at connect: nothing was joined
+            await super().disconnect(code)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        return  # a listen-key stream takes no requests
+
+    def _emit(self, user_id: int, event: dict) -> None:
+        if user_id == self.stream.user_id:
+            self._put(event)
+
+    def _mine(self, order: dict | None) -> bool:
+        return order is not None and order.get("ledger_account_id") == self.stream.ledger_account_id
+
+    async def order_update(self, message):
+        mine = [o for o in message.get("payload") or [] if self._mine(o)]
+        if mine:
+            await super().order_update({**message, "payload": mine})
+
+    async def trade_fill(self, message):
+        """Keep each fill's side(s) whose order is this account's (a self-trade between the
+        user's spot and margin orders shows only the margin side here)."""
+        kept = []
+        for fill in message.get("payload") or []:
+            fill = dict(fill)
+            for role in ("maker", "taker"):
+                uid, oid = fill.get(f"{role}_user_id"), fill.get(f"{role}_order_id")
+                if uid != self.stream.user_id:
+                    continue
+                order = self._orders.get(oid) or await _order_payload(uid, oid)
+                if not self._mine(order):
+                    fill.pop(f"{role}_user_id")
+            if fill.get("maker_user_id") == self.stream.user_id or fill.get("taker_user_id") == self.stream.user_id:
+                kept.append(fill)
+        if kept:
+            await super().trade_fill({**message, "payload": kept})
+
+    async def _positions(self, user_id: int, symbols: list[str]) -> list[dict]:
+        return await _account_balances(self.stream.ledger_account_id, symbols)
+
+    async def balance_delta(self, message):
+        return  # deposits and withdrawals move the spot wallet, not a margin account
+
+    def _same_account(self, isolated_symbol) -> bool:
+        return (isolated_symbol or "") == self.stream.isolated_symbol
+
+    async def margin_call(self, message):
+        p = message.get("payload") or {}
+        if self._same_account(p.get("isolated_symbol")):
+            self._put({"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": int(time.time() * 1000), "l": p.get("margin_level"), "s": p.get("state")})
+
+    async def margin_liquidation(self, message):
+        p = message.get("payload") or {}
+        if self._same_account(p.get("isolatedSymbol")):
+            self._put({"e": "marginLiquidation", "E": int(time.time() * 1000), "i": p.get("id"), "X": p.get("status"), "r": p.get("reason"), "s": p.get("isolatedSymbol") or ""})
+
+    async def listenkey_closed(self, message):
+        if (message.get("payload") or {}).get("listenKey") == self.listen_key:
+            await self.send(text_data=json.dumps({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": self.listen_key}))
+            await self.close()
