@@ -9,8 +9,10 @@ second round trip.
 
 On Redis the charge is one pipelined round trip — ``SET … NX EX``, ``INCRBY`` and, riding
 along, ``GET`` of the API-key revocation version (accounts/signing.py), which the signature
-check would otherwise fetch in a round trip of its own. Other cache backends go through the
-Django cache API."""
+check would otherwise fetch in a round trip of its own, and of any cache key the endpoint
+names in ``reads`` (a new order: the market's published last price, the price band's
+reference — :func:`cache_read`). Other cache backends go through the Django cache API and
+read nothing ahead."""
 from __future__ import annotations
 
 import time
@@ -46,7 +48,10 @@ def _redis(backend):
     return None
 
 
-def _charge(request, key: str, weight: int) -> int:
+_READS = "_kk99_cache_reads"
+
+
+def _charge(request, key: str, weight: int, reads: tuple[str, ...] = ()) -> int:
     backend = caches["default"]
     client = _redis(backend)
     if client is not None:
@@ -55,8 +60,13 @@ def _charge(request, key: str, weight: int) -> int:
         pipe.set(full_key, 0, ex=_COUNTER_TTL, nx=True)  # the minute's counter, with its TTL, once
         pipe.incrby(full_key, weight)
         pipe.get(backend.make_key(API_KEY_CACHE_VERSION_KEY))
-        _, used, version = pipe.execute()
+        for read in reads:
+            pipe.get(backend.make_key(read))
+        _, used, version, *values = pipe.execute()
         request._kk99_key_cache_version = int(version or 0)
+        if reads:
+            # Decoded as ``cache.get`` would (django-redis' serializer); None = no such key.
+            setattr(request, _READS, {r: (None if v is None else backend.client.decode(v)) for r, v in zip(reads, values, strict=True)})
         return int(used)
     try:
         return cache.incr(key, weight)
@@ -65,13 +75,23 @@ def _charge(request, key: str, weight: int) -> int:
         return cache.incr(key, weight)
 
 
-def weight_consume(request, weight: int) -> int:
+def cache_read(request, key: str) -> tuple[bool, object]:
+    """``(True, value)`` if ``key`` was read in the request's weight round trip (``value``
+    None: no such key in the cache), else ``(False, None)``: the caller reads it itself."""
+    reads = getattr(request, _READS, None)
+    if reads is None or key not in reads:
+        return False, None
+    return True, reads[key]
+
+
+def weight_consume(request, weight: int, *, reads: tuple[str, ...] = ()) -> int:
     """Charge ``weight`` to the request's IP; return the minute's total. Raises
-    :class:`BinanceError` (429 or 418) when the IP is over its limit."""
+    :class:`BinanceError` (429 or 418) when the IP is over its limit. ``reads``: cache keys
+    to fetch in the same round trip (on Redis), for :func:`cache_read`."""
     ip = client_ip(request) or "unknown"
     now = time.time()
     minute = int(now // 60)
-    used = _charge(request, _key(ip, minute), weight)
+    used = _charge(request, _key(ip, minute), weight, reads)
     limit = weight_limit()
     if used <= limit:
         return used
