@@ -92,3 +92,61 @@ def test_replay_cache_down_refuses_instead_of_accepting(client, trader, monkeypa
     query = f"timestamp={_ts()}"
     r = client.get(f"/api/v3/account?{query}&signature={_sig(secret, query)}", HTTP_X_MBX_APIKEY=key)
     assert r.status_code == 503 and r.json()["code"] == -1001
+
+
+def _noop(client, key: str, query: str, signature: str):
+    return client.post("/api/v3/kk99/noop", data=f"{query}&signature={signature}", content_type="application/x-www-form-urlencoded", HTTP_X_MBX_APIKEY=key)
+
+
+@pytest.mark.redis
+def test_a_cached_key_claims_its_replay_entry_in_the_weight_round_trip(client, trader, monkeypatch):
+    from accounts import signing
+
+    _, key, secret = trader
+    warm = f"recvWindow=5000&timestamp={_ts()}"
+    assert _noop(client, key, warm, _sig(secret, warm)).status_code == 200  # the key is now cached here
+
+    def no_round_trip_of_its_own(*args, **kwargs):
+        raise AssertionError("the replay entry was claimed in a round trip of its own")
+
+    monkeypatch.setattr(signing.cache, "add", no_round_trip_of_its_own)
+    query = f"recvWindow=5001&timestamp={_ts()}"
+    first, again = _noop(client, key, query, _sig(secret, query)), _noop(client, key, query, _sig(secret, query))
+
+    assert first.status_code == 200, first.content
+    assert again.status_code == 400 and again.json()["code"] == -1021, again.content
+
+
+@pytest.mark.redis
+def test_a_cached_key_with_a_bad_signature_claims_no_replay_entry(client, trader):
+    _, key, secret = trader
+    warm = f"recvWindow=5000&timestamp={_ts()}"
+    assert _noop(client, key, warm, _sig(secret, warm)).status_code == 200
+    query = f"recvWindow=5001&timestamp={_ts()}"
+
+    bad = _noop(client, key, query, "0" * 64)
+    good = _noop(client, key, query, _sig(secret, query))
+
+    assert bad.json()["code"] == -1022 and good.status_code == 200, good.content
+
+
+@pytest.mark.redis
+def test_a_cached_key_revoked_elsewhere_is_refused_even_with_its_entry_claimed_ahead(client, trader):
+    from django.core.cache import cache
+
+    from accounts.models import ApiKey
+    from accounts.signing import API_KEY_CACHE_VERSION_KEY
+
+    _, key, secret = trader
+    warm = f"recvWindow=5000&timestamp={_ts()}"
+    assert _noop(client, key, warm, _sig(secret, warm)).status_code == 200
+    ApiKey.objects.filter(key=key).update(revoked_at="2020-01-01T00:00:00Z")  # another process revoked it
+    try:
+        cache.incr(API_KEY_CACHE_VERSION_KEY)
+    except ValueError:
+        cache.set(API_KEY_CACHE_VERSION_KEY, 1, timeout=None)
+    query = f"recvWindow=5001&timestamp={_ts()}"
+
+    r = _noop(client, key, query, _sig(secret, query))
+
+    assert r.status_code == 401 and r.json()["code"] == -2015, r.content

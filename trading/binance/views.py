@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.errors import SignedRequestError
 from accounts.selectors import user_can_trade, user_can_withdraw
-from accounts.signing import API_KEY_HEADER, verify_signed_request
+from accounts.signing import API_KEY_HEADER, replay_claim_ahead, verify_signed_request
 from kk99.conf import kk99_setting
 from kk99.errors import KK99Error
 from marketdata import selectors as md
@@ -109,7 +109,10 @@ def endpoint(
                 used = weight_consume(request, 1)
                 raise
             prefetch = reads.get(request.method)
-            used = weight_consume(request, weight(params) if callable(weight) else weight, reads=prefetch(params) if prefetch else ())
+            used = weight_consume(
+                request, weight(params) if callable(weight) else weight, reads=prefetch(params) if prefetch else (),
+                claim=replay_claim_ahead(request, allowed_params=allowed_params) if permission is not None else None,
+            )
             ctx = Ctx(request, params)
             if permission is not None:
                 _authenticate(ctx, permission, allowed_params)
