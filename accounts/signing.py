@@ -54,7 +54,6 @@ from accounts.errors import (
     ParametersInQueryAndBody,
     ReplayCheckUnavailable,
     ReplayedRequest,
-    SignedRequestError,
     TimestampOutsideRecvWindow,
     UnknownParameter,
 )
@@ -98,10 +97,7 @@ def _django_request(request) -> HttpRequest:
 # --- the API-key cache: accounts.keycache (revocation lives there, so services need not import
 # this module) -------------------------------------------------------------------------------
 _key_cache = key_cache  # the same dict (older tests and tools read it by this name)
-__all__ = [
-    "API_KEY_CACHE_VERSION_KEY", "REPLAY_CLAIMS_ATTR", "api_key_cache_invalidate", "replay_claim_ahead", "sign", "signed_request_verify",
-    "verify_signed_request",
-]
+__all__ = ["API_KEY_CACHE_VERSION_KEY", "api_key_cache_invalidate", "sign", "signed_request_verify", "verify_signed_request"]
 
 
 _user_sql: dict[str, tuple[str, list[str], list]] = {}  # db alias → (SQL, attnames, converters)
@@ -208,42 +204,36 @@ def _check_param_names(names, allowed: Collection[str] | None) -> None:
             raise UnknownParameter(f"Unknown parameter '{unknown[0]}'.", parameter=unknown[0], unknown=unknown[:10])
 
 
-def _replay_key(api_key_id: int, signature: str) -> str:
-    return f"{REPLAY_CACHE_PREFIX}:{api_key_id}:{signature}"
-
-
-def _replay_seconds(window_ms: int) -> int:
-    """The entry lives as long as the request's timestamp can still be accepted (window +
-    future tolerance), so after it expires the timestamp check refuses the copy instead."""
-    return (window_ms + FUTURE_TOLERANCE_MS) // 1000 + 2
-
-
-REPLAY_CLAIMS_ATTR = "_kk99_replay_claims"  # {replay key: claimed?}, set by a caller's pipeline
-
-
-def _replay_guard(*, api_key: ApiKey, signature: str, window_ms: int, request=None) -> None:
-    """Refuse a second use of one (key, signature) inside the receive window. Fails closed.
-    A caller that already claimed the entry in a round trip of its own (:func:`replay_claim_ahead`;
-    the Binance API's request-weight pipeline) leaves the outcome on the request."""
-    key = _replay_key(api_key.pk, signature)
-    claims = getattr(request, REPLAY_CLAIMS_ATTR, None) if request is not None else None
-    if claims is not None and key in claims:
-        fresh = claims[key]
-    else:
-        try:
-            fresh = cache.add(key, 1, timeout=_replay_seconds(window_ms))
-        except Exception as exc:  # no replay cache: refuse rather than accept a copy
-            logger.warning("signed-request replay cache unavailable: %s", type(exc).__name__)
-            raise ReplayCheckUnavailable() from exc
+def _replay_guard(*, api_key: ApiKey, signature: str, window_ms: int) -> None:
+    """Refuse a second use of one (key, signature) inside the receive window. The entry lives
+    as long as the request's timestamp can still be accepted (window + future tolerance), so
+    after it expires the timestamp check refuses the copy instead. Fails closed."""
+    seconds = (window_ms + FUTURE_TOLERANCE_MS) // 1000 + 2
+    try:
+        fresh = cache.add(f"{REPLAY_CACHE_PREFIX}:{api_key.pk}:{signature}", 1, timeout=seconds)
+    except Exception as exc:  # no replay cache: refuse rather than accept a copy
+        logger.warning("signed-request replay cache unavailable: %s", type(exc).__name__)
+        raise ReplayCheckUnavailable() from exc
     if not fresh:
         raise ReplayedRequest()
 
 
-@sensitive_variables()  # the key's secret and the expected signature
-def _checks_without_io(signed: SignedRequest, *, secret: str, ip_allowlist, allowed_params: Collection[str] | None) -> int:
-    """The checks that need the key's fields but no round trip, in order: IP allow-list,
-    parameter names, time window, signature. Returns the receive window (ms)."""
-    if not ip_allowed(signed.client_ip, ip_allowlist):
+@sensitive_variables()  # every local: the key's secret and the expected signature
+def signed_request_verify(signed: SignedRequest, *, allowed_params: Collection[str] | None = None, request=None) -> tuple[User, ApiKey]:
+    """The one signature check of HTTP (``/api/v3``, API v1) and the WebSocket API.
+
+    Returns ``(user, api_key)`` or raises a :class:`accounts.errors.SignedRequestError`
+    subclass. Order matters: the key and its IP allow-list first (a key with an allow-list
+    refuses an unknown address), then parameter names, time window, signature, and only a
+    *valid* signature enters the replay cache (garbage cannot fill it)."""
+    key = signed.key
+    if not key or len(key) > 64:
+        raise InvalidApiKey("API-key format invalid.")
+    found = _api_key_lookup(key, request)
+    api_key = found[1] if found else None
+    if api_key is None or not api_key.user.is_active:
+        raise InvalidApiKey("Invalid API key, or the key has been revoked.")
+    if not ip_allowed(signed.client_ip, api_key.ip_allowlist):
         raise ApiKeyIpNotAllowed()
     params = signed.params
     _check_param_names(params, allowed_params)
@@ -269,61 +259,17 @@ def _checks_without_io(signed: SignedRequest, *, secret: str, ip_allowlist, allo
     if not (timestamp < now_ms + FUTURE_TOLERANCE_MS and now_ms - timestamp <= recv_window_ms):
         raise TimestampOutsideRecvWindow(server_time=now_ms, recv_window=recv_window_ms, ahead=timestamp >= now_ms + FUTURE_TOLERANCE_MS)
 
-    secret_expected = sign(secret, signed.payload)
+    secret_expected = sign(api_key._kk99_secret, signed.payload)
     # Compared as bytes: ``compare_digest`` refuses non-ASCII *str* with a TypeError (a raw
     # UTF-8 byte in the query string reaches us as a latin-1 character), which was a 500.
     given = signed.signature.lower().encode("utf-8", "surrogateescape")
     if not hmac.compare_digest(secret_expected.encode("ascii"), given):
         raise BadSignature()
-    return recv_window_ms
-
-
-@sensitive_variables()  # every local: the key's secret and the expected signature
-def signed_request_verify(signed: SignedRequest, *, allowed_params: Collection[str] | None = None, request=None) -> tuple[User, ApiKey]:
-    """The one signature check of HTTP (``/api/v3``, API v1) and the WebSocket API.
-
-    Returns ``(user, api_key)`` or raises a :class:`accounts.errors.SignedRequestError`
-    subclass. Order matters: the key and its IP allow-list first (a key with an allow-list
-    refuses an unknown address), then parameter names, time window, signature, and only a
-    *valid* signature enters the replay cache (garbage cannot fill it)."""
-    key = signed.key
-    if not key or len(key) > 64:
-        raise InvalidApiKey("API-key format invalid.")
-    found = _api_key_lookup(key, request)
-    api_key = found[1] if found else None
-    if api_key is None or not api_key.user.is_active:
-        raise InvalidApiKey("Invalid API key, or the key has been revoked.")
-    recv_window_ms = _checks_without_io(signed, secret=api_key._kk99_secret, ip_allowlist=api_key.ip_allowlist, allowed_params=allowed_params)
-    _replay_guard(api_key=api_key, signature=signed.signature.lower(), window_ms=recv_window_ms, request=request)
+    _replay_guard(api_key=api_key, signature=signed.signature.lower(), window_ms=recv_window_ms)
 
     services.api_key_touch(api_key=api_key)
     api_key._kk99_fields["last_used_at"] = api_key.last_used_at
     return api_key.user, api_key
-
-
-@sensitive_variables()  # the key's secret
-def replay_claim_ahead(request, *, allowed_params: Collection[str] | None = None) -> tuple[str, int] | None:
-    """The replay-cache entry ``(key, seconds)`` a signed HTTP request will claim, when it can
-    be known without a round trip: the API key is in this process's key cache and the
-    request passes every check that needs no I/O (IP allow-list, names, time window, the
-    signature itself — so only a valid signature is ever claimed). The caller claims it
-    (``SET NX``) in a round trip it makes anyway and leaves the outcome on the request
-    (``REPLAY_CLAIMS_ATTR``) for :func:`signed_request_verify`, which still runs every check
-    — the user's state, the key's revocation version — and refuses a replay as before.
-    None: claim nothing ahead; the verifier claims the entry itself."""
-    try:
-        signed = signed_request_from_http(request)
-    except SignedRequestError:
-        return None
-    hit = key_cache.get(signed.key) if signed.key else None
-    if hit is None or time.monotonic() - hit[0] >= key_cache_seconds():
-        return None
-    fields = hit[2]
-    try:
-        window_ms = _checks_without_io(signed, secret=fields["secret"], ip_allowlist=fields["ip_allowlist"], allowed_params=allowed_params)
-    except SignedRequestError:
-        return None
-    return _replay_key(fields["id"], signed.signature.lower()), _replay_seconds(window_ms)
 
 
 def _pairs(raw: str) -> list[tuple[str, str]]:
@@ -333,16 +279,8 @@ def _pairs(raw: str) -> list[tuple[str, str]]:
 def signed_request_from_http(request) -> SignedRequest:
     """Read a signed HTTP request: ``X-MBX-APIKEY``, and parameters in the query string *or*
     the form body — never both (a value split across the two could be re-cut under the same
-    signature) — with the raw bytes the client signed (query then body). Read once per
-    request (kept on it)."""
+    signature) — with the raw bytes the client signed (query then body)."""
     django_request = _django_request(request)
-    signed = getattr(django_request, "_kk99_signed", None)
-    if signed is None:
-        signed = django_request._kk99_signed = _signed_from_http(django_request)
-    return signed
-
-
-def _signed_from_http(django_request) -> SignedRequest:
     meta = django_request.META
     raw_query = meta.get("QUERY_STRING", "")
     content_type = (meta.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()

@@ -55,22 +55,12 @@ def engine_notify(*, symbol: str) -> None:
     engine_wake_on_commit(symbol)
 
 
-NOT_READ = object()
-
-
-def market_reference_price(*, market: Market, cached: Any = NOT_READ) -> Decimal | None:
+def market_reference_price(*, market: Market) -> Decimal | None:
     """The price band's reference: the last trade price the engine published after its latest
     commit (a cache read, no query per order; :func:`trading.engine.publishing.market_last_price_published`);
     on a cache miss the committed EngineState; the market's configured reference price before
-    the first trade.
-
-    ``cached``: the raw value of ``last_price_cache_key(market.symbol)`` when the caller
-    already read it in another round trip (``/api/v3/order``: the request-weight pipeline) —
-    None if the key was missing; "" before the first trade."""
-    if cached is NOT_READ:
-        published, last = market_last_price_published(market.symbol)
-    else:
-        published, last = cached is not None, (Decimal(cached) if cached else None)
+    the first trade."""
+    published, last = market_last_price_published(market.symbol)
     if not published:
         last = EngineState.objects.filter(market=market).values_list("last_price", flat=True).first()
     return last if last is not None else market.reference_price
@@ -88,7 +78,6 @@ def order_place(
     side_effect_type: str = Order.SideEffect.NO_SIDE_EFFECT,
     before_hold: Callable[[Order, Hold], None] | None = None,
     liquidation: bool = False,
-    reference_cached: Any = NOT_READ,
     **fields: Any,
 ) -> Order:
     """Check and record a new order, holding what it can consume. Returns the order (status
@@ -108,15 +97,14 @@ def order_place(
     margin account the order holds in and settles to, ``side_effect_type`` its Binance
     sideEffectType, and ``before_hold(order, hold)`` runs inside the order's transaction right
     before the hold (MARGIN_BUY borrows the shortfall there); ``liquidation`` marks an order of
-    the liquidation engine (``OrderPlacement.liquidation``). ``reference_cached``: the
-    published last price, already read by the caller (:func:`market_reference_price`)."""
+    the liquidation engine (``OrderPlacement.liquidation``)."""
     if request is None:
         request = order_request_build(**{**fields, "market": market_resolve(fields.get("market"), cached=True)})
     existing = _order_by_client_id(user=user, client_order_id=request.client_order_id)
     if existing is not None:
         return existing
     placement = OrderPlacement(
-        user=user, request=request, reference=market_reference_price(market=request.market, cached=reference_cached), now=now,
+        user=user, request=request, reference=market_reference_price(market=request.market), now=now,
         account=ledger_account, side_effect_type=side_effect_type, liquidation=liquidation,
     )
     order_checks_run(placement)

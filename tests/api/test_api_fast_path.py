@@ -2,18 +2,12 @@
 pipelined request-weight charge: what it skips must not matter, what it keeps must hold."""
 from __future__ import annotations
 
-from decimal import Decimal
-
-import pytest
 from django.core.cache import cache
 from django.test import override_settings
 
 from accounts.models import ApiKey
 from accounts.signing import API_KEY_CACHE_VERSION_KEY, _key_cache
 from kk99.middleware import API_CONTENT_SECURITY_POLICY
-import trading.services
-from trading.engine.publishing import last_price_cache_key
-from trading.models import Order
 
 
 def test_api_answers_keep_security_headers_and_set_no_cookies(client, alice_api):
@@ -79,33 +73,3 @@ def test_weight_counter_accumulates_per_minute(client, db):
     heavy = int(client.get("/api/v3/depth?symbol=NOPE&limit=5000")["X-MBX-USED-WEIGHT-1M"])
 
     assert used == [1, 2, 3] and heavy == 3 + 250
-
-
-@pytest.mark.redis
-def test_a_new_order_takes_the_band_reference_from_the_weight_round_trip(alice_api, market, monkeypatch):
-    # The engine published 200 as the last price; the market's configured reference is 100
-    # and its band ±50 %. A separate cache read is forbidden: the value must come from the
-    # request-weight pipeline.
-    cache.set(last_price_cache_key(market.symbol), "200", timeout=60)
-
-    def no_second_read(symbol):
-        raise AssertionError("the last price was read in a round trip of its own")
-
-    monkeypatch.setattr(trading.services, "market_last_price_published", no_second_read)
-    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.1", "newOrderRespType": "ACK"}
-
-    refused = alice_api.post("order", {**order, "price": "90"})  # inside 100 ± 50 %, outside 200 ± 50 %
-    accepted = alice_api.post("order", {**order, "price": "290"})  # the other way round
-
-    assert (refused.status_code, refused.json()) == (400, {"code": -1013, "msg": "Filter failure: PERCENT_PRICE"})
-    assert accepted.status_code == 200 and Order.objects.get().price == Decimal("290")
-
-
-@pytest.mark.redis
-def test_a_new_order_without_a_published_price_reads_the_committed_state(alice_api, market):
-    # Nothing published (cache miss): the band's reference is the market's configured one.
-    cache.delete(last_price_cache_key(market.symbol))
-    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.1", "newOrderRespType": "ACK"}
-
-    assert alice_api.post("order", {**order, "price": "290"}).json() == {"code": -1013, "msg": "Filter failure: PERCENT_PRICE"}
-    assert alice_api.post("order", {**order, "price": "140"}).status_code == 200

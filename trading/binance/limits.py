@@ -9,12 +9,8 @@ second round trip.
 
 On Redis the charge is one pipelined round trip — ``SET … NX EX``, ``INCRBY`` and, riding
 along, ``GET`` of the API-key revocation version (accounts/signing.py), which the signature
-check would otherwise fetch in a round trip of its own, and of any cache key the endpoint
-names in ``reads`` (a new order: the market's published last price, the price band's
-reference — :func:`cache_read`), and ``SET NX`` of the signed request's replay-cache entry
-when it is known ahead (``accounts.signing.replay_claim_ahead``: a cached key and a valid
-signature), which the signature check would otherwise make in a round trip of its own. Other
-cache backends go through the Django cache API and do nothing ahead."""
+check would otherwise fetch in a round trip of its own. Other cache backends go through the
+Django cache API."""
 from __future__ import annotations
 
 import time
@@ -23,7 +19,7 @@ from django.core.cache import cache, caches
 from django_redis.cache import RedisCache
 
 from accounts.audit import client_ip
-from accounts.signing import API_KEY_CACHE_VERSION_KEY, REPLAY_CLAIMS_ATTR
+from accounts.signing import API_KEY_CACHE_VERSION_KEY
 from kk99.conf import kk99_setting
 from trading.binance import errors as E
 from trading.binance.errors import BinanceError
@@ -50,10 +46,7 @@ def _redis(backend):
     return None
 
 
-_READS = "_kk99_cache_reads"
-
-
-def _charge(request, key: str, weight: int, reads: tuple[str, ...] = (), claim: tuple[str, int] | None = None) -> int:
+def _charge(request, key: str, weight: int) -> int:
     backend = caches["default"]
     client = _redis(backend)
     if client is not None:
@@ -62,17 +55,8 @@ def _charge(request, key: str, weight: int, reads: tuple[str, ...] = (), claim: 
         pipe.set(full_key, 0, ex=_COUNTER_TTL, nx=True)  # the minute's counter, with its TTL, once
         pipe.incrby(full_key, weight)
         pipe.get(backend.make_key(API_KEY_CACHE_VERSION_KEY))
-        for read in reads:
-            pipe.get(backend.make_key(read))
-        if claim is not None:
-            pipe.set(backend.make_key(claim[0]), 1, ex=claim[1], nx=True)
-        _, used, version, *values = pipe.execute()
-        if claim is not None:
-            setattr(request, REPLAY_CLAIMS_ATTR, {claim[0]: bool(values.pop())})
+        _, used, version = pipe.execute()
         request._kk99_key_cache_version = int(version or 0)
-        if reads:
-            # Decoded as ``cache.get`` would (django-redis' serializer); None = no such key.
-            setattr(request, _READS, {r: (None if v is None else backend.client.decode(v)) for r, v in zip(reads, values, strict=True)})
         return int(used)
     try:
         return cache.incr(key, weight)
@@ -81,24 +65,13 @@ def _charge(request, key: str, weight: int, reads: tuple[str, ...] = (), claim: 
         return cache.incr(key, weight)
 
 
-def cache_read(request, key: str) -> tuple[bool, object]:
-    """``(True, value)`` if ``key`` was read in the request's weight round trip (``value``
-    None: no such key in the cache), else ``(False, None)``: the caller reads it itself."""
-    reads = getattr(request, _READS, None)
-    if reads is None or key not in reads:
-        return False, None
-    return True, reads[key]
-
-
-def weight_consume(request, weight: int, *, reads: tuple[str, ...] = (), claim: tuple[str, int] | None = None) -> int:
+def weight_consume(request, weight: int) -> int:
     """Charge ``weight`` to the request's IP; return the minute's total. Raises
-    :class:`BinanceError` (429 or 418) when the IP is over its limit. ``reads``: cache keys
-    to fetch in the same round trip (on Redis), for :func:`cache_read`; ``claim``: the
-    replay-cache entry ``(key, seconds)`` to claim in it (``accounts.signing.replay_claim_ahead``)."""
+    :class:`BinanceError` (429 or 418) when the IP is over its limit."""
     ip = client_ip(request) or "unknown"
     now = time.time()
     minute = int(now // 60)
-    used = _charge(request, _key(ip, minute), weight, reads, claim)
+    used = _charge(request, _key(ip, minute), weight)
     limit = weight_limit()
     if used <= limit:
         return used

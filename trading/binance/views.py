@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.errors import SignedRequestError
 from accounts.selectors import user_can_trade, user_can_withdraw
-from accounts.signing import API_KEY_HEADER, replay_claim_ahead, verify_signed_request
+from accounts.signing import API_KEY_HEADER, verify_signed_request
 from kk99.conf import kk99_setting
 from kk99.errors import KK99Error
 from marketdata import selectors as md
@@ -35,9 +34,8 @@ from trading import services
 from trading.binance import errors as E
 from trading.binance.errors import BinanceError, from_kk99
 from trading.binance.formats import Fmt, dec, ms
-from trading.binance.limits import cache_read, weight_consume, weight_limit
+from trading.binance.limits import weight_consume, weight_limit
 from trading.binance.params import SIGNED_PARAMETERS, Params
-from trading.engine.publishing import last_price_cache_key
 from trading.errors import TradingError, TradingErrorCode
 from trading.models import Market, Order
 from trading.orders import OrderRequest, order_request_build
@@ -82,17 +80,10 @@ def _authenticate(ctx: Ctx, permission: str, allowed_params=SIGNED_PARAMETERS) -
     ctx.user, ctx.api_key = user, api_key
 
 
-def endpoint(
-    *,
-    methods: dict[str, tuple[Callable, int | Callable[[Params], int], str | None]],
-    allowed_params=SIGNED_PARAMETERS,
-    reads: dict[str, Callable[[Params], tuple[str, ...]]] | None = None,
-):
+def endpoint(*, methods: dict[str, tuple[Callable, int | Callable[[Params], int], str | None]], allowed_params=SIGNED_PARAMETERS):
     """Build a view from ``{method: (handler, weight, signed_permission_or_None)}``.
     ``allowed_params``: the parameter names a signed request may carry (``/sapi/v1`` margin
-    endpoints add theirs: ``margin.sapi``). ``reads``: ``{method: params -> cache keys}`` the
-    handler will need, fetched in the request-weight round trip (:func:`limits.cache_read`)."""
-    reads = reads or {}
+    endpoints add theirs: ``margin.sapi``)."""
 
     @csrf_exempt
     def view(request) -> HttpResponse:
@@ -108,11 +99,7 @@ def endpoint(
             except BinanceError:
                 used = weight_consume(request, 1)
                 raise
-            prefetch = reads.get(request.method)
-            used = weight_consume(
-                request, weight(params) if callable(weight) else weight, reads=prefetch(params) if prefetch else (),
-                claim=replay_claim_ahead(request, allowed_params=allowed_params) if permission is not None else None,
-            )
+            used = weight_consume(request, weight(params) if callable(weight) else weight)
             ctx = Ctx(request, params)
             if permission is not None:
                 _authenticate(ctx, permission, allowed_params)
@@ -434,21 +421,10 @@ def _order_request(p: Params, market: Market) -> OrderRequest:
     )
 
 
-def _order_reads(p: Params) -> tuple[str, ...]:
-    """A new order reads its market's published last price (the price band's reference):
-    fetched in the request-weight round trip instead of one of its own."""
-    symbol = p.get("symbol")
-    return (last_price_cache_key(symbol),) if symbol and _SYMBOL_KEY.match(symbol) else ()
-
-
-_SYMBOL_KEY = re.compile(r"^[A-Za-z0-9]{1,20}$")
-
-
 def _order_new(ctx: Ctx) -> dict:
     request, resp_type = _order_args(ctx.params)
-    read, published = cache_read(ctx.request, last_price_cache_key(request.market.symbol))
     try:
-        order = services.order_place(user=ctx.user, request=request, reference_cached=published if read else services.NOT_READ)
+        order = services.order_place(user=ctx.user, request=request)
     finally:
         ctx.headers.update(risk_selectors.order_count_headers(user=ctx.user))
     f = Fmt(request.market)
@@ -680,10 +656,7 @@ ticker = endpoint(methods={"GET": (_ticker_window, _ticker_weight, None)})
 ticker_price = endpoint(methods={"GET": (_ticker_price, lambda p: 2 if "symbol" in p else 4, None)})
 book_ticker = endpoint(methods={"GET": (_book_ticker, lambda p: 2 if "symbol" in p else 4, None)})
 avg_price = endpoint(methods={"GET": (_avg_price, 2, None)})
-order = endpoint(
-    methods={"POST": (_order_new, 1, TRADE), "GET": (_order_get, 4, READ), "DELETE": (_order_delete, 1, TRADE)},
-    reads={"POST": _order_reads},
-)
+order = endpoint(methods={"POST": (_order_new, 1, TRADE), "GET": (_order_get, 4, READ), "DELETE": (_order_delete, 1, TRADE)})
 order_test = endpoint(methods={"POST": (_order_test, lambda p: 20 if p.get("computeCommissionRates") == "true" else 1, TRADE)})
 open_orders = endpoint(methods={"GET": (_open_orders, _open_orders_weight, READ), "DELETE": (_open_orders_delete, 1, TRADE)})
 all_orders = endpoint(methods={"GET": (_all_orders, 20, READ)})
