@@ -4,7 +4,9 @@
 
 In-process (Django's test client, the production middleware chain of ``/api/v3/``, Redis
 cache when ``--redis-url`` answers, PostgreSQL), no engine: every order stays PENDING_NEW, so
-this is what an ACK costs. Each stage is timed by wrapping the function that does it (the
+this is what an ACK costs (the last price the engine would publish is set in the cache, so
+the band's reference is read as in production). Also counts the SQL and Redis round trips of
+one no-op and one order, and the thread's CPU time per request. Each stage is timed by wrapping the function that does it (the
 wrappers cost ≈ 1 µs each). ``--open-orders N`` first gives the user N resting orders (the
 slow-account case: what a placement costs when the account already has many open orders).
 Prints a table (ms per order, median and mean over the run) and the statements of one order.
@@ -77,6 +79,30 @@ def _order_params(i: int) -> dict:
             "price": "90" if side == "BUY" else "110", "newOrderRespType": "ACK"}
 
 
+class _RedisTrips:
+    """Counts Redis round trips (a pipeline is one) made in the ``with`` block."""
+
+    def __enter__(self):
+        from redis.connection import AbstractConnection
+
+        self.count, self.commands, self._cls = 0, [], AbstractConnection
+        self._orig = original = AbstractConnection.send_packed_command
+
+        def counted(conn, command, *a, **kw):
+            self.count += 1
+            blob = b"".join(c for c in (command if isinstance(command, list) else [command]) if isinstance(c, bytes))
+            parts = blob.split(b"\r\n")
+            # RESP: "*<n>", then "$<len>", "<arg>" pairs; a command's name follows its "*<n>".
+            self.commands.append("+".join(parts[i + 2].decode() for i, p in enumerate(parts[:-2]) if p.startswith(b"*") and parts[i + 1].startswith(b"$")))
+            return original(conn, command, *a, **kw)
+
+        AbstractConnection.send_packed_command = counted
+        return self
+
+    def __exit__(self, *exc):
+        self._cls.send_packed_command = self._orig
+
+
 def _instrument(stages: Stages) -> None:
     from django.db import connections
 
@@ -126,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     client = Client()
 
@@ -147,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE trading_order")
 
+    # The engine publishes the last trade price after each batch (the band's reference, read
+    # from the cache per order); no engine runs here, so publish one as it would.
+    from django.core.cache import cache
+
+    from trading.engine.publishing import last_price_cache_key
+
+    cache.set(last_price_cache_key("BTCUSDT"), "100", timeout=None)
+
     # The very first signed request can take seconds on a loaded machine (imports, the API-key
     # encryption key's derivation) and outlive its recvWindow: not asserted.
     client.post("/api/v3/kk99/noop", data=_body(secret, {}, 0), content_type="application/x-www-form-urlencoded", HTTP_X_MBX_APIKEY=key)
@@ -154,15 +187,27 @@ def main(argv: list[str] | None = None) -> int:
         post("/api/v3/order", _order_params(i), i)
         post("/api/v3/kk99/noop", {}, i)
 
-    with CaptureQueriesContext(connection) as ctx:
-        post("/api/v3/order", _order_params(1), 1)
-    statements = [q["sql"] for q in ctx.captured_queries]
+    # Recorded by an execute wrapper: the test client's request_started resets the query log
+    # that CaptureQueriesContext slices, so a context around one request misses statements.
+    statements, noop_statements = [], []
 
-    noop = []
+    def recorder(into):
+        def record(execute, sql, params, many, context):
+            into.append(sql)
+            return execute(sql, params, many, context)
+        return record
+
+    with connection.execute_wrapper(recorder(statements)), _RedisTrips() as redis_order:
+        post("/api/v3/order", _order_params(1), 1)
+    with connection.execute_wrapper(recorder(noop_statements)), _RedisTrips() as redis_noop:
+        post("/api/v3/kk99/noop", {}, 1)
+
+    noop, noop_cpu = [], []
     for i in range(args.orders):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         post("/api/v3/kk99/noop", {}, i)
         noop.append((time.perf_counter() - t0) * 1000)
+        noop_cpu.append((time.thread_time() - c0) * 1000)
 
     stages = Stages()
     _instrument(stages)
@@ -176,11 +221,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"load average {os.getloadavg()[0]:.1f}; {args.orders} orders; open orders of the account before: {args.open_orders}")
     print(f"{'stage':40s} {'p50 ms':>8s} {'mean ms':>8s} {'CPU p50':>8s}")
-    print(f"{'signed no-op request':40s} {statistics.median(noop):8.3f} {statistics.fmean(noop):8.3f}")
+    print(f"{'signed no-op request':40s} {statistics.median(noop):8.3f} {statistics.fmean(noop):8.3f} {statistics.median(noop_cpu):8.3f}")
     print(f"{'order request (ACK), total':40s} {statistics.median(total):8.3f} {statistics.fmean(total):8.3f} {statistics.median(total_cpu):8.3f}")
     for label in stages.order:
         s = stages.samples[label]
         print(f"{label:40s} {statistics.median(s):8.3f} {statistics.fmean(s):8.3f} {statistics.median(stages.cpu_samples[label]):8.3f}")
+    print(f"\nround trips: no-op {len(noop_statements)} SQL + {redis_noop.count} Redis; "
+          f"order (ACK) {len(statements)} SQL + {redis_order.count} Redis ({', '.join(redis_order.commands)})")
     print(f"\n{len(statements)} SQL statements in one order request:")
     for s in statements:
         print("  -", " ".join(s.split())[:160])
