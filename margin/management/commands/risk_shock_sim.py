@@ -64,9 +64,8 @@ class Command(BaseCommand):
             args = [sys.executable, "manage.py", "risk_shock_sim", "--in-place", "--accounts", str(accounts), "--seed", str(seed), "--fund-share", str(fund_share)]
             if log:
                 args += ["-v", "2"]
-            out = subprocess.run(args, env=env, check=True, capture_output=True, text=True)
-            if log:
-                self.stderr.write(out.stderr)
+            # -v 2: the child's progress goes straight to this stderr (a long run shows where it is)
+            out = subprocess.run(args, env=env, check=True, stdout=subprocess.PIPE, stderr=None if log else subprocess.PIPE, text=True)
             return _Line(out.stdout.strip().splitlines()[-1])
         finally:
             if not keep:
