@@ -457,7 +457,7 @@ def liquidation_prices_of(margin: MarginAccount) -> dict[str, Decimal]:
         if sym in held:
             price = liquidation_price_for(margin, market)
             if price is not None:
-                out[market.symbol] = price
+                out[market.symbol] = Decimal(tick_str(price, market.tick_size))  # with the tick's decimal places
     return out
 
 
@@ -589,15 +589,23 @@ def _screen_candidates(view: CycleView) -> list[int]:
         return [r[0] for r in cur.fetchall()]
 
 
-def liquidation_start(margin: MarginAccount, *, level: Decimal, prices: dict[str, Decimal], holdings: dict[str, Holding], threshold: Decimal | None = None) -> Liquidation | None:
+def liquidation_start(
+    margin: MarginAccount, *, level: Decimal, prices: dict[str, Decimal], holdings: dict[str, Holding], threshold: Decimal | None = None, portfolio: bool = False
+) -> Liquidation | None:
     """Open the Liquidation of ``margin`` (one in progress per account: a unique constraint;
-    None if one already is)."""
+    None if one already is). The row records the liquidation prices shown at that moment
+    (margin level: ``threshold``; portfolio margin: the SPAN trigger)."""
     markets = usdt_markets()
     shown = {}
-    if threshold is not None:
+    if threshold is not None or portfolio:
+        params = span_inputs.active_params() if portfolio else None
+        vols = span_inputs.asset_vols(sorted(set(holdings) - {USDT})) if portfolio else None
         for sym in holdings:
             if sym != USDT and sym in markets:
-                trigger = liquidation_trigger(holdings, prices, asset=sym, threshold=threshold, tick=markets[sym].tick_size)
+                if portfolio:
+                    trigger = portfolio_liquidation_trigger(holdings, prices, asset=sym, vols=vols, params=params, tick=markets[sym].tick_size)
+                else:
+                    trigger = liquidation_trigger(holdings, prices, asset=sym, threshold=threshold, tick=markets[sym].tick_size)
                 if trigger is not None:
                     tick = markets[sym].tick_size
                     shown[markets[sym].symbol] = {"price": tick_str(trigger[0], tick), "due": trigger[1], "mark": tick_str(prices[sym], tick)}
@@ -638,7 +646,7 @@ def liquidation_cycle(*, limit: int | None = None) -> CycleResult:
     result = CycleResult()
     view = CycleView.read()
     for level, margin, ctx in accounts_due(limit=limit or kk99_setting("LIQUIDATION_ACCOUNTS_PER_CYCLE"), view=view):
-        if liquidation_start(margin, level=level, prices=ctx["prices"], holdings=ctx["holdings"], threshold=ctx.get("threshold")) is not None:
+        if liquidation_start(margin, level=level, prices=ctx["prices"], holdings=ctx["holdings"], threshold=ctx.get("threshold"), portfolio=ctx.get("portfolio", False)) is not None:
             result.started += 1
     rows = list(Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).order_by("margin_level", "pk").values_list("pk", "account_id"))
     skip, signatures = _unchanged_waits(rows, view)
