@@ -480,7 +480,6 @@ class CycleView:
     markets: dict[str, Market]  # base symbol → its USDT market
     prices: dict[str, Decimal]  # symbol → USDT per unit (marks), USDT = 1
     asset_ids: dict[str, int]
-    refused: set[int] = field(default_factory=set)  # liquidations whose closing order the pipeline refused this cycle
     _depth: dict[str, dict] = field(default_factory=dict)
     _span: object | None = None
     _vols: dict[str, Decimal] | None = None
@@ -502,13 +501,6 @@ class CycleView:
     def levels(self, market: Market, side: str) -> list[tuple[Decimal, Decimal]]:
         rows = self.snapshot(market.base.symbol).get("bids" if side == "SELL" else "asks") or []
         return [(Decimal(p), Decimal(q)) for p, q in rows]
-
-    def depth_token(self, symbol: str) -> tuple | None:
-        """The book of ``symbol``'s USDT market as a comparable value (None: no market)."""
-        if symbol not in self.markets:
-            return None
-        snap = self.snapshot(symbol)
-        return (snap.get("last_update_id"), tuple(map(tuple, snap.get("bids") or [])), tuple(map(tuple, snap.get("asks") or [])))
 
     def portfolio_check(self, holdings: Account) -> PortfolioCheck | None:
         if self._span is None:
@@ -641,70 +633,58 @@ def liquidation_cycle(*, limit: int | None = None) -> CycleResult:
     """One pass: start liquidations for the accounts that are due (most underwater first,
     at most ``LIQUIDATION_ACCOUNTS_PER_CYCLE``), then advance every liquidation in progress
     by one step (most underwater first). Markets, marks and depth are read once per cycle
-    (:class:`CycleView`); a liquidation that waited for the book is not planned again while
-    nothing it depends on has changed (:func:`_unchanged_waits`)."""
+    (:class:`CycleView`); a liquidation that can only wait is skipped without its lock
+    (:func:`_unchanged_waits`)."""
     result = CycleResult()
     view = CycleView.read()
     for level, margin, ctx in accounts_due(limit=limit or kk99_setting("LIQUIDATION_ACCOUNTS_PER_CYCLE"), view=view):
         if liquidation_start(margin, level=level, prices=ctx["prices"], holdings=ctx["holdings"], threshold=ctx.get("threshold"), portfolio=ctx.get("portfolio", False)) is not None:
             result.started += 1
     rows = list(Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).order_by("margin_level", "pk").values_list("pk", "account_id"))
-    skip, signatures = _unchanged_waits(rows, view)
+    skip = _unchanged_waits(rows, view)
     for liq_id, _account_id in rows:
-        if liq_id in skip:
-            outcome = "waiting"
-        else:
-            outcome = liquidation_advance(liq_id, view=view)
-            if outcome == "waiting" and liq_id in signatures and liq_id not in view.refused:
-                _WAITS[liq_id] = signatures[liq_id]
+        outcome = "waiting" if liq_id in skip else liquidation_advance(liq_id, view=view)
         result.steps[outcome] += 1
         result.advanced += outcome not in ("busy", "waiting")
         result.finished += outcome == "done"
     return result
 
 
-# liquidation id → what its last "waiting" plan was computed from (this process only; a
-# worker without an entry simply plans again: the memo saves work, it decides nothing).
-_WAITS: dict[int, tuple] = {}
+def _unchanged_waits(rows: list[tuple[int, int]], view: CycleView) -> set[int]:
+    """Liquidations that would only wait this cycle — skipped without taking their lock:
 
+    * the account has open orders, none of which the liquidation must cancel (it waits for
+      them: the engine is filling or cancelling them);
+    * nothing to repay, and :func:`plan_closes` on its current balances and loans, at the
+      cycle's marks and depth, places nothing and is blocked (the book cannot take it now —
+      e.g. the mark still lags a gap and the limit is beyond every bid).
 
-def _unchanged_waits(rows: list[tuple[int, int]], view: CycleView) -> tuple[set[int], dict[int, tuple]]:
-    """(ids to skip this cycle, signature per id). A liquidation is skipped when (a) its
-    account has open orders none of which it must cancel (it would wait for them), or (b) its
-    balances, loans, the marks and the book depth of its markets are exactly those of its last
-    plan that ended "waiting" — the same inputs give the same plan. Three queries in all."""
-    live = {liq_id for liq_id, _ in rows}
-    for gone in set(_WAITS) - live:
-        del _WAITS[gone]
+    The same pure plan the locked step runs, on the same inputs (read in three queries for
+    all of them): a liquidation whose inputs have not changed is not planned again through
+    the database. A change between this read and the next cycle is seen by the next cycle."""
     accounts = [a for _, a in rows]
     if not accounts:
-        return set(), {}
+        return set()
     open_by: dict[int, list[bool]] = defaultdict(list)  # account → per open order: must it be cancelled?
     for acc, cancel_requested, liq_order in Order.objects.filter(ledger_account_id__in=accounts, status__in=Order.OPEN_STATUSES).values_list(
         "ledger_account_id", "cancel_requested", "liquidation_order__id"
     ):
         open_by[acc].append(not cancel_requested and liq_order is None)
-    balances: dict[int, list] = defaultdict(list)
-    for acc, sym, avail, locked in Balance.objects.filter(account_id__in=accounts).values_list("account_id", "asset__symbol", "available", "locked"):
-        if avail or locked:
-            balances[acc].append((sym, avail, locked))
-    loans: dict[int, list] = defaultdict(list)
-    for acc, sym, p, i in Loan.objects.filter(account_id__in=accounts).values_list("account_id", "asset__symbol", "principal", "interest"):
-        if p or i:
-            loans[acc].append((sym, p, i))
-    skip, signatures = set(), {}
+    holdings = holdings_bulk(accounts)
+    free = dict(Balance.objects.filter(account_id__in=accounts, asset__symbol=USDT).values_list("account_id", "available"))
+    skip = set()
     for liq_id, acc in rows:
         if acc in open_by:
             if not any(open_by[acc]):
                 skip.add(liq_id)
             continue
-        symbols = {x[0] for x in balances[acc]} | {x[0] for x in loans[acc]}
-        market_state = tuple(sorted((s, view.prices.get(s), view.depth_token(s)) for s in symbols if s != USDT))
-        sig = (tuple(sorted(balances[acc])), tuple(sorted(loans[acc])), market_state)
-        signatures[liq_id] = sig
-        if _WAITS.get(liq_id) == sig:
+        h = holdings.get(acc, {})
+        if any(x.held > 0 and x.owed > 0 for x in h.values()):
+            continue  # a repayment is due: a real step
+        closes, blocked = plan_closes(h, free.get(acc) or ZERO, view)
+        if blocked and not closes:
             skip.add(liq_id)
-    return skip, signatures
+    return skip
 
 
 def _open_orders(account) -> list[Order]:
@@ -753,7 +733,6 @@ def _advance_locked(liq: Liquidation, view: CycleView) -> str:
         except KK99Error as exc:  # refused (market halted, outside the price band …): nothing written; retried next cycle
             logger.warning("liquidation %s: %s %s refused: %s", liq.pk, close.side, close.market.symbol, exc)
             blocked = True
-            view.refused.add(liq.pk)
     if placed:
         _step(liq, LiquidationAuditAction.ORDERS, orders=placed)
         return "placed"
@@ -810,8 +789,15 @@ class _Close:
 
 def _plan(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding], view: CycleView) -> tuple[list[_Close], bool]:
     """The closing orders of this step, and whether something is left that the book cannot
-    take now (then the liquidation waits). Sells first; buys only when nothing is to sell.
-    Markets, marks and depth come from the cycle's :class:`CycleView`."""
+    take now (then the liquidation waits): :func:`plan_closes` on the account's free USDT."""
+    usdt_free = Balance.objects.filter(account=margin.account, asset__symbol=USDT).values_list("available", flat=True).first() or ZERO
+    return plan_closes(h, usdt_free, view)
+
+
+def plan_closes(h: dict[str, Holding], usdt_free: Decimal, view: CycleView) -> tuple[list[_Close], bool]:
+    """The closing orders for holdings ``h`` (and ``usdt_free`` to buy with), and whether
+    something is left that the book cannot take now. Sells first; buys only when nothing is to
+    sell. Markets, marks and depth come from the cycle's :class:`CycleView`; no query."""
     markets = view.markets
     prices = {s: view.prices[s] for s in h if s in view.prices}
     priced = _priced(h, prices)
@@ -819,7 +805,6 @@ def _plan(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding], view: 
     max_notional = Decimal(kk99_setting("LIQUIDATION_MAX_NOTIONAL_PER_CYCLE"))
     share = Decimal(kk99_setting("LIQUIDATION_MAX_BOOK_SHARE"))
     sells, buys, blocked = [], [], False
-    usdt_free = Balance.objects.filter(account=margin.account, asset__symbol=USDT).values_list("available", flat=True).first() or ZERO
     for sym, x in sorted(h.items()):
         market = markets.get(sym)
         if sym == USDT or market is None or sym not in prices:

@@ -1,6 +1,6 @@
 """The liquidation cycle against the real book and engine (margin.liquidation): the insurance
-fund pays a shortfall first and only what it cannot cover becomes bad debt; a waiting
-liquidation is planned again only when its inputs change; a portfolio-margin (SPAN) account's
+fund pays a shortfall first and only what it cannot cover becomes bad debt; a liquidation
+that can only wait is not stepped through the database; a portfolio-margin (SPAN) account's
 shown liquidation price is exactly where the liquidator starts, and the margin page shows it."""
 from __future__ import annotations
 
@@ -85,18 +85,18 @@ def test_a_write_off_while_the_fund_still_holds_the_asset_is_reported(cross, mar
     assert any("fund USDT changed by 5" in p for p in fund_consistency_problems([], start, insurance_fund_balances()))
 
 
-def test_a_waiting_liquidation_is_planned_again_only_when_its_inputs_change(cross, market, engine, trader, usdt):
+def test_a_liquidation_that_can_only_wait_is_not_stepped_through_the_database_again(cross, market, engine, trader, usdt):
     user, margin, mm = _long(cross, market, engine, trader, usdt)
     mark_set(market=market, price=D("73.48"))  # due; no bid anywhere: nothing can be sold
-    with mock.patch.object(liquidation, "_plan", wraps=liquidation._plan) as plan:
-        assert liquidation_cycle().started == 1
-        assert plan.call_count == 1  # planned once: waiting for depth
+    with mock.patch.object(liquidation, "liquidation_advance", wraps=liquidation.liquidation_advance) as advance:
         r = liquidation_cycle()
-        assert r.steps == {"waiting": 1} and plan.call_count == 1  # same balances, marks and book: not planned again
+        assert r.started == 1 and r.steps == {"waiting": 1} and advance.call_count == 0  # planned in memory: nothing to sell, no lock taken
+        r = liquidation_cycle()
+        assert r.steps == {"waiting": 1} and advance.call_count == 0
         order_place(user=mm, market=market, side="BUY", type="LIMIT", price=D("73.40"), quantity=D("1000"))
         engine.run_until_idle()
-        r = liquidation_cycle()  # the book changed: planned again, and the closing order goes out
-        assert plan.call_count == 2 and r.steps == {"placed": 1}
+        r = liquidation_cycle()  # a bid within the limit: a real step, and the closing order goes out
+        assert advance.call_count == 1 and r.steps == {"placed": 1}
     engine.run_until_idle()  # the closing IOC fills
     _run(engine)
     assert Liquidation.objects.get().status == LiquidationStatus.DONE
