@@ -13,7 +13,8 @@ import margin.liquidation as liquidation
 from margin import span_inputs
 from margin.insurance import insurance_fund_balance, insurance_fund_balances, insurance_fund_topup
 from margin.liquidation import liquidation_cycle, liquidation_price_for, loan_writeoff
-from margin.models import Liquidation, LiquidationStatus, MarginAccount
+from margin.models import Liquidation, LiquidationStatus, MarginAccount, MarginState
+from margin.selectors import margin_state
 from margin.services import margin_borrow, margin_order_place, margin_transfer
 from margin.shocksim import fund_consistency_problems
 from marketdata.mark import mark_set
@@ -115,8 +116,10 @@ def test_a_portfolio_margin_account_is_liquidated_exactly_at_its_shown_price(cro
     page = client.get("/margin/").content.decode()
     assert 'id="liq-BTCUSDT">95.43<' in page
     mark_set(market=market, price=shown + market.tick_size)
+    assert margin_state(margin).state != MarginState.LIQUIDATION  # the margin page's state agrees with the liquidator
     assert liquidation_cycle().started == 0
     mark_set(market=market, price=shown)
+    assert margin_state(margin).state == MarginState.LIQUIDATION
     assert liquidation_cycle().started == 1
     liq = Liquidation.objects.get()
     assert "portfolio margin" in liq.reason
