@@ -820,8 +820,10 @@ def plan_closes(h: dict[str, Holding], usdt_free: Decimal, view: CycleView) -> t
         limit = close_limit_price(side=side, mark=mark, bankruptcy=bk, slippage=slippage, tick=market.tick_size)
         if side == "SELL" and (wanted < market.min_qty or wanted * limit < market.min_notional):
             continue  # dust the book would refuse: it stays the user's
-        if side == "BUY" and usdt_free < max(market.min_notional, market.min_qty * limit):
-            continue  # nothing to buy with: the debt is a shortfall (the finish step)
+        if side == "BUY":
+            affordable = (usdt_free / limit / market.step_size).to_integral_value(ROUND_DOWN) * market.step_size
+            if affordable < market.min_qty or affordable * limit < market.min_notional:
+                continue  # not even the smallest order can be paid: the debt is a shortfall (the finish step), never a wait
         depth = depth_within(view.levels(market, side), side=side, limit=limit)
         qty = cycle_quantity(wanted=wanted, step=market.step_size, price=limit, max_notional=max_notional, depth=depth, book_share=share)
         if side == "BUY":

@@ -317,8 +317,9 @@ class ShockSim:
         if problems or diffs:
             r.conservation = ";".join(diffs + [p.replace(" ", "_")[:80] for p in problems[:5]]) or "problems"
         open_orders = Order.objects.filter(status__in=Order.OPEN_STATUSES).exclude(user=self.mm).count()
-        in_progress = Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).count()
-        due_left = self._due_left(holdings, prices)
+        busy = set(Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).values_list("account_id", flat=True))
+        in_progress = len(busy)
+        due_left = self._due_left({a: h for a, h in holdings.items() if a not in busy}, prices)  # due but not yet started
         r.pending = in_progress + due_left
         r.details = {"shocks": self.details, "in_progress": in_progress, "open_orders": open_orders, "steps": getattr(self, "steps_run", 0),
                      "fund_before": {k: str(v) for k, v in fund_before.items()}, "due_left": due_left, "fund_start": {k: str(v) for k, v in fund_start.items()}}
