@@ -45,7 +45,7 @@ from fractions import Fraction
 from math import ceil, floor
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
@@ -53,13 +53,12 @@ from accounts.audit import AuditAction, audit_record
 from kk99.conf import kk99_setting
 from kk99.errors import KK99Error
 from kk99.publish import publish_on_commit, user_group
-from margin import pricing
+from margin import pricing, span, span_inputs
 from marketdata.mark import mark_update
 from marketdata.models import MarkPrice
 from margin.insurance import insurance_cover, insurance_fee_collect, insurance_fund_balance
 from margin.models import Liquidation, LiquidationOrder, LiquidationStatus, Loan, LoanEvent, LoanEventKind, MarginAccount
-from margin.models import MarginState as StateKind
-from margin.selectors import margin_state, tier_thresholds
+from margin.selectors import tier_thresholds
 from margin.services import margin_repay
 from trading.engine.faults import die
 from trading.models import Market, Order
@@ -248,6 +247,97 @@ def liquidation_fee(*, notional: Decimal, rate: Decimal, equity_left: Decimal, p
         return max(ZERO, fee.quantize(Decimal(1).scaleb(-precision), rounding=ROUND_DOWN))
 
 
+# --- portfolio margin (SPAN): the test and its liquidation price ------------------------------
+#
+# A portfolio-margin account is due when it has debt and its equity E = Σ (held − owed)·p is
+# BELOW its SPAN requirement R (margin.span, the worst scenario loss less spread credits,
+# never below the floor) — what margin.selectors.margin_state calls LIQUIDATION. Moving one
+# asset's price P (others fixed), E changes by n·ΔP (n = held − owed of that asset) and R by
+# at most |n|·u·ΔP (u ≤ 1 for a long: a price cannot fall below zero), so E − R is monotone in
+# P: non-decreasing for a net long, decreasing for a net short. The shown price is found on the
+# tick grid by bisection WITH THE TEST ITSELF, so by construction the test fires at the shown
+# price and not one tick on the safe side — the same rounding as :func:`liquidation_trigger`.
+
+_MAX_DOUBLINGS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioCheck:
+    equity: Decimal
+    requirement: Decimal
+    due: bool
+
+
+def portfolio_check(account: Account, prices: Prices, *, vols: Mapping[str, Decimal], params) -> PortfolioCheck:
+    """THE portfolio-margin liquidation test: debt exists and equity < the SPAN requirement
+    (exact; ``params`` a :class:`margin.span.SpanParams`, ``vols`` the daily volatilities)."""
+    positions: dict[str, Decimal] = {}
+    span_prices: dict[str, Decimal] = {}
+    with localcontext() as ctx:
+        ctx.prec = EXACT_PREC
+        equity = liabilities = ZERO
+        for asset, h in account.items():
+            if not h.held and not h.owed:
+                continue
+            p = _price(prices, asset)
+            liabilities += h.owed * p
+            net = h.held - h.owed
+            if net:
+                equity += net * p
+                positions[asset] = net
+                if asset != params.quote_asset:
+                    span_prices[asset] = p
+    if liabilities <= 0:
+        return PortfolioCheck(+equity, ZERO, False)
+    requirement = span.portfolio_requirement(positions, span_prices, vols, params, detail=False).requirement
+    return PortfolioCheck(+equity, requirement, equity < requirement)
+
+
+def portfolio_liquidation_trigger(
+    account: Account, prices: Prices, *, asset: str, vols: Mapping[str, Decimal], params, tick: Decimal
+) -> tuple[Decimal, str] | None:
+    """(shown price, "below" | "above") of ``asset`` for a portfolio-margin account: for a net
+    long the HIGHEST tick price at which :func:`portfolio_check` is due ("due at or below"),
+    for a net short the LOWEST ("due at or above"). None: no net position in ``asset``, or no
+    positive price makes the account due (a long), or none up to 2⁶⁴ ticks (a short)."""
+    h = account.get(asset)
+    if h is None or h.held == h.owed:
+        return None
+
+    def due(k: int) -> bool:
+        return portfolio_check(account, {**prices, asset: tick * k}, vols=vols, params=params).due
+
+    long = h.held > h.owed
+    start = max(2, int(_price(prices, asset) / tick))
+    if long:
+        if not due(1):
+            return None
+        lo, hi = 1, start  # due(lo); find hi with not due(hi)
+        for _ in range(_MAX_DOUBLINGS):
+            if not due(hi):
+                break
+            lo, hi = hi, hi * 2
+        else:
+            return None
+    else:
+        if due(1):
+            return tick, "above"
+        lo, hi = 1, start  # not due(lo); find hi with due(hi)
+        for _ in range(_MAX_DOUBLINGS):
+            if due(hi):
+                break
+            lo, hi = hi, hi * 2
+        else:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if due(mid) == long:
+            lo = mid
+        else:
+            hi = mid
+    return (tick * lo, "below") if long else (tick * hi, "above")
+
+
 # =============================================================================================
 # The liquidation engine (database). Pure math above; everything below reads and writes.
 # =============================================================================================
@@ -336,14 +426,39 @@ def _priced(h: dict[str, Holding], prices: dict[str, Decimal]) -> dict[str, Hold
 
 def liquidation_price_for(margin: MarginAccount, market: Market) -> Decimal | None:
     """The liquidation price shown to the user for ``market``'s base asset (the other prices
-    at their marks): :func:`liquidation_price` — the same test the liquidator applies.
-    None for portfolio-margin accounts (their trigger is the SPAN requirement, which has no
-    single price; the UI shows the requirement instead) and when no price can trigger it."""
-    if margin.portfolio_margin:
-        return None
+    at their marks), computed by the test the liquidator applies: :func:`liquidation_price`
+    (margin level) or, for a portfolio-margin account, :func:`portfolio_liquidation_trigger`
+    (SPAN requirement). None when no price of that asset alone can trigger it."""
+    trigger = liquidation_trigger_for(margin, market)
+    return None if trigger is None else trigger[0]
+
+
+def liquidation_trigger_for(margin: MarginAccount, market: Market) -> tuple[Decimal, str] | None:
+    """(shown price, "below" | "above") of :func:`liquidation_price_for`."""
     h = holdings_of(margin.account)
-    prices = marks_usdt(h.keys())
-    return liquidation_price(_priced(h, prices), prices, asset=market.base.symbol, threshold=liquidation_threshold(margin), tick=market.tick_size)
+    prices = marks_usdt(set(h) | {market.base.symbol})
+    h = _priced(h, prices)
+    sym = market.base.symbol
+    if sym not in prices:
+        return None
+    if margin.portfolio_margin:
+        params = span_inputs.active_params()
+        vols = span_inputs.asset_vols(sorted(set(h) - {USDT}))
+        return portfolio_liquidation_trigger(h, prices, asset=sym, vols=vols, params=params, tick=market.tick_size)
+    return liquidation_trigger(h, prices, asset=sym, threshold=liquidation_threshold(margin), tick=market.tick_size)
+
+
+def liquidation_prices_of(margin: MarginAccount) -> dict[str, Decimal]:
+    """Market symbol → the liquidation price shown for each USDT market whose base asset the
+    account holds or owes (cross accounts: one price per position; :func:`liquidation_price_for`)."""
+    out = {}
+    held = holdings_of(margin.account)
+    for sym, market in sorted(usdt_markets().items()):
+        if sym in held:
+            price = liquidation_price_for(margin, market)
+            if price is not None:
+                out[market.symbol] = Decimal(tick_str(price, market.tick_size))  # with the tick's decimal places
+    return out
 
 
 @dataclass
@@ -354,23 +469,69 @@ class CycleResult:
     steps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def accounts_due(*, limit: int | None = None) -> list[tuple[Decimal, MarginAccount, dict]]:
+@dataclass
+class CycleView:
+    """What one liquidation cycle reads ONCE and every account of the cycle shares: the USDT
+    markets, every asset's mark (:mod:`margin.pricing`), the depth of each book (read on first
+    use) and, for portfolio-margin accounts, the SPAN parameters and volatilities. A cycle is
+    short; a price that moves during it is seen by the next one (the beat task and the engine
+    hook run cycles continually)."""
+
+    markets: dict[str, Market]  # base symbol → its USDT market
+    prices: dict[str, Decimal]  # symbol → USDT per unit (marks), USDT = 1
+    asset_ids: dict[str, int]
+    _depth: dict[str, dict] = field(default_factory=dict)
+    _span: object | None = None
+    _vols: dict[str, Decimal] | None = None
+
+    @classmethod
+    def read(cls) -> CycleView:
+        asset_ids = dict(Asset.objects.values_list("symbol", "id"))
+        prices = {s: p for s, p in pricing.prices_usdt(asset_ids).items() if p is not None}
+        return cls(markets=usdt_markets(), prices=prices, asset_ids=asset_ids)
+
+    def asset_prices(self) -> dict[int, Decimal]:
+        return {self.asset_ids[s]: p for s, p in self.prices.items() if s in self.asset_ids}
+
+    def snapshot(self, symbol: str) -> dict:
+        if symbol not in self._depth:
+            self._depth[symbol] = depth_snapshot(market=self.markets[symbol])
+        return self._depth[symbol]
+
+    def levels(self, market: Market, side: str) -> list[tuple[Decimal, Decimal]]:
+        rows = self.snapshot(market.base.symbol).get("bids" if side == "SELL" else "asks") or []
+        return [(Decimal(p), Decimal(q)) for p, q in rows]
+
+    def portfolio_check(self, holdings: Account) -> PortfolioCheck | None:
+        if self._span is None:
+            self._span = span_inputs.active_params()
+            self._vols = span_inputs.asset_vols(sorted(set(self.prices) - {USDT}))
+        try:
+            return portfolio_check(holdings, self.prices, vols=self._vols, params=self._span)
+        except (KeyError, span.SpanInputError):
+            return None
+
+
+def accounts_due(*, limit: int | None = None, view: CycleView | None = None) -> list[tuple[Decimal, MarginAccount, dict]]:
     """Indebted margin accounts for which liquidation is due now, most underwater first:
-    (margin level, account, context). Screened in bulk: two queries for all holdings, one
-    price look-up per asset. Portfolio-margin accounts are judged by their SPAN requirement
-    (:func:`margin.selectors.margin_state`)."""
-    indebted = Loan.objects.filter(Q(principal__gt=0) | Q(interest__gt=0)).values_list("account_id", flat=True).distinct()
-    busy = Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).values_list("account_id", flat=True)
-    margins = list(MarginAccount.objects.select_related("account").filter(account_id__in=indebted).exclude(account_id__in=busy))
+    (margin level, account, context). Screened in bulk (:func:`_screen_candidates`: ONE SQL
+    query values every indebted account at the marks and keeps only those near or below
+    their threshold, and every portfolio-margin account); the decision itself is the exact
+    :func:`liquidation_due` / :func:`portfolio_due` on the candidates' holdings (two queries)."""
+    view = view or CycleView.read()
+    candidates = _screen_candidates(view)
+    if not candidates:
+        return []
+    margins = list(MarginAccount.objects.select_related("account").filter(pk__in=candidates))
     holdings = holdings_bulk([m.account_id for m in margins])
-    prices = marks_usdt({s for h in holdings.values() for s in h})
+    prices = view.prices
     due = []
     for m in margins:
         h = _priced(holdings.get(m.account_id, {}), prices)
         if m.portfolio_margin:
-            st = margin_state(m)
-            if st.state == StateKind.LIQUIDATION:
-                ratio = st.equity / st.maintenance_requirement if st.maintenance_requirement else ZERO
+            check = view.portfolio_check(h)
+            if check is not None and check.due:
+                ratio = check.equity / check.requirement if check.requirement else ZERO
                 due.append((ratio, m, {"prices": prices, "holdings": h, "portfolio": True}))
             continue
         t = liquidation_threshold(m)
@@ -380,15 +541,63 @@ def accounts_due(*, limit: int | None = None) -> list[tuple[Decimal, MarginAccou
     return due[:limit] if limit else due
 
 
-def liquidation_start(margin: MarginAccount, *, level: Decimal, prices: dict[str, Decimal], holdings: dict[str, Holding], threshold: Decimal | None = None) -> Liquidation | None:
+# The screen only SELECTS candidates: an account whose assets are worth more than this factor
+# times the threshold times its debt is certainly not due (the exact test decides the rest).
+SCREEN_MARGIN = Decimal("1.0001")
+
+
+def _screen_candidates(view: CycleView) -> list[int]:
+    """MarginAccount ids that may be due: indebted, not already in liquidation, and either on
+    portfolio margin or with Σ held·mark ≤ 1.0001 × T(tier) × Σ owed·mark — one query (the
+    marks and the tiers' T go in as VALUES; NUMERIC products are exact in PostgreSQL)."""
+    priced = [(a, p) for a, p in view.asset_prices().items()]
+    if not priced:
+        return []
+    tiers = [(int(t), Decimal(c["liquidation_at"]) * SCREEN_MARGIN) for t, c in kk99_setting("MARGIN")["TIERS"].items()]
+    px = ", ".join(["(%s, CAST(%s AS numeric))"] * len(priced))
+    tv = ", ".join(["(%s, CAST(%s AS numeric))"] * len(tiers))
+    sql = f"""
+        WITH px(asset_id, p) AS (VALUES {px}),
+             tiers(tier, t) AS (VALUES {tv}),
+             debt AS (
+                 SELECT l.account_id, SUM((l.principal + l.interest) * px.p) AS owed
+                 FROM {Loan._meta.db_table} l JOIN px ON px.asset_id = l.asset_id
+                 WHERE l.principal > 0 OR l.interest > 0
+                 GROUP BY l.account_id),
+             own AS (
+                 SELECT b.account_id, SUM((b.available + b.locked) * px.p) AS held
+                 FROM {Balance._meta.db_table} b JOIN debt d ON d.account_id = b.account_id JOIN px ON px.asset_id = b.asset_id
+                 GROUP BY b.account_id)
+        SELECT m.id FROM debt
+        JOIN {MarginAccount._meta.db_table} m ON m.account_id = debt.account_id
+        LEFT JOIN own ON own.account_id = debt.account_id
+        LEFT JOIN tiers ON tiers.tier = m.tier
+        WHERE NOT EXISTS (SELECT 1 FROM {Liquidation._meta.db_table} q WHERE q.account_id = m.account_id AND q.status = %s)
+          AND (m.portfolio_margin OR tiers.t IS NULL OR COALESCE(own.held, 0) <= tiers.t * debt.owed)
+    """
+    params = [x for pair in priced for x in pair] + [x for pair in tiers for x in pair] + [LiquidationStatus.IN_PROGRESS]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return [r[0] for r in cur.fetchall()]
+
+
+def liquidation_start(
+    margin: MarginAccount, *, level: Decimal, prices: dict[str, Decimal], holdings: dict[str, Holding], threshold: Decimal | None = None, portfolio: bool = False
+) -> Liquidation | None:
     """Open the Liquidation of ``margin`` (one in progress per account: a unique constraint;
-    None if one already is)."""
+    None if one already is). The row records the liquidation prices shown at that moment
+    (margin level: ``threshold``; portfolio margin: the SPAN trigger)."""
     markets = usdt_markets()
     shown = {}
-    if threshold is not None:
+    if threshold is not None or portfolio:
+        params = span_inputs.active_params() if portfolio else None
+        vols = span_inputs.asset_vols(sorted(set(holdings) - {USDT})) if portfolio else None
         for sym in holdings:
             if sym != USDT and sym in markets:
-                trigger = liquidation_trigger(holdings, prices, asset=sym, threshold=threshold, tick=markets[sym].tick_size)
+                if portfolio:
+                    trigger = portfolio_liquidation_trigger(holdings, prices, asset=sym, vols=vols, params=params, tick=markets[sym].tick_size)
+                else:
+                    trigger = liquidation_trigger(holdings, prices, asset=sym, threshold=threshold, tick=markets[sym].tick_size)
                 if trigger is not None:
                     tick = markets[sym].tick_size
                     shown[markets[sym].symbol] = {"price": tick_str(trigger[0], tick), "due": trigger[1], "mark": tick_str(prices[sym], tick)}
@@ -423,24 +632,66 @@ def _payload(liq: Liquidation) -> dict:
 def liquidation_cycle(*, limit: int | None = None) -> CycleResult:
     """One pass: start liquidations for the accounts that are due (most underwater first,
     at most ``LIQUIDATION_ACCOUNTS_PER_CYCLE``), then advance every liquidation in progress
-    by one step (most underwater first)."""
+    by one step (most underwater first). Markets, marks and depth are read once per cycle
+    (:class:`CycleView`); a liquidation that can only wait is skipped without its lock
+    (:func:`_unchanged_waits`)."""
     result = CycleResult()
-    for level, margin, ctx in accounts_due(limit=limit or kk99_setting("LIQUIDATION_ACCOUNTS_PER_CYCLE")):
-        if liquidation_start(margin, level=level, prices=ctx["prices"], holdings=ctx["holdings"], threshold=ctx.get("threshold")) is not None:
+    view = CycleView.read()
+    for level, margin, ctx in accounts_due(limit=limit or kk99_setting("LIQUIDATION_ACCOUNTS_PER_CYCLE"), view=view):
+        if liquidation_start(margin, level=level, prices=ctx["prices"], holdings=ctx["holdings"], threshold=ctx.get("threshold"), portfolio=ctx.get("portfolio", False)) is not None:
             result.started += 1
-    for liq_id in Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).order_by("margin_level", "pk").values_list("pk", flat=True):
-        outcome = liquidation_advance(liq_id)
+    rows = list(Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).order_by("margin_level", "pk").values_list("pk", "account_id"))
+    skip = _unchanged_waits(rows, view)
+    for liq_id, _account_id in rows:
+        outcome = "waiting" if liq_id in skip else liquidation_advance(liq_id, view=view)
         result.steps[outcome] += 1
         result.advanced += outcome not in ("busy", "waiting")
         result.finished += outcome == "done"
     return result
 
 
+def _unchanged_waits(rows: list[tuple[int, int]], view: CycleView) -> set[int]:
+    """Liquidations that would only wait this cycle — skipped without taking their lock:
+
+    * the account has open orders, none of which the liquidation must cancel (it waits for
+      them: the engine is filling or cancelling them);
+    * nothing to repay, and :func:`plan_closes` on its current balances and loans, at the
+      cycle's marks and depth, places nothing and is blocked (the book cannot take it now —
+      e.g. the mark still lags a gap and the limit is beyond every bid).
+
+    The same pure plan the locked step runs, on the same inputs (read in three queries for
+    all of them): a liquidation whose inputs have not changed is not planned again through
+    the database. A change between this read and the next cycle is seen by the next cycle."""
+    accounts = [a for _, a in rows]
+    if not accounts:
+        return set()
+    open_by: dict[int, list[bool]] = defaultdict(list)  # account → per open order: must it be cancelled?
+    for acc, cancel_requested, liq_order in Order.objects.filter(ledger_account_id__in=accounts, status__in=Order.OPEN_STATUSES).values_list(
+        "ledger_account_id", "cancel_requested", "liquidation_order__id"
+    ):
+        open_by[acc].append(not cancel_requested and liq_order is None)
+    holdings = holdings_bulk(accounts)
+    free = dict(Balance.objects.filter(account_id__in=accounts, asset__symbol=USDT).values_list("account_id", "available"))
+    skip = set()
+    for liq_id, acc in rows:
+        if acc in open_by:
+            if not any(open_by[acc]):
+                skip.add(liq_id)
+            continue
+        h = holdings.get(acc, {})
+        if any(x.held > 0 and x.owed > 0 for x in h.values()):
+            continue  # a repayment is due: a real step
+        closes, blocked = plan_closes(h, free.get(acc) or ZERO, view)
+        if blocked and not closes:
+            skip.add(liq_id)
+    return skip
+
+
 def _open_orders(account) -> list[Order]:
     return list(Order.objects.filter(ledger_account=account, status__in=Order.OPEN_STATUSES).select_related("market").order_by("pk"))
 
 
-def liquidation_advance(liq_id: int) -> str:
+def liquidation_advance(liq_id: int, *, view: CycleView | None = None) -> str:
     """Advance one liquidation by one step (module comment above). Returns what it did:
     busy (another worker holds it) · waiting (orders open, or nothing the book can take now)
     · canceling · repaid · placed · done."""
@@ -448,7 +699,7 @@ def liquidation_advance(liq_id: int) -> str:
         liq = Liquidation.objects.select_for_update(skip_locked=True).filter(pk=liq_id, status=LiquidationStatus.IN_PROGRESS).first()
         if liq is None:
             return "busy"
-        outcome = _advance_locked(liq)
+        outcome = _advance_locked(liq, view or CycleView.read())
         crash = _crash_point(outcome)
         if crash == "before_commit":
             die()
@@ -457,7 +708,7 @@ def liquidation_advance(liq_id: int) -> str:
     return outcome
 
 
-def _advance_locked(liq: Liquidation) -> str:
+def _advance_locked(liq: Liquidation, view: CycleView) -> str:
     margin = MarginAccount.objects.select_related("account", "account__user").get(pk=liq.margin_account_id)
     account = margin.account
     open_orders = _open_orders(account)
@@ -474,7 +725,7 @@ def _advance_locked(liq: Liquidation) -> str:
     if repaid:
         _step(liq, LiquidationAuditAction.REPAID, repaid={s: str(a) for s, a in repaid.items()})
         h = holdings_of(account)
-    plan, blocked = _plan(liq, margin, h)
+    plan, blocked = _plan(liq, margin, h, view)
     placed = []
     for close in plan:
         try:
@@ -536,23 +787,24 @@ class _Close:
     bankruptcy: Decimal | None
 
 
-def _levels(market: Market, side: str) -> list[tuple[Decimal, Decimal]]:
-    snap = depth_snapshot(market=market)
-    rows = snap.get("bids" if side == "SELL" else "asks") or []
-    return [(Decimal(p), Decimal(q)) for p, q in rows]
-
-
-def _plan(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding]) -> tuple[list[_Close], bool]:
+def _plan(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding], view: CycleView) -> tuple[list[_Close], bool]:
     """The closing orders of this step, and whether something is left that the book cannot
-    take now (then the liquidation waits). Sells first; buys only when nothing is to sell."""
-    markets = usdt_markets()
-    prices = marks_usdt(h.keys())
+    take now (then the liquidation waits): :func:`plan_closes` on the account's free USDT."""
+    usdt_free = Balance.objects.filter(account=margin.account, asset__symbol=USDT).values_list("available", flat=True).first() or ZERO
+    return plan_closes(h, usdt_free, view)
+
+
+def plan_closes(h: dict[str, Holding], usdt_free: Decimal, view: CycleView) -> tuple[list[_Close], bool]:
+    """The closing orders for holdings ``h`` (and ``usdt_free`` to buy with), and whether
+    something is left that the book cannot take now. Sells first; buys only when nothing is to
+    sell. Markets, marks and depth come from the cycle's :class:`CycleView`; no query."""
+    markets = view.markets
+    prices = {s: view.prices[s] for s in h if s in view.prices}
     priced = _priced(h, prices)
     slippage = Decimal(kk99_setting("LIQUIDATION_MAX_SLIPPAGE"))
     max_notional = Decimal(kk99_setting("LIQUIDATION_MAX_NOTIONAL_PER_CYCLE"))
     share = Decimal(kk99_setting("LIQUIDATION_MAX_BOOK_SHARE"))
     sells, buys, blocked = [], [], False
-    usdt_free = Balance.objects.filter(account=margin.account, asset__symbol=USDT).values_list("available", flat=True).first() or ZERO
     for sym, x in sorted(h.items()):
         market = markets.get(sym)
         if sym == USDT or market is None or sym not in prices:
@@ -568,9 +820,11 @@ def _plan(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding]) -> tup
         limit = close_limit_price(side=side, mark=mark, bankruptcy=bk, slippage=slippage, tick=market.tick_size)
         if side == "SELL" and (wanted < market.min_qty or wanted * limit < market.min_notional):
             continue  # dust the book would refuse: it stays the user's
-        if side == "BUY" and usdt_free < max(market.min_notional, market.min_qty * limit):
-            continue  # nothing to buy with: the debt is a shortfall (the finish step)
-        depth = depth_within(_levels(market, side), side=side, limit=limit)
+        if side == "BUY":
+            affordable = (usdt_free / limit / market.step_size).to_integral_value(ROUND_DOWN) * market.step_size
+            if affordable < market.min_qty or affordable * limit < market.min_notional:
+                continue  # not even the smallest order can be paid: the debt is a shortfall (the finish step), never a wait
+        depth = depth_within(view.levels(market, side), side=side, limit=limit)
         qty = cycle_quantity(wanted=wanted, step=market.step_size, price=limit, max_notional=max_notional, depth=depth, book_share=share)
         if side == "BUY":
             qty = min(qty, (usdt_free / limit / market.step_size).to_integral_value(ROUND_DOWN) * market.step_size)

@@ -21,6 +21,15 @@ def liquidation_price_of(margin, market) -> Decimal | None:
     return liquidation_module.liquidation_price_for(margin, market)
 
 
+def liquidation_prices_of_account(margin) -> dict[str, Decimal]:
+    """Market symbol → the liquidation price shown for each position of a cross account
+    (``margin.liquidation.liquidation_prices_of``: margin-level accounts and portfolio-margin
+    (SPAN) accounts alike, by the test the liquidator applies); {} before liq is merged."""
+    if liquidation_module is None or not hasattr(liquidation_module, "liquidation_prices_of"):
+        return {}
+    return liquidation_module.liquidation_prices_of(margin)
+
+
 def liquidation_rows(*, user, isolated_symbol: str | None = None, start=None, end=None, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
     """(Binance forceLiquidationRec rows, total) of ``user`` — liq's
     ``force_liquidation_rows``; ([], 0) until it exists."""

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from margin.audit import margin_audit_problems
 from margin.insurance import insurance_fund_topup
-from margin.liquidation import holdings_bulk, liquidation_cycle, liquidation_due, marks_usdt, price_gap_ticks
+from margin.liquidation import accounts_due, holdings_bulk, liquidation_cycle, liquidation_due, marks_usdt, price_gap_ticks
 from margin.models import Liquidation, LiquidationStatus, Loan, LoanEvent, LoanEventKind, MarginAccount, MarginAsset
 from marketdata.mark import MarkParams, mark_compute, mark_set
 from marketdata.models import MarkPrice
@@ -47,6 +47,9 @@ STEP_SECONDS = 10
 MARKETS = (("BTC", Decimal("50000")), ("ETH", Decimal("3000")), ("SOL", Decimal("150")))
 LADDER_LEVELS = 8
 LADDER_SPACING = Decimal("0.005")  # 0.5 % between levels
+# The insurance fund at the start, as a share of what is lent, in each asset lent (docs/margin.md).
+DEFAULT_FUND_SHARE = Decimal("0.02")
+DRAIN_STEPS = 90  # after the last shock: at most this many more steps (15 simulated minutes) to finish
 
 
 @dataclass
@@ -57,12 +60,13 @@ class SimResult:
     bad_debt: Decimal = ZERO
     conservation: str = "exact"
     max_liq_price_gap_ticks: int = 0
+    pending: int = 0  # liquidations still in progress + accounts still due when the run stopped
     details: dict = field(default_factory=dict)
 
     def line(self) -> str:
         return (f"liquidated={self.liquidated} negative_equity={self.negative_equity} "
                 f"insurance_fund_change={self.insurance_fund_change:+f} bad_debt={self.bad_debt:f} "
-                f"conservation={self.conservation} max_liq_price_gap_ticks={self.max_liq_price_gap_ticks}")
+                f"conservation={self.conservation} max_liq_price_gap_ticks={self.max_liq_price_gap_ticks} pending={self.pending}")
 
 
 @dataclass
@@ -83,7 +87,7 @@ class Shock:
 
 
 class ShockSim:
-    def __init__(self, *, accounts: int, seed: int, log=None) -> None:
+    def __init__(self, *, accounts: int, seed: int, log=None, fund_share: Decimal = DEFAULT_FUND_SHARE) -> None:
         self.n = accounts
         self.rng = random.Random(seed)
         self.log = log or (lambda msg: None)
@@ -92,6 +96,8 @@ class ShockSim:
         self.prints: dict[str, list[tuple[dt.datetime, Decimal]]] = defaultdict(list)
         self.clock = timezone.now()
         self.params = MarkParams(window_seconds=30, trade_cap=Decimal("0.05"), mid_band=None)
+        self.fund_share = fund_share
+        self.quoted: dict[str, Decimal] = {}
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -184,25 +190,37 @@ class ShockSim:
         LoanEvent.objects.bulk_create(events)
         mm_trade = [Leg(self.mm, asset_of[s], Bucket.AVAILABLE, d) for s, d in mm_delta.items()]
         ledger_settle(idempotency_key="shock-sim:open", kind=JournalEventKind.TRANSFER, legs=trade_legs + mm_trade, memo="shock sim: positions opened at the initial prices")
-        # The insurance fund: 0.5 % of what was lent, in each asset lent.
+        # The insurance fund: ``fund_share`` of what was lent, in each asset lent.
         for sym, need in pool_need.items():
-            insurance_fund_topup(asset=asset_of[sym], amount=(need / 200).quantize(Decimal("1e-8"), rounding=ROUND_DOWN), idempotency_key=f"shock-sim:fund:{sym}")
+            insurance_fund_topup(asset=asset_of[sym], amount=(need * self.fund_share).quantize(Decimal("1e-8"), rounding=ROUND_DOWN), idempotency_key=f"shock-sim:fund:{sym}")
         self.log(f"opened {len(accounts)} accounts; lent {dict(pool_need)}")
 
     # --- the run -------------------------------------------------------------------------
 
     def _quote(self, prices: dict[str, Decimal]) -> None:
-        for market in self.markets.values():
-            order_cancel_all(user=self.mm, market=market)
+        """The market maker's ladder around each market's price: re-quoted (cancel all, place
+        the 16 levels) when the price moved or a level of the ladder traded; an untouched
+        ladder at an unchanged price is the same ladder, and is left alone."""
+        intact = self._intact_ladders()
+        stale = [s for s, m in self.markets.items() if self.quoted.get(s) != prices[s] or m.pk not in intact]
+        for sym in stale:
+            order_cancel_all(user=self.mm, market=self.markets[sym])
         self._drain()
-        for sym, market in self.markets.items():
-            p = prices[sym]
+        for sym in stale:
+            market, p = self.markets[sym], prices[sym]
             size = (Decimal(2000000) / p / market.step_size).to_integral_value(ROUND_DOWN) * market.step_size  # ≈ 2M USDT a level
             for k in range(1, LADDER_LEVELS + 1):
                 for side, mult in (("BUY", 1 - LADDER_SPACING * k), ("SELL", 1 + LADDER_SPACING * k)):
                     price = ((p * mult) / market.tick_size).to_integral_value(ROUND_DOWN) * market.tick_size
                     order_place(user=self.mm, market=market, side=side, type="LIMIT", time_in_force="GTC", price=price, quantity=size)
+            self.quoted[sym] = p
         self._drain()
+
+    def _intact_ladders(self) -> set[int]:
+        """Market ids where all the maker's levels rest untouched (one query)."""
+        rows = (Order.objects.filter(user=self.mm, status__in=Order.OPEN_STATUSES, cancel_requested=False).values("market_id")
+                .annotate(n=Count("pk"), touched=Count("pk", filter=Q(executed_qty__gt=0))))
+        return {r["market_id"] for r in rows if r["n"] == 2 * LADDER_LEVELS and r["touched"] == 0}
 
     def _drain(self) -> None:
         for engine in self.engines.values():
@@ -217,6 +235,9 @@ class ShockSim:
         previous = MarkPrice.objects.filter(market=market).values_list("price", flat=True).first() or market.reference_price
         new = mark_compute(previous=previous, points=points, before=before, now=self.clock, mid=None, tick=market.tick_size, params=self.params)
         return mark_set(market=market, price=new, now=self.clock)
+
+    def _settled(self) -> bool:
+        return not Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).exists() and not accounts_due(limit=1)
 
     def _liquidate(self) -> None:
         for _ in range(60):
@@ -242,7 +263,11 @@ class ShockSim:
         prices = {s: m.reference_price for s, m in self.markets.items()}
         self._quote(prices)
         total_steps = max(x.steps for x in shocks.values()) + 12  # two more minutes at the final prices
-        for k in range(1, total_steps + 1):
+        k = 0
+        while k < total_steps + DRAIN_STEPS:
+            k += 1
+            if k > total_steps and self._settled():
+                break  # after the shocks: every liquidation finished and nobody is due
             self.clock += dt.timedelta(seconds=STEP_SECONDS)
             prices = {s: shocks[s].price(k, self.markets[s].tick_size) for s in self.markets}
             for s, p in prices.items():
@@ -252,11 +277,7 @@ class ShockSim:
             if k % 6 == 0:
                 busy = Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).count()
                 self.log(f"t={k * STEP_SECONDS}s prices={ {s: str(p) for s, p in prices.items()} } liquidations={Liquidation.objects.count()} in progress={busy}")
-        for _ in range(20):  # finish what is still in progress at the final prices
-            if not Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).exists():
-                break
-            self._quote(prices)
-            self._liquidate()
+        self.steps_run = k
         return self._result(fund_start, fund_before)
 
     # --- the result ----------------------------------------------------------------------
@@ -296,9 +317,53 @@ class ShockSim:
         if problems or diffs:
             r.conservation = ";".join(diffs + [p.replace(" ", "_")[:80] for p in problems[:5]]) or "problems"
         open_orders = Order.objects.filter(status__in=Order.OPEN_STATUSES).exclude(user=self.mm).count()
-        r.details = {"shocks": self.details, "in_progress": Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).count(), "open_orders": open_orders,
-                     "fund_before": {k: str(v) for k, v in fund_before.items()}, "due_left": self._due_left(holdings, prices)}
+        busy = set(Liquidation.objects.filter(status=LiquidationStatus.IN_PROGRESS).values_list("account_id", flat=True))
+        in_progress = len(busy)
+        due_left = self._due_left({a: h for a, h in holdings.items() if a not in busy}, prices)  # due but not yet started
+        r.pending = in_progress + due_left
+        r.details = {"shocks": self.details, "in_progress": in_progress, "open_orders": open_orders, "steps": getattr(self, "steps_run", 0),
+                     "fund_before": {k: str(v) for k, v in fund_before.items()}, "due_left": due_left, "fund_start": {k: str(v) for k, v in fund_start.items()}}
+        fund_check = fund_consistency_problems(liqs, fund_start, fund_end)
+        if fund_check:
+            raise SimInvariantError("; ".join(fund_check))
         return r
 
     def _due_left(self, holdings, prices) -> int:
+        # Portfolio-margin accounts are not opened by the simulation: the margin-level test is the one.
         return sum(1 for h in holdings.values() if liquidation_due(h, prices, threshold=Decimal("1.1")))
+
+
+class SimInvariantError(AssertionError):
+    """The insurance fund and the liquidations disagree (see :func:`fund_consistency_problems`)."""
+
+
+def fund_consistency_problems(liqs, fund_start: dict[str, Decimal], fund_end: dict[str, Decimal]) -> list[str]:
+    """What is wrong with the order "insurance fund first, bad debt only beyond it":
+
+    * per asset, the fund's change = Σ fees − Σ covers of the liquidations (exactly);
+    * every write-off (bad debt) in an asset happened when the fund held NONE of that asset
+      (its balance, replayed from its journal entries up to the write-off, is 0) — the fund
+      covers a shortfall only from the same asset (docs/margin.md)."""
+    problems = []
+    fees: dict[str, Decimal] = defaultdict(Decimal)
+    for liq in liqs:
+        fees["USDT"] += liq.fee or ZERO
+        for sym, amount in (liq.covered or {}).items():
+            fees[sym] -= Decimal(amount)
+    for sym in set(fees) | set(fund_start) | set(fund_end):
+        change = fund_end.get(sym, ZERO) - fund_start.get(sym, ZERO)
+        if change != fees.get(sym, ZERO):
+            problems.append(f"fund {sym} changed by {change}, fees − covers = {fees.get(sym, ZERO)}")
+    writeoffs = list(LoanEvent.objects.filter(kind=LoanEventKind.WRITEOFF).select_related("loan__asset").order_by("created_at", "pk"))
+    if not writeoffs:
+        return problems
+    entries = defaultdict(list)
+    for sym, at, amount in (JournalEntry.objects.filter(account__system_kind=SystemAccountKind.INSURANCE_FUND)
+                            .order_by("event__created_at", "pk").values_list("asset__symbol", "event__created_at", "amount")):
+        entries[sym].append((at, amount))
+    for ev in writeoffs:
+        sym = ev.loan.asset.symbol
+        balance = sum((a for at, a in entries[sym] if at <= ev.created_at), ZERO)
+        if balance != 0:
+            problems.append(f"bad debt {-(ev.principal + ev.interest)} {sym} ({ev.reference}) while the fund held {balance} {sym}")
+    return problems

@@ -16,7 +16,7 @@ from kk99.errors import KK99Error
 from kk99.numbers import fmt_amount
 from margin import selectors, services
 from margin.forms import MarginActionForm
-from margin.liquidation_seam import liquidation_price_of, liquidation_rows
+from margin.liquidation_seam import liquidation_price_of, liquidation_prices_of_account, liquidation_rows
 from margin.models import LoanEventKind
 from trading.models import Market
 from wallets.models import Asset
@@ -48,9 +48,10 @@ def _page_context(request: HttpRequest, symbol: str | None) -> dict:
     if symbol:
         market = Market.objects.select_related("base", "quote").filter(symbol=symbol).first()
         liq_price = liquidation_price_of(margin, market) if market else None
+    liq_prices = {} if symbol else liquidation_prices_of_account(margin)  # cross: one per position (SPAN accounts too)
     level = state.level
     context.update(
-        state=state, rows=rows, liq_price=liq_price,
+        state=state, rows=rows, liq_price=liq_price, liq_prices=liq_prices,
         level=f"{level:.4f}" if level is not None else None,
         # the gauge: 0 … 3 (levels above 3 show full); thresholds as the meter's low/high/optimum
         gauge=min(level, 3) if level is not None else 3, liq_at=thresholds["liquidation_at"], call_at=thresholds["margin_call_at"],

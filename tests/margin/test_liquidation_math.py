@@ -133,3 +133,23 @@ def test_cross_accounts_hold_the_other_assets_at_their_marks(q, cash, debt, eth,
         assert due == liquidation_due(acct, {**prices, "BTC": TICK}, threshold=T)
     else:
         assert due == (mark <= shown)
+
+
+def test_a_bankrupt_short_with_less_cash_than_the_smallest_order_is_a_shortfall_not_a_wait():
+    """1.000895 USDT left, 34.45 SOL owed, SOL at 238.50: the most it can buy (0.0038 SOL at
+    the 262.35 limit) is below the 1 USDT minimum notional — the plan places nothing and is NOT
+    blocked, so the finish step covers / writes off the debt instead of waiting for ever."""
+    from types import SimpleNamespace
+
+    from margin.liquidation import CycleView, plan_closes
+
+    sol = SimpleNamespace(symbol="SOL")
+    market = SimpleNamespace(base=sol, symbol="SOLUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.0001"), min_qty=Decimal("0.0001"),
+                             min_notional=Decimal("1"), taker_fee=Decimal("0.001"))
+    view = CycleView(markets={"SOL": market}, prices={"SOL": Decimal("238.50"), "USDT": Decimal(1)}, asset_ids={})
+    view._depth["SOL"] = {"bids": [], "asks": [["239.70", "8000"]]}
+    h = {"SOL": Holding(held=Decimal(0), owed=Decimal("34.4480259")), "USDT": Holding(held=Decimal("1.000895"))}
+    assert plan_closes(h, Decimal("1.000895"), view) == ([], False)
+    # with enough cash it buys (capped by what it can pay)
+    closes, blocked = plan_closes({**h, "USDT": Holding(held=Decimal(5000))}, Decimal(5000), view)
+    assert not blocked and closes[0].side == "BUY" and closes[0].quantity * closes[0].price <= 5000

@@ -10,12 +10,13 @@ import os
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from urllib.parse import quote
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from margin.shocksim import ShockSim
+from margin.shocksim import DEFAULT_FUND_SHARE, ShockSim
 
 
 class Command(BaseCommand):
@@ -26,22 +27,26 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--in-place", action="store_true", help="Use the current database instead of a new isolated one.")
         parser.add_argument("--keep", action="store_true", help="Keep the isolated database afterwards.")
+        parser.add_argument("--fund-share", type=Decimal, default=DEFAULT_FUND_SHARE,
+                            help="Insurance fund at the start, as a share of what is lent in each asset (default 0.02 = 2 %%).")
 
-    def handle(self, *args, accounts: int, seed: int, in_place: bool, keep: bool, **opts):
+    def handle(self, *args, accounts: int, seed: int, in_place: bool, keep: bool, fund_share: Decimal = DEFAULT_FUND_SHARE, **opts):
         if accounts < 1:
             raise CommandError("--accounts must be at least 1")
+        if not fund_share.is_finite() or fund_share < 0:
+            raise CommandError("--fund-share must be a number ≥ 0")
         verbose = opts.get("verbosity", 1) > 1
         log = (lambda msg: self.stderr.write(msg)) if verbose else None
         started = time.monotonic()
         if in_place:
-            result = ShockSim(accounts=accounts, seed=seed, log=log).run()
+            result = ShockSim(accounts=accounts, seed=seed, log=log, fund_share=fund_share).run()
         else:
-            result = self._isolated(accounts, seed, keep, log)
+            result = self._isolated(accounts, seed, keep, log, fund_share)
         if verbose:
             self.stderr.write(f"details: {result.details}; {time.monotonic() - started:.1f} s")
         self.stdout.write(result.line())
 
-    def _isolated(self, accounts, seed, keep, log):
+    def _isolated(self, accounts, seed, keep, log, fund_share):
         """A new database on the same server, migrated and used by a child process (the
         connection pool is bound to the current database, so the run happens in a process
         whose DATABASE_URL names the new one)."""
@@ -56,12 +61,11 @@ class Command(BaseCommand):
         env = {**os.environ, "DATABASE_URL": url}
         try:
             subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, check=True, stdout=sys.stderr)
-            args = [sys.executable, "manage.py", "risk_shock_sim", "--in-place", "--accounts", str(accounts), "--seed", str(seed)]
+            args = [sys.executable, "manage.py", "risk_shock_sim", "--in-place", "--accounts", str(accounts), "--seed", str(seed), "--fund-share", str(fund_share)]
             if log:
                 args += ["-v", "2"]
-            out = subprocess.run(args, env=env, check=True, capture_output=True, text=True)
-            if log:
-                self.stderr.write(out.stderr)
+            # -v 2: the child's progress goes straight to this stderr (a long run shows where it is)
+            out = subprocess.run(args, env=env, check=True, stdout=subprocess.PIPE, stderr=None if log else subprocess.PIPE, text=True)
             return _Line(out.stdout.strip().splitlines()[-1])
         finally:
             if not keep:
