@@ -106,3 +106,28 @@ def test_the_after_batch_hook_runs_at_once_then_at_most_once_per_interval_with_e
         assert calls == [(2, market.pk), (7, market.pk)] and runner._hook_wait() is None
     finally:
         batch_committed.disconnect(dispatch_uid="test-hook-coalesce")
+
+
+@pytest.mark.django_db
+def test_after_a_partial_batch_one_unlocked_read_tells_whether_anything_is_queued(engine, market, alice, bob):
+    from trading.services import order_cancel
+
+    # Nothing known yet (no batch ran): the runner must run a batch.
+    assert engine.surely_idle() is False
+    # A batch that took one order of up to ENGINE_BATCH_SIZE, nothing queued since: idle.
+    resting = place(alice, market, "SELL", quantity="0.01", price="100")
+    assert engine.process_batch().commands == 1
+    assert engine.surely_idle() is True
+    # Asked once per batch: without a new batch the runner runs one (the idle path).
+    assert engine.surely_idle() is False
+    # An order queued after the batch: not idle.
+    engine.process_batch()
+    place(bob, market, "BUY", quantity="0.01", price="90")
+    engine._partial = True  # as after a partial batch
+    assert engine.surely_idle() is False
+    engine.run_until_idle()
+    # A cancel request queued after the batch: not idle either.
+    place(bob, market, "BUY", quantity="0.01", price="80")
+    assert engine.process_batch().commands == 1
+    order_cancel(user=alice, order=resting)
+    assert engine.surely_idle() is False
