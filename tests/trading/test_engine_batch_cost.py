@@ -122,12 +122,75 @@ def test_after_a_partial_batch_one_unlocked_read_tells_whether_anything_is_queue
     assert engine.surely_idle() is False
     # An order queued after the batch: not idle.
     engine.process_batch()
-    place(bob, market, "BUY", quantity="0.01", price="90")
+    place(bob, market, "BUY", quantity="0.02", price="90")
     engine._partial = True  # as after a partial batch
     assert engine.surely_idle() is False
     engine.run_until_idle()
     # A cancel request queued after the batch: not idle either.
-    place(bob, market, "BUY", quantity="0.01", price="80")
+    place(bob, market, "BUY", quantity="0.02", price="80")
     assert engine.process_batch().commands == 1
     order_cancel(user=alice, order=resting)
     assert engine.surely_idle() is False
+
+
+def _capture_waiter_states(monkeypatch) -> list:
+    from trading.engine import publishing
+
+    sent = []
+    monkeypatch.setattr(publishing, "orders_done_on_commit", lambda symbol, ids, states=None: sent.append((symbol, list(ids), states)))
+    return sent
+
+
+@pytest.mark.django_db
+def test_an_answer_built_from_the_engines_wake_up_equals_the_one_read_from_the_database(engine, market, alice, bob, monkeypatch):
+    from trading.binance.formats import Fmt
+    from trading.engine.wakeup import _STATE_FIELDS, order_with_engine_state
+    from trading.models import Order
+    from trading.selectors import order_taker_fills
+
+    place(alice, market, "SELL", quantity="0.3", price="100")
+    place(alice, market, "SELL", quantity="0.5", price="101.5")
+    engine.run_until_idle()
+    buy = place(bob, market, "BUY", quantity="1", price="102")  # two fills, then rests
+    pending = Order.objects.select_related("market").get(pk=buy.pk)  # the waiter's first read
+    sent = _capture_waiter_states(monkeypatch)
+    # Act
+    engine.process_batch()
+    # Assert: the wake-up carried the buy's state; built from it = read after the commit.
+    (_, ids, states), = sent
+    assert buy.pk in ids and set(states) == {buy.pk}
+    built = order_with_engine_state(pending, states[buy.pk])
+    read = Order.objects.select_related("market").get(pk=buy.pk)
+    for name in _STATE_FIELDS:
+        assert (name, str(getattr(built, name))) == (name, str(getattr(read, name)))
+    fmt = Fmt(market)
+    from_db_fills = list(Trade.objects.filter(taker_order_id=buy.pk).order_by("trade_id"))
+    assert len(order_taker_fills(order=built)) == 2
+    assert fmt.order_full(built, order_taker_fills(order=built)) == fmt.order_full(read, from_db_fills)
+
+
+@pytest.mark.django_db
+def test_a_batch_of_more_than_sixteen_changed_orders_wakes_with_ids_only(engine, market, alice, monkeypatch):
+    for i in range(17):
+        place(alice, market, "BUY", quantity="0.02", price=str(90 + i * D("0.01")))
+    sent = _capture_waiter_states(monkeypatch)
+    engine.process_batch()
+    (_, ids, states), = sent
+    assert len(ids) == 17 and states is None
+
+
+def test_the_dispatcher_hands_each_waiter_its_orders_state_or_none():
+    import json
+    import threading
+    from collections import defaultdict
+
+    from trading.engine import wakeup
+
+    d = wakeup._Dispatcher.__new__(wakeup._Dispatcher)  # no thread, no Redis
+    d.lock, d.waiters = threading.Lock(), defaultdict(list)
+    first, other = d.register(7), d.register(8)
+    d._wake(json.dumps({"ids": [7, 8], "s": {"7": ["FILLED"]}}).encode())
+    assert first.is_set() and first.state == ["FILLED"]
+    assert other.is_set() and other.state is None
+    d._wake(b"7")  # a later batch without state: the waiter must re-read
+    assert first.state is None

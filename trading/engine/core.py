@@ -367,4 +367,4 @@ class MarketEngine(BookMatcher):
         depth_id = state.depth_update_id + (1 if diff[0] or diff[1] else 0)
         batch_write(self, b, state, depth_id)
         self._depth = depth
-        batch_publish(self, b, diff, depth, depth_id, state.depth_update_id)
+        batch_publish(self, b, diff, depth, depth_id, state.depth_update_id, first_seq=state.last_seq)
