@@ -54,8 +54,7 @@ from kk99.conf import kk99_setting
 from kk99.errors import KK99Error
 from kk99.publish import publish_on_commit, user_group
 from margin import pricing, span, span_inputs
-from marketdata.mark import mark_update
-from marketdata.models import MarkPrice
+from marketdata.mark import mark_recompute
 from margin.insurance import insurance_cover, insurance_fee_collect, insurance_fund_balance
 from margin.models import Liquidation, LiquidationOrder, LiquidationStatus, Loan, LoanEvent, LoanEventKind, MarginAccount
 from margin.selectors import tier_thresholds
@@ -913,15 +912,18 @@ def loan_writeoff(*, account, asset: Asset, amount: Decimal, idempotency_key: st
 HOOK_QUEUE_KEY = "margin:liquidation:queued"
 
 
-def engine_batch_hook(sender=None, *, symbol: str, **kwargs) -> None:
+def engine_batch_hook(sender=None, *, symbol: str, market: Market | None = None, **kwargs) -> None:
     """Receiver of :data:`trading.engine.signals.batch_committed` (in the engine process, after
-    the commit): recompute the market's mark; if it moved and anyone owes anything, queue ONE
-    liquidation cycle (at most one queued per second; the beat task runs anyway)."""
-    market = Market.objects.filter(symbol=symbol).first()
+    the commit; the runner sends it at most every ENGINE_BATCH_HOOK_INTERVAL_SECONDS per
+    market, and always after the last trade): recompute the market's mark; if it moved and
+    anyone owes anything, queue ONE liquidation cycle (at most one queued per second; the beat
+    task runs anyway). ``market``: the engine's own Market (no query); looked up when absent.
+    The loans are asked about only when the mark moved."""
     if market is None:
-        return
-    before = MarkPrice.objects.filter(market=market).values_list("price", flat=True).first()
-    after = mark_update(market=market)
+        market = Market.objects.filter(symbol=symbol).first()
+        if market is None:
+            return
+    before, after = mark_recompute(market=market)
     if after == before or not Loan.objects.filter(Q(principal__gt=0) | Q(interest__gt=0)).exists():
         return
     if cache.add(HOOK_QUEUE_KEY, 1, timeout=1):

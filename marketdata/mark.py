@@ -136,22 +136,30 @@ def _window_trades(market: Market, *, start: dt.datetime, now: dt.datetime) -> t
 def mark_update(*, market: Market, now: dt.datetime | None = None, params: MarkParams | None = None) -> Decimal | None:
     """Recompute and store the mark of ``market`` (row-locked: concurrent updaters serialise).
     Returns the new mark (None while the market has neither trades nor a reference price)."""
+    return mark_recompute(market=market, now=now, params=params)[1]
+
+
+def mark_recompute(*, market: Market, now: dt.datetime | None = None, params: MarkParams | None = None) -> tuple[Decimal | None, Decimal | None]:
+    """:func:`mark_update` returning ``(stored mark before, new mark)``: the stored one is
+    read under the same row lock (None when the market had no mark row yet), so a caller
+    that asks "did the mark move?" needs no second read."""
     now = now or timezone.now()
     params = params or MarkParams.from_settings()
     with transaction.atomic():
         row = MarkPrice.objects.select_for_update().filter(market=market).first()
-        previous = row.price if row is not None else market.reference_price
+        stored = row.price if row is not None else None
+        previous = stored if row is not None else market.reference_price
         points, before = _window_trades(market, start=now - dt.timedelta(seconds=params.window_seconds), now=now)
         new = mark_compute(previous=previous, points=points, before=before, now=now, mid=_book_mid(market), tick=market.tick_size, params=params)
         if new is None:
-            return None
+            return stored, None
         if row is None:
             # No row to lock yet: a concurrent first computation (an API read and the engine's
             # hook) may insert it too — ON CONFLICT DO NOTHING instead of a duplicate-key 500.
             MarkPrice.objects.bulk_create([MarkPrice(market=market, price=new, updated_at=now)], ignore_conflicts=True)
         elif row.price != new or row.updated_at < now:
             MarkPrice.objects.filter(pk=row.pk).update(price=new, updated_at=now)
-    return new
+    return stored, new
 
 
 def mark_set(*, market: Market, price: Decimal, now: dt.datetime | None = None) -> Decimal:

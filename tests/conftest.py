@@ -28,10 +28,16 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Rate limits and throttles live in the cache: start every test with a clean one."""
+    """Rate limits and throttles live in the cache: start every test with a clean one. Also
+    the per-process system-account cache: a test whose captured on-commit callbacks cached the
+    FEES account rolls it back, and the next test would name a row that is gone (production
+    never deletes one)."""
     from django.core.cache import cache
 
+    from wallets.services import _system_accounts_cache
+
     cache.clear()
+    _system_accounts_cache.clear()
     yield
 
 

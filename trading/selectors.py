@@ -129,7 +129,12 @@ def fills_for_user(*, user, market: Market | None = None, order_id: int | None =
 
 
 def order_taker_fills(*, order: Order) -> list[Trade]:
-    """The trades ``order`` took as the taker, in execution order (Binance's FULL answer)."""
+    """The trades ``order`` took as the taker, in execution order (Binance's FULL answer).
+    An order built from the engine's wake-up (``trading.engine.wakeup.order_with_engine_state``)
+    brings them along: all of them, since that batch ran the order for the first time."""
+    carried = getattr(order, "engine_taker_fills", None)
+    if carried is not None:
+        return list(carried)
     return list(Trade.objects.filter(taker_order_id=order.pk).order_by("trade_id"))
 
 

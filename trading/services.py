@@ -32,7 +32,7 @@ from django.utils import timezone
 from kk99.conf import kk99_setting
 from kk99.publish import publish_on_commit, user_group
 from trading.engine.publishing import market_last_price_published
-from trading.engine.wakeup import OrderWaiter, engine_wake_on_commit
+from trading.engine.wakeup import OrderWaiter, engine_wake_on_commit, order_with_engine_state
 from trading.errors import TradingError, TradingErrorCode
 from trading.holds import Hold, order_hold
 from trading.models import EngineState, FeePreference, Market, Order
@@ -285,8 +285,8 @@ def order_wait(*, order: Order, timeout: float | None = None, until_final: bool 
     timeout = kk99_setting("ENGINE_WAIT_SECONDS") if timeout is None else timeout
     deadline = time.monotonic() + timeout
     with OrderWaiter(order.pk) as waiter:  # registered before the first read: no lost wake-up
+        current = Order.objects.select_related("market").get(pk=order.pk)
         while True:
-            current = Order.objects.select_related("market").get(pk=order.pk)
             if until_final and current.status in Order.FINAL_STATUSES:
                 return current
             if not until_final and current.status != Order.Status.PENDING_NEW and not (current.cancel_requested and current.is_open):
@@ -294,7 +294,12 @@ def order_wait(*, order: Order, timeout: float | None = None, until_final: bool 
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TradingError(TradingErrorCode.ENGINE_TIMEOUT, "The matching engine did not answer in time.", status=503, order_id=order.pk)
-            waiter.wait(left)
+            state = waiter.wait(left)
+            if state is not None and current.status == Order.Status.PENDING_NEW:
+                # the batch that ran it for the first time said what it committed: no re-read
+                current = order_with_engine_state(current, state)
+            else:
+                current = Order.objects.select_related("market").get(pk=order.pk)
 
 
 def order_cancel_replace(

@@ -154,7 +154,8 @@ class Settlement:
             for (kind, uid, asset_id, bucket), amount in moving.items()
         ]
         if legs:
-            ledger_settle(idempotency_key=idempotency_key, kind=JournalEventKind.TRADE, legs=legs, memo=memo, reference=reference)
+            # No savepoints: a refusal fails the engine's batch, which is rolled back whole.
+            ledger_settle(idempotency_key=idempotency_key, kind=JournalEventKind.TRADE, legs=legs, memo=memo, reference=reference, savepoint=False)
 
 
 def kk99_token() -> Asset | None:

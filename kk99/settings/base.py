@@ -383,6 +383,10 @@ KK99 = {
     "ENGINE_IDLE_WAIT_SECONDS": float(env_str("KK99_ENGINE_IDLE_WAIT_SECONDS", "1.0")),
     # Engine on SQLite (no LISTEN/NOTIFY): polling interval.
     "ENGINE_SQLITE_POLL_SECONDS": float(env_str("KK99_ENGINE_SQLITE_POLL_SECONDS", "0.05")),
+    # Engine: batch_committed receivers (the mark price / liquidation hook) run at most this
+    # often per market; trades in between are covered by the next run (trailing edge), which
+    # the runner schedules even when no further batch comes.
+    "ENGINE_BATCH_HOOK_INTERVAL_SECONDS": float(env_str("KK99_ENGINE_BATCH_HOOK_INTERVAL_SECONDS", "0.25")),
     # Engine standby: how often it tries to take a market's advisory lock.
     "ENGINE_STANDBY_RETRY_SECONDS": float(env_str("KK99_ENGINE_STANDBY_RETRY_SECONDS", "0.5")),
     # Trading page: the order-book depths (levels a side) a viewer can pick; the first is the

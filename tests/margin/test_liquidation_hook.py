@@ -48,7 +48,7 @@ def test_a_failing_receiver_is_logged_and_never_stops_the_engine(market, caplog)
     batch_committed.connect(broken, dispatch_uid="test-broken")
     try:
         runner = EngineRunner([market.symbol], owner="test")
-        runner._batch_committed(market.symbol, MarketEngine(market.symbol), type("R", (), {"trades": 1})())
+        runner._batch_committed(market.symbol, MarketEngine(market.symbol), 1)
     finally:
         batch_committed.disconnect(dispatch_uid="test-broken")
     assert "receiver bug" in caplog.text or "batch_committed receiver" in caplog.text

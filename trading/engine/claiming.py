@@ -5,6 +5,7 @@ Orders without the queryset machinery; elsewhere the ORM query does the same."""
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models import Q
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
@@ -26,6 +27,13 @@ def claim(market_id: int, limit: int, *, news: bool = True) -> tuple[list[Order]
     if len(cancels) < limit and with_news:
         news = list(base_qs.filter(status=S.PENDING_NEW, cancel_requested=False).order_by("id")[: limit - len(cancels)])
     return cancels, news
+
+
+def claimable(market_id: int) -> bool:
+    """Whether :func:`claim` would find anything in ``market_id`` — the same predicates, read
+    without locks (the engine's cheap check after a batch that took less than it could)."""
+    queued = Q(status=S.PENDING_NEW, cancel_requested=False) | Q(cancel_requested=True, status__in=Order.OPEN_STATUSES)
+    return Order.objects.filter(queued, market_id=market_id).exists()  # one round trip
 
 
 _ORDER_ATTNAMES: list[str] = []

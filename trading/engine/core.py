@@ -49,7 +49,7 @@ from django.utils import timezone
 from kk99.conf import kk99_setting
 from trading.engine import book as nb
 from trading.engine import faults, halts
-from trading.engine.claiming import claim
+from trading.engine.claiming import claim, claimable
 from trading.engine.matching import Batch, BookMatcher
 from trading.engine.persisting import Fenced, batch_write, state_lock
 from trading.engine.publishing import batch_publish, depth_cache_key, depth_diff
@@ -115,6 +115,7 @@ class MarketEngine(BookMatcher):
         self._current: int | None = None  # the order whose command is being run
         self._quarantined_in_a_row = 0
         self._claimed = 0
+        self._partial = False  # the last batch committed work but took less than it could
 
     # --- ownership and rebuild ---------------------------------------------------------
 
@@ -201,6 +202,7 @@ class MarketEngine(BookMatcher):
             self.rebuild()
         isolating = self._isolate > 0
         self._current = None
+        self._partial = False
         try:
             with localcontext(ENGINE_DECIMAL_CONTEXT):
                 result = self._process_batch(limit=1 if isolating else None)
@@ -212,6 +214,18 @@ class MarketEngine(BookMatcher):
             if isolating:
                 self._isolate -= 1
         return result
+
+    def surely_idle(self) -> bool:
+        """True when the last batch committed work, took fewer commands than it could, and one
+        unlocked read (autocommit: no transaction, no row lock, no WAL flush at its end) finds
+        nothing queued — then the runner may wait instead of running a whole locked batch that
+        would find nothing (its commit flushes WAL: a row lock is a write). Whatever is queued
+        after this read NOTIFYs the runner after its commit, and the idle wait re-checks by
+        state anyway. False in every other case (the caller runs the batch)."""
+        if not self._partial or self._isolate > 0 or self._stale:
+            return False
+        self._partial = False
+        return not claimable(self.market.pk)
 
     def _batch_failed(self, exc: BaseException, isolating: bool) -> BatchResult:
         """Decide what a failed (rolled back) batch means: retry, raise or quarantine."""
@@ -288,6 +302,7 @@ class MarketEngine(BookMatcher):
             # ENGINE_BATCH_MAX); a partial one resets to ENGINE_BATCH_SIZE (low latency when idle).
             if limit is None:
                 self._limit = batch_size * 2 if self._claimed >= batch_size else 0
+                self._partial = self._claimed < batch_size and not reopening and not paused
             self.fees.new_batch()
             b = Batch(now=now, seq=state.last_seq, trade_id=state.last_trade_id, last_price=state.last_price, halted_until=state.halted_until, band_since=state.band_since)
             if reopening:
@@ -352,4 +367,4 @@ class MarketEngine(BookMatcher):
         depth_id = state.depth_update_id + (1 if diff[0] or diff[1] else 0)
         batch_write(self, b, state, depth_id)
         self._depth = depth
-        batch_publish(self, b, diff, depth, depth_id, state.depth_update_id)
+        batch_publish(self, b, diff, depth, depth_id, state.depth_update_id, first_seq=state.last_seq)

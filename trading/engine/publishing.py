@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from kk99.publish import market_group, publish_many_on_commit, publish_on_commit, user_group
-from trading.engine.wakeup import orders_done_on_commit
+from trading.engine.wakeup import WAITER_STATE_MAX_ORDERS, engine_state_encode, orders_done_on_commit
 from trading.models import Order
 from trading.payloads import order_payload
 
@@ -60,12 +60,14 @@ def _levels(u, levels) -> list[list[str]]:
     return [[str(u.price(p)), str(u.qty(q))] for p, q in levels]
 
 
-def batch_publish(engine, b, diff, depth, depth_id: int, prev_depth_id: int) -> None:
-    """Schedule every event of batch ``b`` of ``engine`` (a MarketEngine) for after commit."""
+def batch_publish(engine, b, diff, depth, depth_id: int, prev_depth_id: int, *, first_seq: int | None = None) -> None:
+    """Schedule every event of batch ``b`` of ``engine`` (a MarketEngine) for after commit.
+    ``first_seq``: the engine sequence before this batch (orders numbered above it were run
+    for the first time in it)."""
     symbol, u = engine.symbol, engine.units
     # First after the commit: the requests waiting for these orders (FULL/RESULT answers) are
-    # woken before anything else is sent.
-    orders_done_on_commit(symbol, list(b.dirty))
+    # woken before anything else is sent — with what their answers need, for a small batch.
+    orders_done_on_commit(symbol, list(b.dirty), waiter_states(b, first_seq))
     now_ms = int(b.now.timestamp() * 1000)  # every trade of a batch has created_at = b.now
     if b.trades:
         trades = [trade_public_payload(t, symbol, time_ms=now_ms) for t in b.trades]
@@ -85,6 +87,25 @@ def batch_publish(engine, b, diff, depth, depth_id: int, prev_depth_id: int) -> 
     for ev in b.halt_events:
         publish_on_commit("market.status", halt_event_payload(ev, symbol), groups=[market_group(symbol)])
     publish_many_on_commit(_user_messages(engine, b, now_ms))
+
+
+def waiter_states(b, first_seq: int | None) -> dict[int, list] | None:
+    """What a waiting request's answer needs (:func:`trading.engine.wakeup.order_with_engine_state`)
+    for every order of batch ``b`` that was run for the first time in it (numbered above
+    ``first_seq``: a new order, or a stop just triggered — all its taker fills are in this
+    batch). Only for batches of at most WAITER_STATE_MAX_ORDERS changed orders: the latency
+    of a lone order is what the waiter saves two queries for; a big batch sends ids only (its
+    waiters re-read) and the engine does not encode hundreds of states nobody may wait for."""
+    if first_seq is None or not b.dirty or len(b.dirty) > WAITER_STATE_MAX_ORDERS:
+        return None
+    fresh = {o.id: o for o in b.dirty.values() if o.engine_seq is not None and o.engine_seq > first_seq}
+    if not fresh:
+        return None
+    fills: dict[int, list] = defaultdict(list)
+    for t in b.trades:
+        if t.taker_order_id in fresh:
+            fills[t.taker_order_id].append([t.trade_id, str(t.price), str(t.qty), str(t.taker_fee), t.taker_fee_asset_id])
+    return {oid: engine_state_encode(o, fills.get(oid, [])) for oid, o in fresh.items()}
 
 
 def _user_messages(engine, b, now_ms: int) -> list[tuple]:

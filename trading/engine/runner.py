@@ -51,7 +51,12 @@ class EngineRunner:
         self.stopping = threading.Event()
         self._lock_conn = None
         self._market_ids: dict[str, int] = {}
+        self._symbols_at = float("-inf")  # when the market list was last read
         self._thread: int | None = None
+        # batch_committed, coalesced per market: trades committed since the last send, and when
+        # the receivers last ran (monotonic seconds).
+        self._hook_trades: dict[str, int] = {}
+        self._hook_at: dict[str, float] = {}
 
     # --- wiring --------------------------------------------------------------------------
 
@@ -60,10 +65,15 @@ class EngineRunner:
         return connection.vendor == "postgresql"
 
     def _symbols(self) -> list[str]:
-        qs = Market.objects.order_by("symbol")
-        if self.wanted:
-            qs = qs.filter(symbol__in=self.wanted)
-        self._market_ids = dict(qs.values_list("symbol", "pk"))
+        """The markets to run, re-read at most every ENGINE_STANDBY_RETRY_SECONDS (a new
+        market is picked up within that; a woken engine goes straight to its batch)."""
+        now = time.monotonic()
+        if now - self._symbols_at >= kk99_setting("ENGINE_STANDBY_RETRY_SECONDS"):
+            qs = Market.objects.order_by("symbol")
+            if self.wanted:
+                qs = qs.filter(symbol__in=self.wanted)
+            self._market_ids = dict(qs.values_list("symbol", "pk"))
+            self._symbols_at = now
         return list(self._market_ids)
 
     def _open_lock_connection(self):
@@ -108,6 +118,7 @@ class EngineRunner:
                 symbols = self._symbols()
                 self._acquire(symbols)
                 work = self._run_batches()
+                self._run_hooks()
                 if work == 0:
                     self._wait(all_owned=len(self.engines) == len(symbols))
         except Fenced as exc:
@@ -140,6 +151,8 @@ class EngineRunner:
         work = 0
         for symbol, engine in list(self.engines.items()):
             try:
+                if engine.surely_idle():  # one unlocked read instead of an empty locked batch
+                    continue
                 started = time.perf_counter()
                 result = engine.process_batch()
             except Fenced:
@@ -160,13 +173,43 @@ class EngineRunner:
             )
             work += result.commands
             if result.trades:
-                self._batch_committed(symbol, engine, result)
+                self._hook_trades[symbol] = self._hook_trades.get(symbol, 0) + result.trades
         return work
 
-    def _batch_committed(self, symbol: str, engine: MarketEngine, result) -> None:
+    def _run_hooks(self) -> None:
+        """Send :data:`~trading.engine.signals.batch_committed` for every market that traded
+        since its last send, unless its receivers ran less than ENGINE_BATCH_HOOK_INTERVAL_SECONDS
+        ago: under load the mark is recomputed a few times a second instead of after every
+        batch (a pause of the engine thread between batches each time). A market left waiting
+        is sent on the trailing edge — :meth:`_wait` wakes for it — so every committed trade is
+        followed by a recompute within the interval (plus one batch)."""
+        if not self._hook_trades:
+            return
+        interval = kk99_setting("ENGINE_BATCH_HOOK_INTERVAL_SECONDS")
+        now = time.monotonic()
+        for symbol in sorted(self._hook_trades):
+            if now - self._hook_at.get(symbol, float("-inf")) < interval:
+                continue  # on the trailing edge: _wait wakes up for it
+            trades = self._hook_trades.pop(symbol)
+            engine = self.engines.get(symbol)
+            if engine is None:  # lost the market meanwhile: its new owner recomputes
+                continue
+            self._hook_at[symbol] = now
+            self._batch_committed(symbol, engine, trades)
+
+    def _hook_wait(self) -> float | None:
+        """Seconds until the next coalesced hook is due (None: none pending)."""
+        if not self._hook_trades:
+            return None
+        interval = kk99_setting("ENGINE_BATCH_HOOK_INTERVAL_SECONDS")
+        now = time.monotonic()
+        return max(0.0, min(self._hook_at.get(s, float("-inf")) + interval - now for s in self._hook_trades))
+
+    def _batch_committed(self, symbol: str, engine: MarketEngine, trades: int) -> None:
         """After the commit: receivers of :data:`trading.engine.signals.batch_committed` (the
         mark price and the liquidation hook); one failing is logged, never fatal."""
-        for receiver, outcome in batch_committed.send_robust(sender=MarketEngine, symbol=symbol, trades=result.trades, last_price=engine.last_price):
+        sent = batch_committed.send_robust(sender=MarketEngine, symbol=symbol, trades=trades, last_price=engine.last_price, market=engine.market)
+        for receiver, outcome in sent:
             if isinstance(outcome, Exception):
                 logger.error("engine %s: batch_committed receiver %r failed in %s", self.owner, receiver, symbol, exc_info=outcome)
 
@@ -175,6 +218,9 @@ class EngineRunner:
             time.sleep(kk99_setting("ENGINE_SQLITE_POLL_SECONDS"))
             return
         timeout = kk99_setting("ENGINE_IDLE_WAIT_SECONDS") if all_owned else kk99_setting("ENGINE_STANDBY_RETRY_SECONDS")
+        hook = self._hook_wait()
+        if hook is not None:
+            timeout = min(timeout, hook)
         # Raises if the lock connection died: then our locks are gone too, and we must stop.
         for _ in self._lock_conn.notifies(timeout=timeout, stop_after=1):
             pass

@@ -17,14 +17,24 @@ Engine → request (:func:`orders_done_on_commit`, :class:`OrderWaiter`)
     registers BEFORE it reads the order, so a batch that commits between the read and the wait
     still wakes it; it also re-reads at least every WAIT_SLICE_SECONDS, so a lost message (Redis
     restart) costs latency, never an answer. Without Redis (the SQLite demo) waiters poll.
+
+    A batch of at most WAITER_STATE_MAX_ORDERS changed orders also carries, for each order it
+    ran for the first time, the engine-owned fields as committed and the order's taker fills
+    (JSON ``{"ids": […], "s": {id: state}}``; a bare ``1,2,3`` is ids only). A waiter that had
+    read its order still PENDING_NEW builds the answer from that (:func:`order_with_engine_state`)
+    instead of re-reading the order and its fills: the two queries after the wake-up are gone.
 """
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import json
 import logging
 import os
 import threading
 import time
 from collections import defaultdict
+from decimal import Decimal
 
 import redis
 from django.conf import settings
@@ -38,6 +48,7 @@ logger = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "kk99_engine"
 ORDERS_CHANNEL_PREFIX = "kk99:orders:"
 WAIT_SLICE_SECONDS = 0.25
+WAITER_STATE_MAX_ORDERS = 16  # batches up to this many changed orders carry the waiters' answers
 IDLE_CLOSE_SECONDS = 1.0  # the wake-up sender closes its connection after this long without work
 
 
@@ -137,11 +148,59 @@ def _redis():
     return client
 
 
-def orders_done_on_commit(symbol: str, order_ids: list[int]) -> None:
-    """After the engine's batch commits: name the orders it changed to the waiting requests."""
+# The engine-owned Order fields a waiter's answer needs, in the order of an encoded state;
+# then the taker fills [trade_id, price, qty, taker_fee, taker_fee_asset_id].
+_STATE_FIELDS = ("status", "executed_qty", "cumulative_quote_qty", "prevented_qty", "held_remaining", "engine_seq",
+                 "reject_reason", "updated_at", "working_at", "triggered_at")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICRO = dt.timedelta(microseconds=1)
+
+
+def engine_state_encode(order, fills: list[list]) -> list:
+    """One order's committed engine state as JSON-able values (exact: decimals as strings,
+    times as integer microseconds)."""
+    out: list = []
+    for name in _STATE_FIELDS:
+        v = getattr(order, name)
+        if isinstance(v, Decimal):
+            v = str(v)
+        elif isinstance(v, dt.datetime):
+            v = (v - _EPOCH) // _MICRO
+        out.append(v)
+    out.append(fills)
+    return out
+
+
+def order_with_engine_state(order, state: list):
+    """A copy of ``order`` (read while still PENDING_NEW) with the engine state a wake-up
+    carried: the same values a re-read would return (decimals at the columns' scale), and
+    ``engine_taker_fills`` (unsaved Trades: trade_id, price, qty, taker_fee,
+    taker_fee_asset_id) for :func:`trading.selectors.order_taker_fills`."""
+    from trading.models import Order, Trade  # noqa: PLC0415 — the models import the engine's units
+
+    new = copy.copy(order)  # Django copies the instance state and the related-object cache
+    for name, v in zip(_STATE_FIELDS, state):
+        field = Order._meta.get_field(name)
+        if v is not None and name in ("updated_at", "working_at", "triggered_at"):
+            v = _EPOCH + v * _MICRO
+        elif v is not None and field.get_internal_type() == "DecimalField":
+            v = Decimal(v).quantize(Decimal(1).scaleb(-field.decimal_places))
+        setattr(new, field.attname, v)
+    tq = {n: Decimal(1).scaleb(-Trade._meta.get_field(n).decimal_places) for n in ("price", "qty", "taker_fee")}
+    new.engine_taker_fills = [
+        Trade(market_id=order.market_id, trade_id=tid, price=Decimal(p).quantize(tq["price"]), qty=Decimal(q).quantize(tq["qty"]),
+              taker_order_id=order.pk, taker_fee=Decimal(fee).quantize(tq["taker_fee"]), taker_fee_asset_id=asset_id)
+        for tid, p, q, fee, asset_id in state[len(_STATE_FIELDS)]
+    ]
+    return new
+
+
+def orders_done_on_commit(symbol: str, order_ids: list[int], states: dict[int, list] | None = None) -> None:
+    """After the engine's batch commits: name the orders it changed to the waiting requests,
+    with ``states`` (:func:`engine_state_encode`, by order id) for those that have one."""
     if not order_ids or _redis() is None:
         return
-    payload = ",".join(map(str, order_ids))
+    payload = json.dumps({"ids": order_ids, "s": states}, separators=(",", ":")) if states else ",".join(map(str, order_ids))
 
     def send() -> None:
         try:
@@ -150,6 +209,12 @@ def orders_done_on_commit(symbol: str, order_ids: list[int]) -> None:
             logger.exception("order wake-up publish for %s failed", symbol)
 
     transaction.on_commit(send)
+
+
+class _Wake(threading.Event):
+    """A waiter's event, and the engine state the message that set it carried (or None)."""
+
+    state: list | None = None
 
 
 class _Dispatcher:
@@ -164,8 +229,8 @@ class _Dispatcher:
         self.thread = threading.Thread(target=self._run, name="kk99-order-wakeups", daemon=True)
         self.thread.start()
 
-    def register(self, order_id: int) -> threading.Event:
-        event = threading.Event()
+    def register(self, order_id: int) -> _Wake:
+        event = _Wake()
         with self.lock:
             self.waiters[order_id].append(event)
         return event
@@ -179,9 +244,15 @@ class _Dispatcher:
                     del self.waiters[order_id]
 
     def _wake(self, data: bytes) -> None:
+        if data[:1] == b"{":
+            message = json.loads(data)
+            ids, states = message["ids"], message.get("s") or {}
+        else:
+            ids, states = [int(raw) for raw in data.split(b",")], {}
         with self.lock:
-            for raw in data.split(b","):
-                for event in self.waiters.get(int(raw), ()):
+            for oid in ids:
+                for event in self.waiters.get(oid, ()):
+                    event.state = states.get(str(oid))
                     event.set()
 
     def _run(self) -> None:
@@ -227,7 +298,7 @@ class OrderWaiter:
     def __init__(self, order_id: int) -> None:
         self.order_id = order_id
         self.dispatcher = _dispatcher()
-        self.event: threading.Event | None = None
+        self.event: _Wake | None = None
         self.delay = 0.002
 
     def __enter__(self) -> OrderWaiter:
@@ -239,10 +310,15 @@ class OrderWaiter:
         if self.event is not None:
             self.dispatcher.unregister(self.order_id, self.event)
 
-    def wait(self, seconds: float) -> None:
+    def wait(self, seconds: float) -> list | None:
+        """Returns the engine state the wake-up carried for this order, if any (else None:
+        re-read the order)."""
         if self.event is None or not self.dispatcher.ready.is_set():
             time.sleep(max(0.0, min(seconds, self.delay)))
             self.delay = min(self.delay * 2, 0.05)
-            return
+            return None
         self.event.wait(max(0.0, min(seconds, WAIT_SLICE_SECONDS)))
-        self.event.clear()
+        with self.dispatcher.lock:
+            state, self.event.state = self.event.state, None
+            self.event.clear()
+        return state
