@@ -52,6 +52,8 @@ class EvalResult:
     orders: int = 0
     trades: int = 0
     false_list: list[tuple] = field(default_factory=list)  # (alert key, detector, market, accounts, window start)
+    # wash alerts matching no wash injection but a self trade that really printed (the labelling rule in _score)
+    attributed: list[tuple] = field(default_factory=list)  # (alert key, market, accounts, window start, injection type of the account)
 
 
 class Clock:
@@ -394,6 +396,8 @@ def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int 
     ``types`` limits the injections (tuning one detector); the table still has every row."""
     from surveillance.models import Alert
     from surveillance.services import detectors_run
+    from django.db.models import F
+
     from trading.models import Trade
 
     clock = Clock(START)
@@ -451,20 +455,43 @@ def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int 
             detectors_run(market=sim.markets[symbol], now=clock.now)
         alerts = list(Alert.objects.filter(market__in=sim.markets.values()).select_related("market").order_by("pk"))
         trades = Trade.objects.filter(market__in=sim.markets.values()).count()
-    return _score(alerts, injections, sim.orders, trades)
+        self_trades = list(
+            Trade.objects.filter(market__in=sim.markets.values(), maker_user_id=F("taker_user_id")).values_list("market__symbol", "maker_user_id", "created_at")
+        )
+    return _score(alerts, injections, sim.orders, trades, self_trades=self_trades)
 
 
-def _score(alerts, injections: list[Injection], orders: int, trades: int) -> EvalResult:
+def _self_trade_of(alert, self_trades: list[tuple]) -> tuple | None:
+    """The printed self trade (market, account, time) a wash alert is about, if any."""
+    for symbol, account, ts in self_trades:
+        if symbol == alert.market.symbol and account in alert.accounts and alert.window_start - SLACK <= ts <= alert.window_end + SLACK:
+            return symbol, account, ts
+    return None
+
+
+def _score(alerts, injections: list[Injection], orders: int, trades: int, self_trades: list[tuple] = ()) -> EvalResult:
+    """Labelling rule: an alert is a true positive when it matches an injection of its type
+    (module docstring). One more ground truth comes from the tape itself: a **self trade that
+    printed** (buyer = seller) is a wash trade whoever made it — e.g. a spoofer's IOC sell
+    meeting its own layered bid after the maker's bid moved away. A wash alert on such a trade
+    is a true positive ("attributed", listed apart); it adds no row to ``injected`` (recall is
+    over the designed injections only)."""
     false_by_type = {t: 0 for t in TYPES}
     tp_by_type = {t: 0 for t in TYPES}
     delays: dict[str, list[float]] = {t: [] for t in TYPES}
     false_list: list[tuple] = []
+    attributed: list[tuple] = []
     for alert in alerts:
         matched = [
             inj for inj in injections
             if inj.type == alert.detector and inj.market == alert.market.symbol and set(inj.accounts) & set(alert.accounts)
             and alert.window_start <= (inj.end or inj.start) + SLACK and alert.window_end >= inj.start - SLACK
         ]
+        if not matched and alert.detector == "wash" and (st := _self_trade_of(alert, self_trades)) is not None:
+            tp_by_type["wash"] += 1
+            owner = next((i.type for i in injections if st[1] in i.accounts), "-")
+            attributed.append((alert.alert_key, alert.market.symbol, tuple(alert.accounts), alert.window_start, owner))
+            continue
         if not matched:
             false_by_type[alert.detector] += 1
             false_list.append((alert.alert_key, alert.detector, alert.market.symbol, tuple(alert.accounts), alert.window_start))
@@ -488,7 +515,7 @@ def _score(alerts, injections: list[Injection], orders: int, trades: int) -> Eva
             "median_delay_s": statistics.median(delays[t]) if delays[t] else None,
         })
     return EvalResult(rows=rows, alert_keys=[a.alert_key for a in alerts], false_alerts=sum(false_by_type.values()), injections=injections, orders=orders, trades=trades,
-                      false_list=false_list)
+                      false_list=false_list, attributed=attributed)
 
 
 def table(rows: list[dict]) -> str:

@@ -57,6 +57,8 @@ class Command(BaseCommand):
                 for inj in result.injections:
                     if inj.detected_at is None:
                         self.stdout.write(f"missed: {inj.type} {inj.variant} on {inj.market} accounts {inj.accounts} {inj.start:%H:%M}-{inj.end:%H:%M}")
+                for key, market, accounts, start, owner in result.attributed:
+                    self.stdout.write(f"attributed: wash on {market} accounts {accounts} at {start:%H:%M} ({key[:12]}): a printed self trade of a {owner} injection")
                 for key, detector, market, accounts, start in result.false_list:
                     self.stdout.write(f"false alert: {detector} on {market} accounts {accounts} at {start:%H:%M} ({key[:12]})")
             if opts["clean_hours"] > 0:
