@@ -318,12 +318,14 @@ def closes_between(start: datetime, end: datetime, interval_s: float, session_cl
 
 
 def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[datetime]) -> list[Finding]:
-    """For each close: the price excursion (to the window's high or low) over the last
-    ``window_s`` before it of at least
-    ``min_move_bps``, driven by one taker (≥ ``min_share`` of the aggressive volume in the move's
-    direction in the window, and ≥ ``min_volume_mult`` × the median trade size of the look-back)
-    who held a position in that direction built in the ``position_lookback_s`` before the
-    window — the close mark pays them."""
+    """For each close and each direction: the price excursion (to the window's high, or to its
+    low) over the last ``window_s`` before it of at least ``min_move_bps``, driven by one taker
+    (≥ ``min_share`` of the aggressive volume in that direction in the window, and
+    ≥ ``min_volume_mult`` × the median trade size of the look-back) who held a position in that
+    direction built in the ``position_lookback_s`` before the window — the close mark pays them.
+    Both directions are examined: in a thin book the bid-ask bounce can make the excursion
+    *against* a push the larger one (a push up whose window also printed at a bid two levels
+    down), and picking only the larger excursion missed the push (tuning seed 3)."""
     out = []
     trades = sorted(trades, key=lambda t: t.id)
     w = timedelta(seconds=p["window_s"])
@@ -333,36 +335,44 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
         if not before or not inside:
             continue
         ref = before[-1].price
-        hi, lo = max(t.price for t in inside), min(t.price for t in inside)
-        extreme = hi if abs(hi - ref) >= abs(ref - lo) else lo
-        move_bps = float((extreme - ref) / ref * 10000)
-        if abs(move_bps) < p["min_move_bps"]:
-            continue
-        up = move_bps > 0
-        aggressive: dict[int, Decimal] = defaultdict(Decimal)
-        for t in inside:
-            if t.taker_is_buyer == up:
-                aggressive[t.taker] += t.qty
-        total = sum(aggressive.values(), Decimal(0))
-        if not total:
-            continue
-        lead, q = max(sorted(aggressive.items()), key=lambda kv: kv[1])
-        if q / total < Decimal(str(p["min_share"])):
-            continue
         since = close - w - timedelta(seconds=p["position_lookback_s"])
         typical = [t.qty for t in before if t.ts >= since]
-        if typical and q < statistics.median(typical) * Decimal(str(p["min_volume_mult"])):
-            continue  # an ordinary trade in a noisy minute, not a push
-        position = sum(((t.qty if t.buyer == lead else -t.qty) for t in before if t.ts >= since and lead in (t.buyer, t.seller) and t.buyer != t.seller), Decimal(0))
-        if (position > 0) != up or position == 0:
-            continue
-        out.append(Finding(
-            "marking_close", (lead,), close - w, close, score=abs(move_bps) / p["min_move_bps"] * 1.5,
-            evidence={"close": close.isoformat(), "move_bps": round(move_bps, 1), "position": str(position),
-                      "trade_ids": [t.id for t in inside], "order_ids": sorted({t.buy_order if up else t.sell_order for t in inside if t.taker == lead})},
-            detected_at=inside[-1].ts,
-        ))
+        for extreme in (max(t.price for t in inside), min(t.price for t in inside)):
+            move_bps = float((extreme - ref) / ref * 10000)
+            if abs(move_bps) < p["min_move_bps"]:
+                continue
+            finding = _close_pushed_by(before, inside, p=p, up=move_bps > 0, since=since, typical=typical)
+            if finding is None:
+                continue
+            lead, position = finding
+            out.append(Finding(
+                "marking_close", (lead,), close - w, close, score=abs(move_bps) / p["min_move_bps"] * 1.5,
+                evidence={"close": close.isoformat(), "move_bps": round(move_bps, 1), "position": str(position),
+                          "trade_ids": [t.id for t in inside], "order_ids": sorted({t.buy_order if move_bps > 0 else t.sell_order for t in inside if t.taker == lead})},
+                detected_at=inside[-1].ts,
+            ))
     return out
+
+
+def _close_pushed_by(before: list[TradeRec], inside: list[TradeRec], *, p: dict, up: bool, since: datetime, typical: list[Decimal]) -> tuple[int, Decimal] | None:
+    """(the taker who drove the window's move in direction ``up``, their position) when one
+    taker did it with enough volume and holds a position that gains from it; else None."""
+    aggressive: dict[int, Decimal] = defaultdict(Decimal)
+    for t in inside:
+        if t.taker_is_buyer == up:
+            aggressive[t.taker] += t.qty
+    total = sum(aggressive.values(), Decimal(0))
+    if not total:
+        return None
+    lead, q = max(sorted(aggressive.items()), key=lambda kv: kv[1])
+    if q / total < Decimal(str(p["min_share"])):
+        return None
+    if typical and q < statistics.median(typical) * Decimal(str(p["min_volume_mult"])):
+        return None  # an ordinary trade in a noisy minute, not a push
+    position = sum(((t.qty if t.buyer == lead else -t.qty) for t in before if t.ts >= since and lead in (t.buyer, t.seller) and t.buyer != t.seller), Decimal(0))
+    if (position > 0) != up or position == 0:
+        return None
+    return lead, position
 
 
 # --- order-to-trade ratio and STP misuse --------------------------------------------------------
