@@ -453,7 +453,10 @@ def _replay(sim: Sim, clock: Clock, wall: float, *, hours, per_type, tick_s, det
     if inject:
         # spread injections over the run, away from the first hour (detector warm-up)
         warm = int(3600 / tick_s)
-        slots = sorted(sim.rng.sample(range(warm, max(warm + 1, total_ticks - int(1800 / tick_s))), per_type * len(types)))
+        room = range(warm, max(warm + 1, total_ticks - int(1800 / tick_s)))
+        if len(room) < per_type * len(types):
+            raise ValueError(f"{hours:g} h leaves {len(room)} ticks for {per_type * len(types)} injections (the first hour and the last half hour take none): run longer or inject fewer")
+        slots = sorted(sim.rng.sample(room, per_type * len(types)))
         kinds = [t for t in types for _ in range(per_type)]
         sim.rng.shuffle(kinds)
         for slot, kind in zip(slots, kinds):

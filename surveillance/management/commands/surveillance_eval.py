@@ -34,6 +34,10 @@ class Command(BaseCommand):
         self.stderr.write(line)
         self.stderr.flush()
 
+    def _evaluate(self, opts, types):
+        return evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"], types=types,
+                        out=self._progress, parallel_engines=opts["parallel_engines"] and not opts["in_place"])
+
     def handle(self, *args, **opts):
         types = tuple(t for t in opts["types"].split(",") if t)
         unknown = set(types) - set(TYPES)
@@ -50,8 +54,10 @@ class Command(BaseCommand):
             fast_commits()
             started = time.monotonic()
             if opts["hours"] > 0:
-                result = evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"], types=types,
-                                  out=self._progress, parallel_engines=opts["parallel_engines"] and not opts["in_place"])
+                try:
+                    result = self._evaluate(opts, types)
+                except ValueError as exc:
+                    raise CommandError(str(exc)) from None
                 self.stdout.write(f"seed {opts['seed']}: {opts['hours']:g} h, {opts['markets']} markets, {result.orders} orders, {result.trades} trades "
                                   f"({time.monotonic() - started:.0f} s wall)")
                 self.stdout.write(table(result.rows))
