@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--per-type", type=int, default=5, help="Injections per manipulation type.")
         parser.add_argument("--background", type=int, default=20, help="Background traders.")
         parser.add_argument("--types", default=",".join(TYPES), help="Comma-separated manipulation types to inject (tuning one detector).")
-        parser.add_argument("--parallel-engines", action="store_true", help="Drain the markets' engines in one thread each (default: one after another).")
+        parser.add_argument("--serial-engines", action="store_true", help="Drain the markets' engines one after another (default: one thread each; same alert ids).")
         parser.add_argument("--keep-db", action="store_true", help="Do not drop the isolated database.")
         parser.add_argument("--in-place", action="store_true", help="Use the current database (tests only).")
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
 
     def _evaluate(self, opts, types):
         return evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"], types=types,
-                        out=self._progress, parallel_engines=opts["parallel_engines"] and not opts["in_place"])
+                        out=self._progress, parallel_engines=not opts["serial_engines"] and not opts["in_place"])
 
     def handle(self, *args, **opts):
         types = tuple(t for t in opts["types"].split(",") if t)
@@ -76,7 +76,7 @@ class Command(BaseCommand):
 
                 before = Alert.objects.count()
                 clean = evaluate(seed=opts["seed"] + 100_000, hours=opts["clean_hours"], markets=opts["markets"], background=opts["background"], inject=False,
-                                 out=self._progress, parallel_engines=opts["parallel_engines"] and not opts["in_place"])
+                                 out=self._progress, parallel_engines=not opts["serial_engines"] and not opts["in_place"])
                 self.stdout.write(f"clean {opts['clean_hours']:g} h replay: {clean.orders} orders, {clean.trades} trades, false alerts: {len(clean.alert_keys)} "
                                   f"({time.monotonic() - started:.0f} s wall)")
                 by_type = {}
