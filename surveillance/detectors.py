@@ -318,12 +318,15 @@ def closes_between(start: datetime, end: datetime, interval_s: float, session_cl
 
 
 def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[datetime]) -> list[Finding]:
-    """For each close: the price excursion (to the window's high or low) over the last
-    ``window_s`` before it of at least
-    ``min_move_bps``, driven by one taker (≥ ``min_share`` of the aggressive volume in the move's
-    direction in the window, and ≥ ``min_volume_mult`` × the median trade size of the look-back)
-    who held a position in that direction built in the ``position_lookback_s`` before the
-    window — the close mark pays them."""
+    """For each close and each direction: the price excursion (to the window's high, or to its
+    low) over the last ``window_s`` before it of at least ``min_move_bps``, driven by pushers
+    (:func:`_close_pushed_by`: each ≥ ``min_volume_mult`` × the median trade size of the
+    look-back, together ≥ ``min_share`` of the aggressive volume in that direction in the
+    window) who each held a position in that direction built in the ``position_lookback_s``
+    before the window — the close mark pays them. One finding per pusher.
+    Both directions are examined: in a thin book the bid-ask bounce can make the excursion
+    *against* a push the larger one (a push up whose window also printed at a bid two levels
+    down), and picking only the larger excursion missed the push (tuning seed 3)."""
     out = []
     trades = sorted(trades, key=lambda t: t.id)
     w = timedelta(seconds=p["window_s"])
@@ -333,36 +336,48 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
         if not before or not inside:
             continue
         ref = before[-1].price
-        hi, lo = max(t.price for t in inside), min(t.price for t in inside)
-        extreme = hi if abs(hi - ref) >= abs(ref - lo) else lo
-        move_bps = float((extreme - ref) / ref * 10000)
-        if abs(move_bps) < p["min_move_bps"]:
-            continue
-        up = move_bps > 0
-        aggressive: dict[int, Decimal] = defaultdict(Decimal)
-        for t in inside:
-            if t.taker_is_buyer == up:
-                aggressive[t.taker] += t.qty
-        total = sum(aggressive.values(), Decimal(0))
-        if not total:
-            continue
-        lead, q = max(sorted(aggressive.items()), key=lambda kv: kv[1])
-        if q / total < Decimal(str(p["min_share"])):
-            continue
         since = close - w - timedelta(seconds=p["position_lookback_s"])
         typical = [t.qty for t in before if t.ts >= since]
-        if typical and q < statistics.median(typical) * Decimal(str(p["min_volume_mult"])):
-            continue  # an ordinary trade in a noisy minute, not a push
-        position = sum(((t.qty if t.buyer == lead else -t.qty) for t in before if t.ts >= since and lead in (t.buyer, t.seller) and t.buyer != t.seller), Decimal(0))
-        if (position > 0) != up or position == 0:
-            continue
-        out.append(Finding(
-            "marking_close", (lead,), close - w, close, score=abs(move_bps) / p["min_move_bps"] * 1.5,
-            evidence={"close": close.isoformat(), "move_bps": round(move_bps, 1), "position": str(position),
-                      "trade_ids": [t.id for t in inside], "order_ids": sorted({t.buy_order if up else t.sell_order for t in inside if t.taker == lead})},
-            detected_at=inside[-1].ts,
-        ))
+        for extreme in (max(t.price for t in inside), min(t.price for t in inside)):
+            move_bps = float((extreme - ref) / ref * 10000)
+            if abs(move_bps) < p["min_move_bps"]:
+                continue
+            up = move_bps > 0
+            for lead, position in _close_pushed_by(before, inside, p=p, up=up, since=since, typical=typical):
+                out.append(Finding(
+                    "marking_close", (lead,), close - w, close, score=abs(move_bps) / p["min_move_bps"] * 1.5,
+                    evidence={"close": close.isoformat(), "move_bps": round(move_bps, 1), "position": str(position),
+                              "trade_ids": [t.id for t in inside], "order_ids": sorted({t.buy_order if up else t.sell_order for t in inside if t.taker == lead})},
+                    detected_at=inside[-1].ts,
+                ))
     return out
+
+
+def _close_pushed_by(before: list[TradeRec], inside: list[TradeRec], *, p: dict, up: bool, since: datetime, typical: list[Decimal]) -> list[tuple[int, Decimal]]:
+    """The pushers of the window's move in direction ``up``, with their positions: takers who
+    each bought (sold) at least ``min_volume_mult`` × the look-back's median trade size
+    aggressively in the window and hold a position that gains from the mark — together at least
+    ``min_share`` of the window's aggressive volume that way. Several pushers (two accounts
+    marking the same close) are each flagged: tuning seed 3 missed the second of two markers
+    whose share alone was 15 %."""
+    aggressive: dict[int, Decimal] = defaultdict(Decimal)
+    for t in inside:
+        if t.taker_is_buyer == up:
+            aggressive[t.taker] += t.qty
+    total = sum(aggressive.values(), Decimal(0))
+    if not total:
+        return []
+    floor = statistics.median(typical) * Decimal(str(p["min_volume_mult"])) if typical else Decimal(0)
+    pushers = []
+    for taker, q in sorted(aggressive.items(), key=lambda kv: (-kv[1], kv[0])):
+        if q < floor:
+            break  # an ordinary trade in a noisy minute, not a push
+        position = sum(((t.qty if t.buyer == taker else -t.qty) for t in before if t.ts >= since and taker in (t.buyer, t.seller) and t.buyer != t.seller), Decimal(0))
+        if position != 0 and (position > 0) == up:
+            pushers.append((taker, q, position))
+    if sum((q for _, q, _ in pushers), Decimal(0)) / total < Decimal(str(p["min_share"])):
+        return []
+    return [(taker, position) for taker, _, position in pushers]
 
 
 # --- order-to-trade ratio and STP misuse --------------------------------------------------------

@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 import random
 import statistics
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +54,8 @@ class EvalResult:
     orders: int = 0
     trades: int = 0
     false_list: list[tuple] = field(default_factory=list)  # (alert key, detector, market, accounts, window start)
+    # wash alerts matching no wash injection but a self trade that really printed (the labelling rule in _score)
+    attributed: list[tuple] = field(default_factory=list)  # (alert key, market, accounts, window start, injection type of the account)
 
 
 class Clock:
@@ -75,7 +79,7 @@ def _q(value: float, step: Decimal) -> Decimal:
 class Sim:
     """One replay: markets, accounts, engines and the scripted actors."""
 
-    def __init__(self, *, seed: int, markets: int, background: int) -> None:
+    def __init__(self, *, seed: int, markets: int, background: int, parallel_engines: bool = False) -> None:
         from trading.engine.core import MarketEngine
         from trading.models import EngineState, Market
         from wallets.models import Asset
@@ -113,6 +117,11 @@ class Sim:
         self.orders = 0
         self.dirty: set[str] = set()  # markets with commands the engine has not taken yet
         self.symbol_of = {m.pk: s for s, m in self.markets.items()}
+        # One thread (so one database connection) per market drains the engines side by side:
+        # the markets' books are independent and the replay waits for every drain before its
+        # next step, so each market sees the same commands in the same order as one by one.
+        # Off under a test's transaction (other connections would not see its rows).
+        self.pool = ThreadPoolExecutor(max_workers=markets, initializer=fast_commits) if parallel_engines and markets > 1 else None
 
     def user_new(self):
         from accounts.models import User
@@ -174,14 +183,39 @@ class Sim:
         """Drain the engines of the markets that got commands. Nothing else writes to the
         replay's database, so a batch that claimed less than a full batch emptied the queue:
         no trailing empty batch (the real runner polls; here it would only cost queries)."""
-        full = kk99_setting("ENGINE_BATCH_SIZE")
-        for symbol in sorted(self.dirty):
-            engine = self.engines[symbol]
-            while True:
-                r = engine.process_batch()
-                if not r.retried and r.commands < full:
-                    break
+        symbols = sorted(self.dirty)
+        if self.pool is None or len(symbols) < 2:
+            for symbol in symbols:
+                self._drain(symbol)
+        else:
+            for future in [self.pool.submit(self._drain, symbol) for symbol in symbols]:
+                future.result()
         self.dirty.clear()
+
+    def _drain(self, symbol: str) -> None:
+        full = kk99_setting("ENGINE_BATCH_SIZE")
+        engine = self.engines[symbol]
+        while True:
+            r = engine.process_batch()
+            if not r.retried and r.commands < full:
+                break
+
+    def close(self) -> None:
+        """Stop the drain threads and close their database connections."""
+        if self.pool is not None:
+            from django.db import connection
+
+            workers = self.pool._max_workers
+            barrier = threading.Barrier(workers)  # one close per worker thread, in that thread
+
+            def close_mine() -> None:
+                barrier.wait(timeout=60)
+                connection.close()
+
+            for future in [self.pool.submit(close_mine) for _ in range(workers)]:
+                future.result()
+            self.pool.shutdown()
+            self.pool = None
 
     def best(self, symbol) -> tuple[float, float]:
         engine = self.engines[symbol]
@@ -389,82 +423,119 @@ def fast_commits() -> None:
 
 
 def evaluate(*, seed: int, hours: float = 24, markets: int = 3, background: int = 20, per_type: int = 4, tick_s: int = 10,
-             detect_every_s: int = 300, inject: bool = True, types: tuple[str, ...] = TYPES, out=None) -> EvalResult:
+             detect_every_s: int = 300, inject: bool = True, types: tuple[str, ...] = TYPES, out=None, parallel_engines: bool = False) -> EvalResult:
     """Run one replay on the current database (the command gives it an isolated one).
-    ``types`` limits the injections (tuning one detector); the table still has every row."""
+    ``types`` limits the injections (tuning one detector); the table still has every row.
+    ``parallel_engines``: drain the markets' engines in one thread each (the command's
+    isolated, committed database only)."""
+    clock = Clock(START)
+    wall = time.monotonic()
+    with simulated_time(clock):
+        sim = Sim(seed=seed, markets=markets, background=background, parallel_engines=parallel_engines)
+        sim.clock = clock
+        try:
+            return _replay(sim, clock, wall, hours=hours, per_type=per_type, tick_s=tick_s, detect_every_s=detect_every_s, inject=inject, types=types, out=out)
+        finally:
+            sim.close()
+
+
+def _replay(sim: Sim, clock: Clock, wall: float, *, hours, per_type, tick_s, detect_every_s, inject, types, out) -> EvalResult:
+    from django.db.models import F
+
     from surveillance.models import Alert
     from surveillance.services import detectors_run
     from trading.models import Trade
 
-    clock = Clock(START)
-    wall = time.monotonic()
-    with simulated_time(clock):
-        sim = Sim(seed=seed, markets=markets, background=background)
-        sim.clock = clock
-        symbols = sorted(sim.markets)
-        sim.register_market_makers()
-        total_ticks = int(hours * 3600 / tick_s)
-        schedule: list[tuple[int, str, str]] = []
-        if inject:
-            # spread injections over the run, away from the first hour (detector warm-up)
-            warm = int(3600 / tick_s)
-            slots = sorted(sim.rng.sample(range(warm, max(warm + 1, total_ticks - int(1800 / tick_s))), per_type * len(types)))
-            kinds = [t for t in types for _ in range(per_type)]
-            sim.rng.shuffle(kinds)
-            for slot, kind in zip(slots, kinds):
-                schedule.append((slot, kind, sim.rng.choice(symbols)))
-        running: list[tuple[Injection, object]] = []
-        injections: list[Injection] = []
+    symbols = sorted(sim.markets)
+    sim.register_market_makers()
+    total_ticks = int(hours * 3600 / tick_s)
+    schedule: list[tuple[int, str, str]] = []
+    if inject:
+        # spread injections over the run, away from the first hour (detector warm-up)
+        warm = int(3600 / tick_s)
+        room = range(warm, max(warm + 1, total_ticks - int(1800 / tick_s)))
+        if len(room) < per_type * len(types):
+            raise ValueError(f"{hours:g} h leaves {len(room)} ticks for {per_type * len(types)} injections (the first hour and the last half hour take none): run longer or inject fewer")
+        slots = sorted(sim.rng.sample(room, per_type * len(types)))
+        kinds = [t for t in types for _ in range(per_type)]
+        sim.rng.shuffle(kinds)
+        for slot, kind in zip(slots, kinds):
+            schedule.append((slot, kind, sim.rng.choice(symbols)))
+    running: list[tuple[Injection, object]] = []
+    injections: list[Injection] = []
+    for symbol in symbols:
+        sim.requote(symbol, clock.now, force=True)
+    sim.run_engines()
+    next_detect = clock.now + timedelta(seconds=detect_every_s)
+    for tick in range(total_ticks):
+        while schedule and schedule[0][0] == tick:
+            _, kind, symbol = schedule.pop(0)
+            inj = Injection(kind, symbol, (), clock.now)
+            running.append((inj, INJECTORS[kind](sim, inj, symbol)))
+            injections.append(inj)
         for symbol in symbols:
-            sim.requote(symbol, clock.now, force=True)
+            sim.requote(symbol, clock.now)
+            sim.background(symbol, clock.now)
+        still = []
+        for inj, gen in running:
+            try:
+                next(gen)
+                still.append((inj, gen))
+            except StopIteration:
+                inj.end = clock.now
+        running = still
         sim.run_engines()
-        next_detect = clock.now + timedelta(seconds=detect_every_s)
-        for tick in range(total_ticks):
-            while schedule and schedule[0][0] == tick:
-                _, kind, symbol = schedule.pop(0)
-                inj = Injection(kind, symbol, (), clock.now)
-                running.append((inj, INJECTORS[kind](sim, inj, symbol)))
-                injections.append(inj)
+        clock.now += timedelta(seconds=tick_s)
+        if clock.now >= next_detect:
             for symbol in symbols:
-                sim.requote(symbol, clock.now)
-                sim.background(symbol, clock.now)
-            still = []
-            for inj, gen in running:
-                try:
-                    next(gen)
-                    still.append((inj, gen))
-                except StopIteration:
-                    inj.end = clock.now
-            running = still
-            sim.run_engines()
-            clock.now += timedelta(seconds=tick_s)
-            if clock.now >= next_detect:
-                for symbol in symbols:
-                    detectors_run(market=sim.markets[symbol], now=clock.now)
-                next_detect += timedelta(seconds=detect_every_s)
-            if out is not None and (tick + 1) % int(3600 / tick_s) == 0:
-                out(f"  {(tick + 1) * tick_s / 3600:g} h simulated: {sim.orders} orders, {time.monotonic() - wall:.0f} s wall")
-        for inj, _ in running:
-            inj.end = clock.now
-        clock.now += timedelta(seconds=detect_every_s)
-        for symbol in symbols:
-            detectors_run(market=sim.markets[symbol], now=clock.now)
-        alerts = list(Alert.objects.filter(market__in=sim.markets.values()).select_related("market").order_by("pk"))
-        trades = Trade.objects.filter(market__in=sim.markets.values()).count()
-    return _score(alerts, injections, sim.orders, trades)
+                detectors_run(market=sim.markets[symbol], now=clock.now)
+            next_detect += timedelta(seconds=detect_every_s)
+        if out is not None and (tick + 1) % int(3600 / tick_s) == 0:
+            out(f"  {(tick + 1) * tick_s / 3600:g} h simulated: {sim.orders} orders, {time.monotonic() - wall:.0f} s wall")
+    for inj, _ in running:
+        inj.end = clock.now
+    clock.now += timedelta(seconds=detect_every_s)
+    for symbol in symbols:
+        detectors_run(market=sim.markets[symbol], now=clock.now)
+    alerts = list(Alert.objects.filter(market__in=sim.markets.values()).select_related("market").order_by("pk"))
+    trades = Trade.objects.filter(market__in=sim.markets.values()).count()
+    self_trades = list(
+        Trade.objects.filter(market__in=sim.markets.values(), maker_user_id=F("taker_user_id")).values_list("market__symbol", "maker_user_id", "created_at")
+    )
+    return _score(alerts, injections, sim.orders, trades, self_trades=self_trades)
 
 
-def _score(alerts, injections: list[Injection], orders: int, trades: int) -> EvalResult:
+def _self_trade_of(alert, self_trades: list[tuple]) -> tuple | None:
+    """The printed self trade (market, account, time) a wash alert is about, if any."""
+    for symbol, account, ts in self_trades:
+        if symbol == alert.market.symbol and account in alert.accounts and alert.window_start - SLACK <= ts <= alert.window_end + SLACK:
+            return symbol, account, ts
+    return None
+
+
+def _score(alerts, injections: list[Injection], orders: int, trades: int, self_trades: list[tuple] = ()) -> EvalResult:
+    """Labelling rule: an alert is a true positive when it matches an injection of its type
+    (module docstring). One more ground truth comes from the tape itself: a **self trade that
+    printed** (buyer = seller) is a wash trade whoever made it — e.g. a spoofer's IOC sell
+    meeting its own layered bid after the maker's bid moved away. A wash alert on such a trade
+    is a true positive ("attributed", listed apart); it adds no row to ``injected`` (recall is
+    over the designed injections only)."""
     false_by_type = {t: 0 for t in TYPES}
     tp_by_type = {t: 0 for t in TYPES}
     delays: dict[str, list[float]] = {t: [] for t in TYPES}
     false_list: list[tuple] = []
+    attributed: list[tuple] = []
     for alert in alerts:
         matched = [
             inj for inj in injections
             if inj.type == alert.detector and inj.market == alert.market.symbol and set(inj.accounts) & set(alert.accounts)
             and alert.window_start <= (inj.end or inj.start) + SLACK and alert.window_end >= inj.start - SLACK
         ]
+        if not matched and alert.detector == "wash" and (st := _self_trade_of(alert, self_trades)) is not None:
+            tp_by_type["wash"] += 1
+            owner = next((i.type for i in injections if st[1] in i.accounts), "-")
+            attributed.append((alert.alert_key, alert.market.symbol, tuple(alert.accounts), alert.window_start, owner))
+            continue
         if not matched:
             false_by_type[alert.detector] += 1
             false_list.append((alert.alert_key, alert.detector, alert.market.symbol, tuple(alert.accounts), alert.window_start))
@@ -488,7 +559,7 @@ def _score(alerts, injections: list[Injection], orders: int, trades: int) -> Eva
             "median_delay_s": statistics.median(delays[t]) if delays[t] else None,
         })
     return EvalResult(rows=rows, alert_keys=[a.alert_key for a in alerts], false_alerts=sum(false_by_type.values()), injections=injections, orders=orders, trades=trades,
-                      false_list=false_list)
+                      false_list=false_list, attributed=attributed)
 
 
 def table(rows: list[dict]) -> str:

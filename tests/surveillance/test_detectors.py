@@ -116,6 +116,38 @@ def test_marking_the_close_needs_a_move_a_dominant_taker_and_a_benefiting_positi
     assert d.detect_marking_close(pos + ref + small, p=P["marking_close"], closes=[close]) == []
 
 
+def test_marking_the_close_finds_a_push_up_although_the_bounce_down_in_the_window_is_larger():
+    """Tuning seed 3's miss: the push lifted the close 60 bps, but a background sell at a bid
+    two levels down printed in the same window (80 bps below the reference). Picking only the
+    larger excursion looked at the sellers and missed the push."""
+    close = T0 + timedelta(hours=1)
+    pos = [trade(1, 600, 100, 5, 7, 20), trade(2, 1200, 100, 5, 7, 21)]
+    ref = [trade(3, 3000, 100, 1, 30, 31)]
+    bounce = [trade(4, 3490, 99.2, 1, 32, 33, taker_is_buyer=False)]
+    push = [trade(5, 3500, 100.3, 20, 7, 22), trade(6, 3540, 100.6, 20, 7, 23)]
+    found = d.detect_marking_close(pos + ref + bounce + push, p=P["marking_close"], closes=[close])
+    assert [(f.accounts, f.evidence["move_bps"]) for f in found] == [((7,), 60.0)]
+    # the bounce alone (one ordinary seller, no position) is still nothing
+    assert d.detect_marking_close(pos + ref + bounce, p=P["marking_close"], closes=[close]) == []
+
+
+def test_marking_the_close_flags_each_of_two_accounts_marking_the_same_close():
+    """Tuning seed 3: two markers pushed the same close; the second took 15 % of the window's
+    buying, so a single dominant taker (≥ min_share alone) missed it."""
+    close = T0 + timedelta(hours=1)
+    pos = [trade(1, 600, 100, 5, 7, 20), trade(2, 900, 100, 5, 8, 21)] + [trade(3 + i, 1200 + 60 * i, 100, 1, 40, 41) for i in range(3)]
+    ref = [trade(9, 3000, 100, 1, 30, 31)]  # median trade size 1: a push is ≥ 5
+    push = [trade(10, 3500, 100.3, 34, 7, 22), trade(11, 3510, 100.6, 6, 8, 23)]
+    found = d.detect_marking_close(pos + ref + push, p=P["marking_close"], closes=[close])
+    assert sorted(f.accounts for f in found) == [(7,), (8,)]
+    # a big buyer with no position beside one marker: only the marker
+    push = [trade(10, 3500, 100.3, 34, 7, 22), trade(11, 3510, 100.6, 6, 9, 23)]
+    assert [f.accounts for f in d.detect_marking_close(pos + ref + push, p=P["marking_close"], closes=[close])] == [(7,)]
+    # pushers with a position but only 40 % of the buying between them: a broad move, nothing
+    push = [trade(10, 3500, 100.3, 8, 7, 22), trade(11, 3510, 100.6, 12, 42, 23)]
+    assert d.detect_marking_close(pos + ref + push, p=P["marking_close"], closes=[close]) == []
+
+
 def test_cancel_ratio_flags_many_orders_per_trade_but_not_exempt_market_makers():
     orders = [order(i, 7, "BUY", 90, 1, i, i + 1) for i in range(1, 80)]
     found = d.detect_cancel_ratio(orders, [trade(1, 5, 100, 1, 7, 8)], p=P["cancel_ratio"])

@@ -5,6 +5,7 @@ injected replay and then a clean replay (no injections), prints the table and th
 false-alert count, and drops the database — the real one is never touched."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -25,12 +26,17 @@ class Command(BaseCommand):
         parser.add_argument("--per-type", type=int, default=5, help="Injections per manipulation type.")
         parser.add_argument("--background", type=int, default=20, help="Background traders.")
         parser.add_argument("--types", default=",".join(TYPES), help="Comma-separated manipulation types to inject (tuning one detector).")
+        parser.add_argument("--serial-engines", action="store_true", help="Drain the markets' engines one after another (default: one thread each; same alert ids).")
         parser.add_argument("--keep-db", action="store_true", help="Do not drop the isolated database.")
         parser.add_argument("--in-place", action="store_true", help="Use the current database (tests only).")
 
     def _progress(self, line: str) -> None:
         self.stderr.write(line)
         self.stderr.flush()
+
+    def _evaluate(self, opts, types):
+        return evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"], types=types,
+                        out=self._progress, parallel_engines=not opts["serial_engines"] and not opts["in_place"])
 
     def handle(self, *args, **opts):
         types = tuple(t for t in opts["types"].split(",") if t)
@@ -48,15 +54,20 @@ class Command(BaseCommand):
             fast_commits()
             started = time.monotonic()
             if opts["hours"] > 0:
-                result = evaluate(seed=opts["seed"], hours=opts["hours"], markets=opts["markets"], per_type=opts["per_type"], background=opts["background"], types=types,
-                                  out=self._progress)
+                try:
+                    result = self._evaluate(opts, types)
+                except ValueError as exc:
+                    raise CommandError(str(exc)) from None
                 self.stdout.write(f"seed {opts['seed']}: {opts['hours']:g} h, {opts['markets']} markets, {result.orders} orders, {result.trades} trades "
                                   f"({time.monotonic() - started:.0f} s wall)")
                 self.stdout.write(table(result.rows))
-                self.stdout.write(f"alert ids: {len(result.alert_keys)} alerts, first {', '.join(k[:12] for k in result.alert_keys[:5])}")
+                digest = hashlib.sha256("".join(sorted(result.alert_keys)).encode()).hexdigest()[:12]
+                self.stdout.write(f"alert ids: {len(result.alert_keys)} alerts (all: sha256 {digest}), first {', '.join(k[:12] for k in result.alert_keys[:5])}")
                 for inj in result.injections:
                     if inj.detected_at is None:
                         self.stdout.write(f"missed: {inj.type} {inj.variant} on {inj.market} accounts {inj.accounts} {inj.start:%H:%M}-{inj.end:%H:%M}")
+                for key, market, accounts, start, owner in result.attributed:
+                    self.stdout.write(f"attributed: wash on {market} accounts {accounts} at {start:%H:%M} ({key[:12]}): a printed self trade of a {owner} injection")
                 for key, detector, market, accounts, start in result.false_list:
                     self.stdout.write(f"false alert: {detector} on {market} accounts {accounts} at {start:%H:%M} ({key[:12]})")
             if opts["clean_hours"] > 0:
@@ -65,7 +76,7 @@ class Command(BaseCommand):
 
                 before = Alert.objects.count()
                 clean = evaluate(seed=opts["seed"] + 100_000, hours=opts["clean_hours"], markets=opts["markets"], background=opts["background"], inject=False,
-                                 out=self._progress)
+                                 out=self._progress, parallel_engines=not opts["serial_engines"] and not opts["in_place"])
                 self.stdout.write(f"clean {opts['clean_hours']:g} h replay: {clean.orders} orders, {clean.trades} trades, false alerts: {len(clean.alert_keys)} "
                                   f"({time.monotonic() - started:.0f} s wall)")
                 by_type = {}
