@@ -67,7 +67,7 @@ def _wait(predicate, timeout: float = 20.0):
     raise AssertionError("condition not met")
 
 
-def test_binance_connector_trades_cross_margin_through_uvicorn_and_the_engine(django_user_model, make_user, production_stack):  # noqa: F811
+def test_binance_connector_trades_cross_margin_through_uvicorn_and_the_engine(django_user_model, make_user, production_stack):  # noqa: F811 — production_stack is the fixture imported above
     start, server_log = production_stack
     make_market()
     btc, usdt = Asset.objects.get(symbol="BTC"), Asset.objects.get(symbol="USDT")
