@@ -176,7 +176,7 @@ def order_with_engine_state(order, state: list):
     carried: the same values a re-read would return (decimals at the columns' scale), and
     ``engine_taker_fills`` (unsaved Trades: trade_id, price, qty, taker_fee,
     taker_fee_asset_id) for :func:`trading.selectors.order_taker_fills`."""
-    from trading.models import Order, Trade  # noqa: PLC0415 — the models import the engine's units
+    from trading.models import Order, Trade  # the models import the engine's units
 
     new = copy.copy(order)  # Django copies the instance state and the related-object cache
     for name, v in zip(_STATE_FIELDS, state):
