@@ -58,7 +58,9 @@ class Command(BaseCommand):
         url = f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{name}"
         with connection.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
-        env = {**os.environ, "DATABASE_URL": url}
+        # Its own cache namespace too: the engine publishes each market's last price to the cache
+        # (the price band's reference), and an earlier run's BTCUSDT must not be this run's.
+        env = {**os.environ, "DATABASE_URL": url, "CACHE_KEY_PREFIX": f"kk99-{name}"}
         try:
             subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, check=True, stdout=sys.stderr)
             args = [sys.executable, "manage.py", "risk_shock_sim", "--in-place", "--accounts", str(accounts), "--seed", str(seed), "--fund-share", str(fund_share)]
