@@ -26,8 +26,12 @@ from tests.fixtures import place
 pytestmark = pytest.mark.django_db
 
 
+# One clock reading for the module: two findings built a second apart must still be "the same".
+_NOW = timezone.now().replace(microsecond=0)
+
+
 def _finding(accounts, minutes=0):
-    start = timezone.now().replace(microsecond=0) - timedelta(hours=1, minutes=minutes)
+    start = _NOW - timedelta(hours=1, minutes=minutes)
     return d.Finding("wash", tuple(accounts), start, start + timedelta(hours=1), 2.0, {"kind": "self", "trade_ids": [], "order_ids": []}, start)
 
 
