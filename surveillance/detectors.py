@@ -33,7 +33,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
     # ... with an aggressive volume of at least min_volume_mult × the median trade size of the look-back.
     # The move is measured from a bounce-free reference: the mean of the last buy- and the last
     # sell-initiated price before the window (:func:`_bounce_free_reference`).
-    "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 25.0, "min_share": 0.6, "position_lookback_s": 3600, "min_volume_mult": 5.0},
+    "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 25.0, "min_share": 0.6, "position_lookback_s": 7200, "min_volume_mult": 5.0},
     # Orders per trade per account per bucket.
     "cancel_ratio": {"bucket_s": 3600, "min_orders": 60, "max_ratio": 30.0},
     # Orders expired or decremented by self-trade prevention per account per bucket.
@@ -339,7 +339,7 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
         inside = [t for t in trades if close - w <= t.ts < close]
         if not before or not inside:
             continue
-        ref = _bounce_free_reference(before)
+        ref = _bounce_free_reference(before, recent_from=close - 2 * w)  # the window_s before the window
         since = close - w - timedelta(seconds=p["position_lookback_s"])
         typical = [t.qty for t in before if t.ts >= since]
         for up, extreme in ((True, max(t.price for t in inside)), (False, min(t.price for t in inside))):
@@ -356,14 +356,16 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
     return out
 
 
-def _bounce_free_reference(before: list[TradeRec]) -> Decimal:
+def _bounce_free_reference(before: list[TradeRec], *, recent_from: datetime) -> Decimal:
     """The price a close's move is measured from: the mean of the last buy-initiated and the last
     sell-initiated price before the window — about the mid, whichever side printed last. The
     last trade alone carries the bid-ask bounce (half the spread, ~10 bps in the replay): on
     tuning seed 3 it was a buy at the ask, and a push that lifted two ask levels moved the high
-    only 30 bps over it. With trades of one side only, the last trade."""
-    last_buy = next((t.price for t in reversed(before) if t.taker_is_buyer), None)
-    last_sell = next((t.price for t in reversed(before) if not t.taker_is_buyer), None)
+    only 30 bps over it. Only trades since ``recent_from`` count (a stale price of one side is
+    no mid); without both sides there, the last trade."""
+    recent = [t for t in before if t.ts >= recent_from]
+    last_buy = next((t.price for t in reversed(recent) if t.taker_is_buyer), None)
+    last_sell = next((t.price for t in reversed(recent) if not t.taker_is_buyer), None)
     if last_buy is None or last_sell is None:
         return before[-1].price
     return (last_buy + last_sell) / 2
