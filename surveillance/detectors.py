@@ -32,7 +32,8 @@ DEFAULTS: dict[str, dict[str, float]] = {
     # Price moved in the last window_s before a close by an account whose earlier position gains.
     # ... with an aggressive volume of at least min_volume_mult × the median trade size of the look-back.
     # The move is measured from a bounce-free reference: the mean of the last buy- and the last
-    # sell-initiated price before the window (:func:`_bounce_free_reference`).
+    # sell-initiated price in the window_s before the window (:func:`_bounce_free_reference`).
+    # The position may be up to two hours old (tuning seed 7: a marker waited for the next close).
     "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 25.0, "min_share": 0.6, "position_lookback_s": 7200, "min_volume_mult": 5.0},
     # Orders per trade per account per bucket.
     "cancel_ratio": {"bucket_s": 3600, "min_orders": 60, "max_ratio": 30.0},
