@@ -31,7 +31,10 @@ DEFAULTS: dict[str, dict[str, float]] = {
              "return_mad_floor": 0.001, "min_dump_share": 0.05},
     # Price moved in the last window_s before a close by an account whose earlier position gains.
     # ... with an aggressive volume of at least min_volume_mult × the median trade size of the look-back.
-    "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 40.0, "min_share": 0.6, "position_lookback_s": 3600, "min_volume_mult": 5.0},
+    # The move is measured from a bounce-free reference: the mean of the last buy- and the last
+    # sell-initiated price in the window_s before the window (:func:`_bounce_free_reference`).
+    # The position may be up to two hours old (tuning seed 7: a marker waited for the next close).
+    "marking_close": {"close_interval_s": 3600, "window_s": 120, "min_move_bps": 25.0, "min_share": 0.6, "position_lookback_s": 7200, "min_volume_mult": 5.0},
     # Orders per trade per account per bucket.
     "cancel_ratio": {"bucket_s": 3600, "min_orders": 60, "max_ratio": 30.0},
     # Orders expired or decremented by self-trade prevention per account per bucket.
@@ -326,7 +329,9 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
     before the window — the close mark pays them. One finding per pusher.
     Both directions are examined: in a thin book the bid-ask bounce can make the excursion
     *against* a push the larger one (a push up whose window also printed at a bid two levels
-    down), and picking only the larger excursion missed the push (tuning seed 3)."""
+    down), and picking only the larger excursion missed the push (tuning seed 3).
+    The move is measured from :func:`_bounce_free_reference`, not from the last trade: a last
+    trade at the ask hid half the spread of a push up (tuning seed 3)."""
     out = []
     trades = sorted(trades, key=lambda t: t.id)
     w = timedelta(seconds=p["window_s"])
@@ -335,14 +340,13 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
         inside = [t for t in trades if close - w <= t.ts < close]
         if not before or not inside:
             continue
-        ref = before[-1].price
+        ref = _bounce_free_reference(before, recent_from=close - 2 * w)  # the window_s before the window
         since = close - w - timedelta(seconds=p["position_lookback_s"])
         typical = [t.qty for t in before if t.ts >= since]
-        for extreme in (max(t.price for t in inside), min(t.price for t in inside)):
+        for up, extreme in ((True, max(t.price for t in inside)), (False, min(t.price for t in inside))):
             move_bps = float((extreme - ref) / ref * 10000)
-            if abs(move_bps) < p["min_move_bps"]:
-                continue
-            up = move_bps > 0
+            if (move_bps if up else -move_bps) < p["min_move_bps"]:
+                continue  # the high must be above the reference, the low below it: one finding per direction
             for lead, position in _close_pushed_by(before, inside, p=p, up=up, since=since, typical=typical):
                 out.append(Finding(
                     "marking_close", (lead,), close - w, close, score=abs(move_bps) / p["min_move_bps"] * 1.5,
@@ -351,6 +355,21 @@ def detect_marking_close(trades: list[TradeRec], *, p: dict, closes: list[dateti
                     detected_at=inside[-1].ts,
                 ))
     return out
+
+
+def _bounce_free_reference(before: list[TradeRec], *, recent_from: datetime) -> Decimal:
+    """The price a close's move is measured from: the mean of the last buy-initiated and the last
+    sell-initiated price before the window — about the mid, whichever side printed last. The
+    last trade alone carries the bid-ask bounce (half the spread, ~10 bps in the replay): on
+    tuning seed 3 it was a buy at the ask, and a push that lifted two ask levels moved the high
+    only 30 bps over it. Only trades since ``recent_from`` count (a stale price of one side is
+    no mid); without both sides there, the last trade."""
+    recent = [t for t in before if t.ts >= recent_from]
+    last_buy = next((t.price for t in reversed(recent) if t.taker_is_buyer), None)
+    last_sell = next((t.price for t in reversed(recent) if not t.taker_is_buyer), None)
+    if last_buy is None or last_sell is None:
+        return before[-1].price
+    return (last_buy + last_sell) / 2
 
 
 def _close_pushed_by(before: list[TradeRec], inside: list[TradeRec], *, p: dict, up: bool, since: datetime, typical: list[Decimal]) -> list[tuple[int, Decimal]]:

@@ -131,6 +131,44 @@ def test_marking_the_close_finds_a_push_up_although_the_bounce_down_in_the_windo
     assert d.detect_marking_close(pos + ref + bounce, p=P["marking_close"], closes=[close]) == []
 
 
+def test_marking_the_close_measures_the_move_from_the_mid_not_from_a_last_trade_at_the_ask():
+    """Tuning seed 3's third miss: the last trade before the window was a buy at the ask, and a
+    push that lifted two ask levels moved the high only 30 bps over it (under the old 40). From
+    the mean of the last buy- and sell-initiated prices (about the mid) it is 40 bps."""
+    close = T0 + timedelta(hours=1)
+    pos = [trade(1, 600, 100, 5, 7, 20), trade(2, 1200, 100, 5, 7, 21)]
+    bounce = [trade(3, 3400, "99.9", 1, 30, 31, taker_is_buyer=False), trade(4, 3450, "100.1", 1, 32, 33)]
+    push = [trade(5, 3500, "100.25", 20, 7, 22), trade(6, 3540, "100.4", 20, 7, 23)]
+    found = d.detect_marking_close(pos + bounce + push, p=P["marking_close"], closes=[close])
+    assert [(f.accounts, f.evidence["move_bps"]) for f in found] == [((7,), 40.0)]
+    # an ordinary buy at the ask in the window (the bounce alone, 10 bps over the mid): nothing
+    ordinary = [trade(5, 3500, "100.1", 1, 34, 35)]
+    assert d.detect_marking_close(pos + bounce + ordinary, p=P["marking_close"], closes=[close]) == []
+    # the same push lifting one ask level only (25 bps over the last trade, 15 over the mid): nothing
+    one_level = [trade(5, 3500, "100.15", 20, 7, 22), trade(6, 3540, "100.15", 20, 7, 23)]
+    assert d.detect_marking_close(pos + bounce + one_level, p=P["marking_close"], closes=[close]) == []
+    # a sell-initiated price older than window_s before the window is no mid: the last trade again
+    # (a push to 100.3: 30 bps over the mid, 20 over the last trade)
+    stale = [trade(3, 3000, "99.9", 1, 30, 31, taker_is_buyer=False), trade(4, 3450, "100.1", 1, 32, 33)]
+    lower = [trade(5, 3500, "100.2", 20, 7, 22), trade(6, 3540, "100.3", 20, 7, 23)]
+    assert [f.accounts for f in d.detect_marking_close(pos + bounce + lower, p=P["marking_close"], closes=[close])] == [(7,)]
+    assert d.detect_marking_close(pos + stale + lower, p=P["marking_close"], closes=[close]) == []
+
+
+def test_marking_the_close_counts_a_position_built_over_an_hour_before_the_push():
+    """Tuning seed 7's miss: the marker bought 65 minutes before the window, then waited for the
+    next close; a one-hour position look-back saw no position."""
+    close = T0 + timedelta(hours=2)
+    pos = [trade(1, 3000, 100, 5, 7, 20), trade(2, 3100, 100, 5, 7, 21)]  # 01:05 before the window
+    quiet = [trade(3 + i, 3700 + 300 * i, 100, 1, 30 + i % 2, 31 - i % 2, taker_is_buyer=i % 2 == 0) for i in range(11)]
+    push = [trade(20, 7100, 100.3, 20, 7, 22), trade(21, 7140, 100.6, 20, 7, 23)]
+    found = d.detect_marking_close(pos + quiet + push, p=P["marking_close"], closes=[close])
+    assert [f.accounts for f in found] == [(7,)]
+    # a position older than position_lookback_s is not counted
+    older = [trade(1, 3000 - 7200, 100, 5, 7, 20), trade(2, 3100 - 7200, 100, 5, 7, 21)]
+    assert d.detect_marking_close(older + quiet + push, p=P["marking_close"], closes=[close]) == []
+
+
 def test_marking_the_close_flags_each_of_two_accounts_marking_the_same_close():
     """Tuning seed 3: two markers pushed the same close; the second took 15 % of the window's
     buying, so a single dominant taker (≥ min_share alone) missed it."""
