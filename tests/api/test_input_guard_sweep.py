@@ -60,8 +60,13 @@ BASELINE = {
 def _string_args(path: Path) -> set[str]:
     """String arguments of calls that read parameters: a Params accessor
     (``ctx.params.int("limit", …)``) or a helper handed the params (``_time(params, "startTime")``)."""
+    return string_args_in(ast.parse(path.read_text()))
+
+
+def string_args_in(tree: ast.AST) -> set[str]:
+    """:func:`_string_args` for a parsed tree (the /sapi/v1 sweep reads function sources)."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func = ast.unparse(node.func)

@@ -15,9 +15,9 @@ from margin.insurance import insurance_fund_balance, insurance_fund_balances, in
 from margin.liquidation import liquidation_cycle, liquidation_price_for, loan_writeoff
 from margin.models import Liquidation, LiquidationStatus, MarginAccount, MarginState
 from margin.selectors import margin_state
-from margin.services import margin_borrow, margin_order_place, margin_transfer
 from margin.shocksim import fund_consistency_problems
 from marketdata.mark import mark_set
+from tests.margin.test_liquidation import _long, _run
 from trading.engine.core import MarketEngine
 from trading.services import order_place
 
@@ -36,27 +36,6 @@ def _fresh_vols():
     span_inputs.vol_cache_clear()
     yield
     span_inputs.vol_cache_clear()
-
-
-def _long(cross, market, engine, trader, usdt):
-    """1,500 USDT + 3,000 borrowed buy 45 BTC at 100: holds 44.91 BTC, owes 3,000.06 USDT."""
-    user, margin = cross
-    mm = trader()
-    order_place(user=mm, market=market, side="SELL", type="LIMIT", price=D("100"), quantity=D("45"))
-    engine.run_until_idle()
-    margin_transfer(user=user, asset=usdt, amount=D("1500"), from_margin=None, to_margin=margin, idempotency_key="t:in")
-    margin_borrow(margin=margin, asset=usdt, amount=D("3000"), idempotency_key="t:borrow")
-    margin_order_place(user=user, margin=margin, market=market, side="BUY", type="LIMIT", price=D("100"), quantity=D("45"))
-    engine.run_until_idle()
-    return user, margin, mm
-
-
-def _run(engine, rounds=20):
-    for _ in range(rounds):
-        r = liquidation_cycle()
-        engine.run_until_idle()
-        if not r.started and not r.advanced:
-            return
 
 
 def test_the_fund_pays_first_and_only_what_it_cannot_cover_becomes_bad_debt(cross, market, engine, trader, usdt):

@@ -35,7 +35,7 @@ from margin.sapi_urls import urlpatterns
 from margin.services import margin_account_for
 from tests.api.factories import make_trader
 from kk99.inputguard import _free_text
-from tests.api.test_input_guard_sweep import _ACCESSORS, HOSTILE
+from tests.api.test_input_guard_sweep import HOSTILE, string_args_in
 from trading.binance import params as params_module
 
 pytestmark = pytest.mark.django_db
@@ -87,17 +87,7 @@ def _reads_in_source(source: str) -> set[str]:
         tree = ast.parse(textwrap.dedent(source))
     except SyntaxError:  # a lambda's line: its calls are followed through its code's names
         return set()
-    names = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = ast.unparse(node.func)
-        reads = (isinstance(node.func, ast.Attribute) and node.func.attr in _ACCESSORS and "META" not in func) or any(
-            ast.unparse(arg) == "p" or ast.unparse(arg).endswith("params") for arg in node.args
-        )
-        if reads:
-            names |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
-    return names
+    return string_args_in(tree)
 
 
 def handler_reads(func, seen: set | None = None) -> set[str]:
