@@ -918,13 +918,16 @@ def engine_batch_hook(sender=None, *, symbol: str, market: Market | None = None,
     market, and always after the last trade): recompute the market's mark; if it moved and
     anyone owes anything, queue ONE liquidation cycle (at most one queued per second; the beat
     task runs anyway). ``market``: the engine's own Market (no query); looked up when absent.
-    The loans are asked about only when the mark moved."""
+    The loans are asked about only when the mark moved. ``LIQUIDATION_ENGINE_HOOK`` off: the
+    mark is still recomputed, no cycle is queued from here."""
     if market is None:
         market = Market.objects.filter(symbol=symbol).first()
         if market is None:
             return
     before, after = mark_recompute(market=market)
-    if after == before or not Loan.objects.filter(Q(principal__gt=0) | Q(interest__gt=0)).exists():
+    if after == before or not kk99_setting("LIQUIDATION_ENGINE_HOOK"):
+        return
+    if not Loan.objects.filter(Q(principal__gt=0) | Q(interest__gt=0)).exists():
         return
     if cache.add(HOOK_QUEUE_KEY, 1, timeout=1):
         transaction.on_commit(lambda: _queue_cycle())

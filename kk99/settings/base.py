@@ -586,6 +586,9 @@ KK99.update(
         "LIQUIDATION_MAX_NOTIONAL_PER_CYCLE": Decimal(env_str("KK99_LIQUIDATION_MAX_NOTIONAL_PER_CYCLE", "1000000")),  # USDT per account
         "LIQUIDATION_MAX_BOOK_SHARE": Decimal(env_str("KK99_LIQUIDATION_MAX_BOOK_SHARE", "0.5")),  # of the depth within the limit
         "LIQUIDATION_ACCOUNTS_PER_CYCLE": env_int("KK99_LIQUIDATION_ACCOUNTS_PER_CYCLE", 500),
+        # The engine's after-batch hook queues a cycle when a mark moves (the beat runs anyway);
+        # off: only the beat (and the liquidation_cycle command) starts cycles.
+        "LIQUIDATION_ENGINE_HOOK": env_bool("KK99_LIQUIDATION_ENGINE_HOOK", True),
     }
 )
 CELERY_BEAT_SCHEDULE["margin-liquidation-cycle"] = {

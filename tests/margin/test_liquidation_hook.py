@@ -24,8 +24,10 @@ from trading.services import order_place
 pytestmark = pytest.mark.django_db
 
 
-def test_a_committed_batch_moves_the_mark_and_starts_the_liquidations_it_makes_due(cross, market, engine, trader, usdt, settings, django_capture_on_commit_callbacks):
-    settings.KK99 = {**settings.KK99, "MARK_TRADE_CAP": D("0.5"), "MARK_MID_BAND": None}
+@pytest.mark.parametrize("hook_on", [True, False])
+def test_a_committed_batch_moves_the_mark_and_starts_the_liquidations_it_makes_due(hook_on, cross, market, engine, trader, usdt, settings, django_capture_on_commit_callbacks):
+    """With LIQUIDATION_ENGINE_HOOK off the mark still moves, but no cycle is queued."""
+    settings.KK99 = {**settings.KK99, "MARK_TRADE_CAP": D("0.5"), "MARK_MID_BAND": None, "LIQUIDATION_ENGINE_HOOK": hook_on}
     user, margin, mm = _long(cross, market, engine, trader, usdt)
     mark_set(market=market, price=D("100"))
     # the market trades at 60 between two other users, for the whole window
@@ -38,7 +40,7 @@ def test_a_committed_batch_moves_the_mark_and_starts_the_liquidations_it_makes_d
     with django_capture_on_commit_callbacks(execute=True):
         batch_committed.send_robust(sender=MarketEngine, symbol=market.symbol, trades=1, last_price=D("60"))
     assert MarkPrice.objects.get(market=market).price < D("73.48")  # the shown liquidation price
-    assert Liquidation.objects.count() == 1  # the hook queued a cycle (Celery eager in tests)
+    assert Liquidation.objects.count() == (1 if hook_on else 0)  # the hook queued a cycle (Celery eager in tests)
 
 
 def test_a_failing_receiver_is_logged_and_never_stops_the_engine(market, caplog):
