@@ -55,7 +55,7 @@ def test_the_screens_book_never_empties_while_the_market_maker_requotes(live_exc
     wait_live(page)
 
     bot = subprocess.Popen(
-        [sys.executable, "manage.py", "demo_bot", "--base-url", base, "--iterations", "10", "--interval", "0.1", "--levels", "4"],
+        [sys.executable, "manage.py", "demo_bot", "--base-url", base, "--iterations", "20", "--interval", "0.1", "--levels", "4"],
         cwd=ROOT, env=live_exchange.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
