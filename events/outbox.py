@@ -11,7 +11,9 @@ Producers (each a minimal hook in its own app): the engine batch
 (:func:`events_append` directly)."""
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from collections.abc import Iterable
@@ -22,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 from events import schemas
 from events.models import OutboxEvent, StreamHead
+from kk99.db import pg_cursor
 
 MARKET, ACCOUNT, USER = "market", "account", "user"
 
@@ -51,9 +54,34 @@ def _ms(dt) -> int | None:
     return None if dt is None else int(dt.timestamp() * 1000)
 
 
+_deferred = threading.local()
+
+
+@contextmanager
+def events_deferred():
+    """Inside this block (itself inside the business action's transaction) the events of
+    every :func:`events_append` are collected and appended together when the block ends:
+    ONE statement for all of them. The engine's batch wraps its writes in it, so the market
+    stream's trades and orders and the ledger posting's balance events cost one round trip,
+    not two. Order within each stream is kept; the calls inside return ``[]`` (the seqs are
+    given at the end). An exception leaves nothing collected (the transaction rolls back);
+    nested blocks join the outer one."""
+    if getattr(_deferred, "events", None) is not None:
+        yield
+        return
+    _deferred.events, _deferred.now = [], None
+    try:
+        yield
+        events, now = _deferred.events, _deferred.now
+    finally:
+        _deferred.events = _deferred.now = None
+    events_append(events, now=now)
+
+
 def events_append(events: Iterable[tuple[str, str, dict]], *, now=None) -> list[tuple[str, int]]:
     """Append ``(stream, event_type, payload)`` events, in the given order within each
-    stream. Must run inside the caller's transaction. Returns the (stream, seq) given."""
+    stream. Must run inside the caller's transaction. Returns the (stream, seq) given
+    (``[]`` inside :func:`events_deferred`)."""
     events = list(events)
     if not events:
         return []
@@ -61,6 +89,11 @@ def events_append(events: Iterable[tuple[str, str, dict]], *, now=None) -> list[
         raise RuntimeError("events_append must run inside the business action's transaction")
     for _, event_type, _ in events:
         schemas.current_version(event_type)  # unknown types fail here, before any write
+    pending = getattr(_deferred, "events", None)
+    if pending is not None:
+        pending.extend(events)
+        _deferred.now = _deferred.now or now
+        return []
     counts = Counter(stream for stream, _, _ in events)
     if connection.vendor == "postgresql" and len(events) <= ONE_STATEMENT_MAX:
         return _append_pg(events, counts, now or timezone.now())
@@ -90,7 +123,7 @@ WITH h AS (
     RETURNING stream, last_seq
 ), ins AS (
     INSERT INTO {outbox} (stream, seq, event_type, version, payload, created_at)
-    SELECT r.stream, h.last_seq - r.back, r.event_type, r.version, r.payload, %(now)s
+    SELECT r.stream, h.last_seq - r.back, r.event_type, r.version, r.payload, %(now)s::timestamptz
       FROM unnest(%(r_stream)s::varchar[], %(r_back)s::bigint[], %(r_type)s::varchar[], %(r_version)s::int[], %(r_payload)s::jsonb[])
            AS r(stream, back, event_type, version, payload)
       JOIN h ON h.stream = r.stream
@@ -112,7 +145,7 @@ def _append_pg(events: list[tuple[str, str, dict]], counts: Counter, now) -> lis
         backs.append(left[stream])
     qn = connection.ops.quote_name
     sql = _APPEND_SQL.format(head=qn(StreamHead._meta.db_table), outbox=qn(OutboxEvent._meta.db_table))
-    with connection.cursor() as cursor:
+    with pg_cursor() as cursor:  # server-bound: prepared after a few calls on a connection
         cursor.execute(sql, {
             "streams": streams, "counts": [counts[s] for s in streams], "now": now,
             "r_stream": [e[0] for e in events], "r_back": backs, "r_type": [e[1] for e in events],

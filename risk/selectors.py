@@ -16,6 +16,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
+from kk99.db import pg_cursor
 from risk import counters
 from risk.models import KillSwitch, RiskFigure, RiskLimit
 from trading.selectors import market_status as trading_market_status
@@ -215,7 +216,7 @@ def pretrade_snapshot(*, user: Any, market: Market) -> PretradeSnapshot:
         switches = [(k.user_id is not None, k.mode) for k in kill_switches_active(user=user, market=market)]
         return PretradeSnapshot(limits_for(user=user, market=market), switches, here, total)
     rows, switches, here, total = [], [], 0, 0
-    with connection.cursor() as cursor:
+    with pg_cursor() as cursor:  # server-bound: prepared after a few orders on a connection
         cursor.execute(_snapshot_sql(), {
             "u": user.pk, "m": market.pk, "open": [str(s) for s in Order.OPEN_STATUSES],
             "d_total": _default("max_open_orders"), "d_here": _default("max_open_orders_per_market"),

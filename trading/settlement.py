@@ -35,7 +35,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import connection
+
 from kk99.conf import kk99_setting
+from kk99.db import pg_cursor
 from trading.holds import order_hold_target
 from trading.fees import fee_amount, kk99_discounted_fee, kk99_fee_amount, kk99_price_usdt, usdt_value_of
 from trading.models import FeePreference, Order
@@ -163,7 +166,14 @@ def kk99_token() -> Asset | None:
 
 
 def kk99_opted_users(user_ids: Iterable[int]) -> set[int]:
-    return set(FeePreference.objects.filter(user_id__in=set(user_ids), pay_fees_in_kk99=True).values_list("user_id", flat=True))
+    """Which of ``user_ids`` pay their fees in KK99 (read by every batch that traded: one
+    server-bound, prepared statement on PostgreSQL)."""
+    ids = sorted(set(user_ids))
+    if connection.vendor == "postgresql":
+        with pg_cursor() as cursor:
+            cursor.execute("SELECT user_id FROM trading_feepreference WHERE user_id = ANY(%s::bigint[]) AND pay_fees_in_kk99", [ids])
+            return {row[0] for row in cursor.fetchall()}
+    return set(FeePreference.objects.filter(user_id__in=ids, pay_fees_in_kk99=True).values_list("user_id", flat=True))
 
 
 def kk99_fees_apply(

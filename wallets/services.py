@@ -34,6 +34,7 @@ from django.utils import timezone
 from accounts.audit import AuditAction, audit_record
 from events.outbox import balance_event_ctes, balance_events
 from kk99.conf import kk99_setting
+from kk99.db import pg_cursor
 from wallets import locks
 from wallets.errors import (
     AdjustmentCapExceeded,
@@ -257,7 +258,7 @@ def _event_create(*, kind: str, idempotency_key: str, memo: str, reference: str,
     }
     if not savepoint:
         try:
-            return JournalEvent.objects.create(**fields)
+            return _event_insert(fields) if connection.vendor == "postgresql" else JournalEvent.objects.create(**fields)
         except IntegrityError as exc:
             if "idempotency_key" in str(exc):
                 raise DuplicateLedgerEvent(idempotency_key) from exc
@@ -269,6 +270,26 @@ def _event_create(*, kind: str, idempotency_key: str, memo: str, reference: str,
         if JournalEvent.objects.filter(idempotency_key=idempotency_key).exists():
             raise DuplicateLedgerEvent(idempotency_key) from None
         raise
+
+
+_EVENT_INSERT_SQL = (
+    "INSERT INTO wallets_journalevent (kind, idempotency_key, memo, reference, actor_id, created_at) "
+    "VALUES (%s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::bigint, %s::timestamptz) RETURNING id"
+)
+
+
+def _event_insert(fields: dict) -> JournalEvent:
+    """The event row by one server-bound (prepared) INSERT — what ``objects.create`` writes,
+    without compiling the INSERT each time (the engine posts once per batch)."""
+    actor = fields["actor"]
+    event = JournalEvent(kind=fields["kind"], idempotency_key=fields["idempotency_key"], memo=fields["memo"], reference=fields["reference"],
+                         actor=actor, created_at=timezone.now())
+    with pg_cursor() as cursor:
+        cursor.execute(_EVENT_INSERT_SQL, [event.kind, event.idempotency_key, event.memo, event.reference, event.actor_id, event.created_at])
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    event._state.db = "default"
+    return event
 
 
 def _entries_insert(event_id: int, rows: list[tuple[int, int, str, Decimal]]) -> None:
@@ -303,11 +324,11 @@ def _balances_write(updates: list[tuple[int, Decimal, Decimal]]) -> None:
     table = qn(meta.db_table)
     avail_f, locked_f, updated_f = meta.get_field("available"), meta.get_field("locked"), meta.get_field("updated_at")
     now = updated_f.get_db_prep_save(timezone.now(), connection)
-    with connection.cursor() as cursor:
+    with pg_cursor() as cursor:  # server-bound: prepared after a few postings on a connection
         cursor.execute(
             f"WITH v(id, a, l) AS (SELECT * FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[])) "
             f"UPDATE {table} SET {qn(avail_f.column)} = v.a, {qn(locked_f.column)} = v.l, "
-            f"{qn(updated_f.column)} = %s FROM v WHERE {table}.{qn(meta.pk.column)} = v.id",
+            f"{qn(updated_f.column)} = %s::timestamptz FROM v WHERE {table}.{qn(meta.pk.column)} = v.id",
             [[u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates], now],
         )
 
@@ -662,7 +683,7 @@ def balance_hold_for_row(
         "h_kind": JournalEventKind.HOLD.value, "h_memo": memo[:500], "h_now": now, "h_amount": amount,
         "h_account": account.pk, "h_asset": asset.pk, "h_available": Bucket.AVAILABLE.value, "h_locked": Bucket.LOCKED.value,
     }
-    with connection.cursor() as cursor:
+    with pg_cursor() as cursor:  # server-bound: prepared after a few orders on a connection
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:

@@ -112,6 +112,13 @@ if DATABASE_URL:
             # Seconds a request waits for a free connection before failing (PoolTimeout).
             "timeout": env_int("DB_POOL_TIMEOUT", 10),
         }
+        # Server-side prepared statements for the hot statements sent through
+        # kk99.db.pg_cursor (server-bound): after 5 executions on a connection psycopg prepares
+        # a statement and PostgreSQL stops re-planning it. Django's own cursors bind on the
+        # client and are never prepared. Off behind a transaction-mode pooler (PgBouncer < 1.21
+        # does not carry prepared statements between server connections): DB_PREPARED_STATEMENTS=0.
+        if env_bool("DB_PREPARED_STATEMENTS", True):
+            DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 else:
     # The embedded default: a real PostgreSQL that the project starts itself (var/pgdata,
     # Unix socket only) — the production engine, exact NUMERIC, no SQLite-only code paths.

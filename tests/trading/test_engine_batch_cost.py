@@ -21,7 +21,7 @@ from wallets.services import DuplicateLedgerEvent, InsufficientFunds, Leg, ledge
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_warm_one_order_batch_that_fills_takes_no_savepoint_and_at_most_twelve_django_statements(engine, market, alice, bob, settings):
+def test_a_warm_one_order_batch_that_fills_takes_no_savepoint_one_outbox_append_and_at_most_thirteen_statements(engine, market, alice, bob, settings):
     settings.KK99 = {**settings.KK99, "FEE_TIER_CACHE_SECONDS": 60}  # the production default: tiers cached
     # Arrange: one fill first, so the per-process caches (accounts, balance rows) are warm.
     for _ in range(2):
@@ -31,14 +31,16 @@ def test_a_warm_one_order_batch_that_fills_takes_no_savepoint_and_at_most_twelve
         # Act
         with CaptureQueriesContext(connection) as q:
             result = engine.process_batch()
-    # Assert: it filled; no savepoint; BEGIN, state lock, fee preferences, COPY trades, event,
-    # balance lock, COPY entries, balance update, two outbox appends, state update, COMMIT
-    # (the claim and the order update go through psycopg directly and are not captured here).
+    # Assert: it filled; no savepoint; BEGIN, state lock, claim, order update, fee preferences,
+    # COPY trades, event, balance lock, COPY entries, balance update, ONE outbox append (the
+    # market stream's and the balance events together), state update, COMMIT. (kk99.db.pg_cursor's
+    # server-bound statements are captured too.)
     assert result.trades == 1 and Trade.objects.count() == 2
     statements = [x["sql"] for x in q.captured_queries]
     assert not [s for s in statements if "SAVEPOINT" in s.upper()]
     assert not [s for s in statements if "wallets_account" in s]  # the FEES account is cached too
-    assert len(statements) <= 12, statements
+    assert len([s for s in statements if "events_streamhead" in s]) == 1, statements
+    assert len(statements) <= 13, statements
 
 
 @pytest.mark.postgres

@@ -93,7 +93,7 @@ def test_settle_locks_each_touched_balance_row_once_in_a_single_statement(alice,
         legs += [Leg(bob, btc, "available", D("-0.001")), Leg(alice, btc, "available", D("0.001"))]
     with CaptureQueriesContext(connection) as ctx:
         ledger_settle(idempotency_key="x", kind="trade", legs=legs)
-    locking = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('SELECT "wallets_balance"."id"')]
+    locking = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(("SELECT b.id", 'SELECT "wallets_balance"."id"'))]
     updates = [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("WITH") and "wallets_balance" in q["sql"]]
     assert len(locking) == 1 and len(updates) == 1
     if connection.vendor == "postgresql":

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
-from trading.engine.sql import pg_cursor
+from kk99.db import pg_cursor
 from trading.models import Order
 
 S = Order.Status
@@ -32,8 +32,18 @@ def claim(market_id: int, limit: int, *, news: bool = True) -> tuple[list[Order]
 def claimable(market_id: int) -> bool:
     """Whether :func:`claim` would find anything in ``market_id`` — the same predicates, read
     without locks (the engine's cheap check after a batch that took less than it could)."""
+    if connection.vendor == "postgresql":
+        with pg_cursor() as cur:  # server-bound: prepared after a few checks
+            cur.execute(_CLAIMABLE_SQL, [market_id, S.PENDING_NEW.value, list(Order.OPEN_STATUSES)])
+            return cur.fetchone() is not None
     queued = Q(status=S.PENDING_NEW, cancel_requested=False) | Q(cancel_requested=True, status__in=Order.OPEN_STATUSES)
     return Order.objects.filter(queued, market_id=market_id).exists()  # one round trip
+
+
+_CLAIMABLE_SQL = (
+    "SELECT 1 FROM trading_order WHERE market_id = %s::bigint AND ((status = %s::varchar AND NOT cancel_requested) "
+    "OR (cancel_requested AND status = ANY(%s::varchar[]))) LIMIT 1"
+)
 
 
 _ORDER_ATTNAMES: list[str] = []

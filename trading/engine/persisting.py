@@ -9,9 +9,9 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import F
 
-from events.outbox import market_batch_events
-from trading.engine.sql import pg_cursor
-from trading.models import EngineState, MarketHaltEvent, Order, PreventedMatch, Trade
+from events.outbox import events_deferred, market_batch_events
+from kk99.db import pg_cursor
+from trading.models import EngineState, Market, MarketHaltEvent, Order, PreventedMatch, Trade, VolatilityBand
 from trading.settlement import FEES, USER, kk99_fees_apply, kk99_opted_users
 
 ORDER_FIELDS = [
@@ -30,21 +30,24 @@ class Fenced(Exception):
 
 def batch_write(engine, b, state: EngineState, depth_id: int) -> None:
     """Write batch ``b`` of ``engine``: orders (with their hold releases), then the balance
-    locks and KK99 fees, trades, the one posting, and the EngineState progress (fenced)."""
+    locks and KK99 fees, trades, the one posting, and the EngineState progress (fenced). The
+    market stream's events and the posting's balance events go to the outbox together, in one
+    statement (:func:`~events.outbox.events_deferred`; any error rolls the whole batch back)."""
     for o in b.dirty.values():
         b.settlement.release_hold(o)
         o.updated_at = b.now
     if b.dirty:
         orders_write(sorted(b.dirty.values(), key=lambda o: o.id))
-    assets = _balances_lock(engine, b)
-    if b.trades:
-        trades_write(b.trades)
-    if b.prevented:
-        PreventedMatch.objects.bulk_create(b.prevented)
-    # The market's event stream, sequenced here, in the engine's order (docs/events.md).
-    market_batch_events(symbol=engine.symbol, trades=b.trades, orders=list(b.dirty.values()), now=b.now)
-    number = state.batch_count + 1
-    b.settlement.post(assets=assets, idempotency_key=f"engine:{engine.market.pk}:batch:{number}", memo=f"{engine.symbol} engine batch {number}", reference=f"engine:{engine.symbol}")
+    with events_deferred():
+        assets = _balances_lock(engine, b)
+        if b.trades:
+            trades_write(b.trades)
+        if b.prevented:
+            PreventedMatch.objects.bulk_create(b.prevented)
+        # The market's event stream, sequenced here, in the engine's order (docs/events.md).
+        market_batch_events(symbol=engine.symbol, trades=b.trades, orders=list(b.dirty.values()), now=b.now)
+        number = state.batch_count + 1
+        b.settlement.post(assets=assets, idempotency_key=f"engine:{engine.market.pk}:batch:{number}", memo=f"{engine.symbol} engine batch {number}", reference=f"engine:{engine.symbol}")
     state_advance(engine, b, depth_id)
 
 
@@ -73,33 +76,92 @@ def _balances_lock(engine, b) -> dict:
 
 
 def state_advance(engine, b, depth_id: int) -> None:
-    updated = EngineState.objects.filter(market_id=engine.market.pk, epoch=engine.epoch).update(
-        last_seq=b.seq,
-        last_trade_id=b.trade_id,
-        depth_update_id=depth_id,
-        last_price=b.last_price,
-        halted_until=b.halted_until,
-        band_since=b.band_since,
-        batch_count=F("batch_count") + 1,
-        updated_at=b.now,
+    """The batch's progress on the EngineState row, fenced: ``… WHERE epoch = <ours>`` (a
+    deposed engine updates nothing and raises :class:`Fenced`)."""
+    values = dict(
+        last_seq=b.seq, last_trade_id=b.trade_id, depth_update_id=depth_id, last_price=b.last_price,
+        halted_until=b.halted_until, band_since=b.band_since, updated_at=b.now,
     )
+    if connection.vendor == "postgresql":
+        with pg_cursor() as cursor:  # server-bound: prepared after a few batches
+            cursor.execute(_STATE_ADVANCE_SQL, [*values.values(), engine.market.pk, engine.epoch])
+            updated = cursor.rowcount
+    else:
+        updated = EngineState.objects.filter(market_id=engine.market.pk, epoch=engine.epoch).update(batch_count=F("batch_count") + 1, **values)
     if updated != 1:
         raise Fenced(f"{engine.symbol}: lost the market before commit")
     if b.halt_events:  # after the fence: a deposed engine records no transition
         MarketHaltEvent.objects.bulk_create(b.halt_events)
 
 
+_STATE_ADVANCE_SQL = (
+    "UPDATE trading_enginestate SET last_seq = %s::bigint, last_trade_id = %s::bigint, depth_update_id = %s::bigint, "
+    "last_price = %s::numeric, halted_until = %s::timestamptz, band_since = %s::timestamptz, updated_at = %s::timestamptz, "
+    "batch_count = batch_count + 1 WHERE market_id = %s::bigint AND epoch = %s::bigint"
+)
+
+
 def state_lock(engine, *, with_market: bool = False) -> EngineState:
     """Lock the market's EngineState row (first in the lock order) and check the epoch.
     ``with_market``: the same statement also reads the market row and its volatility band
     (``state.market``, ``state.market.volatility_band``), unlocked — a batch's first round trip
-    gives it everything it re-reads."""
-    qs = EngineState.objects.select_for_update(of=("self",))
-    if with_market:
-        qs = qs.select_related("market", "market__volatility_band")
-    state = qs.get(market_id=engine.market.pk)
+    gives it everything it re-reads. On PostgreSQL one cached, server-bound (prepared)
+    statement whose rows become model instances without the queryset machinery (compiling
+    the three-table query cost the engine 0.6 ms of CPU per batch)."""
+    if connection.vendor == "postgresql" and with_market:
+        state = _state_lock_pg(engine.market.pk)
+    else:
+        qs = EngineState.objects.select_for_update(of=("self",))
+        if with_market:
+            qs = qs.select_related("market", "market__volatility_band")
+        state = qs.get(market_id=engine.market.pk)
     if state.epoch != engine.epoch:
         raise Fenced(f"{engine.symbol}: epoch is {state.epoch}, ours {engine.epoch}")
+    return state
+
+
+_STATE_LOCK: list = []
+
+
+def _state_lock_sql() -> tuple[str, list]:
+    """``SELECT state.*, market.*, band.* … FOR UPDATE OF state`` and, per model, its
+    (model, attnames, fields needing ``from_db_value``, column count)."""
+    if not _STATE_LOCK:
+        qn = connection.ops.quote_name
+        parts, cols = [], []
+        for alias, model in (("s", EngineState), ("m", Market), ("v", VolatilityBand)):
+            fields = model._meta.concrete_fields
+            cols += [f"{alias}.{qn(f.column)}" for f in fields]
+            converted = [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+            parts.append((model, [f.attname for f in fields], converted))
+        sql = (
+            f"SELECT {', '.join(cols)} FROM {qn(EngineState._meta.db_table)} s "
+            f"JOIN {qn(Market._meta.db_table)} m ON m.id = s.market_id "
+            f"LEFT JOIN {qn(VolatilityBand._meta.db_table)} v ON v.market_id = m.id "
+            "WHERE s.market_id = %s::bigint FOR UPDATE OF s"
+        )
+        _STATE_LOCK[:] = [sql, parts]
+    return _STATE_LOCK[0], _STATE_LOCK[1]
+
+
+def _state_lock_pg(market_id: int) -> EngineState:
+    sql, parts = _state_lock_sql()
+    with pg_cursor() as cursor:
+        cursor.execute(sql, [market_id], binary=True)
+        row = cursor.fetchone()
+    if row is None:
+        raise EngineState.DoesNotExist(f"no EngineState for market {market_id}")
+    instances, at = [], 0
+    for model, attnames, converted in parts:
+        values = list(row[at:at + len(attnames)])
+        at += len(attnames)
+        for i, f in converted:  # JSON columns: binary rows already carry the decoded value
+            if isinstance(values[i], (str, bytes)):
+                values[i] = f.from_db_value(values[i], None, connection)
+        instances.append(model.from_db("default", attnames, values) if values[0] is not None else None)
+    state, market, band = instances
+    market._state.fields_cache["volatility_band"] = band  # None: no band (the accessor raises DoesNotExist)
+    state._state.fields_cache["market"] = market
     return state
 
 
