@@ -395,7 +395,7 @@ def _order_new(ctx) -> dict:
         return _with_isolated(f.order_ack(order), margin)
     wait = float(v3.kk99_setting("BINANCE_ORDER_RESULT_WAIT_SECONDS"))
     if wait > 0 and order.status == Order.Status.PENDING_NEW:
-        order = trading_services.order_wait(order=order, timeout=wait, until_final=False)
+        order = trading_services.order_wait(order=order, timeout=wait, until_final=False, placed=True)
     if resp_type == "RESULT":
         return _with_isolated(f.order_result(order), margin)
     return _with_isolated(f.order_full(order, ts.order_taker_fills(order=order)), margin)

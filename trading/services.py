@@ -277,15 +277,24 @@ def order_cancel_all(*, user, market: Market | str, wait: float | None = None, l
     return orders
 
 
-def order_wait(*, order: Order, timeout: float | None = None, until_final: bool = True) -> Order:
+def order_wait(*, order: Order, timeout: float | None = None, until_final: bool = True, placed: bool = False) -> Order:
     """Re-read ``order`` until the engine has processed it: final (``until_final``) or at
     least out of PENDING_NEW with no cancel pending. Woken by the engine's commit
     (:class:`trading.engine.wakeup.OrderWaiter`), not a polling loop. Raises ``engine_timeout``
-    (Binance -1007) after ``timeout`` seconds (default settings KK99 ENGINE_WAIT_SECONDS)."""
+    (Binance -1007) after ``timeout`` seconds (default settings KK99 ENGINE_WAIT_SECONDS).
+
+    ``placed``: ``order`` is the instance :func:`order_place` just committed (PENDING_NEW).
+    With the wake-up dispatcher running, its first read is skipped: the dispatcher remembers
+    the orders it was told about in the last seconds, so a batch that committed between the
+    placement and the registration still wakes this waiter, and a missed message costs one
+    WAIT_SLICE_SECONDS and a re-read — never an answer."""
     timeout = kk99_setting("ENGINE_WAIT_SECONDS") if timeout is None else timeout
     deadline = time.monotonic() + timeout
     with OrderWaiter(order.pk) as waiter:  # registered before the first read: no lost wake-up
-        current = Order.objects.select_related("market").get(pk=order.pk)
+        if placed and waiter.event is not None and order.status == Order.Status.PENDING_NEW:
+            current = order
+        else:
+            current = Order.objects.select_related("market").get(pk=order.pk)
         while True:
             if until_final and current.status in Order.FINAL_STATUSES:
                 return current

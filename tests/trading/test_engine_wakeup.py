@@ -115,6 +115,48 @@ def test_order_wait_is_woken_by_the_engine_commit_not_by_polling(market, alice, 
     assert done.status == S.FILLED
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_placed_order_waited_for_after_its_batch_was_announced_is_answered_without_any_query(market, alice, bob, django_assert_num_queries):
+    if not getattr(django_settings, "REDIS_URL", None):
+        pytest.skip("needs Redis")
+    from trading.engine.core import MarketEngine
+
+    # Arrange: the engine fills a crossing buy and announces it BEFORE the request registers
+    # its waiter (the race the skipped first read must survive).
+    place(alice, market, "SELL", quantity="1", price="100")
+    engine = MarketEngine(market.symbol, owner="wakeup-test")
+    engine.start()
+    engine.run_until_idle()
+    buy = place(bob, market, "BUY", quantity="1", price="100")
+    dispatcher = wakeup._dispatcher()
+    with mock.patch.object(wakeup._Dispatcher, "_wake", wraps=dispatcher._wake) as woke:
+        engine.run_until_idle()
+        for _ in range(200):
+            if woke.called:
+                break
+            threading.Event().wait(0.01)
+    assert woke.called
+    # Act: wait for the placed instance (still PENDING_NEW in memory).
+    with django_assert_num_queries(0), mock.patch("trading.engine.wakeup.time.sleep", side_effect=AssertionError("polled")):
+        done = order_wait(order=buy, timeout=5, until_final=False, placed=True)
+    # Assert: answered from what the announcement carried, as committed.
+    committed = Order.objects.get(pk=buy.pk)
+    assert (done.status, done.executed_qty, done.engine_seq) == (S.FILLED, committed.executed_qty, committed.engine_seq)
+    assert [t.qty for t in done.engine_taker_fills] == [D("1")]
+
+
+def test_the_dispatcher_remembers_an_announced_order_only_for_its_recent_window():
+    d = wakeup._Dispatcher.__new__(wakeup._Dispatcher)
+    d.lock, d.waiters, d.recent, d.recent_order = threading.Lock(), wakeup.defaultdict(list), {}, wakeup.deque()
+    with mock.patch("trading.engine.wakeup.time.monotonic", return_value=100.0):
+        d._wake(b"7,8")
+    assert d.register(7).is_set() and not d.register(9).is_set()
+    with mock.patch("trading.engine.wakeup.time.monotonic", return_value=100.0 + wakeup.RECENT_SECONDS + 1):
+        d._wake(b"10")  # each message also forgets what has aged out
+    assert not d.register(7).is_set() and d.register(10).is_set()
+
+
 @pytest.mark.django_db
 def test_a_result_order_times_out_with_1007_when_the_engine_is_away(client, settings, market, django_user_model):
     # Arrange: no engine runs; the API waits at most 0.2 s for it.

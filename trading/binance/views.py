@@ -434,7 +434,7 @@ def _order_new(ctx: Ctx) -> dict:
     if wait > 0 and order.status == Order.Status.PENDING_NEW:
         # Woken by the engine's commit; no answer in time = -1007 (the order is accepted and
         # will be processed when the engine is back: execution status unknown, as on Binance).
-        order = services.order_wait(order=order, timeout=wait, until_final=False)
+        order = services.order_wait(order=order, timeout=wait, until_final=False, placed=True)
     if resp_type == "RESULT":
         return f.order_result(order)
     return f.order_full(order, ts.order_taker_fills(order=order))

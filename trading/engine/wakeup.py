@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from decimal import Decimal
 
 import redis
@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "kk99_engine"
 ORDERS_CHANNEL_PREFIX = "kk99:orders:"
 WAIT_SLICE_SECONDS = 0.25
+RECENT_SECONDS = 2.0  # how long the dispatcher remembers an order it was told about
 WAITER_STATE_MAX_ORDERS = 16  # batches up to this many changed orders carry the waiters' answers
 IDLE_CLOSE_SECONDS = 1.0  # the wake-up sender closes its connection after this long without work
 
@@ -225,14 +226,23 @@ class _Dispatcher:
         self.client = client
         self.lock = threading.Lock()
         self.waiters: dict[int, list[threading.Event]] = defaultdict(list)
+        # The orders named in the last RECENT_SECONDS (id → the state carried, or None), so a
+        # waiter that registers just after its order's batch was announced still gets it.
+        self.recent: dict[int, list | None] = {}
+        self.recent_order: deque[tuple[float, int]] = deque()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="kk99-order-wakeups", daemon=True)
         self.thread.start()
 
     def register(self, order_id: int) -> _Wake:
+        """A waiter's event for ``order_id``; already set (with the state it carried) when the
+        order was named within the last RECENT_SECONDS."""
         event = _Wake()
         with self.lock:
             self.waiters[order_id].append(event)
+            if order_id in self.recent:
+                event.state = self.recent[order_id]
+                event.set()
         return event
 
     def unregister(self, order_id: int, event: threading.Event) -> None:
@@ -249,10 +259,17 @@ class _Dispatcher:
             ids, states = message["ids"], message.get("s") or {}
         else:
             ids, states = [int(raw) for raw in data.split(b",")], {}
+        now = time.monotonic()
         with self.lock:
+            recent, order = self.recent, self.recent_order
+            while order and order[0][0] < now - RECENT_SECONDS:
+                recent.pop(order.popleft()[1], None)
             for oid in ids:
+                state = states.get(str(oid))
+                recent[oid] = state
+                order.append((now, oid))
                 for event in self.waiters.get(oid, ()):
-                    event.state = states.get(str(oid))
+                    event.state = state
                     event.set()
 
     def _run(self) -> None:
