@@ -243,50 +243,81 @@ def _check_key(idempotency_key: str) -> str:
 # --- the posting engine --------------------------------------------------------------------
 
 
-def _event_create(*, kind: str, idempotency_key: str, memo: str, reference: str, actor, savepoint: bool = True) -> JournalEvent:
-    """Insert the event under its unique key in a savepoint: a duplicate key becomes
-    :class:`DuplicateLedgerEvent` and the enclosing transaction is still usable.
-    ``savepoint=False`` (a caller that gives up its whole transaction on any error, e.g. the
-    engine's batch): no savepoint — a duplicate key still raises
-    :class:`DuplicateLedgerEvent`, but the enclosing transaction is then unusable."""
-    fields = {
+def _event_fields(*, kind: str, idempotency_key: str, memo: str, reference: str, actor) -> dict[str, Any]:
+    return {
         "kind": kind,
         "idempotency_key": idempotency_key,
         "memo": memo[:500],
         "reference": reference[:100],
         "actor": actor if getattr(actor, "pk", None) else None,
     }
+
+
+def _event_create(fields: dict[str, Any], *, savepoint: bool = True) -> JournalEvent:
+    """Insert the event under its unique key in a savepoint: a duplicate key becomes
+    :class:`DuplicateLedgerEvent` and the enclosing transaction is still usable.
+    ``savepoint=False``: no savepoint — a duplicate key still raises
+    :class:`DuplicateLedgerEvent`, but the enclosing transaction is then unusable."""
     if not savepoint:
         try:
-            return _event_insert(fields) if connection.vendor == "postgresql" else JournalEvent.objects.create(**fields)
+            return JournalEvent.objects.create(**fields)
         except IntegrityError as exc:
             if "idempotency_key" in str(exc):
-                raise DuplicateLedgerEvent(idempotency_key) from exc
+                raise DuplicateLedgerEvent(fields["idempotency_key"]) from exc
             raise
     try:
         with transaction.atomic():
             return JournalEvent.objects.create(**fields)
     except IntegrityError:
-        if JournalEvent.objects.filter(idempotency_key=idempotency_key).exists():
-            raise DuplicateLedgerEvent(idempotency_key) from None
+        if JournalEvent.objects.filter(idempotency_key=fields["idempotency_key"]).exists():
+            raise DuplicateLedgerEvent(fields["idempotency_key"]) from None
         raise
 
 
-_EVENT_INSERT_SQL = (
-    "INSERT INTO wallets_journalevent (kind, idempotency_key, memo, reference, actor_id, created_at) "
-    "VALUES (%s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::bigint, %s::timestamptz) RETURNING id"
+_WRITE_ALL_SQL = """
+WITH ev AS (
+    INSERT INTO wallets_journalevent (kind, idempotency_key, memo, reference, actor_id, created_at)
+    VALUES (%(kind)s::varchar, %(key)s::varchar, %(memo)s::varchar, %(reference)s::varchar, %(actor)s::bigint, %(now)s::timestamptz)
+    RETURNING id
+), ent AS (
+    INSERT INTO wallets_journalentry (event_id, account_id, asset_id, bucket, amount)
+    SELECT ev.id, e.account_id, e.asset_id, e.bucket, e.amount
+      FROM ev, unnest(%(e_account)s::bigint[], %(e_asset)s::bigint[], %(e_bucket)s::varchar[], %(e_amount)s::numeric[])
+           WITH ORDINALITY AS e(account_id, asset_id, bucket, amount, n)
+     ORDER BY e.n
+    RETURNING 1
+), bal AS (
+    UPDATE wallets_balance b SET available = v.a, locked = v.l, updated_at = %(now)s::timestamptz
+      FROM unnest(%(b_id)s::bigint[], %(b_available)s::numeric[], %(b_locked)s::numeric[]) AS v(id, a, l)
+     WHERE b.id = v.id
+    RETURNING 1
 )
+SELECT ev.id, (SELECT count(*) FROM ent), (SELECT count(*) FROM bal) FROM ev
+"""
 
 
-def _event_insert(fields: dict) -> JournalEvent:
-    """The event row by one server-bound (prepared) INSERT — what ``objects.create`` writes,
-    without compiling the INSERT each time (the engine posts once per batch)."""
-    actor = fields["actor"]
-    event = JournalEvent(kind=fields["kind"], idempotency_key=fields["idempotency_key"], memo=fields["memo"], reference=fields["reference"],
-                         actor=actor, created_at=timezone.now())
-    with pg_cursor() as cursor:
-        cursor.execute(_EVENT_INSERT_SQL, [event.kind, event.idempotency_key, event.memo, event.reference, event.actor_id, event.created_at])
-        event.pk = cursor.fetchone()[0]
+def _event_entries_balances_write(fields: dict[str, Any], entries: list[tuple[int, int, str, Decimal]], updates: list[tuple[int, Decimal, Decimal]]) -> JournalEvent:
+    """PostgreSQL, no savepoint (the engine's batch): the event, its entries and the new
+    balances — rows already locked and checked — in ONE server-bound (prepared) statement
+    instead of four round trips. A duplicate key raises :class:`DuplicateLedgerEvent` (the
+    caller's transaction is then unusable, as with ``savepoint=False``)."""
+    event = JournalEvent(**fields, created_at=timezone.now())
+    params = {
+        "kind": event.kind, "key": event.idempotency_key, "memo": event.memo, "reference": event.reference,
+        "actor": event.actor_id, "now": event.created_at,
+        "e_account": [e[0] for e in entries], "e_asset": [e[1] for e in entries], "e_bucket": [e[2] for e in entries], "e_amount": [e[3] for e in entries],
+        "b_id": [u[0] for u in updates], "b_available": [u[1] for u in updates], "b_locked": [u[2] for u in updates],
+    }
+    try:
+        with pg_cursor() as cursor:
+            cursor.execute(_WRITE_ALL_SQL, params)
+            event.pk, written, updated = cursor.fetchone()
+    except IntegrityError as exc:
+        if "idempotency_key" in str(exc):
+            raise DuplicateLedgerEvent(event.idempotency_key) from exc
+        raise
+    if (written, updated) != (len(entries), len(updates)):  # pragma: no cover — the rows are locked and exist
+        raise RuntimeError(f"ledger write: {written}/{len(entries)} entries, {updated}/{len(updates)} balances")
     event._state.adding = False
     event._state.db = "default"
     return event
@@ -352,10 +383,33 @@ def _post(
     savepoint: bool = True,
 ) -> JournalEvent:
     """Apply balanced postings as one event. Validation first (no SQL), then: the event
-    (savepoint), the row locks, the funds check, one INSERT for the entries, one UPDATE for the
-    balances. A refusal raises before anything is committed. ``savepoint=False``: inside the
-    caller's transaction without any savepoint (two round trips fewer each for the post and
-    the event) — only for a caller that rolls its whole transaction back when this raises."""
+    (savepoint), the row locks, the funds check, the entries, the balances and their outbox
+    events. A refusal raises before anything is committed. ``savepoint=False``: inside the
+    caller's transaction without any savepoint — only for a caller that rolls its whole
+    transaction back when this raises (the engine's batch); on PostgreSQL the event, the
+    entries and the balances are then written by one statement after the locks and the
+    check (:func:`_event_entries_balances_write`)."""
+    fields = _event_fields(kind=kind, idempotency_key=idempotency_key, memo=memo, reference=reference, actor=actor)
+    deltas, accounts, assets, allow_negative = _postings_sum(kind, idempotency_key, postings)
+    one_statement = not savepoint and connection.vendor == "postgresql"
+    with transaction.atomic(savepoint=savepoint):
+        event = None if one_statement else _event_create(fields, savepoint=savepoint)
+        moving = {key: d for key, d in deltas.items() if d[0] != 0 or d[1] != 0}
+        balances = locks.lock_balances(moving.keys(), allow_negative=allow_negative)
+        updates = _balances_after(moving, balances, accounts, assets)
+        entries = [(p.account.pk, p.asset.pk, str(p.bucket), p.amount) for p in postings]
+        if one_statement:
+            event = _event_entries_balances_write(fields, entries, updates)
+        else:
+            _entries_insert(event.pk, entries)
+            _balances_write(updates)
+        balance_events(journal_event_id=event.pk, kind=str(kind), changes=[(k[0], k[1], d[0], d[1]) for k, d in moving.items()])
+    return event
+
+
+def _postings_sum(kind: str, idempotency_key: str, postings: list[_Posting]) -> tuple[dict, dict, dict, dict]:
+    """Validate a posting (no SQL) and sum it: (deltas [available, locked] by (account,
+    asset), accounts by id, assets by id, allow_negative by account id)."""
     if kind not in JournalEventKind.values:
         raise InvalidPosting(f"Unknown event kind {kind!r}.")
     _check_key(idempotency_key)
@@ -377,35 +431,31 @@ def _post(
     unbalanced = {assets[a].symbol: str(total) for a, total in per_asset.items() if total != 0}
     if unbalanced:
         raise UnbalancedPosting("The legs do not sum to zero per asset.", sums=unbalanced)
+    return deltas, accounts, assets, allow_negative
 
-    with transaction.atomic(savepoint=savepoint):
-        event = _event_create(kind=kind, idempotency_key=idempotency_key, memo=memo, reference=reference, actor=actor, savepoint=savepoint)
-        moving = {key: d for key, d in deltas.items() if d[0] != 0 or d[1] != 0}
-        balances = locks.lock_balances(moving.keys(), allow_negative=allow_negative)
-        updates: list[tuple[int, Decimal, Decimal]] = []
-        shortfalls: list[dict[str, str]] = []
-        with localcontext(LEDGER_DECIMAL_CONTEXT):
-            for key in sorted(moving):
-                d_available, d_locked = moving[key]
-                row = balances[key]
-                available, locked_amount = row.available + d_available, row.locked + d_locked
-                if not row.allow_negative and (available < 0 or locked_amount < 0):
-                    account = accounts[key[0]]
-                    shortfalls.append(
-                        {
-                            "account": str(account),
-                            "asset": assets[key[1]].symbol,
-                            "bucket": Bucket.AVAILABLE if available < 0 else Bucket.LOCKED,
-                            "missing": str(-(available if available < 0 else locked_amount)),
-                        }
-                    )
-                updates.append((row.pk, available, locked_amount))
-        if shortfalls:
-            raise InsufficientFunds(shortfalls=shortfalls)
-        _entries_insert(event.pk, [(p.account.pk, p.asset.pk, str(p.bucket), p.amount) for p in postings])
-        _balances_write(updates)
-        balance_events(journal_event_id=event.pk, kind=str(kind), changes=[(k[0], k[1], d[0], d[1]) for k, d in moving.items()])
-    return event
+
+def _balances_after(moving: dict, balances: dict, accounts: dict, assets: dict) -> list[tuple[int, Decimal, Decimal]]:
+    """The locked rows' new (id, available, locked), in key order; raises
+    :class:`InsufficientFunds` (naming every short bucket) if any row that may not go
+    negative would."""
+    updates: list[tuple[int, Decimal, Decimal]] = []
+    shortfalls: list[dict[str, str]] = []
+    with localcontext(LEDGER_DECIMAL_CONTEXT):
+        for key in sorted(moving):
+            d_available, d_locked = moving[key]
+            row = balances[key]
+            available, locked_amount = row.available + d_available, row.locked + d_locked
+            if not row.allow_negative and (available < 0 or locked_amount < 0):
+                shortfalls.append({
+                    "account": str(accounts[key[0]]),
+                    "asset": assets[key[1]].symbol,
+                    "bucket": Bucket.AVAILABLE if available < 0 else Bucket.LOCKED,
+                    "missing": str(-(available if available < 0 else locked_amount)),
+                })
+            updates.append((row.pk, available, locked_amount))
+    if shortfalls:
+        raise InsufficientFunds(shortfalls=shortfalls)
+    return updates
 
 
 def _posting(account: Account, asset: Asset, bucket: Bucket | str, amount: Decimal) -> _Posting:

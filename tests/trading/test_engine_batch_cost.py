@@ -21,7 +21,7 @@ from wallets.services import DuplicateLedgerEvent, InsufficientFunds, Leg, ledge
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_warm_one_order_batch_that_fills_takes_no_savepoint_one_outbox_append_and_at_most_thirteen_statements(engine, market, alice, bob, settings):
+def test_a_warm_one_order_batch_that_fills_takes_no_savepoint_one_outbox_append_and_at_most_eleven_statements(engine, market, alice, bob, settings):
     settings.KK99 = {**settings.KK99, "FEE_TIER_CACHE_SECONDS": 60}  # the production default: tiers cached
     # Arrange: one fill first, so the per-process caches (accounts, balance rows) are warm.
     for _ in range(2):
@@ -32,15 +32,16 @@ def test_a_warm_one_order_batch_that_fills_takes_no_savepoint_one_outbox_append_
         with CaptureQueriesContext(connection) as q:
             result = engine.process_batch()
     # Assert: it filled; no savepoint; BEGIN, state lock, claim, order update, fee preferences,
-    # COPY trades, event, balance lock, COPY entries, balance update, ONE outbox append (the
-    # market stream's and the balance events together), state update, COMMIT. (kk99.db.pg_cursor's
-    # server-bound statements are captured too.)
+    # COPY trades, balance lock, ONE statement for the journal event + entries + balances, ONE
+    # outbox append (the market stream's and the balance events together), state update,
+    # COMMIT. (kk99.db.pg_cursor's server-bound statements are captured too.)
     assert result.trades == 1 and Trade.objects.count() == 2
     statements = [x["sql"] for x in q.captured_queries]
     assert not [s for s in statements if "SAVEPOINT" in s.upper()]
     assert not [s for s in statements if "wallets_account" in s]  # the FEES account is cached too
     assert len([s for s in statements if "events_streamhead" in s]) == 1, statements
-    assert len(statements) <= 13, statements
+    assert len([s for s in statements if "wallets_journalevent" in s]) == 1, statements
+    assert len(statements) <= 11, statements
 
 
 @pytest.mark.postgres
@@ -183,13 +184,10 @@ def test_a_batch_of_more_than_sixteen_changed_orders_wakes_with_ids_only(engine,
 
 def test_the_dispatcher_hands_each_waiter_its_orders_state_or_none():
     import json
-    import threading
-    from collections import defaultdict
 
     from trading.engine import wakeup
 
-    d = wakeup._Dispatcher.__new__(wakeup._Dispatcher)  # no thread, no Redis
-    d.lock, d.waiters = threading.Lock(), defaultdict(list)
+    d = wakeup._Dispatcher(None, start=False)  # no thread, no Redis
     first, other = d.register(7), d.register(8)
     d._wake(json.dumps({"ids": [7, 8], "s": {"7": ["FILLED"]}}).encode())
     assert first.is_set() and first.state == ["FILLED"]

@@ -147,8 +147,7 @@ def test_a_placed_order_waited_for_after_its_batch_was_announced_is_answered_wit
 
 
 def test_the_dispatcher_remembers_an_announced_order_only_for_its_recent_window():
-    d = wakeup._Dispatcher.__new__(wakeup._Dispatcher)
-    d.lock, d.waiters, d.recent, d.recent_order = threading.Lock(), wakeup.defaultdict(list), {}, wakeup.deque()
+    d = wakeup._Dispatcher(None, start=False)  # no thread, no Redis
     with mock.patch("trading.engine.wakeup.time.monotonic", return_value=100.0):
         d._wake(b"7,8")
     assert d.register(7).is_set() and not d.register(9).is_set()

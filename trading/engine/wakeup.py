@@ -222,7 +222,7 @@ class _Dispatcher:
     """One thread per process: a pattern subscription to every market's orders channel; wakes
     the registered waiters of each named order."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, *, start: bool = True) -> None:
         self.client = client
         self.lock = threading.Lock()
         self.waiters: dict[int, list[threading.Event]] = defaultdict(list)
@@ -232,7 +232,8 @@ class _Dispatcher:
         self.recent_order: deque[tuple[float, int]] = deque()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="kk99-order-wakeups", daemon=True)
-        self.thread.start()
+        if start:  # tests drive _wake by hand
+            self.thread.start()
 
     def register(self, order_id: int) -> _Wake:
         """A waiter's event for ``order_id``; already set (with the state it carried) when the
