@@ -25,7 +25,7 @@ def engine_answers_while_waiting(monkeypatch, settings):
 
     settings.KK99 = {**settings.KK99, "BINANCE_ORDER_RESULT_WAIT_SECONDS": 1}
 
-    def wait(*, order, timeout=None, until_final=True):
+    def wait(*, order, timeout=None, until_final=True, placed=False):
         run_engine()
         return Order.objects.select_related("market").get(pk=order.pk)
 
