@@ -12,9 +12,13 @@ to start on an unsafe configuration (docs/operations.md, "Fail-closed production
 import os
 
 from django.core.asgi import get_asgi_application
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kk99.settings.dev")
 django_asgi_app = get_asgi_application()
+# The URL conf, and with it every view module, is imported now, as the worker starts, not by
+# the first request the worker serves (which answered that much later).
+get_resolver().url_patterns  # noqa: B018 — the cached property imports the URL conf
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402 — imported after django.setup() (get_asgi_application) so models are ready
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 — imported after django.setup() (get_asgi_application) so models are ready

@@ -36,6 +36,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.db import transaction
 
 from kk99.conf import kk99_setting
@@ -64,6 +65,36 @@ async def _send_all(layer, message: dict[str, Any], groups: list[str]) -> None:
             await layer.group_send(group, message)
         except Exception:  # after commit a failed send must not undo anything
             logger.exception("publish of %s to %s failed", message["type"], group)
+
+
+async def groups_listened(layer, groups: set[str]) -> set[str] | None:
+    """Which of ``groups`` have a member now, in ONE pipelined round trip per Redis host — or
+    None (send to every group) when the layer is not ``channels_redis``'s or Redis fails.
+
+    ``group_send`` costs two round trips even for a group nobody listens to (most users'
+    private groups, most of the time), and an engine batch sends to several: the background
+    sender asks once for the whole queue it drained and skips the empty groups. A consumer
+    that joins between this read and the send misses that message exactly as if it had joined
+    a moment later — the streams' sequence numbers and snapshots cover it. Members older than
+    the layer's ``group_expiry`` count as gone, as in ``group_send``."""
+    if not groups or not isinstance(layer, RedisChannelLayer):
+        return None
+    try:
+        by_host: dict[int, list[str]] = {}
+        for group in groups:
+            by_host.setdefault(layer.consistent_hash(group), []).append(group)
+        oldest = int(time.time()) - layer.group_expiry
+        listened: set[str] = set()
+        for index, names in by_host.items():
+            pipe = layer.connection(index).pipeline(transaction=False)
+            for name in names:
+                pipe.zcount(layer._group_key(name), f"({oldest}", "+inf")
+            counts = await pipe.execute()
+            listened.update(name for name, count in zip(names, counts) if count)
+        return listened
+    except Exception:  # the sends below will meet (and log) the same outage
+        logger.warning("group membership read failed; sending to every group", exc_info=True)
+        return None
 
 
 def _background_wanted(layer) -> bool:
@@ -122,7 +153,10 @@ class _Sender:
                     self.idle.notify_all()
 
     async def _send_items(self, items) -> None:
+        listened = await groups_listened(self.layer, {g for _, groups in items for g in groups})
         for message, groups in items:
+            if listened is not None:
+                groups = [g for g in groups if g in listened]
             await _send_all(self.layer, message, groups)
 
     def flush(self, timeout: float) -> bool:

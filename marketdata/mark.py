@@ -26,15 +26,16 @@ The mark is state (its previous value anchors the clamps), so unlike the rest of
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
+from kk99.db import pg_cursor
 from marketdata.models import MarkPrice
 from trading.models import Market, Trade
 from trading.selectors import depth_snapshot
@@ -42,6 +43,7 @@ from trading.selectors import depth_snapshot
 ZERO = Decimal(0)
 ONE = Decimal(1)
 PRECISE = 60
+UNBOUNDED = Decimal("1e30")  # no clamp: the first mark of a market
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +87,21 @@ def clamped_time_average(points: Sequence[tuple[dt.datetime, Decimal]], *, start
         return weighted / total
 
 
-def mark_compute(*, previous: Decimal | None, points: Sequence[tuple[dt.datetime, Decimal]], before: Decimal | None,
-                 now: dt.datetime, mid: Decimal | None, tick: Decimal, params: MarkParams) -> Decimal | None:
+def mark_compute(*, previous: Decimal | None, points: Sequence[tuple[dt.datetime, Decimal]] = (), before: Decimal | None = None,
+                 now: dt.datetime, mid: Decimal | None, tick: Decimal, params: MarkParams,
+                 average: Callable[[Decimal, Decimal], Decimal | None] | None = None) -> Decimal | None:
     """The new mark (pure; see the module docstring for the rule). ``previous`` None (the
-    first mark of a market): the unclamped time average, rounded half-even to the tick."""
+    first mark of a market): the unclamped time average, rounded half-even to the tick.
+
+    The window's prices are ``points`` and ``before`` (see :func:`clamped_time_average`), or
+    ``average(low, high)`` computes that same average elsewhere (:func:`_window_average`
+    sums it inside PostgreSQL instead of loading the window's trades)."""
     start = now - dt.timedelta(seconds=params.window_seconds)
+    if average is None:
+        def average(low: Decimal, high: Decimal) -> Decimal | None:
+            return clamped_time_average(points, start=start, now=now, before=before, low=low, high=high)
     if previous is None:
-        avg = clamped_time_average(points, start=start, now=now, before=before, low=ZERO, high=Decimal("1e30"))
+        avg = average(ZERO, UNBOUNDED)
         if avg is None:
             return None
         if mid is not None and params.mid_band is not None:
@@ -99,7 +109,7 @@ def mark_compute(*, previous: Decimal | None, points: Sequence[tuple[dt.datetime
         return max(tick, (avg / tick).to_integral_value(ROUND_HALF_EVEN) * tick)
     cap = previous * params.trade_cap
     low, high = previous - cap, previous + cap
-    avg = clamped_time_average(points, start=start, now=now, before=before, low=low, high=high)
+    avg = average(low, high)
     if avg is None:
         avg = previous
     if mid is not None and params.mid_band is not None:
@@ -133,6 +143,49 @@ def _window_trades(market: Market, *, start: dt.datetime, now: dt.datetime) -> t
     return points, before
 
 
+# The clamped time average of clamped_time_average, summed by PostgreSQL: the price in force at
+# ``start`` (the last counted trade before it) holds from ``start``, every counted trade of
+# the window from its time, each until the next step (or ``now``); weights are whole
+# microseconds, as in Python. Only the exact sums come back; the division happens in Python
+# with the same precision, so both paths give the same Decimal. One row, however many trades
+# the window holds (the engine's hook recomputes after every traded batch).
+_WINDOW_SUMS_SQL = """
+WITH steps AS (
+    (SELECT %(start)s::timestamptz AS at, price, 0 AS k, 0::bigint AS trade_id
+       FROM trading_trade
+      WHERE market_id = %(market)s AND maker_user_id <> taker_user_id AND created_at < %(start)s
+      ORDER BY created_at DESC, trade_id DESC LIMIT 1)
+    UNION ALL
+    SELECT created_at, price, 1, trade_id
+      FROM trading_trade
+     WHERE market_id = %(market)s AND maker_user_id <> taker_user_id AND created_at >= %(start)s AND created_at <= %(now)s
+), weighted AS (
+    SELECT LEAST(GREATEST(price, %(low)s), %(high)s) AS p,
+           GREATEST(0, EXTRACT(EPOCH FROM COALESCE(LEAD(at) OVER (ORDER BY at, k, trade_id), %(now)s::timestamptz) - at) * 1000000) AS micros
+      FROM steps
+)
+SELECT COUNT(*), COALESCE(SUM(p * micros), 0)::text, COALESCE(SUM(micros), 0)::text, COALESCE(SUM(p), 0)::text FROM weighted
+"""
+
+
+def _window_average(market: Market, *, start: dt.datetime, now: dt.datetime, low: Decimal, high: Decimal) -> Decimal | None:
+    """:func:`clamped_time_average` of the market's counted trades in ``[start, now]``: summed
+    in PostgreSQL; elsewhere (the embedded SQLite demo) over the loaded trades."""
+    if connection.vendor != "postgresql":
+        points, before = _window_trades(market, start=start, now=now)
+        return clamped_time_average(points, start=start, now=now, before=before, low=low, high=high)
+    with pg_cursor() as cursor:
+        cursor.execute(_WINDOW_SUMS_SQL, {"market": market.pk, "start": start, "now": now, "low": low, "high": high})
+        count, weighted, total, plain = cursor.fetchone()
+    if not count:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = PRECISE
+        if Decimal(total) == 0:  # everything at one instant: the mean of the clamped prices
+            return Decimal(plain) / count
+        return Decimal(weighted) / Decimal(total)
+
+
 def mark_update(*, market: Market, now: dt.datetime | None = None, params: MarkParams | None = None) -> Decimal | None:
     """Recompute and store the mark of ``market`` (row-locked: concurrent updaters serialise).
     Returns the new mark (None while the market has neither trades nor a reference price)."""
@@ -149,8 +202,9 @@ def mark_recompute(*, market: Market, now: dt.datetime | None = None, params: Ma
         row = MarkPrice.objects.select_for_update().filter(market=market).first()
         stored = row.price if row is not None else None
         previous = stored if row is not None else market.reference_price
-        points, before = _window_trades(market, start=now - dt.timedelta(seconds=params.window_seconds), now=now)
-        new = mark_compute(previous=previous, points=points, before=before, now=now, mid=_book_mid(market), tick=market.tick_size, params=params)
+        start = now - dt.timedelta(seconds=params.window_seconds)
+        new = mark_compute(previous=previous, now=now, mid=_book_mid(market), tick=market.tick_size, params=params,
+                           average=lambda low, high: _window_average(market, start=start, now=now, low=low, high=high))
         if new is None:
             return stored, None
         if row is None:

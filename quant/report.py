@@ -7,16 +7,24 @@ import base64
 import datetime as dt
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from django.template.loader import render_to_string
 
 from quant.metrics import drawdown_series
 
 MAX_POINTS = 4000
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported on the first picture: the
+    URL conf imports this module, and importing matplotlib took every web worker's first
+    request about a second (the first order after a deploy answered that late)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _thin(x: np.ndarray) -> np.ndarray:
@@ -30,6 +38,7 @@ def figure(*, equity, close=None, fills=(), series: dict[str, np.ndarray] | None
     ``series`` adds more equity curves (comparing runs)."""
     equity = np.asarray(equity, dtype=float)
     panels = 3 if close is not None else 2
+    plt = _pyplot()
     fig, axes = plt.subplots(panels, 1, figsize=(9, 2.4 * panels), sharex=False, constrained_layout=True)
     ax = list(np.atleast_1d(axes))
     i = 0

@@ -73,12 +73,41 @@ def test_a_first_mark_inserted_concurrently_is_not_a_duplicate_key_error(market,
     500 on GET /sapi/v1/margin/account under uvicorn (tests/production/test_uvicorn_margin.py)."""
     import marketdata.mark as mark_module
 
-    real = mark_module._window_trades
+    real = mark_module._window_average
 
-    def competitor_first(m, *, start, now):
-        MarkPrice.objects.create(market=m, price=Decimal("123.00"), updated_at=now)  # the other updater's row
-        return real(m, start=start, now=now)
+    def competitor_first(m, **kw):
+        if not MarkPrice.objects.filter(market=m).exists():
+            MarkPrice.objects.create(market=m, price=Decimal("123.00"), updated_at=kw["now"])  # the other updater's row
+        return real(m, **kw)
 
-    monkeypatch.setattr(mark_module, "_window_trades", competitor_first)
+    monkeypatch.setattr(mark_module, "_window_average", competitor_first)
     assert mark_update(market=market, now=NOW, params=PARAMS) == Decimal("100.00")
     assert MarkPrice.objects.get(market=market).price == Decimal("123.00")  # theirs stands; ours is not an error
+
+
+def test_the_window_average_summed_in_the_database_equals_the_python_rule(market):
+    """The engine's hook recomputes the mark after every traded batch; PostgreSQL sums the
+    window (one row back, not every trade of the last minute). Random windows — trades before
+    the window, at its start, at one instant, self-trades, prices beyond either clamp — give
+    the same Decimal as clamped_time_average over the loaded trades."""
+    import random
+
+    from marketdata.mark import _window_average, _window_trades, clamped_time_average
+
+    users = [_user(f"w{i}@example.com") for i in range(3)]
+    rng = random.Random(5)
+    start = NOW - dt.timedelta(seconds=60)
+    for case in range(25):
+        Trade.objects.filter(market=market).delete()
+        instants = [start + dt.timedelta(microseconds=rng.randint(-5_000_000, 60_000_000)) for _ in range(rng.randint(0, 6))]
+        if case % 5 == 0:
+            instants += [start, start]  # exactly at the window's start
+        if case % 7 == 0:
+            instants = [NOW] * 3  # all at one instant (zero total weight)
+        for at in sorted(instants):
+            maker, taker = rng.choice(users), rng.choice(users)
+            _trade(market, price=f"{rng.randint(1, 40000) / 100:.2f}", at=at, maker=maker, taker=taker)
+        low, high = sorted((Decimal(rng.randint(1, 30000)) / 100, Decimal(rng.randint(1, 30000)) / 100))
+        points, before = _window_trades(market, start=start, now=NOW)
+        expected = clamped_time_average(points, start=start, now=NOW, before=before, low=low, high=high)
+        assert _window_average(market, start=start, now=NOW, low=low, high=high) == expected, case

@@ -1,6 +1,7 @@
 """Commit, then publish: events go out through kk99.publish only after the batch commits."""
 from __future__ import annotations
 
+import os
 from unittest import mock
 
 import pytest
@@ -125,3 +126,55 @@ def test_the_engine_order_payload_equals_the_service_payload(engine, market, ali
     engine.run_until_idle()
     o = Order.objects.select_related("market").get(user=alice)
     assert _order_payload(o, market.symbol, market.pk, o.updated_at.isoformat()) == order_payload(o)
+
+
+@pytest.mark.redis
+def test_the_background_sender_skips_groups_nobody_listens_to_in_one_round_trip():
+    """channels_redis's group_send costs two Redis round trips even for an empty group; the
+    sender reads the membership of every group of the drained queue in one pipeline and sends
+    only to groups with a live member (an expired member counts as gone, as in group_send)."""
+    import asyncio
+    import time
+    import uuid
+
+    from channels_redis.core import RedisChannelLayer
+
+    import kk99.publish as publish
+
+    layer = RedisChannelLayer(hosts=[os.environ["REDIS_URL"]], prefix=f"test-{uuid.uuid4().hex[:8]}", group_expiry=60)
+    sent: list[str] = []
+    real_group_send = layer.group_send
+
+    async def counting_group_send(group, message):
+        sent.append(group)
+        await real_group_send(group, message)
+
+    async def scenario():
+        listener = await layer.new_channel()
+        await layer.group_add("user.1", listener)
+        stale = await layer.new_channel()  # joined long ago and never refreshed: expired
+        await layer.connection(layer.consistent_hash("user.3")).zadd(layer._group_key("user.3"), {stale: time.time() - 120})
+        assert await publish.groups_listened(layer, {"user.1", "user.2", "user.3"}) == {"user.1"}
+        layer.group_send = counting_group_send
+        sender = publish._Sender.__new__(publish._Sender)
+        sender.layer = layer
+        await sender._send_items([({"type": "order.update", "payload": {"n": 1}}, ["user.1", "user.2"]),
+                                  ({"type": "trade.fill", "payload": {"n": 2}}, ["user.2", "user.3"])])
+        got = await asyncio.wait_for(layer.receive(listener), 2)
+        await layer.flush()
+        return got
+
+    got = asyncio.run(scenario())
+    assert sent == ["user.1"]
+    assert got == {"type": "order.update", "payload": {"n": 1}}
+
+
+def test_group_membership_is_not_read_from_a_layer_that_is_not_channels_redis():
+    import asyncio
+
+    import kk99.publish as publish
+
+    class OtherLayer:
+        pass
+
+    assert asyncio.run(publish.groups_listened(OtherLayer(), {"user.1"})) is None
