@@ -11,7 +11,8 @@ For each server — uvicorn (``kk99.asgi``, the production ASGI server) and guni
    previous one and FULL carries its fill). p50/p99 in ms.
 2. The highest open-loop rate (:func:`bench.http_api.run_load`, latency from each request's
    scheduled send time) whose p99 stays ≤ 50 ms with every request answered 200 — orders (ACK)
-   beside the no-op. Rates grow by ×1.5 from ``--start-rate`` until p99 > 50 ms.
+   beside the no-op. Rates grow by ×1.5 from ``--start-rate`` until p99 > 50 ms, then bisect;
+   the two searches alternate step by step (:func:`best_rates`).
 
 Writes its section between ``<!-- latency:start -->`` and ``<!-- latency:end -->`` with the
 machine, its load, and the ratios the order-pipeline issue sets as goals.
@@ -30,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Generator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -86,38 +88,24 @@ def _passes(r: dict) -> bool:
     return "error" not in r and r["p99"] <= P99_BUDGET_MS and r["ok"] >= r["sent"]
 
 
-def best_rate(port: int, keys: list, *, order: bool, start: float, seconds: float, connections: int, refine: int = 2) -> tuple[float, list[dict]]:
-    """The highest offered rate with p99 ≤ 50 ms and every request answered 200.
-
-    A rate passes if one of two runs passes (on this shared machine one scheduling hiccup of
-    another process puts ~1 % of a 5 s run's requests over the budget; a rate the server
-    cannot sustain fails both). Rates grow ×1.5 from ``start`` until one fails, then
-    ``refine`` bisection steps between the last passing and the first failing rate — so the
-    order and no-op rates are not rounded down to the same coarse ×1.5 grid (which alone
-    could move their ratio by a third)."""
-    path = "/api/v3/order" if order else "/api/v3/kk99/noop"
-    tried: list[dict] = []
-
-    def ok(rate: float) -> bool:
-        for _ in range(2):
-            r = run_load(port=port, path=path, keys=keys, rate=rate, seconds=seconds, connections=connections, grace=3, order=order)
-            tried.append(r)
-            if _passes(r):
-                return True
-        return False
-
+def _rate_search(start: float, refine: int = 2) -> Generator[float, bool, float]:
+    """The search for the highest passing rate, as a generator: yields each rate to try, is
+    sent whether it passed, returns the best. Rates grow ×1.5 from ``start`` until one fails
+    (halving first if ``start`` already fails), then ``refine`` bisection steps between the
+    last passing and the first failing rate — so the order and no-op rates are not rounded
+    down to the same coarse ×1.5 grid (which alone could move their ratio by a third)."""
     rate, best = start, 0.0
-    while rate >= 10:  # the start rate already too much: search downward first
-        if ok(rate):
+    while rate >= 10:
+        if (yield rate):
             best = rate
             break
         rate = round(rate / 2)
     if not best:
-        return best, tried
+        return best
     failed = None
     rate = round(best * 1.5)
     while rate < 20_000:
-        if not ok(rate):
+        if not (yield rate):
             failed = rate
             break
         best = rate
@@ -126,11 +114,44 @@ def best_rate(port: int, keys: list, *, order: bool, start: float, seconds: floa
         mid = round((best + failed) / 2)
         if mid in (best, failed):
             break
-        if ok(mid):
+        if (yield mid):
             best = mid
         else:
             failed = mid
-    return best, tried
+    return best
+
+
+def best_rates(port: int, keys: list, *, start: float, seconds: float, connections: int, refine: int = 2) -> dict[str, tuple[float, list[dict]]]:
+    """The highest offered rate with p99 ≤ 50 ms and every request answered 200, for orders
+    and for the no-op: ``{"order": (rate, runs), "noop": (rate, runs)}``.
+
+    The two searches run interleaved — a step of one, then a step of the other — so a change
+    in what else this shared machine runs touches both, not only whichever went second (the
+    ratio is the goal). A rate passes if one of two runs passes (one scheduling hiccup of
+    another process puts ~1 % of a 5 s run's requests over the budget; a rate the server
+    cannot sustain fails both)."""
+    paths = {"order": "/api/v3/order", "noop": "/api/v3/kk99/noop"}
+    tried: dict[str, list[dict]] = {kind: [] for kind in paths}
+
+    def passes(kind: str, rate: float) -> bool:
+        for _ in range(2):
+            r = run_load(port=port, path=paths[kind], keys=keys, rate=rate, seconds=seconds, connections=connections, grace=3, order=kind == "order")
+            tried[kind].append(r)
+            if _passes(r):
+                return True
+        return False
+
+    searches = {kind: _rate_search(start, refine) for kind in paths}
+    pending = {kind: next(search) for kind, search in searches.items()}
+    best: dict[str, float] = {}
+    while pending:
+        for kind in list(pending):
+            try:
+                pending[kind] = searches[kind].send(passes(kind, pending[kind]))
+            except StopIteration as done:
+                best[kind] = done.value
+                del pending[kind]
+    return {kind: (best[kind], tried[kind]) for kind in paths}
 
 
 def _server_cmd(kind: str, port: int, workers: int) -> list[str]:
@@ -157,13 +178,13 @@ def measure(kind: str, args, env: dict, keys: list) -> dict:
     engine = subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", "BTCUSDT"], cwd=ROOT, env=server_env, start_new_session=True)
     try:
         _wait_port(args.port)
-        run_load(path="/api/v3/kk99/noop", port=args.port, keys=keys, rate=100, seconds=2, connections=8, grace=3, order=False)  # warm up
+        run_load(path="/api/v3/kk99/noop", port=args.port, keys=keys, rate=100, seconds=2, connections=args.connections, grace=3, order=False)  # warm up every worker
         single = single_client(args.port, *keys[0], args.requests)
         order_rate, order_runs, noop_rate, noop_runs = 0.0, [], 0.0, []
         if not args.single_only:
             common = dict(start=args.start_rate, seconds=args.seconds, connections=args.connections)
-            order_rate, order_runs = best_rate(args.port, keys, order=True, **common)
-            noop_rate, noop_runs = best_rate(args.port, keys, order=False, **common)
+            found = best_rates(args.port, keys, **common)
+            (order_rate, order_runs), (noop_rate, noop_runs) = found["order"], found["noop"]
     finally:
         _stop(server)
         _stop(engine)
@@ -195,7 +216,7 @@ def _section(results: dict, args, redis: bool, load_before, load_after, seconds_
     lines += [
         "",
         f"Highest open-loop rate with p99 ≤ {P99_BUDGET_MS:.0f} ms and every request answered (rates ×1.5 from {args.start_rate:.0f}/s, "
-        "then two bisection steps between the last passing and the first failing rate; a rate passes if one of two runs does; "
+        "then two bisection steps between the last passing and the first failing rate, the order and no-op searches interleaved step by step; a rate passes if one of two runs does; "
         f"{args.seconds:.0f} s each, {args.connections} connections, {args.users} users; orders are LIMIT GTC ACK, about half crossing):",
         "",
         "| server | orders/s | no-op/s | orders ÷ no-op (goal ≥ 0.5) |",
