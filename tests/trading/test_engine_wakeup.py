@@ -75,20 +75,26 @@ def test_placing_an_order_wakes_the_engine_after_the_commit(market, alice):
         listener.close()
 
 
+def _resting_sell_and_crossing_buy(market, alice, bob):
+    """A started engine with alice's resting sell booked, and bob's crossing buy placed but not
+    yet matched: ``(engine, buy)``."""
+    from trading.engine.core import MarketEngine
+
+    place(alice, market, "SELL", quantity="1", price="100")
+    engine = MarketEngine(market.symbol, owner="wakeup-test")
+    engine.start()
+    engine.run_until_idle()
+    return engine, place(bob, market, "BUY", quantity="1", price="100")
+
+
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_order_wait_is_woken_by_the_engine_commit_not_by_polling(market, alice, bob):
     if not getattr(django_settings, "REDIS_URL", None):
         pytest.skip("needs Redis")
-    from trading.engine.core import MarketEngine
-
     # Arrange: a resting sell, and a crossing buy nobody has matched yet.
-    place(alice, market, "SELL", quantity="1", price="100")
-    engine = MarketEngine(market.symbol, owner="wakeup-test")
-    engine.start()
-    engine.run_until_idle()
+    engine, buy = _resting_sell_and_crossing_buy(market, alice, bob)
     connection.close()
-    buy = place(bob, market, "BUY", quantity="1", price="100")
 
     def engine_batch():
         try:
@@ -120,15 +126,9 @@ def test_order_wait_is_woken_by_the_engine_commit_not_by_polling(market, alice, 
 def test_a_placed_order_waited_for_after_its_batch_was_announced_is_answered_without_any_query(market, alice, bob, django_assert_num_queries):
     if not getattr(django_settings, "REDIS_URL", None):
         pytest.skip("needs Redis")
-    from trading.engine.core import MarketEngine
-
     # Arrange: the engine fills a crossing buy and announces it BEFORE the request registers
     # its waiter (the race the skipped first read must survive).
-    place(alice, market, "SELL", quantity="1", price="100")
-    engine = MarketEngine(market.symbol, owner="wakeup-test")
-    engine.start()
-    engine.run_until_idle()
-    buy = place(bob, market, "BUY", quantity="1", price="100")
+    engine, buy = _resting_sell_and_crossing_buy(market, alice, bob)
     dispatcher = wakeup._dispatcher()
     with mock.patch.object(wakeup._Dispatcher, "_wake", wraps=dispatcher._wake) as woke:
         engine.run_until_idle()
