@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Sum
 
 from wallets.models import Account, Asset, Balance, Bucket, JournalEntry, JournalEvent, JournalEventKind, SystemAccountKind
 from wallets.services import Leg, ledger_settle, system_account
@@ -64,9 +63,3 @@ def insurance_fund_history(*, limit: int = 100):
     """The fund's journal entries, newest first (fees in, covers out, top-ups)."""
     fund = system_account(FUND)
     return JournalEntry.objects.filter(account=fund).select_related("event", "asset").order_by("-id")[:limit]
-
-
-def insurance_fund_net_since(event_id: int) -> dict[str, Decimal]:
-    """Asset symbol → the fund's net change over journal events after ``event_id``."""
-    rows = JournalEntry.objects.filter(account__system_kind=FUND, event_id__gt=event_id).values("asset__symbol").annotate(s=Sum("amount"))
-    return {r["asset__symbol"]: r["s"] for r in rows}

@@ -38,7 +38,6 @@ from django.utils import timezone
 from kk99.conf import kk99_setting
 from margin import pricing
 from margin.models import BorrowCap, InterestRate, Loan, LoanEvent, MarginAccount, MarginAsset, MarginState as MarginStateKind
-from trading.models import Order
 from wallets.models import Account, AccountPurpose, Asset, Balance, SystemAccountKind
 from wallets.services import LEDGER_DECIMAL_CONTEXT
 
@@ -342,10 +341,3 @@ def loan_events_for(*, account: Account, kinds=None, asset: Asset | None = None)
     if asset is not None:
         qs = qs.filter(loan__asset=asset)
     return qs
-
-
-def margin_orders_for(*, account: Account, open_only: bool = False):
-    qs = Order.objects.filter(ledger_account=account).select_related("market")
-    if open_only:
-        qs = qs.filter(status__in=Order.OPEN_STATUSES)
-    return qs.order_by("-id")

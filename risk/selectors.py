@@ -109,12 +109,6 @@ def limits_for(*, user: Any, market: Market | None) -> Limits:
     return Limits(**values)
 
 
-def market_limits(*, market: Market) -> Limits:
-    """The limits every account has on ``market`` unless staff set its own (exchangeInfo)."""
-    row = RiskLimit.objects.filter(user__isnull=True, market=market).first()
-    return Limits(**{name: (getattr(row, name) if row is not None and getattr(row, name) is not None else _default(name)) for name in LIMIT_FIELDS})
-
-
 def default_limits() -> Limits:
     return Limits(**{name: _default(name) for name in LIMIT_FIELDS})
 
@@ -243,7 +237,7 @@ def traded_notional_today_usdt(*, user: Any, now: dt.datetime | None = None) -> 
     value counts at 1:1 (conservative for the stablecoins it is used with)."""
     start = utc_day_start(now)
     rows = (
-        Trade.objects.filter(Q(maker_user_id=user.pk) | Q(taker_user_id=user.pk), created_at__gte=start)
+        Trade.objects.of_user(user.pk, since=start)
         .values("market__quote__symbol")
         .annotate(total=Sum("quote_qty"))
     )

@@ -11,7 +11,7 @@ import time
 from datetime import timedelta
 from decimal import ROUND_UP, Decimal
 
-from django.db.models import F, Q, Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from kk99.conf import kk99_setting
@@ -30,8 +30,7 @@ def fee_tier_for_volume(volume: Decimal) -> dict:
 def user_volume_30d(*, user_id: int, now=None) -> Decimal:
     since = (now or timezone.now()) - timedelta(days=30)
     total = (
-        Trade.objects.filter(Q(maker_user_id=user_id) | Q(taker_user_id=user_id), created_at__gte=since)
-        .exclude(maker_user_id=F("taker_user_id"))
+        Trade.objects.of_user(user_id, since=since, self_trades=False)
         .aggregate(v=Sum("quote_qty"))["v"]
     )
     return total or Decimal(0)

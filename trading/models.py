@@ -245,6 +245,20 @@ def display_status(status: str) -> str:
     return status
 
 
+class TradeQuerySet(models.QuerySet):
+    def of_user(self, user_id: int, *, since=None, self_trades: bool = True) -> TradeQuerySet:
+        """The trades ``user_id`` was maker or taker of, in every account (spot and margin),
+        from ``since`` on; ``self_trades=False`` leaves out those against themselves. The one
+        query of "the user's trades since a time" (daily notional limit, 30-day fee tier);
+        one account's fills for display are ``trading.selectors.fills_for_user``."""
+        qs = self.filter(Q(maker_user_id=user_id) | Q(taker_user_id=user_id))
+        if since is not None:
+            qs = qs.filter(created_at__gte=since)
+        if not self_trades:
+            qs = qs.exclude(maker_user_id=models.F("taker_user_id"))
+        return qs
+
+
 class Trade(models.Model):
     # FK indexes only where a query needs them (migration 0003): market / users lead the
     # composite indexes below; fee assets are never filtered on.
@@ -264,6 +278,8 @@ class Trade(models.Model):
     taker_fee = money(default=ZERO)
     taker_fee_asset = models.ForeignKey("wallets.Asset", on_delete=models.PROTECT, related_name="+", db_index=False)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TradeQuerySet.as_manager()
 
     class Meta:
         ordering = ["market", "trade_id"]
