@@ -279,6 +279,9 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "kk99.debug.KK99ExceptionReporterFilter"
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_JSON = env_bool("LOG_JSON", False)
+# The web servers' access logs (one line per request), on by default; LOG_ACCESS=false keeps
+# their warnings only. uvicorn's --no-access-log cannot: Django configures them below.
+LOG_ACCESS = env_bool("LOG_ACCESS", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -308,7 +311,7 @@ LOGGING = {
         # go through the same handler and filter; configured here, after the server's own
         # logging set-up, since Django configures logging when the app loads in the worker.
         **{
-            name: {"handlers": ["console"], "filters": ["redact_secrets"], "level": "INFO", "propagate": False}
+            name: {"handlers": ["console"], "filters": ["redact_secrets"], "level": "INFO" if LOG_ACCESS else "WARNING", "propagate": False}
             for name in ("uvicorn.access", "gunicorn.access", "django.server")
         },
     },

@@ -101,3 +101,15 @@ def test_production_never_falls_back_to_the_checkout_secret_key(tmp_path):
     must refuse instead of signing with a key the operator never set."""
     result = _load_settings(SECRET_KEY="", KK99_VAR_DIR=str(tmp_path))
     assert result.returncode != 0 and "[kk99.E006]" in result.stderr
+
+
+def test_log_access_false_silences_the_servers_access_logs_and_nothing_else():
+    code = (
+        "import kk99.settings.production as s; "
+        "print(s.LOGGING['loggers']['uvicorn.access']['level'], s.LOGGING['loggers']['gunicorn.access']['level'], s.LOGGING['root']['level'])"
+    )
+    on = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    off = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(LOG_ACCESS="false"), capture_output=True, text=True, timeout=60)
+    assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    assert on.stdout.split() == ["INFO", "INFO", "INFO"]
+    assert off.stdout.split() == ["WARNING", "WARNING", "INFO"]
