@@ -148,7 +148,7 @@ def _window_trades(market: Market, *, start: dt.datetime, now: dt.datetime) -> t
 # the window from its time, each until the next step (or ``now``); weights are whole
 # microseconds, as in Python. Only the exact sums come back; the division happens in Python
 # with the same precision, so both paths give the same Decimal. One row, however many trades
-# the window holds (the engine's hook recomputes after every traded batch).
+# the window holds (the engine's hook recomputes after traded batches, up to 4 times a second).
 _WINDOW_SUMS_SQL = """
 WITH steps AS (
     (SELECT %(start)s::timestamptz AS at, price, 0 AS k, 0::bigint AS trade_id
