@@ -88,6 +88,7 @@ bench: install
 	$(PY) -m bench.engine --profile --write docs/benchmarks.md
 	$(PY) -m bench.http_api --engine --write docs/benchmarks.md
 	$(PY) -m bench.order_latency --write docs/benchmarks.md
+	$(PY) -m bench.timeline --write docs/benchmarks.md
 	$(PY) -m bench.ws --write docs/benchmarks.md
 	$(PY) -m bench.quant_bench --write docs/benchmarks.md
 	$(PY) -m bench.risk_bench --write docs/benchmarks.md

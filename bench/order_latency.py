@@ -54,6 +54,23 @@ def _signed(secret: str, params: dict) -> bytes:
     return f"{query}&signature={hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()}".encode()
 
 
+def order_params(i: int, resp_type: str) -> dict:
+    """The single client's ``i``-th order: alternately SELL and BUY 0.01 at 100 (every second
+    one fills the one before)."""
+    return {"symbol": "BTCUSDT", "side": "BUY" if i % 2 else "SELL", "type": "LIMIT", "timeInForce": "GTC",
+            "quantity": "0.01", "price": "100", "newOrderRespType": resp_type}
+
+
+def signed_post(conn: http.client.HTTPConnection, path: str, key: str, secret: str, params: dict) -> tuple[int, bytes, float]:
+    """POST a signed request on ``conn``: (status, body, ms)."""
+    body = _signed(secret, params)
+    t0 = time.perf_counter()
+    conn.request("POST", path, body=body, headers={"X-MBX-APIKEY": key, "Content-Type": "application/x-www-form-urlencoded"})
+    r = conn.getresponse()
+    payload = r.read()
+    return r.status, payload, (time.perf_counter() - t0) * 1000
+
+
 def single_client(port: int, key: str, secret: str, n: int) -> dict[str, dict]:
     """p50/p99 (ms) of ``n`` sequential requests per kind, one keep-alive connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -62,20 +79,11 @@ def single_client(port: int, key: str, secret: str, n: int) -> dict[str, dict]:
     for name, path, resp_type in kinds:
         latencies, errors, fills = [], 0, 0
         for i in range(n + 20):  # the first 20 warm up
-            params = {}
-            if resp_type:
-                params = {"symbol": "BTCUSDT", "side": "BUY" if i % 2 else "SELL", "type": "LIMIT", "timeInForce": "GTC",
-                          "quantity": "0.01", "price": "100", "newOrderRespType": resp_type}
-            body = _signed(secret, params)
-            t0 = time.perf_counter()
-            conn.request("POST", path, body=body, headers={"X-MBX-APIKEY": key, "Content-Type": "application/x-www-form-urlencoded"})
-            r = conn.getresponse()
-            payload = r.read()
-            elapsed = (time.perf_counter() - t0) * 1000
+            status, payload, elapsed = signed_post(conn, path, key, secret, order_params(i, resp_type) if resp_type else {})
             if i < 20:
                 continue
             latencies.append(elapsed)
-            if r.status != 200:
+            if status != 200:
                 errors += 1
             elif resp_type == "FULL" and json.loads(payload).get("fills"):
                 fills += 1
@@ -254,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     load_before = os.getloadavg()
     recreate_database(args.database_url)
-    env = {"DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": args.database_url, "DB_CONN_MAX_AGE": "600", "KK99_EMBEDDED_ENGINE": "false"}
+    env = {"DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": args.database_url, "DB_CONN_MAX_AGE": "600", "KK99_EMBEDDED_ENGINE": "false",
+           "LOG_ACCESS": "false"}  # as uvicorn's --no-access-log says: Django's LOGGING configures the access loggers
     redis = _redis_ok(args.redis_url)
     if redis:
         env["REDIS_URL"] = args.redis_url
