@@ -104,8 +104,8 @@ def install() -> None:
         (core, "batch_publish", "engine:   events queued for after commit"),
     ):
         _wrap(owner, name, stage)
-    if "run_engine" in sys.argv:  # the engine's own use of a shared function
-        _wrap(events.outbox, "events_append", "engine:     outbox append (market and balance events)")
+    if "run_engine" in sys.argv:  # the engine's own use of a shared function: the batch's ONE append
+        _wrap(events.outbox, "_append_pg", "engine:     outbox append (market and balance events)")
 
 
 class TimelineConfig(AppConfig):
