@@ -180,10 +180,22 @@ def _stop(proc) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def measure(kind: str, args, env: dict, keys: list) -> dict:
+def bench_env(database_url: str) -> dict:
+    """The environment of the benchmark's servers and engine (``REDIS_URL`` added by the caller)."""
+    return {"DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": database_url, "DB_CONN_MAX_AGE": "600", "KK99_EMBEDDED_ENGINE": "false",
+            "LOG_ACCESS": "false"}  # as uvicorn's --no-access-log says: Django's LOGGING configures the access loggers
+
+
+def stack_start(kind: str, port: int, workers: int, env: dict) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """Start the server ``kind`` and ``run_engine`` for BTCUSDT with ``env``: (server, engine)."""
     server_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(_server_cmd(kind, args.port, args.workers), cwd=ROOT, env=server_env, start_new_session=True)
+    server = subprocess.Popen(_server_cmd(kind, port, workers), cwd=ROOT, env=server_env, start_new_session=True)
     engine = subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", "BTCUSDT"], cwd=ROOT, env=server_env, start_new_session=True)
+    return server, engine
+
+
+def measure(kind: str, args, env: dict, keys: list) -> dict:
+    server, engine = stack_start(kind, args.port, args.workers, env)
     try:
         _wait_port(args.port)
         run_load(path="/api/v3/kk99/noop", port=args.port, keys=keys, rate=100, seconds=2, connections=args.connections, grace=3, order=False)  # warm up every worker
@@ -262,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     load_before = os.getloadavg()
     recreate_database(args.database_url)
-    env = {"DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": args.database_url, "DB_CONN_MAX_AGE": "600", "KK99_EMBEDDED_ENGINE": "false",
-           "LOG_ACCESS": "false"}  # as uvicorn's --no-access-log says: Django's LOGGING configures the access loggers
+    env = bench_env(args.database_url)
     redis = _redis_ok(args.redis_url)
     if redis:
         env["REDIS_URL"] = args.redis_url

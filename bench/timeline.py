@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import functools
 import http.client
+import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -212,6 +212,10 @@ def _kind_run(port: int, key: str, secret: str, n: int, resp_type: str | None) -
     return latencies
 
 
+def _ms(v: float) -> str:
+    return "—" if math.isnan(v) else f"{v:.2f}"
+
+
 def _section(tables: dict, latencies: dict, args, load_before, load_after) -> str:
     lines = [
         "## One order across processes, stage by stage (`bench/timeline.py`)",
@@ -232,8 +236,7 @@ def _section(tables: dict, latencies: dict, args, load_before, load_after) -> st
         lines += ["", f"**{kind}** — client latency p50 {statistics.median(lat):.2f} ms", "",
                   "| stage | starts at | ends at | took |", "|---|---:|---:|---:|"]
         for stage, begin, end, span, _n in rows:
-            fmt = (lambda v: "—" if v != v else f"{v:.2f}")
-            lines.append(f"| {stage.replace('  ', '&nbsp;&nbsp;')} | {fmt(begin)} | {fmt(end)} | {fmt(span)} |")
+            lines.append(f"| {stage.replace('  ', '&nbsp;&nbsp;')} | {_ms(begin)} | {_ms(end)} | {_ms(span)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -252,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     recreate_database(args.database_url)
-    env = {"DJANGO_SETTINGS_MODULE": "bench.latency_settings", "DATABASE_URL": args.database_url, "DB_CONN_MAX_AGE": "600", "KK99_EMBEDDED_ENGINE": "false",
-           "LOG_ACCESS": "false"}  # as uvicorn's --no-access-log says: Django's LOGGING configures the access loggers
+    env = ol.bench_env(args.database_url)
     if not _redis_ok(args.redis_url):
         print("Redis is required (the engine's answers reach the web through it)", file=sys.stderr)
         return 2
@@ -262,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     key, secret = _seed(1)[0]
     with tempfile.TemporaryDirectory(prefix="kk99-timeline-") as tmp:
         stamps = Path(tmp) / "stamps"
-        server_env = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": "bench.timeline_settings", STAMP_FILE_ENV: str(stamps), "PYTHONPATH": str(ol.ROOT)}
-        server = subprocess.Popen(ol._server_cmd("uvicorn", args.port, 2), cwd=ol.ROOT, env=server_env, start_new_session=True)
-        engine = subprocess.Popen([sys.executable, "manage.py", "run_engine", "--markets", "BTCUSDT"], cwd=ol.ROOT, env=server_env, start_new_session=True)
+        server, engine = ol.stack_start("uvicorn", args.port, 2, {**env, "DJANGO_SETTINGS_MODULE": "bench.timeline_settings", STAMP_FILE_ENV: str(stamps)})
         tables, latencies = {}, {}
         try:
             _wait_port(args.port)
