@@ -45,7 +45,7 @@ from trading.models import Market, Order, Trade
 from trading.services import order_place
 from wallets.errors import DuplicateLedgerEvent
 from wallets.models import Account, AccountPurpose, Asset, Balance, Bucket, JournalEvent, JournalEventKind, SystemAccountKind
-from wallets.services import LEDGER_DECIMAL_CONTEXT, Leg, amount_quantize, ledger_settle, user_account
+from wallets.services import LEDGER_DECIMAL_CONTEXT, Leg, amount_quantize, balance_delta_publish, ledger_settle, user_account
 
 
 class MarginAuditAction(StrEnum):
@@ -155,6 +155,12 @@ def margin_transfer(
             action=MarginAuditAction.TRANSFER, actor=user, target_user=user, target=f"journal:{event.pk}", request=request,
             details={"asset": asset.symbol, "amount": str(amount), "from": str(src), "to": str(dst)},
         )
+        # Binance's balanceUpdate on each side's stream (the spot wallet's: account_id None).
+        for margin, delta in ((from_margin, -amount), (to_margin, amount)):
+            balance_delta_publish(
+                user_id=user.pk, asset=asset, delta=delta, reason="margin_transfer", reference=f"journal:{event.pk}",
+                account_id=None if margin is None else margin.account_id,
+            )
         _balances_changed(user.pk, [asset.symbol])
     return event
 

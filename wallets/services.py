@@ -1002,21 +1002,41 @@ def balance_changed_publish(
     reference: str = "",
 ) -> None:
     """After commit, tell the user's real-time clients that a balance changed outside trading
-    (deposits, withdrawals, staff adjustments):
-
-    * ``balance.delta`` ``{user_id, asset, delta, locked_delta, time, reason, reference}`` — the
-      source of the Binance ``balanceUpdate`` stream. ``delta`` is the change of the user's
-      *available* (free) balance, as Binance's ``d`` is; ``locked_delta`` the change of locked
-      (a completed withdrawal: delta 0, locked_delta −(amount + fee)). ``time`` in ms.
-    * ``balance.update`` ``{assets: [symbol]}`` — the same event the engine sends after trades:
-      the UI re-renders balances, the user-data stream sends ``outboundAccountPosition``.
+    (deposits, withdrawals, staff adjustments): ``balance.delta`` (:func:`balance_delta_publish`)
+    and ``balance.update`` ``{assets: [symbol]}`` — the same event the engine sends after
+    trades: the UI re-renders balances, the user-data stream sends ``outboundAccountPosition``.
 
     Must be called inside the transaction that made the change (nothing is sent on rollback)."""
     from kk99.publish import publish_on_commit, user_group
 
-    group = [user_group(user_id)]
+    balance_delta_publish(user_id=user_id, asset=asset, delta=delta, locked_delta=locked_delta, reason=reason, reference=reference)
+    publish_on_commit("balance.update", {"assets": [asset.symbol]}, groups=[user_group(user_id)])
+
+
+def balance_delta_publish(
+    *,
+    user_id: int,
+    asset: Asset,
+    delta: Decimal,
+    locked_delta: Decimal = Decimal(0),
+    reason: str,
+    reference: str = "",
+    account_id: int | None = None,
+) -> None:
+    """After commit, ``balance.delta`` ``{user_id, account_id, asset, delta, locked_delta, time,
+    reason, reference}`` to the user's group — the source of the Binance ``balanceUpdate``
+    event. ``delta`` is the change of the *available* (free) balance, as Binance's ``d`` is;
+    ``locked_delta`` the change of locked (a completed withdrawal: delta 0, locked_delta
+    −(amount + fee)); ``time`` in ms. ``account_id``: None for the user's spot wallet (the
+    WebSocket API's user-data stream), else the margin ledger account that changed (that
+    account's listen-key stream).
+
+    Must be called inside the transaction that made the change (nothing is sent on rollback)."""
+    from kk99.publish import publish_on_commit, user_group
+
     payload = {
         "user_id": user_id,
+        "account_id": account_id,
         "asset": asset.symbol,
         "delta": str(delta),
         "locked_delta": str(locked_delta),
@@ -1024,5 +1044,4 @@ def balance_changed_publish(
         "reason": reason,
         "reference": reference,
     }
-    publish_on_commit("balance.delta", payload, groups=group)
-    publish_on_commit("balance.update", {"assets": [asset.symbol]}, groups=group)
+    publish_on_commit("balance.delta", payload, groups=[user_group(user_id)])

@@ -20,6 +20,7 @@ from margin.models import BorrowCap, MarginAsset
 from margin.services import margin_account_for, margin_order_place, margin_transfer
 from tests.streams.conftest import layer
 from tests.streams.helpers import APP, as_json, connect, drain, receive_until
+from tests.streams.test_ws_api import signed as ws_signed
 from trading.streams.listenkeys import listen_key_get
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +119,43 @@ def test_margin_call_and_liquidation_notices_reach_the_accounts_stream_only(clie
         assert [m["e"] for m in await drain(isolated, parse=as_json)] == []  # the cross account's margin call
         await cross.disconnect()
         await isolated.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_transfer_is_a_balance_update_on_the_stream_of_each_account_it_moved(client, margin_terms, usdt, alice, alice_key, django_capture_on_commit_callbacks):
+    """Binance: a transfer between the spot wallet and a margin account is a ``balanceUpdate``
+    (``d`` the change of the free balance) on each side's user-data stream, and on no other."""
+    cross, isolated = margin_account_for(alice), margin_account_for(alice, "BTCUSDT")
+    cross_key = _stream(client, "POST", alice_key).json()["listenKey"]
+    isolated_key = _stream(client, "POST", alice_key, "symbol=BTCUSDT", isolated=True).json()["listenKey"]
+    api_key, secret = api_key_create(user=alice, label="spot stream", permissions=["read"])
+
+    def transfer(src, dst, amount: str, key: str):
+        with django_capture_on_commit_callbacks(execute=True):
+            margin_transfer(user=alice, asset=usdt, amount=D(amount), from_margin=src, to_margin=dst, idempotency_key=key)
+
+    async def updates(comm, spot: bool = False) -> list[tuple[str, D]]:
+        events = [m.get("event", {}) if spot else m for m in await drain(comm, 0.5, parse=as_json)]
+        return [(e["a"], D(e["d"])) for e in events if e.get("e") == "balanceUpdate"]
+
+    async def scenario():
+        on_cross, on_isolated, spot = await connect(f"/ws/{cross_key}"), await connect(f"/ws/{isolated_key}"), await connect("/ws-api/v3")
+        await spot.send_to(text_data=json.dumps({"id": "s", "method": "userDataStream.subscribe.signature", "params": ws_signed(api_key.key, secret)}))
+        assert as_json(await spot.receive_from(timeout=2))["status"] == 200
+        await sync_to_async(transfer)(None, cross, "25", "t-bu-1")
+        assert await updates(on_cross) == [("USDT", D("25"))]
+        assert await updates(spot, spot=True) == [("USDT", D("-25"))]
+        await sync_to_async(transfer)(cross, isolated, "10", "t-bu-2")
+        assert await updates(on_cross) == [("USDT", D("-10"))]
+        assert await updates(on_isolated) == [("USDT", D("10"))]
+        assert await updates(spot, spot=True) == []  # the spot wallet did not move
+        await sync_to_async(transfer)(isolated, None, "4", "t-bu-3")
+        assert await updates(on_isolated) == [("USDT", D("-4"))]
+        assert await updates(spot, spot=True) == [("USDT", D("4"))]
+        assert await updates(on_cross) == []
+        for comm in (on_cross, on_isolated, spot):
+            await comm.disconnect()
 
     async_to_sync(scenario)()
 

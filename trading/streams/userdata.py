@@ -13,7 +13,8 @@ After a subscription, the user's private events arrive as
 ``{"subscriptionId": n, "event": {...}}`` with ``executionReport`` (one ``x=NEW`` when the
 order is accepted, one ``x=TRADE`` per fill, ``CANCELED`` / ``EXPIRED`` / ``REJECTED`` when it
 ends), ``outboundAccountPosition`` (the balances of the assets a batch touched) and
-``balanceUpdate`` (deposits / withdrawals, when the wallets publish ``balance.delta``).
+``balanceUpdate`` (deposits, withdrawals, adjustments and margin transfers: the wallets'
+``balance.delta``).
 Responses: ``{"id", "status": 200, "result", "rateLimits"}``; errors
 ``{"id", "status": 4xx, "error": {"code", "msg"}, "rateLimits"}``.
 """
@@ -168,6 +169,13 @@ def execution_report(o: dict, *, exec_type: str, now: int, fill: dict | None = N
         "m": is_maker, "M": False, "O": _ms(o.get("updated_at")), "Z": o["cumulative_quote_qty"] or "0",
         "Y": fill.get("quote_qty", "0") if fill else "0", "Q": o["quote_order_qty"] or "0",
     }
+
+
+def balance_update_event(p: dict) -> dict:
+    """Binance ``balanceUpdate`` from a ``balance.delta`` payload: ``a`` asset, ``d`` the change
+    of the free balance, ``T`` when it cleared (ms)."""
+    now = int(time.time() * 1000)
+    return {"e": "balanceUpdate", "E": now, "a": p.get("asset"), "d": str(p.get("delta")), "T": p.get("time", now)}
 
 
 class WsApiConsumer(RouterConsumer):
@@ -338,14 +346,17 @@ class WsApiConsumer(RouterConsumer):
             self._emit(uid, {"e": "outboundAccountPosition", "E": now, "u": now, "B": await self._positions(uid, symbols)})
 
     async def balance_delta(self, message):
-        """Deposits / withdrawals: ``{"user_id", "asset", "delta", "time"}`` (published by the
-        wallets when they adopt it) → Binance ``balanceUpdate``."""
+        """A spot-wallet change outside trading — a deposit, a withdrawal, an adjustment, a
+        margin transfer's spot side (``wallets.services.balance_delta_publish``, ``account_id``
+        None) → Binance ``balanceUpdate``. A margin account's side goes to its listen-key
+        stream only."""
         p = message.get("payload") or {}
-        now = int(time.time() * 1000)
+        if p.get("account_id") is not None:
+            return
         uid = p.get("user_id")
         targets = [uid] if uid in self.subscriptions.values() else list(set(self.subscriptions.values())) if uid is None else []
         for u in targets:
-            self._emit(u, {"e": "balanceUpdate", "E": now, "a": p.get("asset"), "d": str(p.get("delta")), "T": p.get("time", now)})
+            self._emit(u, balance_update_event(p))
 
 
 class ListenKeyStreamConsumer(WsApiConsumer):
@@ -413,7 +424,11 @@ class ListenKeyStreamConsumer(WsApiConsumer):
         return await _account_balances(self.stream.ledger_account_id, symbols)
 
     async def balance_delta(self, message):
-        return  # deposits and withdrawals move the spot wallet, not a margin account
+        """``balanceUpdate`` for a change of this margin account outside trading (a transfer
+        in or out); deposits and withdrawals move the spot wallet, not this account."""
+        p = message.get("payload") or {}
+        if p.get("account_id") is not None and p.get("account_id") == self.stream.ledger_account_id:
+            self._put(balance_update_event(p))
 
     def _same_account(self, isolated_symbol) -> bool:
         return (isolated_symbol or "") == self.stream.isolated_symbol
