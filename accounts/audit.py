@@ -37,7 +37,7 @@ class AuditAction(models.TextChoices):
     ACCOUNT_FROZEN = "account_frozen", "Account frozen"
     ACCOUNT_UNFROZEN = "account_unfrozen", "Account unfrozen"
     STAFF_ACCESS_DENIED = "staff_access_denied", "Staff access denied"
-    # Written by wallets.chains (its ChainsAuditAction uses the same values).
+    # Written by wallets.chains.
     DEPOSIT_CREDITED = "deposit_credited", "Deposit credited"
     DEPOSIT_REORGED_AFTER_CREDIT = "deposit_reorged_after_credit", "Deposit reorged after credit"
     WITHDRAWAL_REQUESTED = "withdrawal_requested", "Withdrawal requested"
@@ -123,7 +123,10 @@ def audit_record(
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
     """Append one audit row. Call it inside the business action's transaction so the row
-    commits (or rolls back) with the change it describes. Never put secrets in ``details``."""
+    commits (or rolls back) with the change it describes. Never put secrets in ``details``.
+    ``action`` is an :class:`AuditAction` (the one catalog; its label is what the admin
+    shows): anything else raises ValueError and writes nothing."""
+    action = AuditAction(action)
     user_agent = request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else ""
     return AuditLog.objects.create(
         action=action,

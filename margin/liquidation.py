@@ -363,19 +363,6 @@ logger = logging.getLogger(__name__)
 USDT = "USDT"
 
 
-class LiquidationAuditAction:
-    """The liquidation's audit actions: names for the labelled choices of the one catalog."""
-
-    STARTED = AuditAction.LIQUIDATION_STARTED
-    CANCELED = AuditAction.LIQUIDATION_ORDERS_CANCELED
-    REPAID = AuditAction.LIQUIDATION_REPAID
-    ORDERS = AuditAction.LIQUIDATION_ORDERS_PLACED
-    FEE = AuditAction.LIQUIDATION_FEE
-    COVERED = AuditAction.LIQUIDATION_INSURANCE_COVER
-    BAD_DEBT = AuditAction.LIQUIDATION_BAD_DEBT
-    DONE = AuditAction.LIQUIDATION_DONE
-
-
 def liquidation_threshold(margin: MarginAccount) -> Decimal:
     """T: the tier's ``liquidation_at`` margin level (settings KK99["MARGIN"]["TIERS"])."""
     return Decimal(tier_thresholds(margin.tier)["liquidation_at"])
@@ -609,7 +596,7 @@ def liquidation_start(
                 marks={s: str(p) for s, p in prices.items() if s in holdings}, liquidation_prices=shown,
             )
             _liquidating(margin, True)  # no user orders, borrows, transfers out meanwhile
-            audit_record(action=LiquidationAuditAction.STARTED, target_user=margin.account.user, target=f"liquidation:{liq.pk}",
+            audit_record(action=AuditAction.LIQUIDATION_STARTED, target_user=margin.account.user, target=f"liquidation:{liq.pk}",
                          details={"margin": margin.pk, "reason": reason, "marks": liq.marks, "liquidation_prices": shown})
             publish_on_commit("margin.liquidation", _payload(liq), groups=[user_group(margin.account.user_id)])
     except IntegrityError:
@@ -715,14 +702,14 @@ def _advance_locked(liq: Liquidation, view: CycleView) -> str:
     if to_cancel:
         for o in to_cancel:
             order_cancel(user=account.user, order=o)
-        _step(liq, LiquidationAuditAction.CANCELED, orders=[o.pk for o in to_cancel])
+        _step(liq, AuditAction.LIQUIDATION_ORDERS_CANCELED, orders=[o.pk for o in to_cancel])
         return "canceling"
     if open_orders:
         return "waiting"
     h = holdings_of(account)
     repaid = _repay_from_holdings(liq, margin, h)
     if repaid:
-        _step(liq, LiquidationAuditAction.REPAID, repaid={s: str(a) for s, a in repaid.items()})
+        _step(liq, AuditAction.LIQUIDATION_REPAID, repaid={s: str(a) for s, a in repaid.items()})
         h = holdings_of(account)
     plan, blocked = _plan(liq, margin, h, view)
     placed = []
@@ -733,7 +720,7 @@ def _advance_locked(liq: Liquidation, view: CycleView) -> str:
             logger.warning("liquidation %s: %s %s refused: %s", liq.pk, close.side, close.market.symbol, exc)
             blocked = True
     if placed:
-        _step(liq, LiquidationAuditAction.ORDERS, orders=placed)
+        _step(liq, AuditAction.LIQUIDATION_ORDERS_PLACED, orders=placed)
         return "placed"
     if blocked:
         return "repaid" if repaid else "waiting"
@@ -862,7 +849,7 @@ def _finish(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding]) -> N
         fee = liquidation_fee(notional=notional, rate=Decimal(kk99_setting("LIQUIDATION_FEE_RATE")), equity_left=free, precision=usdt.precision)
         if fee > 0:
             insurance_fee_collect(account=account, asset=usdt, amount=fee, idempotency_key=f"liq:{liq.pk}:fee", reference=f"liquidation:{liq.pk}")
-            audit_record(action=LiquidationAuditAction.FEE, target_user=account.user, target=f"liquidation:{liq.pk}", details={"fee": str(fee), "notional": str(notional)})
+            audit_record(action=AuditAction.LIQUIDATION_FEE, target_user=account.user, target=f"liquidation:{liq.pk}", details={"fee": str(fee), "notional": str(notional)})
     for sym, amount in sorted(short.items()):
         asset = assets[sym]
         cover = min(amount, insurance_fund_balance(asset))
@@ -870,19 +857,19 @@ def _finish(liq: Liquidation, margin: MarginAccount, h: dict[str, Holding]) -> N
             insurance_cover(account=account, asset=asset, amount=cover, idempotency_key=f"liq:{liq.pk}:cover:{sym}", reference=f"liquidation:{liq.pk}")
             margin_repay(margin=margin, asset=asset, amount=cover, idempotency_key=f"liq:{liq.pk}:cover-repay:{sym}", reference=f"liquidation:{liq.pk}")
             covered[sym] = _amount_str(cover)
-            audit_record(action=LiquidationAuditAction.COVERED, target_user=account.user, target=f"liquidation:{liq.pk}", details={"asset": sym, "amount": str(cover)})
+            audit_record(action=AuditAction.LIQUIDATION_INSURANCE_COVER, target_user=account.user, target=f"liquidation:{liq.pk}", details={"asset": sym, "amount": str(cover)})
         rest = amount - cover
         if rest > 0:
             loan_writeoff(account=account, asset=asset, amount=rest, idempotency_key=f"liq:{liq.pk}:writeoff:{sym}", reference=f"liquidation:{liq.pk}")
             bad[sym] = _amount_str(rest)
-            audit_record(action=LiquidationAuditAction.BAD_DEBT, target_user=account.user, target=f"liquidation:{liq.pk}", details={"asset": sym, "amount": str(rest)})
+            audit_record(action=AuditAction.LIQUIDATION_BAD_DEBT, target_user=account.user, target=f"liquidation:{liq.pk}", details={"asset": sym, "amount": str(rest)})
     _liquidating(margin, False)
     liq.status = LiquidationStatus.DONE
     liq.notional, liq.fee, liq.covered, liq.bad_debt = notional, fee, covered, bad
     liq.finished_at = timezone.now()
     liq.step += 1
     liq.save()
-    audit_record(action=LiquidationAuditAction.DONE, target_user=account.user, target=f"liquidation:{liq.pk}",
+    audit_record(action=AuditAction.LIQUIDATION_DONE, target_user=account.user, target=f"liquidation:{liq.pk}",
                  details={"fee": str(fee), "notional": str(notional), "covered": covered, "bad_debt": bad})
     publish_on_commit("margin.liquidation", _payload(liq), groups=[user_group(account.user_id)])
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal, localcontext
-from enum import StrEnum
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -46,18 +45,6 @@ from trading.services import order_place
 from wallets.errors import DuplicateLedgerEvent
 from wallets.models import Account, AccountPurpose, Asset, Balance, Bucket, JournalEvent, JournalEventKind, SystemAccountKind
 from wallets.services import LEDGER_DECIMAL_CONTEXT, Leg, amount_quantize, balance_delta_publish, ledger_settle, user_account
-
-
-class MarginAuditAction(StrEnum):
-    """Margin's audit actions: names for the labelled choices of the one catalog (AuditAction)."""
-
-    TRANSFER = AuditAction.MARGIN_TRANSFER
-    BORROW = AuditAction.MARGIN_BORROW
-    REPAY = AuditAction.MARGIN_REPAY
-    MARGIN_CALL = AuditAction.MARGIN_CALL
-    POOL_FUNDING_REQUESTED = AuditAction.MARGIN_POOL_FUNDING_REQUESTED
-    POOL_FUNDING_APPROVED = AuditAction.MARGIN_POOL_FUNDING_APPROVED
-    POOL_FUNDING_REJECTED = AuditAction.MARGIN_POOL_FUNDING_REJECTED
 
 
 # --- accounts -----------------------------------------------------------------------------------
@@ -152,7 +139,7 @@ def margin_transfer(
         except DuplicateLedgerEvent:
             return _existing_event(idempotency_key)
         audit_record(
-            action=MarginAuditAction.TRANSFER, actor=user, target_user=user, target=f"journal:{event.pk}", request=request,
+            action=AuditAction.MARGIN_TRANSFER, actor=user, target_user=user, target=f"journal:{event.pk}", request=request,
             details={"asset": asset.symbol, "amount": str(amount), "from": str(src), "to": str(dst)},
         )
         # Binance's balanceUpdate on each side's stream (the spot wallet's: account_id None).
@@ -242,12 +229,12 @@ def margin_borrow(
         )
         event = _loan_event(loan, kind=LoanEventKind.BORROW, principal=amount, key=idempotency_key, journal_event=journal, reference=reference)
         _accrue_locked(loan, hour=hour_of(timezone.now()), tier=locked.tier)
-        _audit_user_action(MarginAuditAction.BORROW, locked, request, asset=asset.symbol, amount=str(amount), journal_event=journal.pk)
+        _audit_user_action(AuditAction.MARGIN_BORROW, locked, request, asset=asset.symbol, amount=str(amount), journal_event=journal.pk)
         _balances_changed(locked.account.user_id, [asset.symbol])
     return LoanResult(event, journal)
 
 
-def _audit_user_action(action: MarginAuditAction, margin: MarginAccount, request, **details: Any) -> None:
+def _audit_user_action(action: AuditAction, margin: MarginAccount, request, **details: Any) -> None:
     user_id = margin.account.user_id
     audit_record(
         action=action, actor=getattr(request, "user", None) if request is not None else None,
@@ -272,7 +259,7 @@ def margin_repay(
         if amount > owed:
             raise MarginError(MarginErrorCode.REPAY_EXCEEDS_DEBT, f"{owed} {asset.symbol} is owed.", owed=str(owed), asset=asset.symbol)
         result = _repay_locked(locked, loan, amount, key=idempotency_key, reference=reference)
-        _audit_user_action(MarginAuditAction.REPAY, locked, request, asset=asset.symbol, amount=str(amount), journal_event=result.journal_event.pk)
+        _audit_user_action(AuditAction.MARGIN_REPAY, locked, request, asset=asset.symbol, amount=str(amount), journal_event=result.journal_event.pk)
     return result
 
 
@@ -393,7 +380,7 @@ def margin_state_refresh(*, margin_id: int, now: datetime | None = None) -> sele
                 fields.append("margin_call_notified_at")
                 payload = {"margin_account": margin.pk, "isolated_symbol": margin.account.isolated_symbol, "margin_level": str(state.level), "state": state.state}
                 publish_on_commit("margin.call", payload, groups=[user_group(margin.account.user_id)])
-                audit_record(action=MarginAuditAction.MARGIN_CALL, target_user=margin.account.user, target=f"margin:{margin.pk}", details=payload)
+                audit_record(action=AuditAction.MARGIN_CALL, target_user=margin.account.user, target=f"margin:{margin.pk}", details=payload)
         elif state.state not in (MarginStateKind.LIQUIDATION,) and margin.margin_call_notified_at is not None:
             margin.margin_call_notified_at = None
             fields.append("margin_call_notified_at")
@@ -430,7 +417,7 @@ def pool_funding_request(*, staff: AbstractBaseUser, asset: Asset, amount: Decim
         raise MarginError(MarginErrorCode.POOL_FUNDING_NOT_ALLOWED, "Pool funding needs a reason.")
     with transaction.atomic():
         funding = PoolFunding.objects.create(asset=asset, amount=amount, reason=reason.strip()[:500], requested_by=staff)
-        audit_record(action=MarginAuditAction.POOL_FUNDING_REQUESTED, actor=staff, target=f"pool-funding:{funding.pk}", request=request,
+        audit_record(action=AuditAction.MARGIN_POOL_FUNDING_REQUESTED, actor=staff, target=f"pool-funding:{funding.pk}", request=request,
                      details={"asset": asset.symbol, "amount": str(amount)})
     return funding
 
@@ -454,7 +441,7 @@ def pool_funding_approve(*, funding_id: int, staff: AbstractBaseUser, request=No
         )
         funding.status, funding.decided_by, funding.decided_at, funding.journal_event = PoolFundingStatus.APPROVED, staff, timezone.now(), event
         funding.save(update_fields=["status", "decided_by", "decided_at", "journal_event"])
-        audit_record(action=MarginAuditAction.POOL_FUNDING_APPROVED, actor=staff, target=funding.ledger_key, request=request,
+        audit_record(action=AuditAction.MARGIN_POOL_FUNDING_APPROVED, actor=staff, target=funding.ledger_key, request=request,
                      details={"asset": funding.asset.symbol, "amount": str(funding.amount), "event_id": event.pk})
     return funding
 
@@ -470,7 +457,7 @@ def pool_funding_reject(*, funding_id: int, staff: AbstractBaseUser, request=Non
             raise MarginError(MarginErrorCode.POOL_FUNDING_NOT_ALLOWED, "A second staff member must decide (two-person rule).", status=403)
         funding.status, funding.decided_by, funding.decided_at = PoolFundingStatus.REJECTED, staff, timezone.now()
         funding.save(update_fields=["status", "decided_by", "decided_at"])
-        audit_record(action=MarginAuditAction.POOL_FUNDING_REJECTED, actor=staff, target=funding.ledger_key, request=request, details={})
+        audit_record(action=AuditAction.MARGIN_POOL_FUNDING_REJECTED, actor=staff, target=funding.ledger_key, request=request, details={})
     return funding
 
 

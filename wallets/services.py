@@ -20,7 +20,6 @@ from contextlib import nullcontext
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from datetime import timedelta
 from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any, Final
@@ -789,13 +788,6 @@ def ledger_transfer(
 # --- staff balance adjustments: request by one staff member, approval by another --------------
 
 
-class AdjustmentAuditAction(StrEnum):
-    """Audit actions of the adjustment workflow (the approval itself is ``BALANCE_ADJUSTED``)."""
-
-    REQUESTED = AuditAction.BALANCE_ADJUSTMENT_REQUESTED
-    REJECTED = AuditAction.BALANCE_ADJUSTMENT_REJECTED
-
-
 ADJUST_PERMISSION: Final = "wallets.adjust_balance"
 ADJUST_APPROVE_PERMISSION: Final = "wallets.adjust_balance_approve"
 
@@ -880,7 +872,7 @@ def adjustment_request(
                 raise
             return existing
         audit_record(
-            action=AdjustmentAuditAction.REQUESTED,
+            action=AuditAction.BALANCE_ADJUSTMENT_REQUESTED,
             actor=staff,
             target_user=user,
             target=f"adjustment:{adjustment.pk}",
@@ -979,7 +971,7 @@ def adjustment_reject(
         adjustment.decision_note = (reason or "")[:500]
         adjustment.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
         audit_record(
-            action=AdjustmentAuditAction.REJECTED,
+            action=AuditAction.BALANCE_ADJUSTMENT_REJECTED,
             actor=staff,
             target_user=adjustment.user,
             target=f"adjustment:{adjustment.pk}",

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import AuditLog
 from wallets.chains import address_book, selectors
-from wallets.chains.audit import ChainsAuditAction
+from accounts.audit import AuditAction
 from wallets.chains.errors import ChainsError, ChainsErrorCode
 from wallets.chains.models import Withdrawal, WithdrawalAddress
 from wallets.chains.services import withdrawal_request
@@ -61,7 +61,7 @@ def test_adding_an_address_stores_its_canonical_form_emails_a_link_and_writes_an
     assert entry.usable_from - entry.created_at == timedelta(hours=24)
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [funded.email]
     assert "/wallets/chains/withdraw/addresses/confirm/" in mail.outbox[0].body and DEST in mail.outbox[0].body
-    row = AuditLog.objects.get(action=ChainsAuditAction.WITHDRAWAL_ADDRESS_ADDED)
+    row = AuditLog.objects.get(action=AuditAction.WITHDRAWAL_ADDRESS_ADDED)
     assert (row.target, row.details["address"], row.details["label"]) == (f"withdrawal_address:{entry.pk}", DEST, "Ledger")
 
 
@@ -70,7 +70,7 @@ def test_invalid_and_burn_addresses_are_refused_and_nothing_is_written(funded, c
     with pytest.raises(ChainsError) as exc:
         add(funded, address=address)
     assert exc.value.code == code
-    assert not WithdrawalAddress.objects.exists() and not AuditLog.objects.filter(action=ChainsAuditAction.WITHDRAWAL_ADDRESS_ADDED).exists()
+    assert not WithdrawalAddress.objects.exists() and not AuditLog.objects.filter(action=AuditAction.WITHDRAWAL_ADDRESS_ADDED).exists()
 
 
 def test_the_same_address_twice_for_the_same_network_and_asset_is_a_409(funded, chain_assets, assets):
@@ -106,7 +106,7 @@ def test_the_link_confirms_only_its_own_entry_for_its_owner(funded, make_user, c
     address_book.withdrawal_address_confirm(user=funded, token=token)  # a second click changes nothing
     entry.refresh_from_db()
     assert entry.confirmed_at is not None
-    assert AuditLog.objects.filter(action=ChainsAuditAction.WITHDRAWAL_ADDRESS_CONFIRMED).count() == 1
+    assert AuditLog.objects.filter(action=AuditAction.WITHDRAWAL_ADDRESS_CONFIRMED).count() == 1
 
 
 def test_an_expired_link_is_refused(funded, chain_assets, settings):
@@ -124,7 +124,7 @@ def test_removing_needs_the_owner_and_is_audited(funded, make_user, chain_assets
     assert exc.value.status == 404
     address_book.withdrawal_address_remove(user=funded, entry_id=entry.pk)
     assert not WithdrawalAddress.objects.exists()
-    assert AuditLog.objects.get(action=ChainsAuditAction.WITHDRAWAL_ADDRESS_REMOVED).details["address"] == DEST
+    assert AuditLog.objects.get(action=AuditAction.WITHDRAWAL_ADDRESS_REMOVED).details["address"] == DEST
 
 
 # --- whitelist-only mode ------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_switching_whitelist_off_takes_the_cooling_off_period(funded, chain_asse
         ask(funded, chain_assets["ETH"], address=OTHER)
     assert not selectors.whitelist_active(user=funded, now=row.whitelist_off_at + timedelta(seconds=1))
     actions = list(AuditLog.objects.filter(target_user=funded).order_by("id").values_list("action", flat=True))
-    assert actions == [ChainsAuditAction.WITHDRAWAL_WHITELIST_ENABLED, ChainsAuditAction.WITHDRAWAL_WHITELIST_DISABLE_REQUESTED]
+    assert actions == [AuditAction.WITHDRAWAL_WHITELIST_ENABLED, AuditAction.WITHDRAWAL_WHITELIST_DISABLE_REQUESTED]
 
 
 def test_asking_to_switch_off_again_does_not_move_the_date(funded):

@@ -23,12 +23,11 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditAction, audit_record
 from accounts.emails import absolute_url, email_send
 from kk99.conf import kk99_setting
 from kk99.errors import CommonErrorCode, KK99Error, NotFound
 from wallets.chains.addresses import address_validate
-from wallets.chains.audit import ChainsAuditAction
 from wallets.chains.errors import ChainsError, ChainsErrorCode
 from wallets.chains.models import AddressBookSettings, WithdrawalAddress
 from wallets.chains.services import destination_check
@@ -59,7 +58,7 @@ def withdrawal_address_add(*, user, chain: str, address: str, label: str, asset:
         with transaction.atomic():
             entry = WithdrawalAddress.objects.create(user=user, chain=chain, asset=asset, address=address, label=label, created_at=now, usable_from=now + cooling_off())
             audit_record(
-                action=ChainsAuditAction.WITHDRAWAL_ADDRESS_ADDED, actor=user, target_user=user, target=f"withdrawal_address:{entry.pk}", request=request,
+                action=AuditAction.WITHDRAWAL_ADDRESS_ADDED, actor=user, target_user=user, target=f"withdrawal_address:{entry.pk}", request=request,
                 details={"chain": chain, "asset": asset.symbol if asset else None, "address": address, "label": label, "usable_from": entry.usable_from.isoformat()},
             )
             link = absolute_url(request, reverse("chains:address_confirm", args=[confirmation_token_make(entry=entry)]))
@@ -95,7 +94,7 @@ def withdrawal_address_confirm(*, user, token: str, request: HttpRequest | None 
             entry.confirmed_at = timezone.now()
             entry.save(update_fields=["confirmed_at"])
             audit_record(
-                action=ChainsAuditAction.WITHDRAWAL_ADDRESS_CONFIRMED, actor=user, target_user=user, target=f"withdrawal_address:{entry.pk}", request=request,
+                action=AuditAction.WITHDRAWAL_ADDRESS_CONFIRMED, actor=user, target_user=user, target=f"withdrawal_address:{entry.pk}", request=request,
                 details={"chain": entry.chain, "address": entry.address, "label": entry.label},
             )
     return entry
@@ -107,7 +106,7 @@ def withdrawal_address_remove(*, user, entry_id: int, request: HttpRequest | Non
         if entry is None:
             raise NotFound("No such address in your address book.")
         audit_record(
-            action=ChainsAuditAction.WITHDRAWAL_ADDRESS_REMOVED, actor=user, target_user=user, target=f"withdrawal_address:{entry.pk}", request=request,
+            action=AuditAction.WITHDRAWAL_ADDRESS_REMOVED, actor=user, target_user=user, target=f"withdrawal_address:{entry.pk}", request=request,
             details={"chain": entry.chain, "asset": entry.asset.symbol if entry.asset else None, "address": entry.address, "label": entry.label},
         )
         entry.delete()
@@ -121,13 +120,13 @@ def address_book_whitelist_set(*, user, enabled: bool, request: HttpRequest | No
         if enabled:
             changed = not row.whitelist_only or row.whitelist_off_at is not None
             row.whitelist_only, row.whitelist_off_at = True, None
-            action = ChainsAuditAction.WITHDRAWAL_WHITELIST_ENABLED
+            action = AuditAction.WITHDRAWAL_WHITELIST_ENABLED
         else:
             if not row.whitelist_only or row.whitelist_off_at is not None:
                 return row  # already off, or already switching off: the date does not move
             changed = True
             row.whitelist_off_at = timezone.now() + cooling_off()
-            action = ChainsAuditAction.WITHDRAWAL_WHITELIST_DISABLE_REQUESTED
+            action = AuditAction.WITHDRAWAL_WHITELIST_DISABLE_REQUESTED
         if changed:
             row.save()
             audit_record(

@@ -32,13 +32,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from accounts.audit import audit_record
+from accounts.audit import AuditAction, audit_record
 from accounts.selectors import kyc_limits, user_can_withdraw
 from kk99.conf import kk99_setting
 from wallets.chains.adapters import adapter_for
 from wallets.chains.adapters.base import ChainAdapter, Transfer, Watch
 from wallets.chains.addresses import address_is_burn, address_match_key, address_validate
-from wallets.chains.audit import ChainsAuditAction
 from wallets.chains.chain import Chain, chain_enabled
 from wallets.chains.errors import ChainsError, ChainsErrorCode, TransactionExpired
 from wallets.chains.faults import fault_point
@@ -179,7 +178,7 @@ def _reorg_unwind(*, cursor: ChainCursor, adapter: ChainAdapter) -> int:
             if deposit.status == DepositStatus.CREDITED:
                 logger.critical("Deposit %s was credited but its block %s was reorganised away", deposit, height)
                 audit_record(
-                    action=ChainsAuditAction.DEPOSIT_REORGED_AFTER_CREDIT,
+                    action=AuditAction.DEPOSIT_REORGED_AFTER_CREDIT,
                     target_user=deposit.user,
                     target=f"deposit:{deposit.pk}",
                     details={"chain": chain, "txid": deposit.txid, "height": height},
@@ -312,7 +311,7 @@ def deposit_credit(*, deposit_id: int) -> bool:
         deposit.credited_at = timezone.now()
         deposit.save(update_fields=["status", "fee", "credited_amount", "journal_event", "credited_at", "updated_at"])
         audit_record(
-            action=ChainsAuditAction.DEPOSIT_CREDITED,
+            action=AuditAction.DEPOSIT_CREDITED,
             target_user=deposit.user,
             target=f"deposit:{deposit.pk}",
             details={"chain": deposit.chain, "txid": deposit.txid, "index": deposit.index, "asset": deposit.asset.symbol, "net": str(net), "fee": str(fee)},
@@ -481,7 +480,7 @@ def withdrawal_request(
             user_id=user.pk, asset=asset, delta=-(amount + fee), locked_delta=amount + fee, reason="withdrawal_hold", reference=f"withdrawal:{withdrawal.pk}"
         )
         audit_record(
-            action=ChainsAuditAction.WITHDRAWAL_REQUESTED,
+            action=AuditAction.WITHDRAWAL_REQUESTED,
             actor=user,
             target_user=user,
             target=f"withdrawal:{withdrawal.pk}",
@@ -516,7 +515,7 @@ def withdrawal_approve(*, withdrawal_id: int, staff, request: HttpRequest | None
             withdrawal.save(update_fields=["status", "updated_at"])
             _schedule_processing(withdrawal.pk)
         audit_record(
-            action=ChainsAuditAction.WITHDRAWAL_APPROVED,
+            action=AuditAction.WITHDRAWAL_APPROVED,
             actor=staff,
             target_user=withdrawal.user,
             target=f"withdrawal:{withdrawal.pk}",
@@ -557,7 +556,7 @@ def withdrawal_reject(*, withdrawal_id: int, staff, reason: str, request: HttpRe
         withdrawal = Withdrawal.objects.select_for_update().select_related("user", "asset").get(pk=withdrawal_id)
         if withdrawal.status not in (WithdrawalStatus.REQUESTED, WithdrawalStatus.PENDING_APPROVAL, WithdrawalStatus.APPROVED):
             raise ChainsError(ChainsErrorCode.INVALID_STATE, f"A {withdrawal.status} withdrawal cannot be rejected.")
-        _release(withdrawal, status=WithdrawalStatus.REJECTED, reason=reason or "rejected", actor=staff, action=ChainsAuditAction.WITHDRAWAL_REJECTED, request=request)
+        _release(withdrawal, status=WithdrawalStatus.REJECTED, reason=reason or "rejected", actor=staff, action=AuditAction.WITHDRAWAL_REJECTED, request=request)
     return withdrawal
 
 
@@ -598,7 +597,7 @@ def withdrawal_sign(*, withdrawal_id: int, adapter: ChainAdapter | None = None) 
         withdrawal.status, withdrawal.signed_at = WithdrawalStatus.SIGNED, timezone.now()
         withdrawal.save(update_fields=["signed_tx", "txid", "nonce", "status", "signed_at", "updated_at"])
         audit_record(
-            action=ChainsAuditAction.WITHDRAWAL_SIGNED,
+            action=AuditAction.WITHDRAWAL_SIGNED,
             target_user=withdrawal.user,
             target=f"withdrawal:{withdrawal.pk}",
             details={"txid": signed.txid, "nonce": signed.nonce[:200]},
@@ -619,7 +618,7 @@ def withdrawal_broadcast(*, withdrawal_id: int, adapter: ChainAdapter | None = N
             withdrawal = Withdrawal.objects.select_for_update().get(pk=withdrawal_id)
             if withdrawal.status in (WithdrawalStatus.SIGNED, WithdrawalStatus.BROADCAST) and not adapter.tx_state(withdrawal.txid).found:
                 audit_record(
-                    action=ChainsAuditAction.WITHDRAWAL_EXPIRED_RESIGN,
+                    action=AuditAction.WITHDRAWAL_EXPIRED_RESIGN,
                     target_user=withdrawal.user,
                     target=f"withdrawal:{withdrawal.pk}",
                     details={"expired_txid": withdrawal.txid},
@@ -634,7 +633,7 @@ def withdrawal_broadcast(*, withdrawal_id: int, adapter: ChainAdapter | None = N
         if withdrawal.status == WithdrawalStatus.SIGNED:
             withdrawal.status, withdrawal.broadcast_at = WithdrawalStatus.BROADCAST, timezone.now()
             fields += ["status", "broadcast_at"]
-            audit_record(action=ChainsAuditAction.WITHDRAWAL_BROADCAST, target_user=withdrawal.user, target=f"withdrawal:{withdrawal.pk}", details={"txid": withdrawal.txid})
+            audit_record(action=AuditAction.WITHDRAWAL_BROADCAST, target_user=withdrawal.user, target=f"withdrawal:{withdrawal.pk}", details={"txid": withdrawal.txid})
         withdrawal.save(update_fields=fields)
     return withdrawal
 
@@ -675,7 +674,7 @@ def withdrawal_complete(*, withdrawal_id: int) -> Withdrawal:
         )
         withdrawal.status, withdrawal.completed_at = WithdrawalStatus.COMPLETED, timezone.now()
         withdrawal.save(update_fields=["status", "completed_at", "updated_at"])
-        audit_record(action=ChainsAuditAction.WITHDRAWAL_COMPLETED, target_user=withdrawal.user, target=f"withdrawal:{withdrawal.pk}", details={"txid": withdrawal.txid})
+        audit_record(action=AuditAction.WITHDRAWAL_COMPLETED, target_user=withdrawal.user, target=f"withdrawal:{withdrawal.pk}", details={"txid": withdrawal.txid})
     return withdrawal
 
 
@@ -687,7 +686,7 @@ def withdrawal_fail(*, withdrawal_id: int, reason: str) -> Withdrawal:
         # the user twice; a not-yet-signed one is rejected by staff, not failed.
         if withdrawal.status not in (WithdrawalStatus.SIGNED, WithdrawalStatus.BROADCAST):
             return withdrawal
-        _release(withdrawal, status=WithdrawalStatus.FAILED, reason=reason, action=ChainsAuditAction.WITHDRAWAL_FAILED)
+        _release(withdrawal, status=WithdrawalStatus.FAILED, reason=reason, action=AuditAction.WITHDRAWAL_FAILED)
     return withdrawal
 
 

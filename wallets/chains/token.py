@@ -16,9 +16,8 @@ from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditAction, audit_record
 from kk99.conf import kk99_setting
-from wallets.chains.audit import ChainsAuditAction
 from wallets.chains.errors import ChainsError, ChainsErrorCode
 from wallets.chains.models import TokenSupplyKind, TokenSupplyRequest, TokenSupplyStatus
 from wallets.models import Account, Asset, Balance, JournalEventKind, NEGATIVE_ALLOWED_KINDS, SystemAccountKind
@@ -49,7 +48,7 @@ def token_supply_request(*, staff, kind: str, amount: Decimal | str, holder, rea
     with transaction.atomic():
         supply = TokenSupplyRequest.objects.create(kind=kind, amount=amount, holder=holder, reason=reason[:500], requested_by=staff)
         audit_record(
-            action=ChainsAuditAction.TOKEN_SUPPLY_REQUESTED,
+            action=AuditAction.TOKEN_SUPPLY_REQUESTED,
             actor=staff,
             target_user=holder,
             target=f"token_supply:{supply.pk}",
@@ -88,7 +87,7 @@ def token_supply_approve(*, request_id: int, staff, request: HttpRequest | None 
         supply.status, supply.decided_by, supply.decided_at, supply.journal_event = TokenSupplyStatus.APPROVED, staff, timezone.now(), event
         supply.save(update_fields=["status", "decided_by", "decided_at", "journal_event"])
         audit_record(
-            action=ChainsAuditAction.TOKEN_SUPPLY_APPROVED,
+            action=AuditAction.TOKEN_SUPPLY_APPROVED,
             actor=staff,
             target_user=supply.holder,
             target=f"token_supply:{supply.pk}",
@@ -104,7 +103,7 @@ def token_supply_reject(*, request_id: int, staff, reason: str = "", request: Ht
         supply.status, supply.decided_by, supply.decided_at = TokenSupplyStatus.REJECTED, staff, timezone.now()
         supply.save(update_fields=["status", "decided_by", "decided_at"])
         audit_record(
-            action=ChainsAuditAction.TOKEN_SUPPLY_REJECTED,
+            action=AuditAction.TOKEN_SUPPLY_REJECTED,
             actor=staff,
             target_user=supply.holder,
             target=f"token_supply:{supply.pk}",
