@@ -86,6 +86,14 @@ class AuditAction(models.TextChoices):
     BACKUP_CREATED = "backup_created", "Backup created"
     BACKUP_RESTORED = "backup_restored", "Backup restored"
     LEDGER_AUDIT_RUN = "ledger_audit_run", "Ledger audit run by an operator"
+    # Pre-trade risk (risk/killswitch.py).
+    RISK_KILL_SWITCH_ENGAGED = "risk_kill_switch_engaged", "Kill switch engaged"
+    RISK_KILL_SWITCH_RELEASED = "risk_kill_switch_released", "Kill switch released"
+    # Market surveillance (surveillance/services.py).
+    SURVEILLANCE_CASE = "surveillance_case", "Surveillance case moved"
+    SURVEILLANCE_THRESHOLD = "surveillance_threshold", "Surveillance threshold changed"
+    SURVEILLANCE_FREEZE = "surveillance_freeze", "Account freeze from a surveillance case"
+    SURVEILLANCE_MM_EXEMPTION = "surveillance_mm_exemption", "Market-maker exemption (surveillance)"
 
 
 class AuditLog(models.Model):

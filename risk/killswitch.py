@@ -13,13 +13,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditAction, audit_record
 from risk.models import KillSwitch
 from trading import services as trading_services
 from trading.models import Market, Order
-
-AUDIT_KILL_SWITCH_ENGAGED = "risk_kill_switch_engaged"
-AUDIT_KILL_SWITCH_RELEASED = "risk_kill_switch_released"
 
 
 def _cancel_scope(*, user: Any = None, market: Market | None = None) -> int:
@@ -60,7 +57,7 @@ def kill_switch_engage(
             KillSwitch.objects.filter(pk=switch.pk).update(mode=mode, reason=reason[:200])
             switch.mode, switch.reason = mode, reason[:200]
         audit_record(
-            action=AUDIT_KILL_SWITCH_ENGAGED, actor=actor, target_user=user, request=request,
+            action=AuditAction.RISK_KILL_SWITCH_ENGAGED, actor=actor, target_user=user, request=request,
             target=f"kill_switch:{switch.pk}", details={"mode": str(mode), "market": market.symbol if market else None, "cancel_all": cancel_all, "reason": reason[:200]},
         )
     if cancel_all:
@@ -75,7 +72,7 @@ def kill_switch_release(*, actor: Any, switch: KillSwitch, request: Any = None) 
         now = timezone.now()
         updated = KillSwitch.objects.filter(pk=switch.pk, released_at__isnull=True).update(released_at=now, released_by=actor if getattr(actor, "pk", None) else None)
         if updated:
-            audit_record(action=AUDIT_KILL_SWITCH_RELEASED, actor=actor, target_user=switch.user, request=request, target=f"kill_switch:{switch.pk}", details={"mode": switch.mode})
+            audit_record(action=AuditAction.RISK_KILL_SWITCH_RELEASED, actor=actor, target_user=switch.user, request=request, target=f"kill_switch:{switch.pk}", details={"mode": switch.mode})
     switch.refresh_from_db()
     return switch
 

@@ -37,10 +37,6 @@ from surveillance.selectors import (
 from trading.models import Market, Order, Trade
 from wallets.chains.models import Deposit, DepositStatus, Withdrawal
 
-AUDIT_CASE = "surveillance_case"
-AUDIT_THRESHOLD = "surveillance_threshold"
-AUDIT_FREEZE = "surveillance_freeze"
-AUDIT_MM = "surveillance_mm_exemption"
 
 
 def _book_excerpt(*, market_id: int, at, levels: int = 5) -> dict:
@@ -219,7 +215,7 @@ def case_transition(*, case: Case, to_state: str, actor, reason: str = "", assig
         if to_state in (Case.State.DISMISSED, Case.State.ESCALATED, Case.State.CONFIRMED) and not reason.strip():
             raise SurveillanceError(E.REASON_REQUIRED, "A reason is required for this change.")
         CaseEvent.objects.create(case=locked, actor=actor, from_state=locked.state, to_state=to_state, reason=reason[:500])
-        audit_record(action=AUDIT_CASE, actor=actor, target=f"case:{locked.pk}", details={"from": locked.state, "to": to_state, "reason": reason[:500]})
+        audit_record(action=AuditAction.SURVEILLANCE_CASE, actor=actor, target=f"case:{locked.pk}", details={"from": locked.state, "to": to_state, "reason": reason[:500]})
         locked.state = to_state
         locked.reason = reason[:500]
         if to_state == Case.State.ASSIGNED:
@@ -247,7 +243,7 @@ def case_freeze_accounts(*, case: Case, actor, reason: str = "") -> list[int]:
             if user_freeze(user=user, actor=actor, reason=f"surveillance case {case.pk}: {reason}"[:300]):
                 frozen.append(user.pk)
         CaseEvent.objects.create(case=case, actor=actor, from_state=case.state, to_state=case.state, reason=f"froze accounts {frozen}: {reason}"[:500])
-        audit_record(action=AUDIT_FREEZE, actor=actor, target=f"case:{case.pk}", details={"frozen": frozen, "reason": reason[:300]})
+        audit_record(action=AuditAction.SURVEILLANCE_FREEZE, actor=actor, target=f"case:{case.pk}", details={"frozen": frozen, "reason": reason[:300]})
     return frozen
 
 
@@ -279,7 +275,7 @@ def threshold_set(*, detector: str, market: Market | None, params: dict, actor, 
         row.updated_at = timezone.now()
         row.save()
         DetectorThresholdChange.objects.create(threshold=row, old_params=old, new_params=row.params, actor=row.updated_by, reason=reason[:300])
-        audit_record(action=AUDIT_THRESHOLD, actor=actor, target=f"threshold:{detector}:{market.symbol if market else '*'}", details={"old": old, "new": row.params, "reason": reason[:300]})
+        audit_record(action=AuditAction.SURVEILLANCE_THRESHOLD, actor=actor, target=f"threshold:{detector}:{market.symbol if market else '*'}", details={"old": old, "new": row.params, "reason": reason[:300]})
     return row
 
 
@@ -287,7 +283,7 @@ def threshold_set(*, detector: str, market: Market | None, params: dict, actor, 
 
 
 def _mm_audit(*, exemption: MarketMakerExemption, actor, step: str, reason: str = "") -> None:
-    audit_record(action=AUDIT_MM, actor=actor, target_user=exemption.user, target=f"mm_exemption:{exemption.pk}",
+    audit_record(action=AuditAction.SURVEILLANCE_MM_EXEMPTION, actor=actor, target_user=exemption.user, target=f"mm_exemption:{exemption.pk}",
                  details={"step": step, "programme": exemption.programme, "markets": sorted(exemption.markets.values_list("symbol", flat=True)),
                           "valid_from": exemption.valid_from.isoformat(), "valid_to": exemption.valid_to.isoformat() if exemption.valid_to else None,
                           "reason": reason[:300]})

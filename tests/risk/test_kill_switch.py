@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.audit import AuditLog
+from accounts.audit import AuditAction, AuditLog
 from kk99.errors import KK99Error
 from risk import killswitch
 from risk.errors import RiskErrorCode
@@ -48,7 +48,7 @@ def test_an_account_kill_switch_cancels_all_its_orders_and_refuses_new_ones(alic
     with pytest.raises(KK99Error) as info:
         order_place(user=user, **SELL)
     assert info.value.code == RiskErrorCode.KILL_SWITCH and info.value.status == 403
-    log = AuditLog.objects.get(action=killswitch.AUDIT_KILL_SWITCH_ENGAGED)
+    log = AuditLog.objects.get(action=AuditAction.RISK_KILL_SWITCH_ENGAGED)
     assert log.actor == staff and log.target_user == user and log.details["mode"] == "CANCEL_ONLY"
     run_engine("BTCUSDT")
     assert Order.objects.filter(user=user, market__symbol="BTCUSDT").get().status == Order.Status.CANCELED
@@ -81,7 +81,7 @@ def test_releasing_restores_trading_and_is_audited_once(alice, market, staff):
     killswitch.kill_switch_release(actor=staff, switch=switch)
     killswitch.kill_switch_release(actor=staff, switch=switch)
     assert order_place(user=alice[0], **BUY)
-    assert AuditLog.objects.filter(action=killswitch.AUDIT_KILL_SWITCH_RELEASED).count() == 1
+    assert AuditLog.objects.filter(action=AuditAction.RISK_KILL_SWITCH_RELEASED).count() == 1
 
 
 def test_engaging_twice_changes_the_mode_of_the_one_active_switch(alice, market, staff):
@@ -135,7 +135,7 @@ def test_staff_engage_a_market_kill_switch_in_the_admin_and_release_it_with_an_a
     assert response.status_code == 302, response.content
     switch = KillSwitch.objects.get()
     assert switch.market == market and switch.engaged_by == staff and switch.cancelled_orders == 1
-    assert AuditLog.objects.filter(action=killswitch.AUDIT_KILL_SWITCH_ENGAGED, actor=staff).exists()
+    assert AuditLog.objects.filter(action=AuditAction.RISK_KILL_SWITCH_ENGAGED, actor=staff).exists()
     client.post("/admin/risk/killswitch/", {"action": "release", "_selected_action": [switch.pk]})
     switch.refresh_from_db()
     assert switch.released_by == staff

@@ -7,13 +7,12 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.audit import AuditLog
+from accounts.audit import AuditAction, AuditLog
 from surveillance.errors import SurveillanceError
 from surveillance.errors import SurveillanceErrorCode as E
 from surveillance.models import MarketMakerExemption
 from surveillance.selectors import exempt_accounts
 from surveillance.services import (
-    AUDIT_MM,
     detectors_run,
     mm_exemption_approve,
     mm_exemption_reject,
@@ -95,7 +94,7 @@ def test_rejected_and_revoked_exemptions_exempt_nobody_and_every_step_is_audited
         mm_exemption_revoke(exemption_id=revoked.pk, actor=officers[0], reason="again")
     assert again.value.code == E.NOT_APPROVED
     assert exempt_accounts(market_id=market.pk, at=timezone.now()) == set()
-    steps = list(AuditLog.objects.filter(action=AUDIT_MM).order_by("pk").values_list("target_user_id", "actor_id", "details__step"))
+    steps = list(AuditLog.objects.filter(action=AuditAction.SURVEILLANCE_MM_EXEMPTION).order_by("pk").values_list("target_user_id", "actor_id", "details__step"))
     assert steps == [
         (alice.pk, officers[0].pk, "requested"), (alice.pk, officers[1].pk, "rejected"),
         (bob.pk, officers[0].pk, "requested"), (bob.pk, officers[1].pk, "approved"), (bob.pk, officers[0].pk, "revoked"),
