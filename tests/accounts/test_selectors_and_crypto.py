@@ -45,13 +45,14 @@ def test_secret_box_without_a_key_derives_one_and_warns(settings, caplog):
 def test_every_security_action_in_the_enum_has_a_writer():
     """Guard: each AuditAction is written somewhere: in accounts, by the wallets ledger
     (balance adjustments), by wallets.chains (deposits, withdrawals, KK99 supply) or by the
-    operators' ``kk99`` CLI (kk99/ops.py, kk99/cli.py) or by margin (transfers, loans, pool
-    funding, liquidations)."""
+    operators' ``kk99`` CLI (kk99/ops.py, kk99/cli.py), by margin (transfers, loans, pool
+    funding, liquidations), by the kill switches (risk) or by surveillance."""
     import pathlib
 
     root = pathlib.Path(services.__file__).parent.parent
     files = [*root.joinpath("accounts").glob("*.py"), *root.joinpath("wallets").glob("*.py"), *root.joinpath("wallets", "chains").rglob("*.py"),
-             root / "kk99" / "ops.py", root / "kk99" / "cli.py", *root.joinpath("margin").glob("*.py")]
+             root / "kk99" / "ops.py", root / "kk99" / "cli.py", *root.joinpath("margin").glob("*.py"), *root.joinpath("risk").glob("*.py"),
+             *root.joinpath("surveillance").glob("*.py")]
     source = "".join(p.read_text() for p in files)
     for action in AuditAction:
         assert f"AuditAction.{action.name}" in source, action
