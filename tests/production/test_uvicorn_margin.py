@@ -92,8 +92,11 @@ def test_binance_connector_trades_cross_margin_through_uvicorn_and_the_engine(dj
         assert client.user_universal_transfer(type="MAIN_MARGIN", asset="USDT", amount="1000", recvWindow=60000)["tranId"] > 0
         assert client.borrow_repay(asset="USDT", isIsolated="FALSE", symbol="BTCUSDT", amount="500", type="BORROW", recvWindow=60000)["tranId"] > 0
         # the transfer's position (1,000 free), then the borrow's: the margin account's USDT
-        positions = [e for e in _events(ws, lambda e: e["e"] == "outboundAccountPosition" and _free(e, "USDT") == D("1500")) if e["e"] == "outboundAccountPosition"]
+        seen = _events(ws, lambda e: e["e"] == "outboundAccountPosition" and _free(e, "USDT") == D("1500"))
+        positions = [e for e in seen if e["e"] == "outboundAccountPosition"]
         assert [_free(e, "USDT") for e in positions][0] == D("1000")
+        # the transfer in is also Binance's balanceUpdate on this account's stream (the borrow is not)
+        assert [(e["a"], D(e["d"])) for e in seen if e["e"] == "balanceUpdate"] == [("USDT", D("1000"))]
 
         # MARGIN_BUY: 18 BTC at 100 costs 1,800 (+ fee) with 1,500 free: the shortfall is borrowed.
         other.new_order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="18", price="100", recvWindow=60000)
